@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes control-plane binaries (and etcd, helm, kwok) from the Go module proxy into a
+# per-user cache keyed by version, so that a fresh clone on the same machine reuses them.
+# Usage: scripts/build-binaries.sh [component...]   components: kube etcd helm kwok kcm (default: all)
+# Prints the cache directory of each component it ensured.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${HELM_VERSION:-v3.21.4}"
+KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
+CACHE="${PGCO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pgcluster-operator}"
+
+die() { echo "build-binaries: $*" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || die "Go is not installed or not on PATH. Install Go >= 1.24 (e.g. 'apt-get install golang' or /usr/local/go/bin on PATH), or set KUBEBUILDER_ASSETS to a directory holding kube-apiserver, etcd and kubectl."
+
+export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+staging_version="v0.${K8S_VERSION#v1.}"
+STAGING="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider cluster-bootstrap
+code-generator component-base component-helpers controller-manager cri-api cri-client csi-translation-lib
+dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator kube-controller-manager kube-proxy
+kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission sample-apiserver sample-cli-plugin
+sample-controller"
+
+kube_ldflags() {
+  local f="-s -w" p
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    f="$f -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+  done
+  echo "$f"
+}
+
+# build_kube <outdir> <cmd...>: one wrapper module that repeats k8s.io/kubernetes' replace block.
+build_kube() {
+  local out="$1"; shift
+  local mod="$CACHE/src/kube-$K8S_VERSION"
+  mkdir -p "$mod"
+  if [ ! -f "$mod/go.sum" ]; then
+    {
+      echo "module pgco/kubebuild"
+      echo "go 1.24"
+      echo "require k8s.io/kubernetes $K8S_VERSION"
+      echo "replace ("
+      for m in $STAGING; do echo "  k8s.io/$m => k8s.io/$m $staging_version"; done
+      echo ")"
+    } > "$mod/go.mod"
+    cat > "$mod/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+    (cd "$mod" && go mod tidy) || die "go mod tidy for k8s.io/kubernetes $K8S_VERSION failed (is the Go module proxy reachable? see the error above)"
+  fi
+  local pkgs=() c
+  for c in "$@"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  mkdir -p "$out.tmp"
+  (cd "$mod" && go build -tags tools -trimpath -pgo=off -ldflags "$(kube_ldflags)" -o "$out.tmp/" "${pkgs[@]}") \
+    || die "building ${*} $K8S_VERSION failed (see the Go error above)"
+  mkdir -p "$out"; mv "$out.tmp"/* "$out/"; rmdir "$out.tmp"
+}
+
+ensure_kube() {
+  local out="$CACHE/kube-$K8S_VERSION"
+  if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ]; then echo "$out"; return; fi
+  echo "build-binaries: building kube-apiserver and kubectl $K8S_VERSION (cold: many minutes on two cores)" >&2
+  build_kube "$out" kube-apiserver kubectl
+  echo "$out"
+}
+
+ensure_kcm() {
+  local out="$CACHE/kube-$K8S_VERSION"
+  if [ -x "$out/kube-controller-manager" ]; then echo "$out"; return; fi
+  echo "build-binaries: building kube-controller-manager $K8S_VERSION" >&2
+  build_kube "$out" kube-controller-manager
+  echo "$out"
+}
+
+# build_simple <name> <outdir> <module> <version> <pkg> <ldflags>
+build_simple() {
+  local name="$1" out="$2" module="$3" version="$4" pkg="$5" ldflags="$6"
+  if [ -x "$out/$name" ]; then echo "$out"; return; fi
+  echo "build-binaries: building $name $version" >&2
+  local mod="$CACHE/src/$name-$version"
+  mkdir -p "$mod" "$out"
+  if [ ! -f "$mod/go.sum" ]; then
+    printf 'module pgco/%sbuild\ngo 1.24\nrequire %s %s\n' "$name" "$module" "$version" > "$mod/go.mod"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$mod/tools.go"
+    (cd "$mod" && go mod tidy) || die "go mod tidy for $module $version failed"
+  fi
+  (cd "$mod" && go build -tags tools -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg") \
+    || die "building $name $version failed (see the Go error above)"
+  mv "$out/$name.tmp" "$out/$name"
+  echo "$out"
+}
+
+ensure_etcd() { build_simple etcd "$CACHE/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ""; }
+ensure_helm() { build_simple helm "$CACHE/helm-$HELM_VERSION" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"; }
+ensure_kwok() { build_simple kwok "$CACHE/kwok-$KWOK_VERSION" sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ""; }
+
+components=("$@")
+[ ${#components[@]} -gt 0 ] || components=(kube etcd helm kwok kcm)
+for c in "${components[@]}"; do
+  case "$c" in
+    kube) ensure_kube ;; kcm) ensure_kcm ;; etcd) ensure_etcd ;; helm) ensure_helm ;; kwok) ensure_kwok ;;
+    *) die "unknown component '$c' (expected: kube etcd helm kwok kcm)" ;;
+  esac
+done
