@@ -1,0 +1,120 @@
+// Process helpers shared by the stack: spawn a long-running server with its log in a file, tie its life to
+// ours, find free ports, and turn "it died" into an error that shows why.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+export interface Proc {
+  name: string;
+  pid: number;
+  logFile: string;
+  child: ChildProcess;
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  exited: Promise<number | string>;
+  /** Signal it (default SIGTERM), wait up to timeoutMs, then SIGKILL. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
+}
+
+const hasSetpriv = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0;
+
+export interface SpawnOpts {
+  logFile: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Run as this OS user (only when we are root), e.g. postgres refuses to run as root. */
+  user?: string;
+  /** Signal the kernel sends the child when we die, even by SIGKILL, so servers never outlive a crashed runner. */
+  deathSignal?: 'TERM' | 'INT' | 'KILL';
+}
+
+/** Wraps argv in setpriv when we need another user or a parent-death signal (Linux, util-linux). */
+function wrap(cmd: string, args: string[], opts: SpawnOpts): [string, string[]] {
+  const pre: string[] = [];
+  if (opts.user && process.getuid?.() === 0) pre.push(`--reuid=${opts.user}`, `--regid=${opts.user}`, '--init-groups');
+  if (opts.deathSignal && hasSetpriv) pre.push(`--pdeathsig=${opts.deathSignal}`);
+  if (pre.length === 0) return [cmd, args];
+  if (!hasSetpriv) throw new Error(`running ${cmd} as user ${opts.user} needs setpriv (util-linux): apt-get install util-linux`);
+  return ['setpriv', [...pre, '--', cmd, ...args]];
+}
+
+export function startProc(name: string, cmd: string, args: string[], opts: SpawnOpts): Proc {
+  const [c, a] = wrap(cmd, args, opts);
+  const fd = openSync(opts.logFile, 'a');
+  // Own process group (detached) so a terminal's Ctrl-C reaches the runner first and it shuts the stack
+  // down in order; the death signal covers the runner dying without cleaning up.
+  const child = spawn(c, a, { stdio: ['ignore', fd, fd], env: opts.env ?? process.env, cwd: opts.cwd, detached: true });
+  closeSync(fd);
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, sig) => resolve(code ?? sig ?? 'unknown'));
+    child.on('error', (err) => resolve(`spawn error: ${err.message}`));
+  });
+  if (child.pid === undefined) {
+    throw new Error(`could not start ${name} (${cmd}): is it installed and executable?`);
+  }
+  const pid = child.pid;
+  child.unref();
+  return {
+    name, pid, logFile: opts.logFile, child, exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      try { process.kill(pid, signal); } catch { return; }
+      const t = setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, timeoutMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export function logTail(file: string, lines = 25): string {
+  if (!existsSync(file)) return `(no log at ${file})`;
+  const all = readFileSync(file, 'utf8').trimEnd().split('\n');
+  return all.slice(-lines).map((l) => `    ${l}`).join('\n');
+}
+
+/** An error for a server that exited while we waited for it, with the end of its log. */
+export function diedError(p: Proc, code: number | string, hint = ''): Error {
+  return new Error(`${p.name} exited early (${code}) — last lines of ${p.logFile}:\n${logTail(p.logFile)}${hint ? `\n${hint}` : ''}`);
+}
+
+/** Polls check() until it returns true; fails early if proc exits, or after timeoutMs with the log tail. */
+export async function waitReady(p: Proc, what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let dead: number | string | undefined;
+  void p.exited.then((c) => { dead = c; });
+  for (;;) {
+    if (dead !== undefined) throw diedError(p, dead);
+    if (await check().catch(() => false)) return;
+    if (dead !== undefined) throw diedError(p, dead);
+    if (Date.now() > deadline) {
+      throw new Error(`${p.name} (pid ${p.pid}) not ${what} after ${timeoutMs / 1000}s — last lines of ${p.logFile}:\n${logTail(p.logFile)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A port the kernel just handed out on loopback; racy in theory, fine for tests on one machine. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+export async function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(true));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(false)));
+  });
+}
+
+export function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
