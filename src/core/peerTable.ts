@@ -1,0 +1,142 @@
+// The peer table of one PgCluster: its members (from pods), remote names heard on the channel, and
+// tombstones for members that left. Pure: time comes in as `now` (ms).
+export interface Member {
+  node: string;
+  host: string;
+  pod: string;
+}
+export interface Peer {
+  node: string;
+  host: string;
+  source: 'member' | 'remote';
+  pod?: string;
+}
+export type HearResult = 'member' | 'tombstoned' | 'new' | 'refreshed' | 'over-limit';
+
+/** Names refused for maxPeers are remembered (for status) up to this many, then only counted. */
+const MAX_TRACKED_OVERFLOW = 10_000;
+
+const byNode = (a: { node: string }, b: { node: string }): number => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
+
+export class PeerTable {
+  #members = new Map<string, Member>();
+  #remote = new Map<string, { host: string; lastHeard: number }>();
+  #tombstones = new Map<string, number>(); // node -> until
+  #overflow = new Map<string, number>(); // node -> lastHeard
+  #pausedAt: number | undefined;
+  peerTimeoutMs: number;
+  maxPeers: number;
+
+  constructor(peerTimeoutMs: number, maxPeers: number) {
+    this.peerTimeoutMs = peerTimeoutMs;
+    this.maxPeers = maxPeers;
+  }
+
+  /** Replaces the members. A member that leaves is removed at once and tombstoned for peerTimeout. */
+  setMembers(members: readonly Member[], now: number): { added: string[]; removed: string[] } {
+    const next = new Map(members.map((m) => [m.node, m]));
+    const removed: string[] = [];
+    for (const node of this.#members.keys()) {
+      if (!next.has(node)) {
+        removed.push(node);
+        this.#tombstones.set(node, now + this.peerTimeoutMs);
+      }
+    }
+    const added: string[] = [];
+    for (const node of next.keys()) {
+      if (!this.#members.has(node)) added.push(node);
+      this.#tombstones.delete(node);
+      this.#remote.delete(node); // a name we announce ourselves is a member, not a remote peer
+      this.#overflow.delete(node);
+    }
+    this.#members = next;
+    return { added, removed };
+  }
+
+  /** A valid name heard on the channel. */
+  hear(node: string, host: string, now: number): HearResult {
+    if (this.#members.has(node)) return 'member';
+    const until = this.#tombstones.get(node);
+    if (until !== undefined) {
+      if (now < until) return 'tombstoned'; // a late echo of a departed member's last heartbeat
+      this.#tombstones.delete(node);
+    }
+    const entry = this.#remote.get(node);
+    if (entry) {
+      entry.lastHeard = now;
+      return 'refreshed';
+    }
+    if (this.#members.size + this.#remote.size >= this.maxPeers) {
+      if (this.#overflow.has(node) || this.#overflow.size < MAX_TRACKED_OVERFLOW) this.#overflow.set(node, now);
+      return 'over-limit';
+    }
+    this.#remote.set(node, { host, lastHeard: now });
+    return 'new';
+  }
+
+  /** Removes remote names not heard within peerTimeout. Nothing expires while paused (disconnected). */
+  expire(now: number): string[] {
+    if (this.#pausedAt !== undefined) return [];
+    const gone: string[] = [];
+    for (const [node, e] of this.#remote) {
+      if (e.lastHeard + this.peerTimeoutMs <= now) {
+        this.#remote.delete(node);
+        gone.push(node);
+      }
+    }
+    for (const [node, until] of this.#tombstones) if (until <= now) this.#tombstones.delete(node);
+    for (const [node, last] of this.#overflow) if (last + this.peerTimeoutMs <= now) this.#overflow.delete(node);
+    return gone;
+  }
+
+  /** The listener is disconnected: notifications are being lost, so silence proves nothing. */
+  pause(now: number): void {
+    this.#pausedAt ??= now;
+  }
+
+  /** Reconnected: every remote peer gets a fresh peerTimeout. */
+  resume(now: number): void {
+    if (this.#pausedAt === undefined) return;
+    this.#pausedAt = undefined;
+    for (const e of this.#remote.values()) e.lastHeard = now;
+  }
+
+  get paused(): boolean {
+    return this.#pausedAt !== undefined;
+  }
+
+  /** When the next remote peer (or tombstone) expires, for scheduling; undefined when none. */
+  nextExpiry(): number | undefined {
+    if (this.#pausedAt !== undefined) return undefined;
+    let next: number | undefined;
+    const consider = (t: number): void => {
+      if (next === undefined || t < next) next = t;
+    };
+    for (const e of this.#remote.values()) consider(e.lastHeard + this.peerTimeoutMs);
+    for (const last of this.#overflow.values()) consider(last + this.peerTimeoutMs);
+    return next;
+  }
+
+  /** Seeds remote peers published before a restart, so a restart does not drop live peers. */
+  seedRemote(peers: readonly { node: string; host: string }[], now: number): void {
+    for (const p of peers) if (!this.#members.has(p.node)) this.hear(p.node, p.host, now);
+  }
+
+  /** Members, then remote peers, sorted by node, capped at maxPeers (members first). */
+  peers(): { peers: Peer[]; dropped: number } {
+    const members: Peer[] = [...this.#members.values()].map((m) => ({ node: m.node, host: m.host, source: 'member', pod: m.pod }));
+    const remote: Peer[] = [...this.#remote].map(([node, e]) => ({ node, host: e.host, source: 'remote' }));
+    members.sort(byNode);
+    remote.sort(byNode);
+    const all = members.concat(remote);
+    const kept = all.slice(0, this.maxPeers).sort(byNode);
+    return { peers: kept, dropped: all.length - kept.length + this.#overflow.size };
+  }
+
+  get memberCount(): number {
+    return this.#members.size;
+  }
+  memberNames(): string[] {
+    return [...this.#members.keys()].sort();
+  }
+}

@@ -1,0 +1,14 @@
+// The few facts about a pod that the core needs; the Kubernetes adapter builds these from V1Pod.
+export interface PodView {
+  namespace: string;
+  name: string;
+  uid: string;
+  labels: Readonly<Record<string, string>>;
+  annotations: Readonly<Record<string, string>>;
+  podIP: string | undefined;
+  hostname: string | undefined;
+  subdomain: string | undefined;
+  ready: boolean;
+  terminated: boolean; // phase Succeeded or Failed
+  deleting: boolean; // deletionTimestamp set
+}

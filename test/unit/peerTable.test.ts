@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { PeerTable } from '../../src/core/peerTable.ts';
+
+const m = (ip: string) => ({ node: `chat@${ip}`, host: ip, pod: `pod-${ip}` });
+const names = (t: PeerTable) => t.peers().peers.map((p) => `${p.source}:${p.node}`);
+
+describe('PeerTable', () => {
+  test('members and remote peers, sorted', () => {
+    const t = new PeerTable(15_000, 1000);
+    assert.deepEqual(t.setMembers([m('10.0.0.2'), m('10.0.0.1')], 0), { added: ['chat@10.0.0.2', 'chat@10.0.0.1'], removed: [] });
+    assert.equal(t.hear('ex@elixir-1', 'elixir-1', 0), 'new');
+    assert.equal(t.hear('chat@10.0.0.1', '10.0.0.1', 0), 'member');
+    assert.deepEqual(names(t), ['member:chat@10.0.0.1', 'member:chat@10.0.0.2', 'remote:ex@elixir-1']);
+  });
+
+  test('remote peers expire peerTimeout after last heard', () => {
+    const t = new PeerTable(15_000, 1000);
+    t.hear('ex@a', 'a', 0);
+    assert.equal(t.hear('ex@a', 'a', 10_000), 'refreshed');
+    assert.equal(t.nextExpiry(), 25_000);
+    assert.deepEqual(t.expire(24_999), []);
+    assert.deepEqual(t.expire(25_000), ['ex@a']);
+    assert.deepEqual(names(t), []);
+  });
+
+  test('a departed member is removed at once and a late echo cannot bring it back', () => {
+    const t = new PeerTable(15_000, 1000);
+    t.setMembers([m('10.0.0.1'), m('10.0.0.2')], 0);
+    assert.deepEqual(t.setMembers([m('10.0.0.1')], 1000).removed, ['chat@10.0.0.2']);
+    assert.equal(t.hear('chat@10.0.0.2', '10.0.0.2', 1500), 'tombstoned');
+    assert.deepEqual(names(t), ['member:chat@10.0.0.1']);
+    // after peerTimeout, the name is free again (e.g. another operator now announces that IP)
+    assert.equal(t.hear('chat@10.0.0.2', '10.0.0.2', 16_000), 'new');
+  });
+
+  test('a member that returns clears its tombstone', () => {
+    const t = new PeerTable(15_000, 1000);
+    t.setMembers([m('10.0.0.1')], 0);
+    t.setMembers([], 1);
+    assert.deepEqual(t.setMembers([m('10.0.0.1')], 2).added, ['chat@10.0.0.1']);
+    t.setMembers([m('10.0.0.1')], 3);
+    assert.deepEqual(names(t), ['member:chat@10.0.0.1']);
+  });
+
+  test('a remote name that becomes a member is listed once, as a member', () => {
+    const t = new PeerTable(15_000, 1000);
+    t.hear('chat@10.0.0.1', '10.0.0.1', 0);
+    t.setMembers([m('10.0.0.1')], 1);
+    assert.deepEqual(names(t), ['member:chat@10.0.0.1']);
+  });
+
+  test('nothing expires while paused; resume gives a fresh peerTimeout', () => {
+    const t = new PeerTable(15_000, 1000);
+    t.hear('ex@a', 'a', 0);
+    t.pause(5000);
+    assert.deepEqual(t.expire(60_000), []);
+    assert.equal(t.nextExpiry(), undefined);
+    t.resume(60_000);
+    assert.deepEqual(t.expire(74_999), []);
+    assert.deepEqual(t.expire(75_000), ['ex@a']);
+  });
+
+  test('maxPeers caps the outputs, members first, and counts what was dropped', () => {
+    const t = new PeerTable(15_000, 3);
+    t.setMembers([m('10.0.0.1'), m('10.0.0.2')], 0);
+    assert.equal(t.hear('a@x', 'x', 0), 'new');
+    assert.equal(t.hear('b@x', 'b', 0), 'over-limit');
+    assert.equal(t.hear('c@x', 'c', 0), 'over-limit');
+    const { peers, dropped } = t.peers();
+    assert.equal(peers.length, 3);
+    assert.equal(dropped, 2);
+    // more members than maxPeers: members win, remote dropped
+    t.setMembers([m('10.0.0.1'), m('10.0.0.2'), m('10.0.0.3'), m('10.0.0.4')], 1);
+    assert.deepEqual(t.peers().peers.map((p) => p.source), ['member', 'member', 'member']);
+  });
+
+  test('10,000 distinct junk names hold bounded memory', () => {
+    const t = new PeerTable(15_000, 100);
+    for (let i = 0; i < 10_000; i++) t.hear(`junk${i}@h`, 'h', 0);
+    assert.equal(t.peers().peers.length, 100);
+    t.expire(15_000);
+    assert.deepEqual(t.peers(), { peers: [], dropped: 0 });
+  });
+
+  test('seeded remote peers survive a restart and expire normally', () => {
+    const t = new PeerTable(15_000, 1000);
+    t.setMembers([m('10.0.0.1')], 0);
+    t.seedRemote([{ node: 'ex@a', host: 'a' }, { node: 'chat@10.0.0.1', host: '10.0.0.1' }], 0);
+    assert.deepEqual(names(t), ['member:chat@10.0.0.1', 'remote:ex@a']);
+    assert.deepEqual(t.expire(15_000), ['ex@a']);
+  });
+});
