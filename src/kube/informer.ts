@@ -1,0 +1,188 @@
+// A list+watch cache that survives what client-node's informer does not: it restarts a failed watch with
+// capped backoff, relists on 410 Gone, resumes a cleanly closed watch from the last resourceVersion, and
+// periodically replays its cache so that level-based reconcilers catch anything they missed.
+import type { Logger } from 'pino';
+import type { KubeClient, KubeObject } from './client.ts';
+import { KubeApiError } from './client.ts';
+import { Backoff } from '../controller/backoff.ts';
+
+export type InformerEvent = 'add' | 'update' | 'delete' | 'resync';
+export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
+
+export interface InformerOptions {
+  /** Collection path, e.g. /api/v1/namespaces/prod/pods or /api/v1/pods. */
+  path: string;
+  labelSelector?: string;
+  resyncMs?: number;
+  log: Logger;
+  onError?: (err: unknown) => void;
+}
+
+export const objectKey = (o: KubeObject): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
+
+export class Informer<T extends KubeObject> {
+  readonly path: string;
+  #client: KubeClient;
+  #opts: InformerOptions;
+  #cache = new Map<string, T>();
+  #handlers: InformerHandler<T>[] = [];
+  #resourceVersion = '';
+  #abort: AbortController | undefined;
+  #stopped = false;
+  #backoff = new Backoff(500, 30_000);
+  #resyncTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #synced: Promise<void>;
+  #markSynced!: () => void;
+  #hasSynced = false;
+
+  constructor(client: KubeClient, opts: InformerOptions) {
+    this.#client = client;
+    this.#opts = opts;
+    this.path = opts.path;
+    this.#synced = new Promise((resolve) => (this.#markSynced = resolve));
+  }
+
+  on(handler: InformerHandler<T>): void {
+    this.#handlers.push(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.#cache.get(key);
+  }
+
+  list(): IterableIterator<T> {
+    return this.#cache.values();
+  }
+
+  get hasSynced(): boolean {
+    return this.#hasSynced;
+  }
+
+  /** Resolves after the first successful list. */
+  waitForSync(): Promise<void> {
+    return this.#synced;
+  }
+
+  start(): void {
+    void this.#relist();
+    if (this.#opts.resyncMs) {
+      this.#resyncTimer = setInterval(() => {
+        for (const obj of this.#cache.values()) this.#emit('resync', obj);
+      }, this.#opts.resyncMs);
+      this.#resyncTimer.unref();
+    }
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#resyncTimer);
+    clearTimeout(this.#retryTimer);
+    this.#abort?.abort();
+  }
+
+  #emit(event: InformerEvent, obj: T, old?: T): void {
+    for (const h of this.#handlers) {
+      try {
+        h(event, obj, old);
+      } catch (err) {
+        this.#opts.log.error({ err, path: this.path }, 'informer handler failed');
+      }
+    }
+  }
+
+  async #relist(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const list = await this.#client.list<T>(this.path, { labelSelector: this.#opts.labelSelector });
+      const fresh = new Map(list.items.map((o) => [objectKey(o), o]));
+      for (const [key, old] of this.#cache) {
+        if (!fresh.has(key)) {
+          this.#cache.delete(key);
+          this.#emit('delete', old);
+        }
+      }
+      for (const [key, obj] of fresh) {
+        const old = this.#cache.get(key);
+        this.#cache.set(key, obj);
+        if (!old) this.#emit('add', obj);
+        else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.#emit('update', obj, old);
+      }
+      this.#resourceVersion = list.metadata.resourceVersion;
+      if (!this.#hasSynced) {
+        this.#hasSynced = true;
+        this.#markSynced();
+      }
+      this.#backoff.reset();
+      void this.#startWatch();
+    } catch (err) {
+      this.#fail(err, () => void this.#relist());
+    }
+  }
+
+  #fail(err: unknown, retry: () => void): void {
+    if (this.#stopped) return;
+    const delay = this.#backoff.next();
+    this.#opts.log.warn({ path: this.path, err: errorMessage(err), retryInMs: delay }, 'list/watch failed; retrying');
+    this.#opts.onError?.(err);
+    this.#retryTimer = setTimeout(retry, delay);
+  }
+
+  async #startWatch(): Promise<void> {
+    if (this.#stopped) return;
+    let gone = false;
+    let failed: unknown;
+    let sawEvent = false;
+    const onEvent = (type: string, raw: unknown): void => {
+      sawEvent = true;
+      if (type === 'ERROR') {
+        const status = raw as { code?: number; message?: string };
+        if (status.code === 410) gone = true;
+        else failed = new Error(`watch error ${status.code}: ${status.message}`);
+        return;
+      }
+      const obj = raw as T;
+      if (obj.metadata?.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;
+      if (type === 'BOOKMARK') return;
+      const key = objectKey(obj);
+      const old = this.#cache.get(key);
+      if (type === 'DELETED') {
+        this.#cache.delete(key);
+        this.#emit('delete', obj);
+      } else {
+        this.#cache.set(key, obj);
+        this.#emit(old ? 'update' : 'add', obj, old);
+      }
+    };
+    const done = (err: unknown): void => {
+      this.#abort = undefined;
+      if (this.#stopped) return;
+      if (err instanceof KubeApiError && err.status === 410) gone = true;
+      if ((err as { statusCode?: number } | null)?.statusCode === 410) gone = true;
+      if (gone) {
+        this.#opts.log.info({ path: this.path }, 'watch expired (410 Gone); relisting');
+        void this.#relist();
+      } else if (err || failed) {
+        this.#fail(err ?? failed, () => void this.#startWatch());
+      } else {
+        // A clean close (server timeout, idle timeout): resume from where we were.
+        if (sawEvent) this.#backoff.reset();
+        void this.#startWatch();
+      }
+    };
+    try {
+      this.#abort = await this.#client.watch(
+        this.path,
+        { resourceVersion: this.#resourceVersion, allowWatchBookmarks: 'true', labelSelector: this.#opts.labelSelector, timeoutSeconds: '300' },
+        onEvent,
+        done,
+      );
+    } catch (err) {
+      this.#fail(err, () => void this.#startWatch());
+    }
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
