@@ -12,7 +12,13 @@ KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 CACHE="${PGCO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pgcluster-operator}"
 
 die() { echo "build-binaries: $*" >&2; exit 1; }
-command -v go >/dev/null 2>&1 || die "Go is not installed or not on PATH. Install Go >= 1.24 (e.g. 'apt-get install golang' or /usr/local/go/bin on PATH), or set KUBEBUILDER_ASSETS to a directory holding kube-apiserver, etcd and kubectl."
+# Go is needed only to build; a warm cache (or KUBEBUILDER_ASSETS) works without it.
+need_go() {
+  if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then PATH="/usr/local/go/bin:$PATH"; fi
+  command -v go >/dev/null 2>&1 || die "Go is not installed or not on PATH. Install Go >= 1.24 (e.g. 'apt-get install golang' or /usr/local/go/bin on PATH), or set KUBEBUILDER_ASSETS to a directory holding kube-apiserver, etcd and kubectl."
+}
+# KUBEBUILDER_ASSETS (setup-envtest's dir of kube-apiserver, etcd, kubectl) skips those builds.
+ASSETS="${KUBEBUILDER_ASSETS:-}"
 
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
@@ -34,6 +40,7 @@ kube_ldflags() {
 # build_kube <outdir> <cmd...>: one wrapper module that repeats k8s.io/kubernetes' replace block.
 build_kube() {
   local out="$1"; shift
+  need_go
   local mod="$CACHE/src/kube-$K8S_VERSION"
   mkdir -p "$mod"
   if [ ! -f "$mod/go.sum" ]; then
@@ -68,6 +75,7 @@ GO
 
 ensure_kube() {
   local out="$CACHE/kube-$K8S_VERSION"
+  if [ -n "$ASSETS" ] && [ -x "$ASSETS/kube-apiserver" ] && [ -x "$ASSETS/kubectl" ]; then echo "$ASSETS"; return; fi
   if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ]; then echo "$out"; return; fi
   echo "build-binaries: building kube-apiserver and kubectl $K8S_VERSION (cold: many minutes on two cores)" >&2
   build_kube "$out" kube-apiserver kubectl
@@ -76,6 +84,7 @@ ensure_kube() {
 
 ensure_kcm() {
   local out="$CACHE/kube-$K8S_VERSION"
+  if [ -n "$ASSETS" ] && [ -x "$ASSETS/kube-controller-manager" ]; then echo "$ASSETS"; return; fi
   if [ -x "$out/kube-controller-manager" ]; then echo "$out"; return; fi
   echo "build-binaries: building kube-controller-manager $K8S_VERSION" >&2
   build_kube "$out" kube-controller-manager
@@ -87,6 +96,7 @@ build_simple() {
   local name="$1" out="$2" module="$3" version="$4" pkg="$5" ldflags="$6"
   if [ -x "$out/$name" ]; then echo "$out"; return; fi
   echo "build-binaries: building $name $version" >&2
+  need_go
   local mod="$CACHE/src/$name-$version"
   mkdir -p "$mod" "$out"
   if [ ! -f "$mod/go.sum" ]; then
@@ -100,9 +110,20 @@ build_simple() {
   echo "$out"
 }
 
-ensure_etcd() { build_simple etcd "$CACHE/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ""; }
+ensure_etcd() {
+  if [ -n "$ASSETS" ] && [ -x "$ASSETS/etcd" ]; then echo "$ASSETS"; return; fi
+  build_simple etcd "$CACHE/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ""
+}
 ensure_helm() { build_simple helm "$CACHE/helm-$HELM_VERSION" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"; }
 ensure_kwok() { build_simple kwok "$CACHE/kwok-$KWOK_VERSION" sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ""; }
+
+# One build at a time per cache: parallel test runs (or a CI job and a developer) share it.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.build.lock"
+if ! flock -n 9; then
+  echo "build-binaries: waiting for another build in $CACHE to finish" >&2
+  flock 9
+fi
 
 components=("$@")
 [ ${#components[@]} -gt 0 ] || components=(kube etcd helm kwok kcm)
