@@ -1,0 +1,112 @@
+// Pure helpers that keep a Postgres URL's secrets out of anything we print: logs, condition messages,
+// Events, metric labels. The URL is a secret as a whole (DESIGN §5), and errors from pg and from Node's
+// socket layer quote parts of it: the host and resolved address ("connect ECONNREFUSED 10.1.2.3:5432"),
+// the user and database ('no pg_hba.conf entry for host "10.1.2.3", user "app", database "chat"').
+//
+//   const secrets = secretsOfUrl(url);          // once per URL
+//   redact(someText, secrets)                    // -> text with every secret replaced by a placeholder
+//   errorText(err, secrets)                      // -> the redacted message of an unknown thrown value
+//
+// Never pass an error object itself to a logger: pino would print its message and stack unredacted.
+
+const PLACEHOLDER = '[redacted]';
+
+export interface UrlSecrets {
+  /** The whole URL, and pieces of it, each as written and percent-decoded; longest first. */
+  readonly exact: readonly string[];
+  /** Host names: matched case-insensitively (DNS is). */
+  readonly hosts: readonly string[];
+}
+
+function decode(s: string): string {
+  try { return decodeURIComponent(s); } catch { return s; }
+}
+
+/**
+ * The secret parts of a Postgres URL (whole URL, password, user, host, database). Works on text that
+ * is not a valid URL too, by falling back to a lenient regex, so that even an unparsable URL's
+ * password is found.
+ */
+export function secretsOfUrl(url: string): UrlSecrets {
+  const exact = new Set<string>();
+  const hosts = new Set<string>();
+  const add = (set: Set<string>, s: string | null | undefined) => {
+    if (!s) return;
+    set.add(s);
+    const d = decode(s);
+    if (d) set.add(d);
+  };
+  add(exact, url.trim());
+  let parsed: URL | undefined;
+  try { parsed = new URL(url.trim()); } catch { parsed = undefined; }
+  if (parsed) {
+    add(exact, parsed.password);
+    add(exact, parsed.username);
+    add(exact, parsed.pathname.replace(/^\//, ''));
+    add(hosts, parsed.hostname.replace(/^\[(.*)\]$/, '$1'));
+    for (const k of ['password', 'user', 'dbname', 'sslpassword']) add(exact, parsed.searchParams.get(k));
+    add(hosts, parsed.searchParams.get('host'));
+    add(hosts, parsed.searchParams.get('hostaddr'));
+  } else {
+    // scheme://user:password@host:port/db — best effort on anything shaped like it.
+    const m = /^[a-z][a-z0-9+.-]*:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^:/?#]*)(?::\d*)?(?:\/([^?#]*))?/i.exec(url.trim());
+    if (m) {
+      add(exact, m[2]);
+      add(exact, m[1]);
+      add(exact, m[4]);
+      add(hosts, m[3]);
+    }
+  }
+  const byLength = (a: string, b: string) => b.length - a.length;
+  return { exact: [...exact].sort(byLength), hosts: [...hosts].sort(byLength) };
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Passwords at least this long are removed wherever they occur; shorter secrets only as whole tokens. */
+const ANYWHERE_MIN = 6;
+
+/**
+ * Replaces, in this order: anything that looks like a postgres:// URI; `password=...` keywords; the
+ * given secrets (long passwords anywhere, everything else as whole tokens, so a user named "postgres"
+ * does not turn "PostgreSQL" into nonsense); IPv4 and IPv6 addresses.
+ */
+export function redact(text: string, secrets?: UrlSecrets): string {
+  let out = text.replace(/\bpostgres(?:ql)?:\/\/[^\s"'<>]*/gi, `postgres://${PLACEHOLDER}`);
+  out = out.replace(/\b(password|passwd|pwd)(\s*[=:]\s*)('[^']*'|"[^"]*"|[^\s,;)]+)/gi, `$1$2${PLACEHOLDER}`);
+  if (secrets) {
+    for (const s of secrets.exact) {
+      if (s === PLACEHOLDER || s.length === 0) continue;
+      if (s.length >= ANYWHERE_MIN) {
+        out = out.split(s).join(PLACEHOLDER);
+      } else {
+        out = out.replace(new RegExp(`(?<![A-Za-z0-9_])${escapeRe(s)}(?![A-Za-z0-9_])`, 'g'), PLACEHOLDER);
+      }
+    }
+    for (const h of secrets.hosts) {
+      if (h.length === 0) continue;
+      out = out.replace(new RegExp(`(?<![A-Za-z0-9_-])${escapeRe(h)}(?![A-Za-z0-9_-])`, 'gi'), PLACEHOLDER);
+    }
+  }
+  // IPv4 (optionally with :port).
+  out = out.replace(/(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?(?![\w.])/g, '[address]');
+  // IPv6: a run of hex digits, colons and dots with "::" or at least five colons (not a clock time).
+  out = out.replace(/(?<![\w:.])\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]?(?::\d+)?(?![\w:.])/g, (m) => {
+    const colons = m.split(':').length - 1;
+    return m.includes('::') || colons >= 5 ? '[address]' : m;
+  });
+  return out;
+}
+
+/** The redacted message of any thrown value (never its stack). */
+export function errorText(err: unknown, secrets?: UrlSecrets): string {
+  let msg: string;
+  if (err instanceof Error) msg = err.message;
+  else if (typeof err === 'string') msg = err;
+  else {
+    try { msg = String(err); } catch { msg = 'unknown error'; }
+  }
+  return redact(msg || 'unknown error', secrets).trim();
+}
