@@ -36,6 +36,12 @@ export interface ParsedPgUrl {
 
 export type ParseResult = { ok: true; value: ParsedPgUrl } | { ok: false; message: string };
 
+const EMPTY_HOST = 'pgco-empty-host.invalid';
+function emptyHost(text: string): URL {
+  const u = new URL(text.replace(/@\//, `@${EMPTY_HOST}/`));
+  return u;
+}
+
 const SHAPE = 'expected postgres://user:password@host:5432/database?sslmode=verify-full';
 
 /** Validates and parses; on failure returns a message that names the problem but never the URL. */
@@ -46,7 +52,8 @@ export function parsePgUrl(url: string): ParseResult {
   if (/^[a-z_]+\s*=/i.test(text)) return fail('key=value connection strings are not supported, only URIs');
   let u: URL;
   try {
-    u = new URL(text);
+    // postgres://user@/db?host=/socket: WHATWG URLs refuse user info without a host; parse with a stand-in.
+    u = /^[a-z]+:\/\/[^/?#]*@\//i.test(text) ? emptyHost(text) : new URL(text);
   } catch {
     // Commonest causes, so the message can be specific without quoting anything.
     if (!/^postgres(ql)?:\/\//i.test(text)) return fail('it does not start with postgres:// or postgresql://');
@@ -57,6 +64,7 @@ export function parsePgUrl(url: string): ParseResult {
     return fail('it does not start with postgres:// or postgresql://');
   }
   const hostParam = u.searchParams.get('host');
+  if (u.hostname === EMPTY_HOST && !hostParam) return fail('it names no host');
   if (u.hostname === '' && !hostParam) return fail('it names no host');
   if (u.hostname.includes(',') || (hostParam ?? '').includes(',')) return fail('multiple hosts are not supported');
   if (u.port !== '' && (Number(u.port) < 1 || Number(u.port) > 65535)) return fail('the port is out of range');
@@ -112,7 +120,7 @@ export function parsePgUrl(url: string): ParseResult {
   for (const k of ['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey', 'sslpassword', 'uselibpqcompat', 'connect_timeout']) {
     u.searchParams.delete(k);
   }
-  value.connectionString = u.toString();
+  value.connectionString = u.hostname === EMPTY_HOST ? u.toString().replace(`@${EMPTY_HOST}/`, '@/') : u.toString();
   return { ok: true, value };
 }
 
@@ -131,7 +139,7 @@ export function tlsOptions(p: ParsedPgUrl, extra: { ca?: string | undefined; pla
   const opts: ConnectionOptions = {};
   let ca: string | undefined;
   if (p.sslrootcert && p.sslrootcert !== 'system') ca = read('sslrootcert', p.sslrootcert);
-  else if (extra.ca) ca = extra.ca;
+  else if (extra.ca && p.sslrootcert !== 'system') ca = extra.ca;
   if (ca !== undefined) opts.ca = ca;
   if (p.sslcert && p.sslkey) {
     opts.cert = read('sslcert', p.sslcert);

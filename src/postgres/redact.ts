@@ -47,14 +47,24 @@ export function secretsOfUrl(url: string): UrlSecrets {
     for (const k of ['password', 'user', 'dbname', 'sslpassword']) add(exact, parsed.searchParams.get(k));
     add(hosts, parsed.searchParams.get('host'));
     add(hosts, parsed.searchParams.get('hostaddr'));
-  } else {
-    // scheme://user:password@host:port/db — best effort on anything shaped like it.
-    const m = /^[a-z][a-z0-9+.-]*:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^:/?#]*)(?::\d*)?(?:\/([^?#]*))?/i.exec(url.trim());
-    if (m) {
-      add(exact, m[2]);
-      add(exact, m[1]);
-      add(exact, m[4]);
-      add(hosts, m[3]);
+  }
+  {
+    // scheme://user:password@host:port/db, leniently, in addition to the parse above: a URL with an
+    // unencoded @ / ? # in its password does not parse, or parses into the wrong pieces, so here the user
+    // info runs to the LAST @. Finding too much only redacts more.
+    const t = url.trim();
+    const start = t.indexOf('://');
+    const at = t.lastIndexOf('@');
+    if (start >= 0 && at > start) {
+      const info = t.slice(start + 3, at);
+      const colon = info.indexOf(':');
+      add(exact, colon >= 0 ? info.slice(colon + 1) : undefined);
+      add(exact, colon >= 0 ? info.slice(0, colon) : info);
+    }
+    const rest = /^([^:/?#]*)(?::\d*)?(?:\/([^?#]*))?/.exec(t.slice(at > start ? at + 1 : start >= 0 ? start + 3 : 0));
+    if (rest) {
+      add(hosts, rest[1]);
+      add(exact, rest[2]);
     }
   }
   const byLength = (a: string, b: string) => b.length - a.length;
