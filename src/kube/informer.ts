@@ -25,6 +25,7 @@ export class Informer<T extends KubeObject> {
   #client: KubeClient;
   #opts: InformerOptions;
   #cache = new Map<string, T>();
+  #byNamespace = new Map<string, Map<string, T>>();
   #handlers: InformerHandler<T>[] = [];
   #resourceVersion = '';
   #abort: AbortController | undefined;
@@ -53,6 +54,27 @@ export class Informer<T extends KubeObject> {
 
   list(): IterableIterator<T> {
     return this.#cache.values();
+  }
+
+  /** Objects of one namespace (an index, so a reconcile does not scan every pod of the cluster). */
+  inNamespace(ns: string): IterableIterator<T> {
+    return (this.#byNamespace.get(ns) ?? new Map<string, T>()).values();
+  }
+
+  #put(key: string, obj: T): void {
+    this.#cache.set(key, obj);
+    const ns = obj.metadata.namespace ?? '';
+    let m = this.#byNamespace.get(ns);
+    if (!m) this.#byNamespace.set(ns, (m = new Map()));
+    m.set(obj.metadata.name, obj);
+  }
+
+  #remove(key: string, obj: T): void {
+    this.#cache.delete(key);
+    const ns = obj.metadata.namespace ?? '';
+    const m = this.#byNamespace.get(ns);
+    m?.delete(obj.metadata.name);
+    if (m?.size === 0) this.#byNamespace.delete(ns);
   }
 
   get hasSynced(): boolean {
@@ -98,13 +120,13 @@ export class Informer<T extends KubeObject> {
       const fresh = new Map(list.items.map((o) => [objectKey(o), o]));
       for (const [key, old] of this.#cache) {
         if (!fresh.has(key)) {
-          this.#cache.delete(key);
+          this.#remove(key, old);
           this.#emit('delete', old);
         }
       }
       for (const [key, obj] of fresh) {
         const old = this.#cache.get(key);
-        this.#cache.set(key, obj);
+        this.#put(key, obj);
         if (!old) this.#emit('add', obj);
         else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) this.#emit('update', obj, old);
       }
@@ -147,10 +169,10 @@ export class Informer<T extends KubeObject> {
       const key = objectKey(obj);
       const old = this.#cache.get(key);
       if (type === 'DELETED') {
-        this.#cache.delete(key);
+        this.#remove(key, obj);
         this.#emit('delete', obj);
       } else {
-        this.#cache.set(key, obj);
+        this.#put(key, obj);
         this.#emit(old ? 'update' : 'add', obj, old);
       }
     };
@@ -185,4 +207,38 @@ export class Informer<T extends KubeObject> {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The caches of one resource across the watched scope (all namespaces, or one informer per namespace). */
+export class Store<T extends KubeObject> {
+  readonly informers: Informer<T>[];
+  constructor(informers: Informer<T>[]) {
+    this.informers = informers;
+  }
+  get(ns: string, name: string): T | undefined {
+    const key = `${ns}/${name}`;
+    for (const i of this.informers) {
+      const o = i.get(key);
+      if (o) return o;
+    }
+    return undefined;
+  }
+  *inNamespace(ns: string): Generator<T> {
+    for (const i of this.informers) yield* i.inNamespace(ns);
+  }
+  *all(): Generator<T> {
+    for (const i of this.informers) yield* i.list();
+  }
+  on(handler: InformerHandler<T>): void {
+    for (const i of this.informers) i.on(handler);
+  }
+  start(): void {
+    for (const i of this.informers) i.start();
+  }
+  stop(): void {
+    for (const i of this.informers) i.stop();
+  }
+  async waitForSync(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.waitForSync()));
+  }
 }

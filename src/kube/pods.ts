@@ -1,0 +1,25 @@
+// Pod JSON -> the core's PodView.
+import type { PodView } from '../core/pod.ts';
+import type { KubeObject } from './client.ts';
+
+export interface PodObject extends KubeObject {
+  spec?: { hostname?: string; subdomain?: string; nodeName?: string };
+  status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] };
+}
+
+export function podView(p: PodObject): PodView {
+  const phase = p.status?.phase;
+  return {
+    namespace: p.metadata.namespace ?? '',
+    name: p.metadata.name,
+    uid: p.metadata.uid ?? '',
+    labels: p.metadata.labels ?? {},
+    annotations: p.metadata.annotations ?? {},
+    podIP: p.status?.podIP || undefined,
+    hostname: p.spec?.hostname || undefined,
+    subdomain: p.spec?.subdomain || undefined,
+    ready: phase === 'Running' && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    terminated: phase === 'Succeeded' || phase === 'Failed',
+    deleting: !!p.metadata.deletionTimestamp,
+  };
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// pgcluster-operator: forms clusters of pods over Postgres LISTEN/NOTIFY. See README.md.
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { createLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { KubeClient, KubeApiError, loadKubeConfig } from './kube/client.ts';
+import { paths } from './kube/resources.ts';
+import { API_GROUP, API_VERSION } from './core/spec.ts';
+import { Manager } from './controller/manager.ts';
+import { parseBindAddress, startHttpServer } from './http.ts';
+
+interface Config {
+  namespaces: string[] | undefined;
+  metricsBind: string;
+  identity: string;
+  workers: number;
+}
+
+function readConfig(env: NodeJS.ProcessEnv): Config {
+  const ns = (env.WATCH_NAMESPACE ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const workers = Number(env.WORKERS ?? '4');
+  if (!Number.isInteger(workers) || workers < 1) throw new StartupError(`WORKERS="${env.WORKERS}" must be a positive integer`);
+  return {
+    namespaces: ns.length ? [...new Set(ns)] : undefined,
+    metricsBind: env.METRICS_BIND_ADDRESS ?? ':8080',
+    identity: env.POD_NAME ?? `${hostname()}-${process.pid}`,
+    workers,
+  };
+}
+
+class StartupError extends Error {}
+
+/** Fails early with a message a person can act on, instead of a stack trace from deep inside. */
+async function preflight(kube: KubeClient, cfg: Config): Promise<void> {
+  try {
+    await kube.get(`/apis/${API_GROUP}/${API_VERSION}`);
+  } catch (err) {
+    if (err instanceof KubeApiError && err.status === 404) {
+      throw new StartupError(`the PgCluster CRD is not installed (no ${API_GROUP}/${API_VERSION} API): kubectl apply -f manifests/crd/ (or install the Helm chart with crds.install=true)`);
+    }
+    if (err instanceof KubeApiError && (err.status === 401 || err.status === 403)) {
+      throw new StartupError(`the Kubernetes API at ${kube.server} refused our credentials (${err.status}): check the kubeconfig or the ServiceAccount token`);
+    }
+    if (err instanceof KubeApiError) throw err;
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new StartupError(`cannot reach the Kubernetes API at ${kube.server}: ${cause?.code ?? cause?.message ?? (err as Error).message}; check KUBECONFIG or the in-cluster network`);
+  }
+  const scopes = cfg.namespaces ?? [undefined];
+  for (const ns of scopes) {
+    for (const [what, path] of [['pgclusters', paths.pgclusters(ns)], ['pods', paths.pods(ns)], ['configmaps', paths.configMaps(ns)]] as const) {
+      try {
+        await kube.request('GET', path, { query: { limit: '1' } });
+      } catch (err) {
+        if (err instanceof KubeApiError && err.status === 403) {
+          throw new StartupError(`forbidden to list ${what} ${ns ? `in namespace ${ns}` : 'cluster-wide'}: grant the operator's ServiceAccount list/watch on ${what} (the Helm chart's RBAC does), or set WATCH_NAMESPACE to namespaces it may read`);
+        }
+        throw err;
+      }
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const log = createLogger();
+  let cfg: Config;
+  let manager: Manager | undefined;
+  let stopping = false;
+  try {
+    cfg = readConfig(process.env);
+    const metrics = new Metrics();
+    const kube = new KubeClient(loadKubeConfig(), { onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }) });
+    await preflight(kube, cfg);
+    manager = new Manager({ kube, log, metrics, namespaces: cfg.namespaces, identity: cfg.identity, workers: cfg.workers });
+    const m = manager;
+    const server = await startHttpServer(parseBindAddress(cfg.metricsBind), metrics, { healthy: () => !stopping, ready: () => !stopping && m.synced });
+    log.info({ metrics: `${(server.address() as AddressInfo).address}:${(server.address() as AddressInfo).port}`, namespaces: cfg.namespaces ?? 'all', server: kube.server }, 'pgcluster-operator starting');
+    const shutdown = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'stopping: heartbeats off, connections closing');
+      const hardStop = setTimeout(() => process.exit(0), 10_000);
+      hardStop.unref();
+      void m.stop().finally(() => {
+        server.close();
+        log.info('stopped');
+        process.exit(0);
+      });
+    };
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    await manager.start();
+  } catch (err) {
+    fatal(log, err);
+  }
+}
+
+function fatal(log: Logger, err: unknown): never {
+  if (err instanceof StartupError) log.fatal(err.message);
+  else log.fatal({ err }, `startup failed: ${(err as Error).message}`);
+  process.exit(1);
+}
+
+process.on('unhandledRejection', (reason) => {
+  // A bug, not an expected failure: log it with context rather than die silently mid-heartbeat.
+  createLogger().error({ err: reason }, 'unhandled promise rejection');
+});
+
+await main();
