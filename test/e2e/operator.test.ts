@@ -1,0 +1,198 @@
+// End to end: the real operator process against the real kube-apiserver and a real Postgres.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { createNamespace, requireEnv, waitFor, kubectl } from '../support/env.ts';
+import {
+  condition, configMapPeers, createPgCluster, createPod, createSecret, deletePod, getPgCluster, podAnnotation,
+  setPodStatus, startOperator, testKube, waitForPeers, type OperatorProcess,
+} from '../support/operator.ts';
+
+const kube = testKube();
+const app = { app: 'chat' };
+
+describe('operator end to end', () => {
+  let ns: { name: string; cleanup(): Promise<void> };
+  let op: OperatorProcess;
+  let db: string;
+
+  before(async () => {
+    db = requireEnv().databaseUrl;
+    ns = await createNamespace('e2e-op');
+    await kubectl(['apply', '-f', 'manifests/crd/pgcluster.io_pgclusters.yaml']);
+    await createSecret(kube, ns.name, 'db', { url: db });
+    op = await startOperator({ namespaces: [ns.name] });
+  });
+  after(async () => {
+    const code = await op?.stop();
+    await ns?.cleanup();
+    assert.equal(code, 0, 'the operator exits 0 on SIGTERM');
+  });
+
+  test('3 Ready pods -> ConfigMap, annotations and status list all 3; joins and leaves follow', async () => {
+    const n = ns.name;
+    const channel = `${n.replace(/-/g, '_')}_chat`;
+    for (let i = 1; i <= 3; i++) await createPod(kube, n, { name: `chat-${i}`, labels: app, ip: `10.10.0.${i}` });
+    await createPgCluster(kube, n, 'chat', { selector: { matchLabels: app }, postgres: { urlSecretRef: { name: 'db' } }, channel, heartbeatInterval: '1s' });
+    const three = ['chat@10.10.0.1', 'chat@10.10.0.2', 'chat@10.10.0.3'];
+    await waitForPeers(kube, n, 'chat-peers', ['chat-1', 'chat-2', 'chat-3'], three);
+
+    const cm = await kube.get<{ data: Record<string, string>; metadata: { labels: Record<string, string>; ownerReferences: { kind: string; name: string }[] } }>(`/api/v1/namespaces/${n}/configmaps/chat-peers`);
+    assert.equal(cm.data['hosts.erlang'], "'10.10.0.1'.\n'10.10.0.2'.\n'10.10.0.3'.\n");
+    const doc = JSON.parse(cm.data['peers.json'] as string);
+    assert.equal(doc.channel, channel);
+    assert.deepEqual(doc.peers[0], { node: 'chat@10.10.0.1', host: '10.10.0.1', source: 'member', pod: 'chat-1' });
+    assert.equal(cm.metadata.labels['app.kubernetes.io/managed-by'], 'pgcluster-operator');
+    assert.equal(cm.metadata.ownerReferences[0]?.kind, 'PgCluster');
+
+    const pc = await waitFor(async () => {
+      const p = await getPgCluster(kube, n, 'chat');
+      return condition(p, 'Connected')?.status === 'True' && condition(p, 'Ready')?.status === 'True' && p;
+    }, { message: 'Connected and Ready True' });
+    assert.equal(pc.status?.members, 3);
+    assert.equal(pc.status?.peers, 3);
+    assert.equal(pc.status?.channel, channel);
+    const table = await kubectl(['get', 'pgclusters', '-n', n]);
+    assert.match(table, /NAME\s+CHANNEL\s+MEMBERS\s+PEERS\s+READY\s+AGE/);
+    assert.match(table, new RegExp(`chat\\s+${channel}\\s+3\\s+3\\s+True`));
+
+    // A 4th pod, not Ready yet: not announced; then Ready: everywhere.
+    await createPod(kube, n, { name: 'chat-4', labels: app, ip: '10.10.0.4', ready: false });
+    await waitForPeers(kube, n, 'chat-peers', ['chat-1', 'chat-2', 'chat-3', 'chat-4'], three);
+    await setPodStatus(kube, n, 'chat-4', { ip: '10.10.0.4', ready: true });
+    const four = [...three, 'chat@10.10.0.4'];
+    await waitForPeers(kube, n, 'chat-peers', ['chat-1', 'chat-2', 'chat-3', 'chat-4'], four);
+
+    // Deleted -> gone everywhere; unready -> gone everywhere.
+    await deletePod(kube, n, 'chat-1');
+    await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3', 'chat-4'], four.slice(1));
+    await setPodStatus(kube, n, 'chat-2', { ip: '10.10.0.2', ready: false });
+    await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3', 'chat-4'], ['chat@10.10.0.3', 'chat@10.10.0.4']);
+
+    // publishNotReadyPods: the unready pod comes back.
+    await kube.patch(`/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/chat`, { spec: { publishNotReadyPods: true } }, 'pgclusters');
+    await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3', 'chat-4'], ['chat@10.10.0.2', 'chat@10.10.0.3', 'chat@10.10.0.4']);
+
+    // A pod that stops matching loses the annotation.
+    await kube.patch(`/api/v1/namespaces/${n}/pods/chat-4`, { metadata: { labels: { app: 'other' } } }, 'pods');
+    await waitFor(async () => (await podAnnotation(kube, n, 'chat-4')) === undefined, { message: 'annotation removed from chat-4' });
+    await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3'], ['chat@10.10.0.2', 'chat@10.10.0.3']);
+  });
+
+  test('node-name modes and the override annotation', async () => {
+    const n = ns.name;
+    const cases: [string, Record<string, unknown>, { labels: Record<string, string>; extra?: object }, string][] = [
+      ['ip', { mode: 'ip', basename: 'app' }, { labels: { app: 'm-ip' } }, 'app@10.20.0.1'],
+      ['dns', { mode: 'dns', basename: 'app' }, { labels: { app: 'm-dns' } }, `app@10-20-0-2.${n}.pod.cluster.local`],
+      ['hostname', { mode: 'hostname', basename: 'app', clusterDomain: 'k8s.test' }, { labels: { app: 'm-host' }, extra: { subdomain: 'hl', hostname: 'web-0' } }, `app@web-0.hl.${n}.svc.k8s.test`],
+      ['override', { mode: 'ip' }, { labels: { app: 'm-ovr' }, extra: { annotations: { 'pgcluster.io/node-name': 'custom@node.example' } } }, 'custom@node.example'],
+    ];
+    let i = 0;
+    for (const [mode, nodeName, pod, want] of cases) {
+      i++;
+      await createPod(kube, n, { name: `mode-${mode}`, labels: pod.labels, ip: `10.20.0.${i}`, ...pod.extra });
+      await createPgCluster(kube, n, `mode-${mode}`, { selector: { matchLabels: pod.labels }, postgres: { urlSecretRef: { name: 'db' } }, channel: `${n.replace(/-/g, '_')}_m${i}`, heartbeatInterval: '1s', nodeName });
+    }
+    for (const [mode, , , want] of cases) await waitForPeers(kube, n, `mode-${mode}-peers`, [`mode-${mode}`], [want]);
+  });
+
+  test('steady state: heartbeats make zero Kubernetes writes, and one tick is one Postgres transaction', async () => {
+    const n = ns.name;
+    const channel = `${n.replace(/-/g, '_')}_steady`;
+    const pods = Array.from({ length: 20 }, (_, i) => `st-${i}`);
+    for (const [i, p] of pods.entries()) await createPod(kube, n, { name: p, labels: { app: 'steady' }, ip: `10.50.0.${i + 1}` });
+    await createPgCluster(kube, n, 'steady', { selector: { matchLabels: { app: 'steady' } }, postgres: { urlSecretRef: { name: 'db' } }, channel, heartbeatInterval: '1s' });
+    await waitForPeers(kube, n, 'steady-peers', pods, pods.map((_, i) => `steady@10.50.0.${i + 1}`));
+    await waitFor(async () => condition(await getPgCluster(kube, n, 'steady'), 'Ready')?.status === 'True', { message: 'Ready' });
+    await sleep(1500); // let the last status write land
+    const writes0 = await op.metric('pgcluster_kube_writes_total');
+    const tx0 = await op.metric('pgcluster_notify_transactions_total');
+    const sent0 = await op.metric('pgcluster_notifications_sent_total');
+    await sleep(5_000);
+    const writes = (await op.metric('pgcluster_kube_writes_total')) - writes0;
+    const tx = (await op.metric('pgcluster_notify_transactions_total')) - tx0;
+    const sent = (await op.metric('pgcluster_notifications_sent_total')) - sent0;
+    assert.equal(writes, 0, 'no Kubernetes write in 5 s of steady heartbeats');
+    // Every PgCluster in this namespace shares one URL and a 1 s heartbeat aligned to the second: about
+    // one transaction per second carries every pod of every PgCluster.
+    assert.ok(tx >= 4 && tx <= 7, `${tx} notify transactions in 5 s`);
+    assert.ok(sent / tx >= 20, `${sent} names in ${tx} transactions`);
+  });
+
+  test('a libcluster_postgres-style foreign node is a remote peer, expires after peerTimeout, and hears our bare names', async () => {
+    const n = ns.name;
+    const channel = `${n.replace(/-/g, '_')}_foreign`;
+    await createPod(kube, n, { name: 'fr-1', labels: { app: 'fr' }, ip: '10.30.0.1' });
+    await createPgCluster(kube, n, 'fr', { selector: { matchLabels: { app: 'fr' } }, postgres: { urlSecretRef: { name: 'db' } }, channel, heartbeatInterval: '1s', peerTimeout: '3s' });
+    await waitForPeers(kube, n, 'fr-peers', ['fr-1'], ['fr@10.30.0.1']);
+
+    // What libcluster_postgres does: LISTEN on the channel, NOTIFY its bare node name every interval.
+    const listener = new pg.Client({ connectionString: db });
+    const sender = new pg.Client({ connectionString: db });
+    await listener.connect();
+    await sender.connect();
+    const heard: string[] = [];
+    listener.on('notification', (msg) => { if (msg.channel === channel) heard.push(msg.payload ?? ''); });
+    await listener.query(`LISTEN "${channel}"`);
+    const beat = setInterval(() => { void sender.query(`NOTIFY ${channel}, 'elixir@192.0.2.10'`).catch(() => {}); }, 500);
+    try {
+      await waitForPeers(kube, n, 'fr-peers', ['fr-1'], ['elixir@192.0.2.10', 'fr@10.30.0.1']);
+      const doc = JSON.parse((await kube.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${n}/configmaps/fr-peers`)).data['peers.json'] as string);
+      assert.deepEqual(doc.peers[0], { node: 'elixir@192.0.2.10', host: '192.0.2.10', source: 'remote' });
+      await waitFor(() => heard.includes('fr@10.30.0.1'), { message: 'our pod heard on the channel' });
+    } finally {
+      clearInterval(beat);
+    }
+    const stoppedAt = Date.now();
+    await waitForPeers(kube, n, 'fr-peers', ['fr-1'], ['fr@10.30.0.1'], 15_000);
+    const expiredAfter = Date.now() - stoppedAt;
+    assert.ok(expiredAfter >= 2000 && expiredAfter < 8000, `expired ${expiredAfter} ms after the last heartbeat (peerTimeout 3s)`);
+    // Only bare node names of real pods (and the foreign node's own) were ever on the channel.
+    assert.deepEqual([...new Set(heard)].sort(), ['elixir@192.0.2.10', 'fr@10.30.0.1']);
+    await listener.end();
+    await sender.end();
+  });
+
+  test('junk payloads are never written; maxPeers is enforced and reported', async () => {
+    const n = ns.name;
+    const channel = `${n.replace(/-/g, '_')}_junk`;
+    await createPod(kube, n, { name: 'junk-1', labels: { app: 'junk' }, ip: '10.40.0.1' });
+    await createPgCluster(kube, n, 'junk', { selector: { matchLabels: { app: 'junk' } }, postgres: { urlSecretRef: { name: 'db' } }, channel, heartbeatInterval: '1s', maxPeers: 50 });
+    await waitForPeers(kube, n, 'junk-peers', ['junk-1'], ['junk@10.40.0.1']);
+    const invalidBefore = await op.metric('pgcluster_invalid_payloads_total', { name: 'junk' });
+    const c = new pg.Client({ connectionString: db });
+    await c.connect();
+    const junk = ['no-at-sign', 'has space@host', 'tab\t@host', `${'x'.repeat(250)}@hhhhhh`, 'a@b@c', '', 'nl@ho\nst'];
+    await c.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [channel, junk]);
+    // 10,000 distinct well-formed names: only maxPeers may be published.
+    const names = Array.from({ length: 10_000 }, (_, i) => `flood${i}@198.51.100.${i % 250}`);
+    await c.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [channel, names]);
+    await c.end();
+    const pc = await waitFor(async () => {
+      const p = await getPgCluster(kube, n, 'junk');
+      return condition(p, 'Ready')?.reason === 'MaxPeersExceeded' && p;
+    }, { message: 'Ready reason MaxPeersExceeded', timeoutMs: 30_000 });
+    assert.equal(pc.status?.peers, 50);
+    assert.ok((pc.status?.droppedPeers ?? 0) >= 9_951 - 50, `droppedPeers ${pc.status?.droppedPeers}`);
+    const peers = (await configMapPeers(kube, n, 'junk-peers')) ?? [];
+    assert.equal(peers.length, 50);
+    assert.ok(peers.includes('junk@10.40.0.1'), 'members are never pushed out by remote names');
+    for (const p of peers) assert.match(p, /^[^\s@]+@[^\s@]+$/);
+    assert.equal(await op.metric('pgcluster_invalid_payloads_total', { name: 'junk' }) - invalidBefore, junk.length);
+    assert.equal((await podAnnotation(kube, n, 'junk-1'))?.split(',').length, 50);
+  });
+
+  test('PgCluster deleted -> annotations and ConfigMap are gone', async () => {
+    const n = ns.name;
+    await createPod(kube, n, { name: 'del-1', labels: { app: 'del' }, ip: '10.60.0.1' });
+    await createPgCluster(kube, n, 'del', { selector: { matchLabels: { app: 'del' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: `${n.replace(/-/g, '_')}_del`, heartbeatInterval: '1s' });
+    await waitForPeers(kube, n, 'del-peers', ['del-1'], ['del@10.60.0.1']);
+    await kube.delete(`/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/del`, 'pgclusters');
+    await waitFor(async () => (await getPgCluster(kube, n, 'del')) === undefined, { message: 'PgCluster gone (finalizer done)' });
+    assert.equal(await configMapPeers(kube, n, 'del-peers'), undefined);
+    const pod = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${n}/pods/del-1`);
+    assert.equal(pod.metadata.annotations?.['pgcluster.io/peers'], undefined);
+    assert.equal(pod.metadata.annotations?.['pgcluster.io/cluster'], undefined);
+  });
+});

@@ -1,0 +1,170 @@
+// Runs the real operator program (src/main.ts) as a child process against the test stack, and drives
+// pods the way a kubelet would report them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../../src/kube/client.ts';
+import { freePort } from '../../scripts/stack/proc.ts';
+import { requireEnv, waitFor } from './env.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface OperatorProcess {
+  metricsUrl: string;
+  logs(): string;
+  /** A metric's value summed over the series that match `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  child: ChildProcess;
+}
+
+export async function startOperator(opts: { namespaces: string[]; env?: Record<string, string> }): Promise<OperatorProcess> {
+  const stack = requireEnv();
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(repoRoot, 'src/main.ts')], {
+    cwd: repoRoot,
+    env: {
+      ...process.env,
+      KUBECONFIG: stack.kubeconfig,
+      WATCH_NAMESPACE: opts.namespaces.join(','),
+      METRICS_BIND_ADDRESS: `127.0.0.1:${port}`,
+      LOG_LEVEL: 'debug',
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  const op: OperatorProcess = {
+    metricsUrl,
+    child,
+    logs: () => out,
+    metric: async (name, labels = {}) => parseMetric(await (await fetch(metricsUrl)).text(), name, labels),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  await waitFor(async () => child.exitCode === null && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
+    timeoutMs: 30_000,
+    message: 'the operator to become ready',
+  }).catch((err: Error) => {
+    child.kill('SIGKILL');
+    throw new Error(`${err.message}\n--- operator output ---\n${out.slice(-4000)}`);
+  });
+  return op;
+}
+
+export function parseMetric(text: string, name: string, labels: Record<string, string>): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[4]);
+  }
+  return sum;
+}
+
+/** A Kubernetes client for the tests themselves (admin). */
+export function testKube(): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromFile(requireEnv().kubeconfig);
+  return new KubeClient(kc);
+}
+
+// No kubelet runs here: pods sit on a node that does not exist and the test reports their status through
+// the pods/status subresource, as a kubelet would (kwok does the same for the demo and benchmarks).
+const FAKE_NODE = 'pgco-test-node';
+
+export interface TestPod {
+  name: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ip?: string;
+  ready?: boolean;
+  hostname?: string;
+  subdomain?: string;
+}
+
+export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promise<void> {
+  await kube.create(`/api/v1/namespaces/${ns}/pods`, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: p.name, labels: p.labels ?? {}, annotations: p.annotations ?? {} },
+    spec: {
+      nodeName: FAKE_NODE,
+      hostname: p.hostname,
+      subdomain: p.subdomain,
+      containers: [{ name: 'app', image: 'example.invalid/app:1' }],
+      terminationGracePeriodSeconds: 0,
+    },
+  }, 'pods');
+  await setPodStatus(kube, ns, p.name, { ip: p.ip, ready: p.ready ?? true });
+}
+
+export async function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean }): Promise<void> {
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
+  await kube.patch(`/api/v1/namespaces/${ns}/pods/${name}/status`, {
+    status: {
+      phase: 'Running',
+      podIP: s.ip,
+      podIPs: s.ip ? [{ ip: s.ip }] : undefined,
+      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', s.ready), cond('Ready', s.ready)],
+    },
+  }, 'pods/status', 'strategic');
+}
+
+/** Deletes a pod at once (there is no kubelet to finish a graceful deletion). */
+export async function deletePod(kube: KubeClient, ns: string, name: string): Promise<void> {
+  await kube.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { body: { gracePeriodSeconds: 0 } });
+}
+
+export async function createSecret(kube: KubeClient, ns: string, name: string, data: Record<string, string>): Promise<void> {
+  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: data }, 'secrets');
+}
+
+export async function createPgCluster(kube: KubeClient, ns: string, name: string, spec: Record<string, unknown>): Promise<void> {
+  await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, { apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name }, spec }, 'pgclusters');
+}
+
+export interface PgClusterJson {
+  metadata: { name: string; finalizers?: string[] };
+  status?: { members?: number; peers?: number; channel?: string; droppedPeers?: number; conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[] };
+}
+
+export function getPgCluster(kube: KubeClient, ns: string, name: string): Promise<PgClusterJson | undefined> {
+  return kube.getOptional<PgClusterJson>(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters/${name}`);
+}
+
+export function condition(pc: PgClusterJson | undefined, type: string) {
+  return pc?.status?.conditions?.find((c) => c.type === type);
+}
+
+export async function configMapPeers(kube: KubeClient, ns: string, name: string): Promise<string[] | undefined> {
+  const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${name}`);
+  if (!cm) return undefined;
+  return (cm.data?.peers ?? '').split('\n').filter(Boolean);
+}
+
+export async function podAnnotation(kube: KubeClient, ns: string, pod: string, key = 'pgcluster.io/peers'): Promise<string | undefined> {
+  const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${ns}/pods/${pod}`);
+  return p.metadata.annotations?.[key];
+}
+
+/** Waits until the ConfigMap and the annotation of every listed pod show exactly `want` (sorted). */
+export async function waitForPeers(kube: KubeClient, ns: string, cm: string, pods: string[], want: string[], timeoutMs = 20_000): Promise<void> {
+  const sorted = [...want].sort();
+  await waitFor(async () => {
+    const peers = await configMapPeers(kube, ns, cm);
+    if (JSON.stringify(peers) !== JSON.stringify(sorted)) return false;
+    for (const p of pods) if ((await podAnnotation(kube, ns, p)) !== sorted.join(',')) return false;
+    return true;
+  }, { timeoutMs, message: `peers ${JSON.stringify(sorted)} in ConfigMap ${ns}/${cm} and on pods ${pods.join(',')}` });
+}
