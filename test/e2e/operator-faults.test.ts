@@ -1,0 +1,182 @@
+// End to end under failure: Postgres down and back, a killed listener, bad Secrets, restarts, and two
+// operators (standing for two Kubernetes clusters) sharing one database and channel.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { createNamespace, kubectl, waitFor } from '../support/env.ts';
+import {
+  condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, startOperator, testKube,
+  waitForPeers, type OperatorProcess,
+} from '../support/operator.ts';
+
+const kube = testKube();
+
+/** A libcluster_postgres-style node: NOTIFYs its name every intervalMs and records what it hears. */
+async function foreignNode(url: string, channel: string, name: string, intervalMs = 500) {
+  const listener = new pg.Client({ connectionString: url });
+  const sender = new pg.Client({ connectionString: url });
+  listener.on('error', () => {});
+  sender.on('error', () => {});
+  await listener.connect();
+  await sender.connect();
+  const heard = new Set<string>();
+  listener.on('notification', (m) => { if (m.channel === channel && m.payload) heard.add(m.payload); });
+  await listener.query(`LISTEN "${channel}"`);
+  const beat = setInterval(() => void sender.query('SELECT pg_notify($1, $2)', [channel, name]).catch(() => {}), intervalMs);
+  return {
+    heard,
+    stop: async () => {
+      clearInterval(beat);
+      await Promise.allSettled([listener.end(), sender.end()]);
+    },
+  };
+}
+
+describe('operator under failure', () => {
+  let server: PostgresServer;
+  let ns: { name: string; cleanup(): Promise<void> };
+  let op: OperatorProcess;
+  const channel = () => `${ns.name.replace(/-/g, '_')}_f`;
+
+  before(async () => {
+    await kubectl(['apply', '-f', 'manifests/crd/pgcluster.io_pgclusters.yaml']);
+    server = await startPostgres();
+    ns = await createNamespace('e2e-fault');
+    await createSecret(kube, ns.name, 'db', { url: server.url });
+    op = await startOperator({ namespaces: [ns.name] });
+  });
+  after(async () => {
+    await op?.stop();
+    await ns?.cleanup();
+    await server?.destroy();
+  });
+
+  test('Postgres stopped: Connected False, outputs kept; back: reconnects and heartbeats resume without a restart', async () => {
+    const n = ns.name;
+    await createPod(kube, n, { name: 'f-1', labels: { app: 'f' }, ip: '10.70.0.1' });
+    await createPgCluster(kube, n, 'f', { selector: { matchLabels: { app: 'f' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channel(), heartbeatInterval: '1s', peerTimeout: '3s' });
+    let node = await foreignNode(server.url, channel(), 'ex@192.0.2.20');
+    await waitForPeers(kube, n, 'f-peers', ['f-1'], ['ex@192.0.2.20', 'f@10.70.0.1']);
+    await node.stop();
+
+    await server.stop();
+    const down = await waitFor(async () => {
+      const c = condition(await getPgCluster(kube, n, 'f'), 'Connected');
+      return c?.status === 'False' && c;
+    }, { message: 'Connected False after Postgres stopped', timeoutMs: 20_000 });
+    assert.match(down.reason, /Unreachable|NoEcho/);
+    assert.doesNotMatch(down.message, new RegExp(new URL(server.url).password));
+    // Well past peerTimeout: nothing expires while we cannot hear.
+    await sleep(5_000);
+    assert.deepEqual(await configMapPeers(kube, n, 'f-peers'), ['ex@192.0.2.20', 'f@10.70.0.1']);
+    assert.equal(condition(await getPgCluster(kube, n, 'f'), 'Ready')?.reason, 'Disconnected');
+
+    await server.start();
+    node = await foreignNode(server.url, channel(), 'ex@192.0.2.21');
+    await waitFor(async () => condition(await getPgCluster(kube, n, 'f'), 'Connected')?.status === 'True', { message: 'Connected True again', timeoutMs: 40_000 });
+    await waitFor(() => node.heard.has('f@10.70.0.1'), { message: 'our heartbeat heard after the restart of Postgres', timeoutMs: 10_000 });
+    // The old remote peer expires a fresh peerTimeout after reconnecting; the new one is listed.
+    await waitForPeers(kube, n, 'f-peers', ['f-1'], ['ex@192.0.2.21', 'f@10.70.0.1'], 15_000);
+    await node.stop();
+  });
+
+  test('a listener killed with pg_terminate_backend is re-established within seconds', async () => {
+    const n = ns.name;
+    await waitFor(async () => condition(await getPgCluster(kube, n, 'f'), 'Connected')?.status === 'True', { message: 'Connected' });
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    const killed = await admin.query<{ n: string }>(`SELECT count(pg_terminate_backend(pid))::text AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND query ILIKE 'LISTEN%'`);
+    assert.ok(Number(killed.rows[0]?.n) >= 1, 'found the LISTENing backend to kill');
+    const t0 = Date.now();
+    await waitFor(async () => {
+      const r = await admin.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()`);
+      return Number(r.rows[0]?.n) >= 1;
+    }, { message: 'a new LISTEN connection', timeoutMs: 10_000, intervalMs: 100 });
+    const reconnectMs = Date.now() - t0;
+    await admin.end();
+    const node = await foreignNode(server.url, channel(), 'ex@192.0.2.22');
+    await waitFor(async () => (await configMapPeers(kube, n, 'f-peers'))?.includes('ex@192.0.2.22'), { message: 'a new remote peer heard after the re-LISTEN' });
+    await node.stop();
+    assert.ok(reconnectMs < 5_000, `listener back after ${reconnectMs} ms`);
+    assert.ok((await op.metric('pgcluster_postgres_reconnects_total', { connection: 'listener' })) >= 1);
+  });
+
+  test('bad Secrets: condition and Event each, other PgClusters unaffected, no secret in logs', async () => {
+    const n = ns.name;
+    await createSecret(kube, n, 'nokey', { other: 'x' });
+    await createSecret(kube, n, 'badurl', { url: 'mysql://user:hunter2@db/x' });
+    await createSecret(kube, n, 'unreachable', { url: 'postgres://u:sup3rsecret@127.0.0.1:1/db?connect_timeout=2' });
+    const cases: [string, string, RegExp][] = [
+      ['missing-secret', 'does-not-exist', /SecretNotFound/],
+      ['missing-key', 'nokey', /SecretKeyMissing/],
+      ['bad-uri', 'badurl', /InvalidURL/],
+      ['unreachable', 'unreachable', /Unreachable/],
+    ];
+    for (const [name, secret] of cases) {
+      await createPgCluster(kube, n, name, { selector: { matchLabels: { app: 'f' } }, postgres: { urlSecretRef: { name: secret } }, output: { podAnnotation: `pgcluster.io/peers-${name}` }, channel: `${channel()}_${name.replace(/-/g, '_')}` });
+    }
+    for (const [name, , reason] of cases) {
+      const c = await waitFor(async () => {
+        const cond = condition(await getPgCluster(kube, n, name), 'Connected');
+        return cond?.status === 'False' && reason.test(cond.reason) && cond;
+      }, { message: `${name}: Connected False with ${reason}`, timeoutMs: 30_000 });
+      assert.ok(c.message.length > 20, `${name}: an actionable message: ${c.message}`);
+      const events = await kubectl(['get', 'events', '-n', n, '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={.items[*].reason}']);
+      assert.match(events, reason, `${name}: an Event with the reason`);
+    }
+    // The healthy PgCluster in the same namespace still works.
+    assert.equal(condition(await getPgCluster(kube, n, 'f'), 'Ready')?.status, 'True');
+    for (const secret of ['hunter2', 'sup3rsecret', new URL(server.url).password]) {
+      assert.ok(!op.logs().includes(secret), 'no password in the operator log');
+      const all = await kubectl(['get', 'events,pgclusters', '-n', n, '-o', 'json']);
+      assert.ok(!all.includes(secret), 'no password in events or status');
+    }
+    for (const [name] of cases) await kube.delete(`/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/${name}`, 'pgclusters');
+  });
+
+  test('operator restarted: outputs identical, and no write in between dropped a live member', async () => {
+    const n = ns.name;
+    const node = await foreignNode(server.url, channel(), 'ex@192.0.2.30');
+    await waitFor(async () => (await configMapPeers(kube, n, 'f-peers'))?.includes('ex@192.0.2.30'), { message: 'remote peer listed' });
+    await sleep(4_000); // earlier foreign nodes expire
+    const before = await configMapPeers(kube, n, 'f-peers');
+    assert.deepEqual(before, ['ex@192.0.2.30', 'f@10.70.0.1']);
+    const seen: string[][] = [];
+    const abort = await kube.watch(`/api/v1/namespaces/${n}/configmaps`, { fieldSelector: 'metadata.name=f-peers' }, (type, obj) => {
+      if (type === 'MODIFIED') seen.push(((obj as { data?: { peers?: string } }).data?.peers ?? '').split('\n').filter(Boolean));
+    }, () => {});
+    const code = await op.stop();
+    assert.equal(code, 0);
+    op = await startOperator({ namespaces: [n] });
+    await sleep(4_000);
+    abort.abort();
+    await node.stop();
+    assert.deepEqual(await configMapPeers(kube, n, 'f-peers'), before);
+    for (const peers of seen) assert.ok(peers.includes('ex@192.0.2.30') && peers.includes('f@10.70.0.1'), `a write during the restart dropped a live peer: ${peers}`);
+  });
+
+  test('two operators (two Kubernetes clusters) on one database and channel list each other\'s pods', async () => {
+    const other = await createNamespace('e2e-fault-b');
+    const shared = `${channel()}_shared`;
+    let opB: OperatorProcess | undefined;
+    try {
+      await createSecret(kube, other.name, 'db', { url: server.url });
+      await createPod(kube, ns.name, { name: 'a-1', labels: { app: 'shared' }, ip: '10.80.0.1' });
+      await createPod(kube, other.name, { name: 'b-1', labels: { app: 'shared' }, ip: '10.81.0.1' });
+      for (const nsName of [ns.name, other.name]) {
+        await createPgCluster(kube, nsName, 'shared', { selector: { matchLabels: { app: 'shared' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: shared, heartbeatInterval: '1s', nodeName: { basename: 'chat' } });
+      }
+      opB = await startOperator({ namespaces: [other.name] });
+      const both = ['chat@10.80.0.1', 'chat@10.81.0.1'];
+      await waitForPeers(kube, ns.name, 'shared-peers', ['a-1'], both);
+      await waitForPeers(kube, other.name, 'shared-peers', ['b-1'], both);
+      const docB = JSON.parse((await kube.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${other.name}/configmaps/shared-peers`)).data['peers.json'] as string);
+      assert.deepEqual(docB.peers.map((p: { source: string }) => p.source), ['remote', 'member']);
+    } finally {
+      await opB?.stop();
+      await other.cleanup();
+    }
+  });
+});
