@@ -100,10 +100,10 @@ export function quoteIdent(s: string): string {
   return `"${s.replace(/"/g, '""')}"`;
 }
 
-/** A short, stable id for a URL that is safe to show. scrypt (not a fast hash), so that the id does not let
- * anyone who knows the rest of the URL test password guesses quickly. */
+/** A short, stable id for a URL that is safe to show. scrypt (a few ms, not a fast hash), so that the id does
+ * not let someone who knows the rest of the URL test password guesses quickly. */
 export function endpointId(url: string): string {
-  return scryptSync(url, 'pgcluster-operator/endpoint-id/v1', 6, { N: 1 << 14, r: 8, p: 1 }).toString('hex');
+  return scryptSync(url, 'pgcluster-operator/endpoint-id/v1', 6, { N: 1 << 12, r: 8, p: 1 }).toString('hex');
 }
 
 function validChannel(ch: unknown): ch is string {
@@ -141,10 +141,10 @@ interface AnnouncerState {
   due: boolean;
 }
 
+/** Probe times are monotonic (performance.now()), so a wall-clock step cannot fake or hide a NoEcho. */
 interface Probe {
   token: string;
   sentAt: number;
-  sentPerf: number;
   /** When its statement completed (0 while in flight). */
   committedAt: number;
 }
@@ -514,7 +514,7 @@ export class PgEndpoint {
     const p = this.probes[i]!;
     // Notifications arrive in commit order: hearing this one settles every earlier probe too.
     this.probes = this.probes.slice(i + 1);
-    this.safe(() => this.hooks.onEcho?.(performance.now() - p.sentPerf));
+    this.safe(() => this.hooks.onEcho?.(performance.now() - p.sentAt));
     if (this.listener.ready && this.sender.ready) {
       this.echoed = true;
       this.failure = null;
@@ -570,7 +570,7 @@ export class PgEndpoint {
     this.wakeAt = Infinity;
     if (this.closed) return;
     const now = this.now();
-    if (this.checkEcho(now)) return;
+    if (this.checkEcho(performance.now())) return;
     const ready = this.listener.ready && this.sender.ready;
     const listening = this.current.phase === 'Listening';
     let send = false;
@@ -589,7 +589,7 @@ export class PgEndpoint {
     this.reschedule();
   }
 
-  /** Handles an overdue probe; true when it dropped a connection. */
+  /** Handles an overdue probe (now: performance.now()); true when it dropped a connection. */
   private checkEcho(now: number): boolean {
     const p = this.probes[0];
     if (!p) return false;
@@ -635,7 +635,7 @@ export class PgEndpoint {
       a.fresh.clear();
     }
     const now = this.now();
-    const probe: Probe = { token: String(++this.probeSeq), sentAt: now, sentPerf: performance.now(), committedAt: 0 };
+    const probe: Probe = { token: String(++this.probeSeq), sentAt: performance.now(), committedAt: 0 };
     add(this.probeChannel, probe.token);
     this.probes.push(probe);
     this.immediateAt = Infinity;
@@ -644,12 +644,12 @@ export class PgEndpoint {
     this.nextLivenessAt = nextBoundary(now, this.livenessIntervalMs);
     const seq = ++this.sendSeq;
     this.inFlight = true;
-    const t0 = performance.now();
+    const t0 = probe.sentAt;
     this.log.trace({ payloads: payloads.length }, 'notify');
     client.query(NOTIFY_SQL, [channels, payloads]).then(() => {
       if (this.closed || seq !== this.sendSeq) return;
       this.inFlight = false;
-      probe.committedAt = this.now();
+      probe.committedAt = performance.now();
       this.safe(() => this.hooks.onCommit?.(payloads.length, performance.now() - t0));
       this.afterSend();
     }, (err: unknown) => {
@@ -672,6 +672,12 @@ export class PgEndpoint {
 
   private reschedule(): void {
     if (this.closed) return;
+    const now = this.now();
+    // The wall clock went back (NTP step): realign rather than wait out the jump.
+    for (const a of this.announcers.values()) {
+      if (a.nextAt - now > a.intervalMs + SLACK_MS) a.nextAt = nextBoundary(now, a.intervalMs);
+    }
+    if (this.nextLivenessAt - now > this.livenessIntervalMs + SLACK_MS) this.nextLivenessAt = nextBoundary(now, this.livenessIntervalMs);
     let at = Infinity;
     if (this.listener.ready && this.sender.ready) {
       at = Math.min(at, this.nextLivenessAt, this.immediateAt);
@@ -680,13 +686,13 @@ export class PgEndpoint {
       }
     }
     const p = this.probes[0];
-    if (p) at = Math.min(at, (p.committedAt || p.sentAt) + this.echoTimeoutMs);
+    if (p) at = Math.min(at, now + (p.committedAt || p.sentAt) + this.echoTimeoutMs - performance.now());
     if (this.wakeTimer && at === this.wakeAt) return;
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = null;
     this.wakeAt = at;
     if (at === Infinity) return;
-    this.wakeTimer = setTimeout(() => this.wake(), Math.max(0, at - this.now()));
+    this.wakeTimer = setTimeout(() => this.wake(), Math.max(0, at - now));
   }
 
   private safe(f: () => void): void {
