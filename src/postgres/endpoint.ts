@@ -176,8 +176,10 @@ export class PgEndpoint {
   private readonly stateCbs = new Set<(s: EndpointState) => void>();
 
   private current: EndpointState;
-  /** The latest problem; cleared by an echo with both connections up. */
+  /** The latest problem; cleared by the echo of a probe sent after it, with both connections up. */
   private failure: Failure | null = null;
+  /** probeSeq when `failure` was recorded: only a later probe's echo clears it. */
+  private failureAtProbe = 0;
   /** A probe was heard since the last (re)connect of either connection. */
   private echoed = false;
   private probes: Probe[] = [];
@@ -468,7 +470,7 @@ export class PgEndpoint {
     }
     this.echoed = false;
     this.probes = [];
-    this.failure = f;
+    this.setFailure(f);
     const delay = backoffDelay(c.attempt, this.backoff);
     c.attempt++;
     this.log.debug({ which: c.which, reason: f.reason, retryInMs: delay }, f.message);
@@ -517,13 +519,18 @@ export class PgEndpoint {
     this.safe(() => this.hooks.onEcho?.(performance.now() - p.sentAt));
     if (this.listener.ready && this.sender.ready) {
       this.echoed = true;
-      this.failure = null;
+      if (Number(token) > this.failureAtProbe) this.failure = null;
       this.update();
     }
     this.reschedule();
   }
 
   // ---- state ----------------------------------------------------------------------------------------
+
+  private setFailure(f: Failure): void {
+    this.failure = f;
+    this.failureAtProbe = this.probeSeq;
+  }
 
   private update(): void {
     if (this.closed || !this.parsed) return;
@@ -657,7 +664,8 @@ export class PgEndpoint {
       this.inFlight = false;
       this.probes = this.probes.filter((p) => p !== probe);
       if (isServerError(err) && !/^57P/.test(errCode(err))) {
-        this.failure = classifySendError(err, this.secrets);
+        this.setFailure(classifySendError(err, this.secrets));
+        this.log.debug({ reason: this.failure?.reason }, this.failure?.message ?? '');
         this.update();
       }
       // Otherwise the connection broke; 'error'/'end' reconnects it.
