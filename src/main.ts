@@ -7,7 +7,9 @@ import { Metrics } from './metrics.ts';
 import { KubeClient, KubeApiError, loadKubeConfig } from './kube/client.ts';
 import { paths } from './kube/resources.ts';
 import { API_GROUP, API_VERSION } from './core/spec.ts';
+import { parseDuration } from './core/duration.ts';
 import { Manager } from './controller/manager.ts';
+import { LeaderElector } from './kube/lease.ts';
 import { parseBindAddress, startHttpServer } from './http.ts';
 
 interface Config {
@@ -15,17 +17,30 @@ interface Config {
   metricsBind: string;
   identity: string;
   workers: number;
+  leaderElection: { namespace: string; name: string; leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number } | undefined;
 }
 
 function readConfig(env: NodeJS.ProcessEnv): Config {
   const ns = (env.WATCH_NAMESPACE ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const workers = Number(env.WORKERS ?? '4');
   if (!Number.isInteger(workers) || workers < 1) throw new StartupError(`WORKERS="${env.WORKERS}" must be a positive integer`);
+  const leaseMs = parseDuration(env.LEADER_ELECTION_LEASE_DURATION ?? '15s');
+  if (leaseMs === undefined || leaseMs < 2000) throw new StartupError(`LEADER_ELECTION_LEASE_DURATION="${env.LEADER_ELECTION_LEASE_DURATION}" must be a duration of at least 2s, e.g. 15s`);
   return {
     namespaces: ns.length ? [...new Set(ns)] : undefined,
     metricsBind: env.METRICS_BIND_ADDRESS ?? ':8080',
     identity: env.POD_NAME ?? `${hostname()}-${process.pid}`,
     workers,
+    leaderElection: env.LEADER_ELECT === 'true'
+      ? {
+          namespace: env.LEADER_ELECTION_NAMESPACE || env.POD_NAMESPACE || 'default',
+          name: env.LEADER_ELECTION_ID || 'pgcluster-operator',
+          // client-go's proportions: 15s / 10s / 2s
+          leaseDurationMs: leaseMs,
+          renewDeadlineMs: Math.round((leaseMs * 2) / 3),
+          retryPeriodMs: Math.max(200, Math.round(leaseMs / 7.5)),
+        }
+      : undefined,
   };
 }
 
@@ -73,6 +88,7 @@ async function main(): Promise<void> {
     await preflight(kube, cfg);
     manager = new Manager({ kube, log, metrics, namespaces: cfg.namespaces, identity: cfg.identity, workers: cfg.workers });
     const m = manager;
+    const elector = cfg.leaderElection && new LeaderElector(kube, { ...cfg.leaderElection, identity: cfg.identity, log });
     const server = await startHttpServer(parseBindAddress(cfg.metricsBind), metrics, { healthy: () => !stopping, ready: () => !stopping && m.synced });
     log.info({ metrics: `${(server.address() as AddressInfo).address}:${(server.address() as AddressInfo).port}`, namespaces: cfg.namespaces ?? 'all', server: kube.server }, 'pgcluster-operator starting');
     const shutdown = (signal: string): void => {
@@ -81,7 +97,7 @@ async function main(): Promise<void> {
       log.info({ signal }, 'stopping: heartbeats off, connections closing');
       const hardStop = setTimeout(() => process.exit(0), 10_000);
       hardStop.unref();
-      void m.stop().finally(() => {
+      void m.stop().then(() => elector?.release()).finally(() => {
         server.close();
         log.info('stopped');
         process.exit(0);
@@ -89,7 +105,21 @@ async function main(): Promise<void> {
     };
     process.on('SIGTERM', () => shutdown('SIGTERM'));
     process.on('SIGINT', () => shutdown('SIGINT'));
-    await manager.start();
+    if (!elector) {
+      await manager.start();
+      return;
+    }
+    await manager.startCaches();
+    log.info({ lease: `${cfg.leaderElection?.namespace}/${cfg.leaderElection?.name}`, identity: cfg.identity }, 'standing by: waiting to lead');
+    metrics.leaderStatus.set({ name: cfg.leaderElection?.name ?? '' }, 0);
+    await elector.acquire(() => {
+      metrics.leaderStatus.set({ name: cfg.leaderElection?.name ?? '' }, 0);
+      // As controller-runtime does: a replica that lost the lease exits, and restarts as a standby.
+      stopping = true;
+      void m.stop().finally(() => process.exit(1));
+    });
+    metrics.leaderStatus.set({ name: cfg.leaderElection?.name ?? '' }, 1);
+    if (!stopping) manager.runWorkers();
   } catch (err) {
     fatal(log, err);
   }

@@ -15,6 +15,8 @@ export class Metrics {
   readonly workDuration = new Histogram({ name: 'workqueue_work_duration_seconds', help: 'How long processing an item takes', labelNames: ['name'], buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 1, 5, 10], registers: [this.registry] });
   readonly queueRetries = new Counter({ name: 'workqueue_retries_total', help: 'Retries handled by the work queue', labelNames: ['name'], registers: [this.registry] });
 
+  readonly leaderStatus = new Gauge({ name: 'leader_election_master_status', help: '1 when this replica leads', labelNames: ['name'], registers: [this.registry] });
+
   readonly members = new Gauge({ name: 'pgcluster_members', help: 'Selected pods announced on the channel', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly peers = new Gauge({ name: 'pgcluster_peers', help: 'Distinct names in the outputs', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly droppedPeers = new Gauge({ name: 'pgcluster_dropped_peers', help: 'Names not published because of maxPeers', labelNames: ['namespace', 'name'], registers: [this.registry] });

@@ -72,6 +72,12 @@ export class Manager {
 
   /** Starts the caches, waits for them to fill, then runs the workers. */
   async start(): Promise<void> {
+    await this.startCaches();
+    this.runWorkers();
+  }
+
+  /** Fills the caches; a standby replica does this too, so that it is ready to take over at once. */
+  async startCaches(): Promise<void> {
     const { pgclusters, pods, configMaps, queue, log } = this.ctx;
     pgclusters.on((_e, pc) => queue.add(objectKey(pc)));
     configMaps.on((_e, cm) => {
@@ -81,7 +87,13 @@ export class Manager {
     pods.on((_e, pod, old) => this.#enqueueForPod(pod, old));
     for (const s of [pgclusters, pods, configMaps]) s.start();
     await Promise.all([pgclusters.waitForSync(), pods.waitForSync(), configMaps.waitForSync()]);
-    log.info({ pgclusters: [...pgclusters.all()].length }, 'caches synced; reconciling');
+    log.info({ pgclusters: [...pgclusters.all()].length }, 'caches synced');
+  }
+
+  /** Reconciles (and so heartbeats): only the leader does this. */
+  runWorkers(): void {
+    const { pgclusters, queue, log } = this.ctx;
+    log.info('reconciling');
     for (const pc of pgclusters.all()) queue.add(objectKey(pc));
     this.#running = queue.run(this.#workers, async (key) => {
       const end = this.ctx.metrics.reconcileTime.startTimer({ controller: 'pgcluster' });
