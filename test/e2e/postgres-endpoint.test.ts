@@ -3,7 +3,7 @@
 // and that the URL's secrets never show up in a log line or a state message.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -183,6 +183,26 @@ async function startPgBouncer(server: PostgresServer): Promise<{ url: string; st
   };
 }
 
+/** A private CA and a server certificate for 127.0.0.1 signed by it (openssl). */
+function makeCerts(dir: string): { caPem: string; certFile: string; keyFile: string; caFile: string } {
+  const run = (args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
+  };
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pgco test CA', '-keyout', 'ca.key', '-out', 'ca.crt',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr']);
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
+  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', 'server.crt', '-extfile', 'ext.cnf']);
+  return { caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'), certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.crt') };
+}
+
+async function sslInUse(url: string, which: 'listener' | 'sender'): Promise<boolean> {
+  const rows = await sql<{ ssl: boolean }>(url, 'SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1', [`pgcluster-operator/${which}`]);
+  assert.equal(rows.length, 1);
+  return rows[0]!.ssl;
+}
+
 // ---- tests ---------------------------------------------------------------------------------------------
 
 describe('PgEndpoint against real Postgres', () => {
@@ -202,10 +222,6 @@ describe('PgEndpoint against real Postgres', () => {
   after(async () => {
     await Promise.allSettled(endpoints.map((ep) => ep.close()));
     await srv?.destroy();
-    // PGCO_E2E_LOG=<file>: keep the endpoints' (redacted) log and states for a post-mortem.
-    if (process.env.PGCO_E2E_LOG) {
-      writeFileSync(process.env.PGCO_E2E_LOG, [...logLines, ...states.map((s) => `STATE ${JSON.stringify(s)}\n`)].join(''));
-    }
   });
 
   test('a plain LISTENing client hears exactly the bare names; all announcers due at once share ONE statement', async () => {
@@ -519,16 +535,100 @@ describe('PgEndpoint against real Postgres', () => {
     await ep.close();
   });
 
-  test('no log line and no state message contains the URL or the password; nothing unhandled', () => {
-    assert.deepEqual(unhandled, []);
-    assert.ok(logLines.length > 50, `captured ${logLines.length} log lines`);
-    assert.ok(states.length > 10);
-    const texts = [...logLines, ...states.map((s) => JSON.stringify(s))];
-    for (const secret of secrets) {
-      const leaks = texts.filter((t) => t.includes(secret));
-      assert.deepEqual(leaks, [], `secret leaked in ${leaks.length} lines`);
-    }
-    // Nor the address or user of the server.
-    assert.deepEqual(texts.filter((t) => t.includes('127.0.0.1') || t.includes('"pgco"')), []);
+});
+
+describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
+  let srv: PostgresServer;
+  let certs: ReturnType<typeof makeCerts>;
+  let certDir: string;
+
+  before(async () => {
+    srv = await startPostgres();
+    secrets.add(srv.url);
+    secrets.add(passwordOf(srv.url));
+    certDir = mkdtempSync(join(tmpdir(), 'pgco-tls-'));
+    certs = makeCerts(certDir);
+    for (const f of [certDir, certs.certFile, certs.keyFile]) ownedByPostgres(f);
+    chmodSync(certs.keyFile, 0o600);
+    appendFileSync(join(srv.dataDir, 'postgresql.conf'), `\nssl = on\nssl_cert_file = '${certs.certFile}'\nssl_key_file = '${certs.keyFile}'\n`);
+    await srv.stop();
+    await srv.start();
   });
+
+  after(async () => {
+    await srv?.destroy();
+    rmSync(certDir, { recursive: true, force: true });
+  });
+
+  const withMode = (mode: string | null, extra = '') => {
+    const u = new URL(srv.url);
+    if (mode) u.searchParams.set('sslmode', mode);
+    return u.toString() + extra;
+  };
+
+  test('no sslmode (prefer) and require: encrypted without verification; disable: plain', async () => {
+    for (const [mode, ssl] of [[null, true], ['require', true], ['disable', false]] as const) {
+      const ep = endpoint(withMode(mode));
+      await listening(ep);
+      assert.equal(await sslInUse(srv.url, 'listener'), ssl, `listener, sslmode=${mode}`);
+      assert.equal(await sslInUse(srv.url, 'sender'), ssl, `sender, sslmode=${mode}`);
+      await ep.close();
+      await waitFor(async () => (await sql(srv.url, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'")).length === 0,
+        { timeoutMs: 3000, message: 'closed' });
+    }
+  });
+
+  test('verify-full: an unknown CA fails with an actionable TLS message; the CA (option or sslrootcert) makes it work', async () => {
+    const bad = endpoint(withMode('verify-full'));
+    const s = await failedWith(bad, 'Error');
+    assert.ok(s.phase === 'Failed' && /TLS handshake failed.*give its CA \(sslrootcert, or the CA option\)/.test(s.message), JSON.stringify(s));
+    await bad.close();
+
+    const viaOption = new PgEndpoint({ url: withMode('verify-full'), log, ca: certs.caPem });
+    endpoints.push(viaOption);
+    await listening(viaOption);
+    assert.equal(await sslInUse(srv.url, 'listener'), true);
+    await viaOption.close();
+
+    const viaFile = endpoint(withMode('verify-full') + `&sslrootcert=${encodeURIComponent(certs.caFile)}`);
+    await listening(viaFile);
+    await viaFile.close();
+
+    const missing = endpoint(withMode('verify-full') + '&sslrootcert=/nonexistent/ca.crt');
+    const m = await failedWith(missing, 'Error');
+    assert.ok(m.phase === 'Failed' && /cannot read the file named by sslrootcert.*ENOENT/.test(m.message), JSON.stringify(m));
+    await missing.close();
+  });
+
+  test('verify-ca checks the chain but not the host name', async () => {
+    // "localhost" is not in the certificate (IP:127.0.0.1 only): verify-full refuses it, verify-ca accepts it.
+    const host = (mode: string) => withMode(mode).replace('@127.0.0.1:', '@localhost:');
+    const full = new PgEndpoint({ url: host('verify-full'), log, ca: certs.caPem });
+    endpoints.push(full);
+    const s = await failedWith(full, 'Error');
+    assert.ok(s.phase === 'Failed' && /ERR_TLS_CERT_ALTNAME_INVALID/.test(s.message), JSON.stringify(s));
+    await full.close();
+    const ca = new PgEndpoint({ url: host('verify-ca'), log, ca: certs.caPem });
+    endpoints.push(ca);
+    await listening(ca);
+    await ca.close();
+  });
+});
+
+// Last: everything above logged into logLines and states.
+test('no log line and no state message contains the URL or the password; nothing unhandled', () => {
+  // PGCO_E2E_LOG=<file>: keep the endpoints' (redacted) log and states for a post-mortem.
+  if (process.env.PGCO_E2E_LOG) {
+    writeFileSync(process.env.PGCO_E2E_LOG, [...logLines, ...states.map((s) => `STATE ${JSON.stringify(s)}\n`)].join(''));
+  }
+  assert.deepEqual(unhandled, []);
+  assert.ok(logLines.length > 50, `captured ${logLines.length} log lines`);
+  assert.ok(states.length > 10);
+  const texts = [...logLines, ...states.map((s) => JSON.stringify(s))];
+  for (const secret of secrets) {
+    const leaks = texts.filter((t) => t.includes(secret));
+    assert.deepEqual(leaks, [], `secret leaked in ${leaks.length} lines`);
+  }
+  // Nor the address or user of the server.
+  assert.deepEqual(texts.filter((t) => t.includes('127.0.0.1') || t.includes('"pgco"')), []);
 });
