@@ -243,22 +243,23 @@ describe('PgEndpoint against real Postgres', () => {
     // On becoming Listening every name goes out at once.
     await waitFor(() => plain.got.length >= 100, { timeoutMs: 2000, message: 'the initial announcement' });
 
-    // Measure over a few boundaries.
-    await sleep(1000 - (Date.now() % 1000) + 50); // just after a boundary
+    // Measure over three boundaries; the window edges are far (200 ms) from any boundary, so a late timer
+    // on a loaded machine cannot move a tick across them.
+    await sleep(1000 - (Date.now() % 1000) + 200);
     const before = await sql<{ calls: string }>(srv.url, 'SELECT coalesce(sum(calls), 0) AS calls FROM pg_stat_statements WHERE query = $1', [NOTIFY_SQL]);
     rec.commits.length = 0;
     plain.got.length = 0;
-    await sleep(4000);
+    await sleep(3000);
     const commits = [...rec.commits];
     const heard = [...plain.got];
     await sleep(100); // let the last statement's counters settle before reading them
     const afterRows = await sql<{ calls: string }>(srv.url, 'SELECT coalesce(sum(calls), 0) AS calls FROM pg_stat_statements WHERE query = $1', [NOTIFY_SQL]);
 
-    // 4 boundaries passed: two even seconds (both groups) and two odd ones (the 1 s group only).
-    assert.equal(commits.length, 4, `one commit per tick: ${JSON.stringify(commits)}`);
+    // 3 boundaries passed: at even seconds both groups are due, at odd ones only the 1 s group.
+    assert.equal(commits.length, 3, `one commit per tick: ${JSON.stringify(commits)}`);
     for (const c of commits) {
       const second = Math.round(c.at / 1000);
-      assert.ok(Math.abs(c.at - second * 1000) < 250, `commit ${c.at} is aligned to a wall-clock second`);
+      assert.ok(c.at - second * 1000 >= 0 && c.at - second * 1000 < 500, `commit at ${c.at} is just after a wall-clock second`);
       // +1: the liveness probe rides along in every statement.
       assert.equal(c.payloads, second % 2 === 0 ? 101 : 51, `payloads at second ${second}`);
     }
@@ -306,7 +307,9 @@ describe('PgEndpoint against real Postgres', () => {
       await sleep(50);
     }
     t.diagnostic(`join latencies ${latencies.map((x) => x.toFixed(1)).join(', ')} ms`);
-    assert.ok(latencies.every((ms) => ms < 100), `join latencies ${latencies.map((x) => x.toFixed(1)).join(', ')} ms`);
+    // Typically ~10-15 ms (coalesceMs is 10); the bounds leave room for a loaded CI machine.
+    const sorted = [...latencies].sort((a, b) => a - b);
+    assert.ok(sorted[2]! < 100 && sorted[4]! < 150, `join latencies ${latencies.map((x) => x.toFixed(1)).join(', ')} ms`);
     // Names already announced are not repeated by an update (the heartbeat is an hour away).
     assert.equal(plain.got.filter((g) => g.payload === 'first@10.1.0.1').length, 1);
 
