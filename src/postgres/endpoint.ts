@@ -26,6 +26,13 @@
 // echoTimeoutMs of its commit → Failed/NoEcho and the listener reconnects. Announcements are sent only while
 // Listening; on becoming Listening (again) every current name is announced at once.
 //
+// State: 'Connecting' until the first Listening; 'Failed' (with the latest reason and an actionable message)
+// from the first problem until Listening again — it does not fall back to 'Connecting' while retrying.
+// onState fires on every change of phase, reason or message; `since` moves only when phase or reason
+// changes. A statement that sends no names still carries the probe, so hooks.onCommit's `payloads` is
+// announcements + 1. A NOTIFY stuck for echoTimeoutMs on the sender → Failed/Unreachable, sender reconnects.
+// TLS follows libpq's sslmode meanings (see connstring.ts), not pg's.
+//
 // Secrets: the URL never appears in a log line, state message or error; everything from pg is redacted.
 import { randomBytes, scryptSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
