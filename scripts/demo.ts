@@ -1,0 +1,157 @@
+// `npm run demo [-- --duration SECONDS]`: the product's main job on an embedded default. Starts the local
+// stack (kube-apiserver + etcd + kwok for pods with IPs, a throwaway Postgres), installs the CRD, creates
+// a sample PgCluster and a handful of pods, runs the operator, and shows what it publishes as pods come
+// and go and an Elixir-style node joins and leaves over Postgres. Ctrl-C cleans everything up.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import pg from 'pg';
+import { KubeClient } from '../src/kube/client.ts';
+import { startStack, type Stack } from './stack/index.ts';
+import { KWOK_NODE } from './stack/kube.ts';
+import { freePort } from './stack/proc.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const NS = 'demo';
+const CHANNEL = 'chat_cluster';
+
+function parseArgs(argv: string[]): { durationS: number | undefined } {
+  const i = argv.indexOf('--duration');
+  if (i === -1) return { durationS: undefined };
+  const n = Number(argv[i + 1]);
+  if (!Number.isFinite(n) || n <= 0) throw new Error('--duration takes a number of seconds, e.g. --duration 60');
+  return { durationS: n };
+}
+
+const say = (s: string) => console.log(s);
+const heading = (s: string) => say(`\n\x1b[1m== ${s}\x1b[0m`);
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((res, rej) => {
+    const c = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    c.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+    c.on('error', rej);
+    c.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${out}`))));
+  });
+}
+
+async function main(): Promise<void> {
+  const { durationS } = parseArgs(process.argv.slice(2));
+  const dir = mkdtempSync(join(tmpdir(), 'pgco-demo-'));
+  chmodSync(dir, 0o755); // Postgres runs as its own OS user and must reach its data dir inside
+
+  let stack: Stack | undefined;
+  let operator: ChildProcess | undefined;
+  let foreign: { stop(): Promise<void> } | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= (async () => {
+    heading('cleaning up');
+    await foreign?.stop().catch(() => {});
+    if (operator && operator.exitCode === null) {
+      operator.kill('SIGTERM');
+      await new Promise((r) => operator?.once('exit', r));
+    }
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    say('stopped the operator, the control plane and Postgres; removed ' + dir);
+  })());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void cleanup().finally(() => process.exit(0)));
+
+  heading('starting the local stack (kube-apiserver, etcd, kwok, a throwaway Postgres)');
+  const t0 = Date.now();
+  stack = await startStack({ dir, kwok: true, controllerManager: false });
+  say(`up in ${((Date.now() - t0) / 1000).toFixed(1)} s. In another shell:  source ${join(dir, 'env')}  (then kubectl get pgc -n ${NS})`);
+  const env = { ...process.env, ...stack.env };
+  const kubectl = (...args: string[]) => run(join(stack!.kube.binDir, 'kubectl'), args, env);
+  const kc = new KubeConfig();
+  kc.loadFromFile(stack.kube.kubeconfig);
+  const kube = new KubeClient(kc);
+
+  heading('installing the CRD and a sample PgCluster');
+  await kubectl('apply', '-f', join(repoRoot, 'manifests/crd/pgcluster.io_pgclusters.yaml'));
+  await kubectl('wait', '--for=condition=Established', 'crd/pgclusters.pgcluster.io', '--timeout=30s');
+  await kubectl('create', 'namespace', NS);
+  await kube.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
+  await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${NS}/pgclusters`, {
+    apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: 'chat' },
+    spec: { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'chat-db' } }, channel: CHANNEL, heartbeatInterval: '2s', peerTimeout: '6s' },
+  }, 'pgclusters');
+  say(await kubectl('get', 'pgcluster', 'chat', '-n', NS, '-o', 'yaml'));
+
+  heading('starting the operator (logs: ' + join(dir, 'operator.log') + ')');
+  const metricsPort = await freePort();
+  const log = openSync(join(dir, 'operator.log'), 'a');
+  operator = spawn(process.execPath, [join(repoRoot, 'src/main.ts')], {
+    env: { ...env, WATCH_NAMESPACE: NS, METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
+    stdio: ['ignore', log, log],
+  });
+  say(`metrics: curl -s http://127.0.0.1:${metricsPort}/metrics | grep ^pgcluster_`);
+
+  const pod = (i: number) => ({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: `chat-${i}`, labels: { app: 'chat' } },
+    spec: {
+      nodeName: KWOK_NODE,
+      tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
+      containers: [{ name: 'app', image: 'elixir-app:demo' }],
+    },
+  });
+  const show = async (what: string) => {
+    heading(what);
+    say('$ kubectl get pgclusters -n demo -o wide');
+    say((await kubectl('get', 'pgclusters', '-n', NS, '-o', 'wide')).trimEnd());
+    say('$ kubectl get configmap chat-peers -n demo -o jsonpath={.data.peers}');
+    say((await kubectl('get', 'configmap', 'chat-peers', '-n', NS, '-o', 'jsonpath={.data.peers}').catch(() => '(not yet)')).trimEnd());
+    say('$ kubectl get pods -n demo -o custom-columns=POD:.metadata.name,IP:.status.podIP,PEERS:.metadata.annotations.pgcluster\\.io/peers');
+    say((await kubectl('get', 'pods', '-n', NS, '-o', 'custom-columns=POD:.metadata.name,IP:.status.podIP,PEERS:.metadata.annotations.pgcluster\\.io/peers')).trimEnd());
+  };
+
+  const steps: [string, () => Promise<void>][] = [
+    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(i), 'pods'); }],
+    ['an Elixir node running libcluster_postgres joins over Postgres (NOTIFY its name every 2 s)', async () => { foreign = await elixirNode(stack!.postgres.url); }],
+    ['a 4th pod starts', async () => { await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(3), 'pods'); }],
+    ['pod chat-0 is deleted', async () => { await kube.request('DELETE', `/api/v1/namespaces/${NS}/pods/chat-0`, { body: { gracePeriodSeconds: 0 } }); }],
+    ['the Elixir node stops: it expires after peerTimeout (6 s)', async () => { await foreign?.stop(); foreign = undefined; await sleep(6_000); }],
+  ];
+  const deadline = durationS ? Date.now() + durationS * 1000 : Infinity;
+  for (const [what, act] of steps) {
+    if (Date.now() > deadline) break;
+    await act();
+    await sleep(3_000);
+    await show(what);
+  }
+  if (durationS === undefined) {
+    heading('the demo keeps running: try it yourself in another shell, Ctrl-C here to stop and clean up');
+    say(`  source ${join(dir, 'env')}`);
+    say(`  kubectl -n ${NS} delete pod chat-1          # watch it leave`);
+    say(`  kubectl -n ${NS} get pgc -w`);
+    await new Promise(() => {});
+  }
+  await cleanup();
+}
+
+/** What libcluster_postgres does in an Elixir node: LISTEN on the channel, NOTIFY its name every interval. */
+async function elixirNode(url: string): Promise<{ stop(): Promise<void> }> {
+  const listener = new pg.Client({ connectionString: url });
+  const sender = new pg.Client({ connectionString: url });
+  await listener.connect();
+  await sender.connect();
+  const heard = new Set<string>();
+  listener.on('notification', (m) => { if (m.payload && m.payload !== 'elixir@192.0.2.10' && !heard.has(m.payload)) { heard.add(m.payload); say(`   [elixir@192.0.2.10 heard ${m.payload} on ${CHANNEL}: it would Node.connect/1 to it]`); } });
+  await listener.query(`LISTEN "${CHANNEL}"`);
+  const beat = async () => { await sender.query('SELECT pg_notify($1, $2)', [CHANNEL, 'elixir@192.0.2.10']).catch(() => {}); };
+  await beat();
+  const timer = setInterval(() => void beat(), 2_000);
+  return { stop: async () => { clearInterval(timer); await Promise.allSettled([listener.end(), sender.end()]); } };
+}
+
+main().catch((err: unknown) => {
+  console.error(`demo failed: ${(err as Error).message}`);
+  process.exit(1);
+});
