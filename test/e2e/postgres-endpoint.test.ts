@@ -327,6 +327,38 @@ describe('PgEndpoint against real Postgres', () => {
     await ep.close();
   });
 
+  test('while a statement is in flight, everything that becomes due waits and goes in ONE next statement', async () => {
+    const ch = 'pgco_e2e_inflight';
+    const plain = await plainListener(srv.url, [ch]);
+    const rec = recorder();
+    const ep = endpoint(srv.url, { hooks: rec.hooks, livenessIntervalMs: 60_000 });
+    await listening(ep);
+    await sleep(100);
+    const senders = await sql<{ pid: number }>(srv.url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcluster-operator/sender'");
+    assert.equal(senders.length, 1);
+    const pid = senders[0]!.pid;
+    rec.commits.length = 0;
+    process.kill(pid, 'SIGSTOP'); // the next statement hangs until SIGCONT
+    try {
+      ep.setAnnouncer('ns/k0', { channel: ch, intervalMs: 3_600_000, names: ['stuck@10.6.0.0'] });
+      // Ten more joins, each well after the previous one's coalescing window.
+      for (let i = 1; i <= 10; i++) {
+        await sleep(30);
+        ep.setAnnouncer(`ns/k${i}`, { channel: ch, intervalMs: 3_600_000, names: [`queued${i}@10.6.0.${i}`] });
+      }
+      await sleep(100);
+      assert.equal(rec.commits.length, 0, 'nothing completes while the sender is stuck');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitFor(() => plain.got.length === 11, { timeoutMs: 2000, message: 'all 11 names' });
+    await sleep(100);
+    assert.deepEqual(rec.commits.map((c) => c.payloads), [2, 11], 'the stuck statement, then one with all 10 queued names');
+    assert.equal(ep.state().phase, 'Listening');
+    await plain.client.end();
+    await ep.close();
+  });
+
   test('payloads a plain client NOTIFYs reach subscribers; LISTEN is refcounted per channel', async () => {
     const rec = recorder();
     const ep = endpoint(srv.url, { hooks: rec.hooks });
