@@ -1,6 +1,6 @@
 // Pure parts of the Postgres adapter: redaction, URL/sslmode parsing, error classification, timing.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -103,6 +103,7 @@ test('parsePgUrl: valid URIs and libpq sslmode semantics', () => {
   assert.deepEqual(tlsOptions(ok(`postgres://h/db?sslmode=verify-full&sslrootcert=${join(dir, 'ca.pem')}`), { ca: 'PEM' }), { ca: 'FILEPEM' });
   assert.throws(() => tlsOptions(ok(`postgres://h/db?sslmode=verify-full&sslrootcert=${join(dir, 'nope.pem')}`), {}),
     /cannot read the file named by sslrootcert in the Postgres URL \(ENOENT\)/);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('parsePgUrl: invalid URIs give a message without the URL', () => {
