@@ -103,6 +103,10 @@ export async function startPostgres(opts: { dir?: string } = {}): Promise<Postgr
     const { uid, gid } = osUserIds();
     chownTree(base, uid, gid);
     if (sockDir !== join(base, 'sock')) chownSync(sockDir, uid, gid);
+    // Owning base is not enough: every parent must be searchable by that user (mkdtemp makes 0700 dirs).
+    if (spawnSync('setpriv', [`--reuid=${OS_USER}`, `--regid=${OS_USER}`, '--init-groups', '--', 'test', '-w', base]).status !== 0) {
+      throw new Error(`the '${OS_USER}' OS user cannot reach ${base}: a parent dir is not searchable by it. Fix: chmod o+x on the parent dirs, or pick a dir under ${tmpdir()}.`);
+    }
   }
 
   run(join(bin, 'initdb'), ['-D', dataDir, '-U', USER, '--pwfile', pwFile, '--auth=scram-sha-256',

@@ -1,0 +1,83 @@
+// The whole test stack: Kubernetes control plane + one throwaway Postgres, and the env that points tools at it.
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { OPERATOR_SA_USER, startKube, type KubeStack } from './kube.ts';
+import { startPostgres, type PostgresServer } from './postgres.ts';
+
+export interface Stack {
+  dir: string;
+  /** KUBECONFIG, DATABASE_URL, PATH (stack binaries first), PGCO_STACK_DIR. */
+  env: Record<string, string>;
+  kube: KubeStack;
+  postgres: PostgresServer;
+  stop(): Promise<void>;
+}
+
+export interface StackOpts {
+  dir: string;
+  kwok?: boolean;
+  controllerManager?: boolean;
+}
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+export async function startStack(opts: StackOpts): Promise<Stack> {
+  const dir = resolve(opts.dir);
+  // Postgres is quick; start it alongside the (slower) control plane and clean up either if the other fails.
+  const [pgRes, kubeRes] = await Promise.allSettled([
+    startPostgres({ dir: join(dir, 'postgres') }),
+    startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true }),
+  ]);
+  if (pgRes.status === 'rejected' || kubeRes.status === 'rejected') {
+    if (pgRes.status === 'fulfilled') await pgRes.value.destroy();
+    if (kubeRes.status === 'fulfilled') await kubeRes.value.stop();
+    const errs = [pgRes, kubeRes].filter((r) => r.status === 'rejected').map((r) => (r.reason as Error).message);
+    throw new Error(`the test stack did not start:\n${errs.join('\n\n')}`);
+  }
+  const postgres = pgRes.value;
+  const kube = kubeRes.value;
+
+  const env: Record<string, string> = {
+    KUBECONFIG: kube.kubeconfig,
+    DATABASE_URL: postgres.url,
+    PATH: `${kube.binDir}:${process.env.PATH ?? ''}`,
+    PGCO_STACK_DIR: dir,
+    // Bearer token of the operator's ServiceAccount user, for tests of the chart's RBAC rules.
+    PGCO_OPERATOR_TOKEN: kube.tokens[OPERATOR_SA_USER]!,
+  };
+  // PATH is prepended when sourced, so the file does not freeze the PATH of whoever started the stack.
+  const lines = Object.entries(env).map(([k, v]) => k === 'PATH'
+    ? `export PATH=${shellQuote(kube.binDir)}:"$PATH"\n`
+    : `export ${k}=${shellQuote(v)}\n`);
+  writeFileSync(join(dir, 'env'), lines.join(''), { mode: 0o600 });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      process.off('exit', onExit);
+      await Promise.allSettled([kube.stop(), postgres.destroy()]);
+    })();
+    return stopping;
+  };
+  // Last resort when the runner exits without calling stop(): signal what still runs (sync, as 'exit'
+  // allows no awaiting). A SIGKILLed runner is covered by the parent-death signal of each child.
+  const onExit = () => {
+    for (const pid of Object.values(kube.pids)) {
+      try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    }
+    const pg = postgres.pid(); // SIGINT: Postgres' fast shutdown
+    if (pg) try { process.kill(pg, 'SIGINT'); } catch { /* already gone */ }
+  };
+  process.on('exit', onExit);
+
+  return { dir, env, kube, postgres, stop };
+}
+
+/** Stops the stack on SIGINT/SIGTERM/SIGHUP, then exits with 128+signal. */
+export function stopOnSignals(stack: { stop(): Promise<void> }): void {
+  for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+    process.once(sig, () => {
+      void stack.stop().finally(() => process.exit(128 + n));
+    });
+  }
+}

@@ -1,0 +1,290 @@
+// A real Kubernetes control plane for tests: etcd + kube-apiserver (RBAC, token auth), optionally kwok (fake
+// nodes whose pods become Running/Ready with an IP) and kube-controller-manager (garbage collection,
+// namespace deletion). Binaries come from KUBEBUILDER_ASSETS or scripts/build-binaries.sh's cache.
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { diedError, freePort, logTail, startProc, waitReady, type Proc } from './proc.ts';
+
+export interface KubeStack {
+  kubeconfig: string;
+  /** https://127.0.0.1:<port> */
+  server: string;
+  adminToken: string;
+  /** Dir with kubectl, helm (and the other stack binaries), to put first on PATH. */
+  binDir: string;
+  /** Bearer tokens by user name: "admin" and "system:serviceaccount:pgcluster-system:pgcluster-operator". */
+  tokens: Record<string, string>;
+  /** PEM of the API server's self-signed serving cert, the CA for clients. */
+  caFile: string;
+  /** Pids of the running processes by name (for the CLI's state file). */
+  pids: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+export interface KubeOpts {
+  dir: string;
+  kwok?: boolean;
+  controllerManager?: boolean;
+}
+
+export const K8S_VERSION = 'v1.34.4';
+export const KWOK_NODE = 'kwok-node-0';
+export const OPERATOR_SA_USER = 'system:serviceaccount:pgcluster-system:pgcluster-operator';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Runs scripts/build-binaries.sh for the components and returns their dirs (it reuses its cache). */
+async function ensureBinaries(components: string[]): Promise<Record<string, string>> {
+  const script = join(repoRoot, 'scripts', 'build-binaries.sh');
+  // A fresh machine of this kind has Go at /usr/local/go without it being on PATH.
+  const path = existsSync('/usr/local/go/bin/go') ? `/usr/local/go/bin${delimiter}${process.env.PATH ?? ''}` : process.env.PATH;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('bash', [script, ...components], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: path } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    // Progress ("building ...", go's download lines) goes to our stderr live; we keep it for the error.
+    child.stderr.on('data', (b: Buffer) => { err += b.toString(); process.stderr.write(b); });
+    child.on('error', (e) => reject(new Error(`could not run ${script}: ${e.message}`)));
+    child.on('exit', (code) => {
+      if (code !== 0) {
+        const tail = err.trimEnd().split('\n').slice(-15).join('\n');
+        reject(new Error(`building the test binaries failed (scripts/build-binaries.sh ${components.join(' ')} exited ${code}):\n${tail}\n`
+          + 'Fix the cause above (Go missing: install Go >= 1.24 or put /usr/local/go/bin on PATH; no network to the Go module proxy), '
+          + 'or set KUBEBUILDER_ASSETS to a dir holding kube-apiserver, etcd and kubectl.'));
+        return;
+      }
+      const dirs = out.trim().split('\n');
+      if (dirs.length !== components.length) {
+        reject(new Error(`scripts/build-binaries.sh printed ${dirs.length} dirs for ${components.length} components:\n${out}`));
+        return;
+      }
+      resolvePromise(Object.fromEntries(components.map((c, i) => [c, dirs[i]!])));
+    });
+  });
+}
+
+interface HttpResult { status: number; body: string }
+
+/** A GET/POST against the API server, verifying its serving cert against ca. */
+export function kubeRequest(url: string, opts: { ca: string; token?: string; method?: string; body?: unknown }): Promise<HttpResult> {
+  return new Promise((resolvePromise, reject) => {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    if (payload) headers['content-type'] = 'application/json';
+    const req = request(url, { method: opts.method ?? 'GET', ca: opts.ca, headers, timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+function httpGet(url: string): Promise<HttpResult> {
+  return new Promise((resolvePromise, reject) => {
+    const req = httpRequest(url, { timeout: 3000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function kubeconfigYaml(server: string, caPem: string, user: string, token: string): string {
+  const ca = Buffer.from(caPem).toString('base64');
+  // JSON is valid YAML; kubectl, helm and client-node all read it.
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'pgco-test',
+    clusters: [{ name: 'pgco-test', cluster: { server, 'certificate-authority-data': ca } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'pgco-test', context: { cluster: 'pgco-test', user, namespace: 'default' } }],
+  }, null, 2) + '\n';
+}
+
+/** Adds a hint to well-known failure lines in a process log. */
+function hintFor(logFile: string): string {
+  const tail = logTail(logFile, 60);
+  if (/address already in use/i.test(tail)) return 'Hint: a port it wanted is in use by another process; free it (ss -ltnp) or just retry (ports are picked at random).';
+  return '';
+}
+
+async function ready(p: Proc, what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  try {
+    await waitReady(p, what, check, timeoutMs);
+  } catch (e) {
+    const hint = hintFor(p.logFile);
+    throw hint ? new Error(`${(e as Error).message}\n${hint}`) : e;
+  }
+}
+
+export async function startKube(opts: KubeOpts): Promise<KubeStack> {
+  const dir = resolve(opts.dir);
+  mkdirSync(dir, { recursive: true });
+  const assets = process.env.KUBEBUILDER_ASSETS;
+
+  // Binaries: everything through build-binaries.sh, which prefers KUBEBUILDER_ASSETS for kube/etcd/kcm.
+  const comps = ['kube', 'etcd', 'helm', ...(opts.kwok ? ['kwok'] : []), ...(opts.controllerManager ? ['kcm'] : [])];
+  if (assets) {
+    for (const b of ['kube-apiserver', 'etcd', 'kubectl']) {
+      if (!existsSync(join(assets, b))) throw new Error(`KUBEBUILDER_ASSETS=${assets} has no ${b}; point it at a setup-envtest dir or unset it to build from source`);
+    }
+  }
+  const dirs = await ensureBinaries(comps);
+  const binDir = join(dir, 'bin');
+  rmSync(binDir, { recursive: true, force: true });
+  mkdirSync(binDir);
+  const bins: Record<string, string> = {
+    'kube-apiserver': dirs.kube!, kubectl: dirs.kube!, etcd: dirs.etcd!, helm: dirs.helm!,
+    ...(opts.kwok ? { kwok: dirs.kwok! } : {}),
+    ...(opts.controllerManager ? { 'kube-controller-manager': dirs.kcm! } : {}),
+  };
+  for (const [name, d] of Object.entries(bins)) {
+    const real = join(d, name);
+    if (!existsSync(real)) throw new Error(`${real} is missing after scripts/build-binaries.sh; delete ${d} and rerun it`);
+    symlinkSync(real, join(binDir, name));
+  }
+  const bin = (n: string) => join(binDir, n);
+
+  const procs: Proc[] = [];
+  const stop = async () => {
+    // Reverse start order: clients of the API server first, etcd last.
+    for (const p of procs.slice().reverse()) await p.stop('SIGTERM', 15_000);
+  };
+
+  try {
+    // etcd: loopback, throwaway data, no fsync (tests do not need durability, and it is much faster).
+    const [etcdClient, etcdPeer] = [await freePort(), await freePort()];
+    const etcdUrl = `http://127.0.0.1:${etcdClient}`;
+    const etcd = startProc('etcd', bin('etcd'), [
+      '--name=pgco', `--data-dir=${join(dir, 'etcd-data')}`,
+      `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=pgco=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
+    ], { logFile: join(dir, 'etcd.log'), deathSignal: 'TERM' });
+    procs.push(etcd);
+
+    // Credentials: a service-account signing key and static bearer tokens.
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
+    const saKey = join(dir, 'sa.key');
+    const saPub = join(dir, 'sa.pub');
+    writeFileSync(saKey, privateKey, { mode: 0o600 });
+    writeFileSync(saPub, publicKey);
+    const token = () => randomBytes(24).toString('hex');
+    const tokens: Record<string, string> = { admin: token(), [OPERATOR_SA_USER]: token() };
+    const kcmToken = token();
+    writeFileSync(join(dir, 'tokens.csv'), [
+      `${tokens.admin},admin,admin,"system:masters"`,
+      `${tokens[OPERATOR_SA_USER]},${OPERATOR_SA_USER},${randomUUID()},"system:serviceaccounts,system:serviceaccounts:pgcluster-system,system:authenticated"`,
+      // The controller manager runs its controllers under its own identity; masters keeps it simple.
+      `${kcmToken},system:kube-controller-manager,kcm,"system:masters"`,
+      '',
+    ].join('\n'), { mode: 0o600 });
+
+    await ready(etcd, 'healthy', async () => JSON.parse((await httpGet(`${etcdUrl}/health`)).body).health === 'true', 30_000);
+
+    const port = await freePort();
+    const server = `https://127.0.0.1:${port}`;
+    const certDir = join(dir, 'apiserver-certs');
+    const apiserver = startProc('kube-apiserver', bin('kube-apiserver'), [
+      `--etcd-servers=${etcdUrl}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
+      `--secure-port=${port}`, `--cert-dir=${certDir}`, '--service-cluster-ip-range=10.0.0.0/24',
+      '--service-account-issuer=https://kubernetes.default.svc', `--service-account-key-file=${saPub}`,
+      `--service-account-signing-key-file=${saKey}`, '--authorization-mode=RBAC',
+      `--token-auth-file=${join(dir, 'tokens.csv')}`, '--allow-privileged=true',
+      // No token volumes for pods: nothing here runs real containers.
+      '--disable-admission-plugins=ServiceAccount',
+    ], { logFile: join(dir, 'kube-apiserver.log'), deathSignal: 'TERM' });
+    procs.push(apiserver);
+
+    // The self-signed serving cert (leaf + its CA) appears in --cert-dir once the server has started.
+    const caFile = join(certDir, 'apiserver.crt');
+    let ca = '';
+    await ready(apiserver, 'ready (/readyz)', async () => {
+      if (!ca) {
+        if (!existsSync(caFile)) return false;
+        ca = readFileSync(caFile, 'utf8');
+      }
+      const r = await kubeRequest(`${server}/readyz`, { ca });
+      return r.status === 200 && r.body.trim() === 'ok';
+    }, 120_000);
+
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, kubeconfigYaml(server, ca, 'admin', tokens.admin!), { mode: 0o600 });
+    const pids: Record<string, number> = { etcd: etcd.pid, 'kube-apiserver': apiserver.pid };
+    const api = (path: string, method = 'GET', body?: unknown) => kubeRequest(`${server}${path}`, { ca, token: tokens.admin!, method, body });
+
+    const waits: Promise<void>[] = [];
+    if (opts.kwok) {
+      const kwok = startProc('kwok', bin('kwok'), [
+        `--kubeconfig=${kubeconfig}`, '--manage-all-nodes=false',
+        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+        '--cidr=10.244.0.1/16', '--node-ip=10.240.0.10',
+      ], { logFile: join(dir, 'kwok.log'), deathSignal: 'TERM', env: { ...process.env, HOME: dir } });
+      procs.push(kwok);
+      pids.kwok = kwok.pid;
+      const node = await api('/api/v1/nodes', 'POST', {
+        apiVersion: 'v1', kind: 'Node',
+        metadata: {
+          name: KWOK_NODE,
+          annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+          labels: { 'kubernetes.io/hostname': KWOK_NODE, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+        },
+      });
+      if (node.status !== 201) throw new Error(`creating Node ${KWOK_NODE} failed: HTTP ${node.status} ${node.body}`);
+      // kwok takes the node over and reports it Ready: then pods bound to it come alive.
+      waits.push(ready(kwok, `managing node ${KWOK_NODE} (Ready)`, async () => {
+        const r = await api(`/api/v1/nodes/${KWOK_NODE}`);
+        const n = JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } };
+        return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      }, 60_000));
+    }
+    if (opts.controllerManager) {
+      const kcmConfig = join(dir, 'kcm.kubeconfig');
+      writeFileSync(kcmConfig, kubeconfigYaml(server, ca, 'system:kube-controller-manager', kcmToken), { mode: 0o600 });
+      const kcmPort = await freePort();
+      const kcmCerts = join(dir, 'kcm-certs');
+      const kcm = startProc('kube-controller-manager', bin('kube-controller-manager'), [
+        `--kubeconfig=${kcmConfig}`, '--leader-elect=false',
+        `--bind-address=127.0.0.1`, `--secure-port=${kcmPort}`, `--cert-dir=${kcmCerts}`,
+        // Only what tests rely on: owner-reference GC, namespace deletion, default ServiceAccounts, and the
+        // workload controllers so a Deployment (e.g. from the Helm chart) gets its ReplicaSet and Pods.
+        '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,'
+          + 'deployment-controller,replicaset-controller,endpoints-controller,endpointslice-controller',
+      ], { logFile: join(dir, 'kube-controller-manager.log'), deathSignal: 'TERM' });
+      procs.push(kcm);
+      pids['kube-controller-manager'] = kcm.pid;
+      waits.push(ready(kcm, 'healthy (/healthz)', async () => {
+        const crt = join(kcmCerts, 'kube-controller-manager.crt');
+        if (!existsSync(crt)) return false;
+        const r = await kubeRequest(`https://127.0.0.1:${kcmPort}/healthz`, { ca: readFileSync(crt, 'utf8') });
+        return r.status === 200;
+      }, 60_000));
+    }
+    await Promise.all(waits);
+    // Fail now, not in the first test, if a helper died right after it reported ready.
+    for (const p of procs) {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
+    }
+
+    return { kubeconfig, server, adminToken: tokens.admin!, binDir, tokens, caFile, pids, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
