@@ -251,6 +251,7 @@ async function writeConfigMap(ctx: Context, pc: PgClusterObject, spec: Effective
     }
     return;
   }
+  await deleteRenamedConfigMaps(ctx, pc, spec.configMapName);
   const current = observed.data ?? {};
   const stale = Object.keys(current).filter((k) => !(k in data));
   const same = stale.length === 0 && Object.entries(data).every(([k, v]) => current[k] === v) && observed.metadata.labels?.[CLUSTER_LABEL] === pc.metadata.name;
@@ -259,6 +260,14 @@ async function writeConfigMap(ctx: Context, pc: PgClusterObject, spec: Effective
   for (const k of stale) patch[k] = null;
   const written = await patchConfigMap(ctx.kube, ns, spec.configMapName, { data: patch, labels, resourceVersion: observed.metadata.resourceVersion });
   ctx.written.record(memoKey, observed, written);
+}
+
+/** After output.configMapName changes, the ConfigMap under the old name is ours to remove. */
+async function deleteRenamedConfigMaps(ctx: Context, pc: PgClusterObject, current: string): Promise<void> {
+  for (const cm of ctx.configMaps.inNamespace(pc.metadata.namespace)) {
+    const ours = cm.metadata.labels?.[CLUSTER_LABEL] === pc.metadata.name && cm.metadata.ownerReferences?.some((o) => o.uid === pc.metadata.uid);
+    if (ours && cm.metadata.name !== current) await deleteConfigMap(ctx.kube, pc.metadata.namespace, cm.metadata.name);
+  }
 }
 
 async function writeAnnotations(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, selected: PodObject[], peers: Peer[]): Promise<void> {
