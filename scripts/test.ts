@@ -2,7 +2,7 @@
 // dir, run the tests against it with node's test runner, stop the stack, exit with the runner's code.
 // Nothing is skipped: a missing prerequisite (Postgres binaries, Go, a failed build) fails the run.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, globSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, globSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,14 +68,17 @@ async function main(): Promise<number> {
       say(`${sig}: stopping tests and the stack`);
       testRun?.kill(sig);
       abortTsc();
-      void (stack?.stop() ?? Promise.resolve()).finally(() => process.exit(128 + n));
+      // Servers still starting are not in `stack` yet: their parent-death signal takes them down on exit.
+      void (stack?.stop() ?? Promise.resolve()).finally(() => {
+        if (stackDir) say(`interrupted; stack logs in ${stackDir}`);
+        process.exit(128 + n);
+      });
     });
   }
 
   if (needStack) {
     const tStack = Date.now();
     stackDir = mkdtempSync(join(tmpdir(), 'pgco-test-'));
-    chmodSync(stackDir, 0o711); // Postgres runs as another user (when we are root) and must reach its dir
     say(`starting the test stack in ${stackDir}`);
     try {
       stack = await startStack({ dir: stackDir });
@@ -98,6 +101,7 @@ async function main(): Promise<number> {
   say(`node ${args.join(' ')}`);
   testRun = run(process.execPath, args, { ...process.env, ...stack?.env });
   const code = await testRun.done;
+  if (stopping) await new Promise((r) => setTimeout(r, 60_000)); // the signal handler exits
   say(`tests ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${secs(tTests)}`);
 
   if (stack && stackDir) {

@@ -1,5 +1,5 @@
 // The whole test stack: Kubernetes control plane + one throwaway Postgres, and the env that points tools at it.
-import { writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { OPERATOR_SA_USER, startKube, type KubeStack } from './kube.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
@@ -23,6 +23,9 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export async function startStack(opts: StackOpts): Promise<Stack> {
   const dir = resolve(opts.dir);
+  mkdirSync(dir, { recursive: true });
+  // As root, Postgres runs as the postgres OS user and must be able to pass through dir (mkdtemp gives 0700).
+  if (process.getuid?.() === 0) chmodSync(dir, statSync(dir).mode | 0o001);
   // Postgres is quick; start it alongside the (slower) control plane and clean up either if the other fails.
   const [pgRes, kubeRes] = await Promise.allSettled([
     startPostgres({ dir: join(dir, 'postgres') }),

@@ -51,7 +51,7 @@ async function ensureBinaries(components: string[]): Promise<Record<string, stri
     // Progress ("building ...", go's download lines) goes to our stderr live; we keep it for the error.
     child.stderr.on('data', (b: Buffer) => { err += b.toString(); process.stderr.write(b); });
     child.on('error', (e) => reject(new Error(`could not run ${script}: ${e.message}`)));
-    child.on('exit', (code) => {
+    child.on('close', (code) => { // 'close', not 'exit': stdout may still hold data at 'exit'
       if (code !== 0) {
         const tail = err.trimEnd().split('\n').slice(-15).join('\n');
         reject(new Error(`building the test binaries failed (scripts/build-binaries.sh ${components.join(' ')} exited ${code}):\n${tail}\n`
