@@ -1,0 +1,39 @@
+// Join and leave latency of one pod, measured on the bench's watches: t0 is the event in which the pod
+// turned Ready with an IP (join) or got its deletionTimestamp (leave); the end is the event after which the
+// ConfigMap and the annotation of every pod that was a member at t0 agree with the change.
+import type { Latency, Tracker } from './tracker.ts';
+
+export interface ClusterRef {
+  ns: string;
+  /** The pods' `app` label, which the PgCluster selects. */
+  app: string;
+  /** The PgCluster's name: the node names' basename. */
+  basename: string;
+  cm: string;
+}
+
+/** Call before creating the pod; resolves with the join latency (NaN if the tracker stops). */
+export function awaitJoin(tracker: Tracker, c: ClusterRef, pod: string): Promise<Latency> {
+  return new Promise((resolve) => {
+    const off = tracker.onPod((st, prev, at) => {
+      if (st.ns !== c.ns || st.name !== pod || !st.ready || !st.ip || st.deleting || (prev?.ready && prev.ip)) return;
+      off();
+      const members = tracker.members(c.ns, c.app).map((m) => m.name);
+      resolve(tracker.expect(c.ns, c.cm, `${c.basename}@${st.ip}`, 'present', members, at));
+    });
+  });
+}
+
+/** Call before deleting the pod (a member); resolves with the leave latency in ms. */
+export function awaitLeave(tracker: Tracker, c: ClusterRef, pod: string): Promise<Latency> {
+  return new Promise((resolve) => {
+    const ip = tracker.pods.get(`${c.ns}/${pod}`)?.ip;
+    if (!ip) throw new Error(`pod ${c.ns}/${pod} has no IP: it is not a member`);
+    const off = tracker.onPod((st, prev, at) => {
+      if (st.ns !== c.ns || st.name !== pod || !st.deleting || prev?.deleting) return;
+      off();
+      const members = tracker.members(c.ns, c.app).map((m) => m.name);
+      resolve(tracker.expect(c.ns, c.cm, `${c.basename}@${ip}`, 'absent', members, at));
+    });
+  });
+}

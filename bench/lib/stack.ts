@@ -1,0 +1,95 @@
+// The stack the benchmark runs on: a fresh one in a temp dir (etcd, kube-apiserver, kwok, one Postgres), or
+// the one named by PGCO_STACK_DIR + KUBECONFIG + DATABASE_URL (e.g. `npm run stack -- up`, or `npm test`).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../../src/kube/client.ts';
+import { startStack } from '../../scripts/stack/index.ts';
+import { KWOK_NODE } from '../../scripts/stack/kube.ts';
+import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { say, until } from './util.ts';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface BenchStack {
+  dir: string;
+  kubeconfig: string;
+  /** The stack's shared Postgres (scenarios that do not measure Postgres use it). */
+  databaseUrl: string;
+  binDir: string;
+  kube: KubeClient;
+  reused: boolean;
+  kwokNode: string;
+  /** A private Postgres for one scenario; destroyed by stop() if the scenario does not. */
+  newPostgres(name: string): Promise<PostgresServer>;
+  stop(): Promise<void>;
+}
+
+const run = promisify(execFile);
+
+export function kubeClient(kubeconfig: string): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  return new KubeClient(kc);
+}
+
+export async function openStack(): Promise<BenchStack> {
+  const { PGCO_STACK_DIR, KUBECONFIG, DATABASE_URL } = process.env;
+  const servers = new Set<PostgresServer>();
+  const scratch = mkdtempSync(join(tmpdir(), 'pgco-bench-'));
+  let stack: BenchStack;
+  if (PGCO_STACK_DIR && KUBECONFIG && DATABASE_URL) {
+    say(`reusing the stack in ${PGCO_STACK_DIR}`);
+    stack = {
+      dir: PGCO_STACK_DIR, kubeconfig: KUBECONFIG, databaseUrl: DATABASE_URL, binDir: join(PGCO_STACK_DIR, 'bin'),
+      kube: kubeClient(KUBECONFIG), reused: true, kwokNode: KWOK_NODE,
+      newPostgres: async () => { throw new Error('unset'); },
+      stop: async () => {},
+    };
+  } else {
+    const dir = join(scratch, 'stack');
+    say(`starting a stack (etcd, kube-apiserver, kwok, Postgres) in ${dir}`);
+    const s = await startStack({ dir, kwok: true, controllerManager: false });
+    stack = {
+      dir, kubeconfig: s.kube.kubeconfig, databaseUrl: s.postgres.url, binDir: s.kube.binDir,
+      kube: kubeClient(s.kube.kubeconfig), reused: false, kwokNode: KWOK_NODE,
+      newPostgres: async () => { throw new Error('unset'); },
+      stop: () => s.stop(),
+    };
+  }
+  const stopKube = stack.stop;
+  stack.newPostgres = async (name: string) => {
+    const pgSrv = await startPostgres({ dir: join(scratch, `pg-${name}`) });
+    servers.add(pgSrv);
+    const destroy = pgSrv.destroy;
+    pgSrv.destroy = async () => { servers.delete(pgSrv); await destroy(); };
+    return pgSrv;
+  };
+  stack.stop = async () => {
+    await Promise.allSettled([...servers].map((p) => p.destroy()));
+    await stopKube();
+    rmSync(scratch, { recursive: true, force: true });
+  };
+
+  // The kwok node must be there (and Ready): every bench pod is bound to it.
+  await until(`node ${KWOK_NODE} Ready (is kwok running in this stack?)`, async () => {
+    const n = await stack.kube.getOptional<{ status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${KWOK_NODE}`);
+    return n?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+  }, 60_000, 250);
+  await applyCrd(stack);
+  return stack;
+}
+
+async function applyCrd(stack: BenchStack): Promise<void> {
+  await run(join(stack.binDir, 'kubectl'), ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'manifests/crd/pgcluster.io_pgclusters.yaml')], {
+    env: { ...process.env, KUBECONFIG: stack.kubeconfig },
+  });
+  await until('the PgCluster CRD to be Established', async () => {
+    const crd = await stack.kube.getOptional<{ status?: { conditions?: { type: string; status: string }[] } }>('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/pgclusters.pgcluster.io');
+    return crd?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+  }, 30_000, 200);
+}

@@ -1,0 +1,126 @@
+// `npm run bench [-- [--quick|--smoke] [--profile] [--out DIR] [scenario ...]]`
+//
+// Runs the scenarios of issue 5 against the real stack (kube-apiserver + etcd, kwok, real Postgres, the real
+// operator process), prints one table and writes the figures as JSON to bench/results/<date>-<mode>.json
+// (and bench/results/latest.json). With PGCO_STACK_DIR, KUBECONFIG and DATABASE_URL set (`source .stack/env`,
+// or under `npm test`) it uses that stack; otherwise it starts its own in a temp dir and stops it at the end.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { K8S_VERSION } from '../scripts/stack/kube.ts';
+import { postgresBinDir } from '../scripts/stack/postgres.ts';
+import type { BenchCtx, Mode, Scenario } from './lib/context.ts';
+import { machine, Report } from './lib/report.ts';
+import { openStack, repoRoot, type BenchStack } from './lib/stack.ts';
+import { mono, say } from './lib/util.ts';
+import { join as joinScenario } from './scenarios/join.ts';
+import { expiry } from './scenarios/expiry.ts';
+import { steady } from './scenarios/steady.ts';
+import { scale } from './scenarios/scale.ts';
+import { churn } from './scenarios/churn.ts';
+import { pgload } from './scenarios/pgload.ts';
+
+const SCENARIOS: Scenario[] = [joinScenario, expiry, steady, scale, churn, pgload];
+
+const USAGE = `usage: npm run bench -- [--quick | --smoke] [--profile] [--out DIR] [scenario ...]
+
+scenarios (default: all, in this order):
+${SCENARIOS.map((s) => `  ${s.name.padEnd(8)} ${s.title}`).join('\n')}
+
+  --quick    shorter windows and smaller N (a few minutes in all)
+  --smoke    tiny sizes, for the bench smoke test (figures are not meaningful)
+  --profile  run the operator with --cpu-prof; profiles go next to its logs
+  --out DIR  where the JSON goes (default bench/results; latest.json only there)
+`;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      smoke: { type: 'boolean', default: false },
+      profile: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const mode: Mode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
+  const unknown = positionals.filter((p) => !SCENARIOS.some((s) => s.name === p));
+  if (unknown.length) {
+    process.stderr.write(`unknown scenario(s): ${unknown.join(', ')}\n\n${USAGE}`);
+    return 2;
+  }
+  const selected = positionals.length ? SCENARIOS.filter((s) => positionals.includes(s.name)) : SCENARIOS;
+  const outDir = resolve(values.out ?? join(repoRoot, 'bench', 'results'));
+  const defaultOut = !values.out;
+  const logDir = mkdtempSync(join(tmpdir(), 'pgco-bench-logs-'));
+  say(`mode ${mode}; scenarios: ${selected.map((s) => s.name).join(', ')}; operator logs in ${logDir}`);
+
+  const report = new Report();
+  const started = new Date();
+  const t0 = mono();
+  const load0 = loadavg();
+  let stack: BenchStack | undefined;
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    say(`${sig}: stopping`);
+    void (stack?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    stack = await openStack();
+    const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false };
+    for (const s of selected) {
+      const ts = mono();
+      say(`=== ${s.name}: ${s.title}`);
+      try {
+        await s.run(ctx);
+        say(`=== ${s.name} done in ${((mono() - ts) / 1000).toFixed(0)} s`);
+      } catch (err) {
+        report.fail(s.name, err);
+        say(`=== ${s.name} FAILED: ${(err as Error).stack ?? err}`);
+      }
+      report.detail(s.name, { seconds: Math.round((mono() - ts) / 100) / 10 });
+    }
+  } finally {
+    await stack?.stop();
+  }
+
+  const result = {
+    date: started.toISOString(),
+    mode,
+    scenarios: selected.map((s) => s.name),
+    seconds: Math.round((mono() - t0) / 1000),
+    machine: { ...machine(), loadavgAtStart: load0, loadavgAtEnd: loadavg() },
+    versions: { kubernetes: K8S_VERSION, postgres: postgresBinDir(), node: process.version },
+    reusedStack: stack?.reused ?? false,
+    rows: report.rows,
+    details: report.details,
+    errors: report.errors,
+  };
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `${started.toISOString().replace(/[:]/g, '-').replace(/\..*$/, '')}-${mode}.json`);
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  if (defaultOut && mode !== 'smoke') writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+
+  process.stdout.write(`\n${report.table()}\n\n`);
+  process.stdout.write(`machine: ${result.machine.cpus} x ${result.machine.cpuModel}, ${result.machine.memoryGiB} GiB; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start\n`);
+  process.stdout.write(`results: ${file}\n`);
+  return Object.keys(report.errors).length ? 1 : 0;
+}
+
+process.exitCode = await main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  return 1;
+});
+// Informers and timers of finished scenarios must not keep us alive.
+process.exit(process.exitCode);

@@ -1,0 +1,131 @@
+// 1. Join and leave latency: one PgCluster of 100 kwok pods; one pod leaves, one joins, many times, one at a
+// time. Beside it the floors measured in the same run, and libcluster's Kubernetes-strategy polling baseline.
+import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
+import { createNamespace, createPgCluster, createPod, createPods, createSecret, cleanupNamespace, deletePod } from '../lib/kube.ts';
+import { awaitJoin, awaitLeave, type ClusterRef } from '../lib/membership.ts';
+import { delta, type OperatorProc } from '../lib/operator.ts';
+import { notifyRoundTrips } from '../lib/pg.ts';
+import { atMost } from '../lib/report.ts';
+import { Tracker, type Latency } from '../lib/tracker.ts';
+import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
+
+const TARGET_MS = 250;
+/** The operator writes annotations with this many PATCHes in flight (src/controller/reconcile.ts). */
+const OPERATOR_WRITE_CONCURRENCY = 16;
+
+export const join: Scenario = {
+  name: 'join',
+  title: 'join/leave latency, 100 pods in one PgCluster',
+  async run(ctx: BenchCtx) {
+    const { kube, kwokNode, databaseUrl } = ctx.stack;
+    const size = pick(ctx.mode, { full: 100, quick: 100, smoke: 5 });
+    const rounds = pick(ctx.mode, { full: 60, quick: 25, smoke: 3 });
+    const ns = await createNamespace(kube, 'join');
+    const c: ClusterRef = { ns, app: 'join', basename: 'join', cm: 'join-peers' };
+    const tracker = new Tracker(kube, [ns]);
+    let op: OperatorProc | undefined;
+    try {
+      await tracker.start();
+      await createSecret(kube, ns, 'db', databaseUrl);
+      await createPgCluster(kube, ns, 'join', { app: 'join', secret: 'db', channel: channelName(ns, 'join') });
+      op = await operator(ctx, 'join', [ns]);
+      let seq = 0;
+      const podName = () => `join-${String(seq++).padStart(4, '0')}`;
+      const initial = range(size).map(() => podName());
+      // Unselected pods for the write floors: patching them wakes no reconcile.
+      const floorPods = range(size).map((i) => `floor-${i}`);
+      say(`join: creating ${size} member pods and ${size} unselected pods`);
+      await createPods(kube, ns, initial, () => ({ app: 'join' }), kwokNode);
+      await createPods(kube, ns, floorPods, () => ({ app: 'floor' }), kwokNode);
+      await until('all pods Ready', () => tracker.members(ns, 'join').length === size && tracker.members(ns, 'floor').length === size, 120_000);
+      const names = tracker.members(ns, 'join').map((p) => `join@${p.ip}`);
+      await withTimeout(tracker.expectAll([{ ns, cm: c.cm, pods: initial, names }]), 120_000, `${size} members published`);
+      await settle(op);
+
+      // Floors, measured now on the same machine and stack.
+      say('join: floors (pg_notify round trip, annotation PATCH round trip)');
+      const notify = await notifyRoundTrips(databaseUrl, pick(ctx.mode, { full: 100, quick: 50, smoke: 10 }));
+      const patchOne: number[] = [];
+      for (const i of range(pick(ctx.mode, { full: 50, quick: 30, smoke: 5 }))) {
+        const t0 = mono();
+        await kube.patch(`/api/v1/namespaces/${ns}/pods/floor-0`, { metadata: { annotations: { 'bench.pgcluster.io/probe': String(i) } } }, 'pods');
+        patchOne.push(mono() - t0);
+      }
+      const fanOut: number[] = [];
+      for (const r of range(pick(ctx.mode, { full: 10, quick: 5, smoke: 2 }))) {
+        const t0 = mono();
+        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => kube.patch(`/api/v1/namespaces/${ns}/pods/${p}`, { metadata: { annotations: { 'bench.pgcluster.io/probe': `f${r}` } } }, 'pods'));
+        fanOut.push(mono() - t0);
+      }
+
+      say(`join: ${rounds} leaves and ${rounds} joins, one at a time`);
+      const s0 = await op.scrape();
+      const joins: Latency[] = [];
+      const leaves: Latency[] = [];
+      for (const r of range(rounds)) {
+        const victim = tracker.members(ns, 'join').map((p) => p.name).sort()[0]!;
+        const left = awaitLeave(tracker, c, victim);
+        await deletePod(kube, ns, victim);
+        leaves.push(await withTimeout(left, 30_000, `${victim} gone from the outputs`));
+        await sleep(100 + Math.random() * 300);
+        const pod = podName();
+        const joined = awaitJoin(tracker, c, pod);
+        await createPod(kube, ns, pod, { app: 'join' }, kwokNode);
+        joins.push(await withTimeout(joined, 30_000, `${pod} in the outputs`));
+        await sleep(100 + Math.random() * 300);
+        if ((r + 1) % 10 === 0) say(`join: ${r + 1}/${rounds} rounds`);
+      }
+      const s1 = await op.scrape();
+      const internalN = delta(s0, s1, 'pgcluster_join_to_published_seconds_count');
+      const internalMean = internalN ? (delta(s0, s1, 'pgcluster_join_to_published_seconds_sum') / internalN) * 1000 : NaN;
+      const reconciles = delta(s0, s1, 'controller_runtime_reconcile_time_seconds_count');
+      const reconcileMean = reconciles ? (delta(s0, s1, 'controller_runtime_reconcile_time_seconds_sum') / reconciles) * 1000 : NaN;
+
+      const j = summarize(joins.map((x) => x.ms));
+      const l = summarize(leaves.map((x) => x.ms));
+      const all = summarize([...joins, ...leaves].map((x) => x.ms));
+      const cmOnly = summarize([...joins, ...leaves].map((x) => x.cmMs));
+      const p = ctx.report;
+      const S = 'join';
+      p.add(S, 'join_p50_ms', `join latency p50 (${j.n} joins, ${size} members)`, j.p50, 'ms');
+      p.add(S, 'join_p99_ms', 'join latency p99', j.p99, 'ms', atMost(TARGET_MS, 'ms'));
+      p.add(S, 'join_max_ms', 'join latency max', j.max, 'ms');
+      p.add(S, 'leave_p50_ms', `leave latency p50 (${l.n} leaves)`, l.p50, 'ms');
+      p.add(S, 'leave_p99_ms', 'leave latency p99', l.p99, 'ms', atMost(TARGET_MS, 'ms'));
+      p.add(S, 'leave_max_ms', 'leave latency max', l.max, 'ms');
+      p.add(S, 'all_p99_ms', 'join+leave latency p99', all.p99, 'ms', atMost(TARGET_MS, 'ms'));
+      p.add(S, 'cm_p50_ms', 'ConfigMap alone: join+leave latency p50', cmOnly.p50, 'ms');
+      p.add(S, 'cm_p99_ms', 'ConfigMap alone: join+leave latency p99', cmOnly.p99, 'ms');
+      p.add(S, 'floor_notify_p50_ms', 'floor: pg_notify round trip p50', notify.p50, 'ms');
+      p.add(S, 'floor_patch_p50_ms', 'floor: one annotation PATCH round trip p50', summarize(patchOne).p50, 'ms');
+      p.add(S, 'floor_fanout_p50_ms', `floor: ${size} annotation PATCHes, ${OPERATOR_WRITE_CONCURRENCY} in flight, p50`, summarize(fanOut).p50, 'ms');
+      p.add(S, 'operator_internal_mean_ms', 'operator: change seen -> outputs written, mean', internalMean, 'ms');
+      p.add(S, 'libcluster_k8s_poll_mean_ms', 'baseline: libcluster Kubernetes strategy, 5 s polling, mean (computed)', 2500, 'ms');
+      p.add(S, 'libcluster_k8s_poll_max_ms', 'baseline: same, worst case (computed)', 5000, 'ms');
+      p.detail(S, {
+        members: size, rounds, joinsMs: j, leavesMs: l, allMs: all, configMapOnlyMs: cmOnly, floorNotifyMs: notify, floorPatchMs: summarize(patchOne),
+        floorFanOutMs: summarize(fanOut), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
+        writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'),
+        samples: { joins: joins.map((x) => round1(x.ms)), leaves: leaves.map((x) => round1(x.ms)), configMapJoins: joins.map((x) => round1(x.cmMs)), configMapLeaves: leaves.map((x) => round1(x.cmMs)) },
+      });
+    } finally {
+      tracker.stop();
+      await op?.stop();
+      await cleanupNamespace(kube, ns).catch(() => {});
+    }
+  },
+};
+
+export const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/** Waits until the operator has made no Kubernetes write for 3 s (status and Events after startup). */
+export async function settle(op: OperatorProc, maxMs = 60_000): Promise<void> {
+  const deadline = mono() + maxMs;
+  let last = await op.scrape();
+  for (;;) {
+    await sleep(3000);
+    const now = await op.scrape();
+    if (delta(last, now, 'pgcluster_kube_writes_total') === 0 || mono() > deadline) return;
+    last = now;
+  }
+}
