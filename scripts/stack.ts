@@ -100,8 +100,8 @@ async function up(): Promise<number> {
     if (existsSync(stateFile)) break;
     if (exited !== undefined) {
       follow(offset);
-      console.error(`\nstack up FAILED (supervisor exited ${exited}); full log: ${logFile}`);
-      await down(true);
+      await down(true); // removes .stack/ with its log: what it said is printed above
+      console.error(`\nstack up FAILED (supervisor exited ${exited}); the cause is above`);
       return 1;
     }
     await sleep(300);
