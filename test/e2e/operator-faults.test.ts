@@ -123,8 +123,8 @@ describe('operator under failure', () => {
         return cond?.status === 'False' && reason.test(cond.reason) && cond;
       }, { message: `${name}: Connected False with ${reason}`, timeoutMs: 30_000 });
       assert.ok(c.message.length > 20, `${name}: an actionable message: ${c.message}`);
-      const events = await kubectl(['get', 'events', '-n', n, '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={.items[*].reason}']);
-      assert.match(events, reason, `${name}: an Event with the reason`);
+      // The Event is recorded right after the status write: give it a moment.
+      await waitFor(async () => reason.test(await kubectl(['get', 'events', '-n', n, '--field-selector', `involvedObject.name=${name}`, '-o', 'jsonpath={.items[*].reason}'])), { message: `${name}: an Event with reason ${reason}`, timeoutMs: 10_000 });
     }
     // The healthy PgCluster in the same namespace still works.
     assert.equal(condition(await getPgCluster(kube, n, 'f'), 'Ready')?.status, 'True');
