@@ -1,0 +1,103 @@
+{{/* Chart name, overridable with nameOverride. */}}
+{{- define "pgcluster-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the release name, with the chart name appended unless the release name already contains it.
+Truncated to 63 characters (the limit of a DNS label, which Service names must be).
+*/}}
+{{- define "pgcluster-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* chart label value: name-version. */}}
+{{- define "pgcluster-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Selector labels: stable for the life of a release (a Deployment's selector is immutable). */}}
+{{- define "pgcluster-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "pgcluster-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* The standard labels, on every object of the chart. */}}
+{{- define "pgcluster-operator.labels" -}}
+helm.sh/chart: {{ include "pgcluster-operator.chart" . }}
+{{ include "pgcluster-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: pgcluster-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* The ServiceAccount the operator runs as. */}}
+{{- define "pgcluster-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "pgcluster-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when leader election is on: forced, or needed because more than one replica runs. */}}
+{{- define "pgcluster-operator.leaderElect" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{/* Name of the Lease used for leader election. */}}
+{{- define "pgcluster-operator.leaseName" -}}
+{{- default (include "pgcluster-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/* The image reference: repository, then @digest if set, else :tag (default: the chart's appVersion). */}}
+{{- define "pgcluster-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The rules the operator needs in every namespace it serves (DESIGN.md sections 3 and 5), and nothing more:
+- pgclusters: read and watch; patch/update to add and remove its finalizer; status; finalizers (for
+  ownerReferences with blockOwnerDeletion on the ConfigMaps it owns).
+- pods: read and watch the selected pods; patch their peers annotation.
+- configmaps: the output ConfigMaps (watched, created, updated, deleted by its finalizer).
+- secrets: get only - the one Secret named in a PgCluster. No list or watch: it never reads other Secrets.
+- events: the conditions it reports are also Events.
+*/}}
+{{- define "pgcluster-operator.rules" -}}
+- apiGroups: ["pgcluster.io"]
+  resources: ["pgclusters"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["pgcluster.io"]
+  resources: ["pgclusters/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["pgcluster.io"]
+  resources: ["pgclusters/finalizers"]
+  verbs: ["update"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

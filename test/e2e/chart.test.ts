@@ -1,0 +1,435 @@
+// The Helm chart (charts/pgcluster-operator) and manifests/install.yaml against the real API server: lint,
+// server-side dry runs of what it renders, the values schema, a real `helm install` under the restricted Pod
+// Security Standard, install.yaml in sync with the chart, and the chart's RBAC checked with the bearer token
+// of the operator's ServiceAccount user (PGCO_OPERATOR_TOKEN): it may do what the operator needs, and no more.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse, parseAllDocuments } from 'yaml';
+import { createNamespace, kubectl, kubectlJson, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CHART = join(ROOT, 'charts', 'pgcluster-operator');
+const CRD_FILE = join(ROOT, 'manifests', 'crd', 'pgcluster.io_pgclusters.yaml');
+const CRD_NAME = 'pgclusters.pgcluster.io';
+const OPERATOR_NS = 'pgcluster-system';
+const OPERATOR_SA = 'pgcluster-operator';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
+
+const suffix = () => randomBytes(3).toString('hex');
+let kubeVersion = '';
+
+/** helm against the stack; --kube-version for template/lint, so kubeVersion is checked against the real server. */
+const helm = (args: string[], opts: { allowFail?: boolean } = {}): Promise<RunResult> => runBin('helm', args, opts);
+
+async function template(release: string, ns: string, sets: string[] = [], extra: string[] = []): Promise<string> {
+  const r = await helm(['template', release, CHART, '--namespace', ns, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s]), ...extra]);
+  return r.stdout;
+}
+
+const docsOf = (yamlText: string): Obj[] => parseAllDocuments(yamlText).map((d) => d.toJS() as Obj).filter((d) => d && d.kind);
+const find = (docs: Obj[], kind: string, name?: string, ns?: string): Obj[] =>
+  docs.filter((d) => d.kind === kind && (name === undefined || d.metadata.name === name) && (ns === undefined || d.metadata.namespace === ns));
+const envOf = (deploy: Obj): Record<string, Obj> =>
+  Object.fromEntries((deploy.spec.template.spec.containers[0].env as Obj[]).map((e) => [e.name, e]));
+
+/** `kubectl apply --dry-run=server`: the API server validates and admits every object, stores none. */
+async function dryRunApply(yamlText: string): Promise<string> {
+  return kubectl(['apply', '--dry-run=server', '-f', '-'], { input: yamlText });
+}
+
+/** Namespaces that other tests may share are created idempotently and never deleted. */
+async function ensureNamespace(name: string): Promise<void> {
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }) });
+}
+
+before(async () => {
+  requireEnv();
+  const v = await kubectlJson<Obj>(['version']);
+  kubeVersion = String(v.serverVersion.gitVersion).replace(/^v/, '');
+  assert.match(kubeVersion, /^\d+\.\d+\.\d+/);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Lint and render
+
+test('helm lint --strict passes with default and with namespaced values', async () => {
+  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true']]) {
+    const r = await helm(['lint', '--strict', CHART, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s])], { allowFail: true });
+    assert.equal(r.code, 0, `helm lint --strict ${sets.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  }
+});
+
+test('default values: cluster-wide RBAC, restricted Deployment, CRD kept; the API server accepts all of it', async () => {
+  const ns = await createNamespace('chart-default');
+  try {
+    const text = await template('pgco', ns.name);
+    const docs = docsOf(text);
+
+    // Every namespaced object goes to the release namespace (kubectl apply users have no --namespace of helm's).
+    for (const d of docs) {
+      if (!['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'].includes(d.kind)) {
+        assert.equal(d.metadata.namespace, ns.name, `${d.kind}/${d.metadata.name} has no namespace`);
+      }
+      assert.equal(d.metadata.labels?.['app.kubernetes.io/instance'], 'pgco', `${d.kind}/${d.metadata.name} lacks the standard labels`);
+    }
+    assert.deepEqual(docs.map((d) => d.kind).sort(),
+      ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Service', 'ServiceAccount']);
+
+    // The CRD is the one in manifests/crd, with the keep policy.
+    const [crd] = find(docs, 'CustomResourceDefinition', CRD_NAME);
+    assert.ok(crd);
+    assert.deepEqual(crd.spec, (parse(readFileSync(CRD_FILE, 'utf8')) as Obj).spec, 'the chart renders a CRD that differs from manifests/crd: run npm run manifests');
+    assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+
+    const [deploy] = find(docs, 'Deployment');
+    assert.ok(deploy);
+    const pod = deploy.spec.template.spec;
+    const c = pod.containers[0];
+    assert.equal(deploy.spec.replicas, 1);
+    assert.equal(pod.terminationGracePeriodSeconds, 30);
+    assert.equal(pod.serviceAccountName, 'pgco-pgcluster-operator');
+    assert.deepEqual(pod.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    assert.equal(pod.securityContext.runAsNonRoot, true);
+    assert.equal(c.securityContext.runAsUser, 65532);
+    assert.equal(c.securityContext.runAsNonRoot, true);
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+    assert.deepEqual(c.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    assert.deepEqual(c.livenessProbe.httpGet, { path: '/healthz', port: 'metrics' });
+    assert.deepEqual(c.readinessProbe.httpGet, { path: '/readyz', port: 'metrics' });
+    assert.deepEqual(c.ports, [{ name: 'metrics', containerPort: 8080, protocol: 'TCP' }]);
+    assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
+    assert.deepEqual(c.volumeMounts, [{ name: 'tmp', mountPath: '/tmp' }]);
+    assert.ok(pod.volumes.find((v: Obj) => v.name === 'tmp' && v.emptyDir));
+    const env = envOf(deploy);
+    assert.equal(env.WATCH_NAMESPACE?.value, '');
+    assert.equal(env.METRICS_BIND_ADDRESS?.value, ':8080');
+    assert.equal(env.LEADER_ELECT?.value, 'false');
+    assert.equal(env.POD_NAME?.valueFrom.fieldRef.fieldPath, 'metadata.name');
+    assert.equal(env.POD_NAMESPACE?.valueFrom.fieldRef.fieldPath, 'metadata.namespace');
+
+    // No leader election with one replica: no Role for Leases.
+    assert.equal(find(docs, 'Role').length, 0);
+
+    const out = await dryRunApply(text);
+    for (const what of ['serviceaccount/pgco-pgcluster-operator', `customresourcedefinition.apiextensions.k8s.io/${CRD_NAME}`,
+      'clusterrole.rbac.authorization.k8s.io/pgco-pgcluster-operator', 'clusterrolebinding.rbac.authorization.k8s.io/pgco-pgcluster-operator',
+      'service/pgco-pgcluster-operator-metrics', 'deployment.apps/pgco-pgcluster-operator']) {
+      assert.match(out, new RegExp(`${what.replace(/\./g, '\\.')} (created|configured|unchanged) \\(server dry run\\)`), out);
+    }
+  } finally {
+    await ns.cleanup();
+  }
+});
+
+test('watchNamespaces: a Role and RoleBinding per namespace and nothing cluster-wide but the CRD; the API server accepts it', async () => {
+  const [rel, a, b] = await Promise.all([createNamespace('chart-rel'), createNamespace('chart-wa'), createNamespace('chart-wb')]);
+  try {
+    const text = await template('pgco', rel.name, [`watchNamespaces={${a.name},${b.name}}`, 'replicas=2',
+      'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'networkPolicy.egress.enabled=true']);
+    const docs = docsOf(text);
+    assert.equal(find(docs, 'ClusterRole').length, 0, 'no ClusterRole with watchNamespaces');
+    assert.equal(find(docs, 'ClusterRoleBinding').length, 0, 'no ClusterRoleBinding with watchNamespaces');
+    for (const ns of [a.name, b.name]) {
+      const [role] = find(docs, 'Role', 'pgco-pgcluster-operator', ns);
+      const [binding] = find(docs, 'RoleBinding', 'pgco-pgcluster-operator', ns);
+      assert.ok(role && binding, `Role and RoleBinding in ${ns}`);
+      assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'pgco-pgcluster-operator', namespace: rel.name }]);
+      assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pgco-pgcluster-operator' });
+    }
+    // replicas > 1: leader election on, with a Role for the one Lease in the release namespace.
+    const [lease] = find(docs, 'Role', 'pgco-pgcluster-operator-leader-election', rel.name);
+    assert.ok(lease, 'leader-election Role in the release namespace');
+    assert.deepEqual(lease.rules, [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['pgco-pgcluster-operator'], verbs: ['get', 'update'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    ]);
+    const [deploy] = find(docs, 'Deployment');
+    const env = envOf(deploy!);
+    assert.equal(deploy!.spec.replicas, 2);
+    assert.equal(env.WATCH_NAMESPACE?.value, `${a.name},${b.name}`);
+    assert.equal(env.LEADER_ELECT?.value, 'true');
+    assert.equal(env.LEADER_ELECTION_ID?.value, 'pgco-pgcluster-operator');
+    assert.equal(env.LEADER_ELECTION_NAMESPACE?.value, rel.name);
+    assert.equal(find(docs, 'PodDisruptionBudget').length, 1);
+    assert.equal(find(docs, 'NetworkPolicy').length, 1);
+
+    const out = await dryRunApply(text);
+    assert.match(out, new RegExp(`role.rbac.authorization.k8s.io/pgco-pgcluster-operator created \\(server dry run\\)`));
+    assert.match(out, /poddisruptionbudget.policy\/pgco-pgcluster-operator created \(server dry run\)/);
+    assert.match(out, /networkpolicy.networking.k8s.io\/pgco-pgcluster-operator created \(server dry run\)/);
+  } finally {
+    await Promise.all([rel.cleanup(), a.cleanup(), b.cleanup()]);
+  }
+});
+
+test('crds.install=false leaves the CRD out; crds.keep=false drops the keep policy', async () => {
+  assert.equal(find(docsOf(await template('pgco', 'x', ['crds.install=false'])), 'CustomResourceDefinition').length, 0);
+  const [crd] = find(docsOf(await template('pgco', 'x', ['crds.keep=false'])), 'CustomResourceDefinition');
+  assert.ok(crd);
+  assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], undefined);
+});
+
+test('values.schema.json refuses unknown keys at every level, and wrong types', async () => {
+  for (const [set, msg] of [
+    ['replica=2', /additional properties 'replica' not allowed/],
+    ['image.tagg=v1', /additional properties 'tagg' not allowed/],
+    ['metrics.service.enable=true', /additional properties 'enable' not allowed/],
+    ['networkPolicy.egress.rule=x', /additional properties 'rule' not allowed/],
+    ['crds.instal=false', /additional properties 'instal' not allowed/],
+    ['replicas=two', /replicas/],
+    ['logLevel=verbose', /logLevel/],
+    ['watchNamespaces={Not_A_Namespace}', /watchNamespaces/],
+  ] as const) {
+    const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', set], { allowFail: true });
+    assert.notEqual(r.code, 0, `--set ${set} was accepted`);
+    assert.match(r.stderr, /values don't meet the specifications of the schema/, r.stderr);
+    assert.match(r.stderr, msg, r.stderr);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// helm install
+
+test('helm install into a fresh namespace under the restricted Pod Security Standard; uninstall keeps the CRD', async () => {
+  const ns = await createNamespace('chart-install');
+  const release = `pgco-${suffix()}`;
+  const full = `${release}-pgcluster-operator`;
+  try {
+    // Pods that break the restricted profile are refused by the API server: the ReplicaSet could not create any.
+    await kubectl(['label', 'namespace', ns.name, 'pod-security.kubernetes.io/enforce=restricted']);
+    // The CRD may exist already (other tests apply manifests/crd): let the release adopt it, as README.md
+    // tells users who installed the CRD with kubectl first.
+    const existing = await runBin('kubectl', ['get', 'crd', CRD_NAME, '--ignore-not-found', '-o', 'name']);
+    if (existing.stdout.trim()) {
+      await kubectl(['label', '--overwrite', 'crd', CRD_NAME, 'app.kubernetes.io/managed-by=Helm']);
+      await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${ns.name}`]);
+    }
+    const inst = await helm(['install', release, CHART, '--namespace', ns.name]);
+    assert.match(inst.stdout, /STATUS: deployed/);
+    assert.match(inst.stdout, /kubectl -n <app-namespace> get pgclusters/, 'NOTES.txt tells what to do next');
+
+    const deploy = await kubectlJson<Obj>(['get', 'deployment', full], { ns: ns.name });
+    assert.equal(deploy.spec.replicas, 1);
+    await kubectl(['get', `serviceaccount/${full}`, `service/${full}-metrics`], { ns: ns.name });
+    await kubectl(['get', 'clusterrole', full]);
+    const crb = await kubectlJson<Obj>(['get', 'clusterrolebinding', full]);
+    assert.deepEqual(crb.subjects, [{ kind: 'ServiceAccount', name: full, namespace: ns.name }]);
+    const crd = await kubectlJson<Obj>(['get', 'crd', CRD_NAME]);
+    assert.equal(crd.metadata.annotations['meta.helm.sh/release-name'], release);
+    assert.equal(crd.metadata.annotations['helm.sh/resource-policy'], 'keep');
+
+    // The Deployment's pod is admitted (no kubelet runs it here: it stays Pending, which is fine).
+    const pod = await waitFor(async () => {
+      const pods = await kubectlJson<Obj>(['get', 'pods', '-l', `app.kubernetes.io/instance=${release}`], { ns: ns.name });
+      return pods.items[0] as Obj | undefined;
+    }, { message: `a pod of ${full} (a PodSecurity refusal shows in: kubectl -n ${ns.name} get events)`, timeoutMs: 30_000 });
+    assert.equal(pod.spec.containers[0].securityContext.allowPrivilegeEscalation, false);
+    assert.equal(pod.spec.serviceAccountName, full);
+
+    // An upgrade (e.g. to a new chart version with a changed CRD) goes through, CRD included.
+    const up = await helm(['upgrade', release, CHART, '--namespace', ns.name, '--set', 'logLevel=debug']);
+    assert.match(up.stdout, /STATUS: deployed/);
+    const env = envOf(await kubectlJson<Obj>(['get', 'deployment', full], { ns: ns.name }));
+    assert.equal(env.LOG_LEVEL?.value, 'debug');
+
+    const un = await helm(['uninstall', release, '--namespace', ns.name]);
+    assert.match(un.stdout + un.stderr, /kept due to the resource policy/);
+    await kubectl(['get', 'crd', CRD_NAME]);
+    const gone = await runBin('kubectl', ['get', 'clusterrole', full, '--ignore-not-found', '-o', 'name']);
+    assert.equal(gone.stdout.trim(), '', 'the ClusterRole goes with the release');
+  } finally {
+    await helm(['uninstall', release, '--namespace', ns.name, '--ignore-not-found'], { allowFail: true });
+    await ns.cleanup();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// manifests/install.yaml
+
+test('manifests/install.yaml matches the chart (npm run manifests --check) and the API server accepts it', async () => {
+  const env = requireEnv();
+  const r = await new Promise<RunResult>((res, rej) => {
+    const child = spawn(process.execPath, [join(ROOT, 'scripts', 'sync-manifests.ts'), '--check'], {
+      env: { ...process.env, HELM: join(env.binDir, 'helm') }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    child.on('error', rej);
+    child.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
+  });
+  assert.equal(r.code, 0, `install.yaml or the chart's CRD copy is out of date:\n${r.stderr}`);
+
+  const text = readFileSync(join(ROOT, 'manifests', 'install.yaml'), 'utf8');
+  const docs = docsOf(text);
+  assert.equal(docs[0]?.kind, 'Namespace', 'the Namespace comes first, before the objects in it');
+  assert.equal(docs[0]?.metadata.name, OPERATOR_NS);
+  await ensureNamespace(OPERATOR_NS);
+  const out = await dryRunApply(text);
+  assert.match(out, /deployment.apps\/pgcluster-operator (created|configured|unchanged) \(server dry run\)/, out);
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// RBAC, for real
+
+/** A kubeconfig for the same API server that authenticates with a bearer token instead of as admin. */
+async function tokenKubeconfig(token: string): Promise<{ path: string; cleanup(): void }> {
+  const admin = await kubectlJson<Obj>(['config', 'view', '--raw', '--minify', '--flatten']);
+  const cluster = admin.clusters[0];
+  const dir = mkdtempSync(join(tmpdir(), 'pgco-token-'));
+  const path = join(dir, 'kubeconfig');
+  writeFileSync(path, JSON.stringify({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [cluster],
+    users: [{ name: 'operator', user: { token } }],
+    contexts: [{ name: 'operator', context: { cluster: cluster.name, user: 'operator' } }],
+    'current-context': 'operator',
+  }), { mode: 0o600 });
+  return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** What the operator needs, and all it gets: group, resource (with subresource), verbs. */
+const NEEDED_RULES: Array<[group: string, resource: string, verbs: string[]]> = [
+  ['pgcluster.io', 'pgclusters', ['get', 'list', 'watch', 'patch', 'update']],
+  ['pgcluster.io', 'pgclusters/status', ['get', 'patch', 'update']],
+  ['pgcluster.io', 'pgclusters/finalizers', ['update']],
+  ['', 'pods', ['get', 'list', 'watch', 'patch']],
+  ['', 'configmaps', ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete']],
+  ['', 'secrets', ['get']],
+  ['', 'events', ['create', 'patch']],
+];
+/** "group/resource verb" strings, as compared with a SelfSubjectRulesReview. */
+const NEEDED = NEEDED_RULES.flatMap(([g, r, verbs]) => verbs.map((v) => `${g}/${r} ${v}`));
+/** The same as `kubectl auth can-i` arguments: verb, resource[.group], and --subresource. */
+const NEEDED_ARGS = NEEDED_RULES.flatMap(([g, r, verbs]) => verbs.map((v) => {
+  const [res, sub] = r.split('/') as [string, string | undefined];
+  return [v, g ? `${res}.${g}` : res, ...(sub ? [`--subresource=${sub}`] : [])];
+}));
+
+/** `kubectl auth can-i` as the given kubeconfig (or impersonating `as`): true for yes, false for no. */
+async function canI(args: string[], who: { kubeconfig?: string; as?: string }): Promise<boolean> {
+  const r = await runBin('kubectl', ['auth', 'can-i', ...args, ...(who.as ? [`--as=${who.as}`] : [])], {
+    allowFail: true, ...(who.kubeconfig ? { env: { KUBECONFIG: who.kubeconfig } } : {}),
+  });
+  const answer = r.stdout.trim();
+  if (answer !== 'yes' && answer !== 'no') throw new Error(`kubectl auth can-i ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  return answer === 'yes';
+}
+
+test('RBAC with the operator ServiceAccount token: everything the operator needs, nothing more', async () => {
+  const token = process.env.PGCO_OPERATOR_TOKEN;
+  assert.ok(token, 'PGCO_OPERATOR_TOKEN is set by the test stack');
+  const release = `rbac-${suffix()}`;
+  const leaseName = `${release}-lease`;
+  await ensureNamespace(OPERATOR_NS);
+  // The CRD must be served for the operator's preflight reads (idempotent: other tests apply it too).
+  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=chart-test', '-f', CRD_FILE]);
+  await kubectl(['wait', '--for=condition=Established', `crd/${CRD_NAME}`, '--timeout=60s']);
+  // Only the chart's RBAC, for the ServiceAccount the token belongs to; a release name of our own so that the
+  // ClusterRole does not collide with anyone else's, and leader election on to get the Lease Role too.
+  const rbac = await template(release, OPERATOR_NS, [
+    'serviceAccount.create=false', `serviceAccount.name=${OPERATOR_SA}`,
+    'leaderElection.enabled=true', `leaderElection.leaseName=${leaseName}`,
+  ], ['--show-only', 'templates/rbac.yaml']);
+  assert.deepEqual(docsOf(rbac).map((d) => d.kind).sort(), ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding']);
+  const app = await createNamespace('chart-rbac');
+  const cfg = await tokenKubeconfig(token);
+  const op = { kubeconfig: cfg.path };
+  try {
+    await kubectl(['apply', '-f', '-'], { input: rbac });
+    // The RBAC authorizer sees new bindings through its informers: wait for the first grant to show.
+    await waitFor(() => canI(['list', 'pgclusters.pgcluster.io', '--all-namespaces'], op), { message: 'the ClusterRoleBinding to take effect', timeoutMs: 20_000 });
+
+    // Who we are: the ServiceAccount user, not admin.
+    const who = await runBin('kubectl', ['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], { env: { KUBECONFIG: cfg.path } });
+    assert.equal(who.stdout, `system:serviceaccount:${OPERATOR_NS}:${OPERATOR_SA}`);
+
+    // Exactly the needed rules in an app namespace: SelfSubjectRulesReview is what `kubectl auth can-i --list` shows.
+    const review = JSON.parse((await runBin('kubectl', ['create', '--validate=false', '-o', 'json', '-f', '-'], {
+      env: { KUBECONFIG: cfg.path },
+      input: JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace: app.name } }),
+    })).stdout) as Obj;
+    const granted = new Set<string>();
+    for (const rule of review.status.resourceRules as Obj[]) {
+      for (const g of rule.apiGroups ?? []) for (const r of rule.resources ?? []) for (const v of rule.verbs ?? []) {
+        if (rule.resourceNames?.length) continue;
+        granted.add(`${g}/${r} ${v}`);
+      }
+    }
+    // Everyone's: system:basic-user lets any authenticated user ask what it may do.
+    for (const self of ['authorization.k8s.io/selfsubjectaccessreviews create', 'authorization.k8s.io/selfsubjectrulesreviews create',
+      'authentication.k8s.io/selfsubjectreviews create']) granted.delete(self);
+    assert.deepEqual([...granted].sort(), [...NEEDED].sort(), `kubectl auth can-i --list -n ${app.name} differs from what the operator needs`);
+
+    // And with kubectl auth can-i, per verb: in the app namespace and cluster-wide (the informers list all namespaces).
+    for (const args of NEEDED_ARGS) {
+      assert.equal(await canI([...args, '-n', app.name], op), true, `operator cannot ${args.join(' ')} in ${app.name}`);
+      if (['list', 'watch'].includes(args[0]!)) assert.equal(await canI([...args, '--all-namespaces'], op), true, `cannot ${args.join(' ')} cluster-wide`);
+    }
+    // Its own Lease, in its own namespace, only.
+    assert.equal(await canI(['get', `leases.coordination.k8s.io/${leaseName}`, '-n', OPERATOR_NS], op), true);
+    assert.equal(await canI(['update', `leases.coordination.k8s.io/${leaseName}`, '-n', OPERATOR_NS], op), true);
+    assert.equal(await canI(['create', 'leases.coordination.k8s.io', '-n', OPERATOR_NS], op), true);
+
+    // What it must not do.
+    for (const forbidden of [
+      ['list', 'secrets', '-n', app.name], ['watch', 'secrets', '--all-namespaces'], ['create', 'secrets', '-n', app.name],
+      ['update', 'secrets', '-n', app.name], ['delete', 'pods', '-n', app.name], ['create', 'pods', '-n', app.name],
+      ['update', 'pods', '-n', app.name], ['create', 'pods/exec', '-n', app.name], ['create', 'pgclusters.pgcluster.io', '-n', app.name],
+      ['delete', 'pgclusters.pgcluster.io', '-n', app.name], ['delete', 'events', '-n', app.name],
+      ['get', 'leases.coordination.k8s.io/someone-elses', '-n', OPERATOR_NS], ['delete', `leases.coordination.k8s.io/${leaseName}`, '-n', OPERATOR_NS],
+      ['create', 'leases.coordination.k8s.io', '-n', app.name], ['list', 'leases.coordination.k8s.io', '-n', OPERATOR_NS],
+      ['get', 'deployments.apps', '-n', app.name], ['list', 'nodes'], ['get', 'namespaces'], ['update', 'customresourcedefinitions.apiextensions.k8s.io'],
+      ['create', 'clusterrolebindings.rbac.authorization.k8s.io'], ['create', 'rolebindings.rbac.authorization.k8s.io', '-n', app.name],
+      ['impersonate', 'serviceaccounts', '-n', app.name], ['create', 'serviceaccounts/token', '-n', OPERATOR_NS],
+    ]) {
+      assert.equal(await canI(forbidden, op), false, `the operator may ${forbidden.join(' ')}, but must not`);
+    }
+
+    // The requests the operator's preflight makes, with its token, succeed.
+    await runBin('kubectl', ['get', '--raw', '/apis/pgcluster.io/v1alpha1'], { env: { KUBECONFIG: cfg.path } });
+    for (const what of ['pgclusters', 'pods', 'configmaps']) {
+      await runBin('kubectl', ['get', what, '--all-namespaces', '--chunk-size=1', '-o', 'name'], { env: { KUBECONFIG: cfg.path } });
+    }
+    const denied = await runBin('kubectl', ['get', 'secrets', '-n', app.name], { env: { KUBECONFIG: cfg.path }, allowFail: true });
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /forbidden/);
+  } finally {
+    await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: rbac });
+    await app.cleanup();
+    cfg.cleanup();
+  }
+});
+
+test('RBAC with watchNamespaces: the operator may work in the listed namespaces only', async () => {
+  const [rel, watched, other] = await Promise.all([createNamespace('chart-rbac-rel'), createNamespace('chart-rbac-w'), createNamespace('chart-rbac-o')]);
+  // A ServiceAccount of our own, checked by impersonation, so that other tests' grants cannot blur the answer.
+  const who = { as: `system:serviceaccount:${rel.name}:pgco-pgcluster-operator` };
+  try {
+    const text = await template('pgco', rel.name, [`watchNamespaces={${watched.name}}`]);
+    const rbac = docsOf(text).filter((d) => ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'].includes(d.kind));
+    assert.deepEqual(rbac.map((d) => `${d.kind}/${d.metadata.namespace}`).sort(), [`Role/${watched.name}`, `RoleBinding/${watched.name}`]);
+    await kubectl(['apply', '-f', '-'], { input: rbac.map((d) => JSON.stringify(d)).join('\n') });
+    await waitFor(() => canI(['list', 'pods', '-n', watched.name], who), { message: 'the RoleBinding to take effect', timeoutMs: 20_000 });
+    for (const args of NEEDED_ARGS) {
+      assert.equal(await canI([...args, '-n', watched.name], who), true, `cannot ${args.join(' ')} in the watched namespace`);
+      assert.equal(await canI([...args, '-n', other.name], who), false, `may ${args.join(' ')} in a namespace it does not watch`);
+    }
+    assert.equal(await canI(['list', 'pods', '--all-namespaces'], who), false, 'no cluster-wide list');
+    assert.equal(await canI(['create', 'leases.coordination.k8s.io', '-n', rel.name], who), false, 'no Lease without leader election');
+  } finally {
+    await Promise.all([rel.cleanup(), watched.cleanup(), other.cleanup()]);
+  }
+});
