@@ -198,6 +198,26 @@ test('values.schema.json refuses unknown keys at every level, and wrong types', 
   }
 });
 
+test('every value is in values.yaml, values.schema.json and the chart README table', () => {
+  const values = parse(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as Obj;
+  const schema = JSON.parse(readFileSync(join(CHART, 'values.schema.json'), 'utf8')) as Obj;
+  const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+  const leaves: string[] = [];
+  const walk = (vals: Obj, sch: Obj, prefix: string): void => {
+    assert.equal(sch.additionalProperties, false, `schema of ${prefix || 'the root'} allows unknown keys`);
+    const props = Object.keys(sch.properties).filter((k) => k !== 'global');
+    assert.deepEqual(Object.keys(vals).sort(), props.sort(), `values.yaml and values.schema.json disagree on the keys of ${prefix || 'the root'}`);
+    for (const k of props) {
+      const sub = sch.properties[k] as Obj;
+      if (sub.properties) walk(vals[k] as Obj, sub, `${prefix}${k}.`);
+      else leaves.push(`${prefix}${k}`);
+    }
+  };
+  walk(values, schema, '');
+  const missing = leaves.filter((k) => !readme.includes(`| \`${k}\` |`));
+  assert.deepEqual(missing, [], 'values missing from the README table');
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // helm install
 
