@@ -36,10 +36,16 @@ export class PgStats {
     return new PgStats(c);
   }
 
-  /** Committed transactions of `db` as pg_stat_database counts them (backends flush within ~1 s of idling). */
-  async commits(db: string): Promise<number> {
-    const r = await this.#client.query<{ c: string }>('SELECT xact_commit::text AS c FROM pg_stat_database WHERE datname = $1', [db]);
-    return Number(r.rows[0]?.c ?? NaN);
+  /**
+   * The next transaction id the server will assign. Every NOTIFY transaction is assigned one (the
+   * notification queue entries carry it), read-only transactions are not: on a server where only discovery
+   * runs, its increase is the number of NOTIFY commits, exactly and at once. (pg_stat_database.xact_commit
+   * is not usable for this: a backend flushes it only along with other pending statistics, so commits of
+   * catalog-free statements like pg_notify show up late, in lumps.)
+   */
+  async nextXid(): Promise<number> {
+    const r = await this.#client.query<{ x: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x');
+    return Number(r.rows[0]?.x ?? NaN);
   }
 
   /** Client connections to `db` right now. */

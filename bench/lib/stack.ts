@@ -1,12 +1,13 @@
 // The stack the benchmark runs on: a fresh one in a temp dir (etcd, kube-apiserver, kwok, one Postgres), or
 // the one named by PGCO_STACK_DIR + KUBECONFIG + DATABASE_URL (e.g. `npm run stack -- up`, or `npm test`).
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import pg from 'pg';
 import { KubeClient } from '../../src/kube/client.ts';
 import { startStack } from '../../scripts/stack/index.ts';
 import { KWOK_NODE } from '../../scripts/stack/kube.ts';
@@ -24,7 +25,10 @@ export interface BenchStack {
   kube: KubeClient;
   reused: boolean;
   kwokNode: string;
-  /** A private Postgres for one scenario; destroyed by stop() if the scenario does not. */
+  /**
+   * A private Postgres for one scenario (destroyed by stop() if the scenario does not), with autovacuum off:
+   * its commits are counted by transaction ids, and an autovacuum ANALYZE of fresh catalogs takes ids too.
+   */
   newPostgres(name: string): Promise<PostgresServer>;
   stop(): Promise<void>;
 }
@@ -41,6 +45,7 @@ export async function openStack(): Promise<BenchStack> {
   const { PGCO_STACK_DIR, KUBECONFIG, DATABASE_URL } = process.env;
   const servers = new Set<PostgresServer>();
   const scratch = mkdtempSync(join(tmpdir(), 'pgco-bench-'));
+  chmodSync(scratch, 0o755); // the postgres OS user must reach the data dirs of the private servers
   let stack: BenchStack;
   if (PGCO_STACK_DIR && KUBECONFIG && DATABASE_URL) {
     say(`reusing the stack in ${PGCO_STACK_DIR}`);
@@ -65,6 +70,14 @@ export async function openStack(): Promise<BenchStack> {
   stack.newPostgres = async (name: string) => {
     const pgSrv = await startPostgres({ dir: join(scratch, `pg-${name}`) });
     servers.add(pgSrv);
+    const c = new pg.Client({ connectionString: pgSrv.url });
+    await c.connect();
+    try {
+      await c.query('ALTER SYSTEM SET autovacuum = off');
+      await c.query('SELECT pg_reload_conf()');
+    } finally {
+      await c.end();
+    }
     const destroy = pgSrv.destroy;
     pgSrv.destroy = async () => { servers.delete(pgSrv); await destroy(); };
     return pgSrv;
