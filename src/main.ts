@@ -81,6 +81,14 @@ async function main(): Promise<void> {
   let cfg: Config;
   let manager: Manager | undefined;
   let stopping = false;
+  // Installed first: as PID 1 in a container, node ignores SIGTERM that has no handler, so a pod stopped
+  // during startup would otherwise wait for its grace period to be killed.
+  let shutdown = (signal: string): void => {
+    log.info({ signal }, 'stopped during startup');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
   try {
     cfg = readConfig(process.env);
     const metrics = new Metrics();
@@ -91,7 +99,7 @@ async function main(): Promise<void> {
     const elector = cfg.leaderElection && new LeaderElector(kube, { ...cfg.leaderElection, identity: cfg.identity, log });
     const server = await startHttpServer(parseBindAddress(cfg.metricsBind), metrics, { healthy: () => !stopping, ready: () => !stopping && m.synced });
     log.info({ metrics: `${(server.address() as AddressInfo).address}:${(server.address() as AddressInfo).port}`, namespaces: cfg.namespaces ?? 'all', server: kube.server }, 'pgcluster-operator starting');
-    const shutdown = (signal: string): void => {
+    shutdown = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'stopping: heartbeats off, connections closing');
@@ -103,8 +111,6 @@ async function main(): Promise<void> {
         process.exit(0);
       });
     };
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
-    process.on('SIGINT', () => shutdown('SIGINT'));
     if (!elector) {
       await manager.start();
       return;
