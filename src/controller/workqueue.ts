@@ -1,7 +1,7 @@
 // A work queue in the manner of controller-runtime's: a key is never processed twice at once, adds of a
 // key already waiting coalesce into one, a key added while it is processed runs once more afterwards, and
 // failures back off per key.
-import { Backoff } from './backoff.ts';
+import { Backoff } from '../core/backoff.ts';
 
 export interface WorkQueueHooks {
   onAdd?(): void;

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
 import { KubeApiError } from './client.ts';
-import { Backoff } from '../controller/backoff.ts';
+import { Backoff } from '../core/backoff.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete' | 'resync';
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;

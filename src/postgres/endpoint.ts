@@ -45,7 +45,8 @@ import {
 } from './classify.ts';
 import { parsePgUrl, tlsOptions, type ParsedPgUrl } from './connstring.ts';
 import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
-import { backoffDelay, nextBoundary } from './timing.ts';
+import { backoffDelay } from '../core/backoff.ts';
+import { nextBoundary } from './timing.ts';
 
 export type { FailureReason } from './classify.ts';
 

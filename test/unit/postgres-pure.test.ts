@@ -10,7 +10,8 @@ import {
 import { parsePgUrl, tlsOptions } from '../../src/postgres/connstring.ts';
 import { endpointId, quoteIdent } from '../../src/postgres/endpoint.ts';
 import { errorText, redact, secretsOfUrl } from '../../src/postgres/redact.ts';
-import { backoffDelay, nextBoundary } from '../../src/postgres/timing.ts';
+import { backoffDelay } from '../../src/core/backoff.ts';
+import { nextBoundary } from '../../src/postgres/timing.ts';
 
 const URL1 = 'postgres://chatuser:s3cr%40t-Pa55@db.internal.example:6432/chatdb?sslmode=require';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkQueue } from '../../src/controller/workqueue.ts';
-import { Backoff } from '../../src/controller/backoff.ts';
+import { Backoff } from '../../src/core/backoff.ts';
 
 test('a burst of adds for one key coalesces into one run', async () => {
   const q = new WorkQueue();
