@@ -9,11 +9,11 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
-import pg from 'pg';
 import { KubeClient } from '../src/kube/client.ts';
 import { startStack, type Stack } from './stack/index.ts';
 import { KWOK_NODE } from './stack/kube.ts';
 import { freePort } from './stack/proc.ts';
+import { startLibclusterNode } from './stack/libcluster-node.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NS = 'demo';
@@ -136,19 +136,17 @@ async function main(): Promise<void> {
   await cleanup();
 }
 
-/** What libcluster_postgres does in an Elixir node: LISTEN on the channel, NOTIFY its name every interval. */
+/** An Elixir node running libcluster_postgres (its wire behaviour), narrating what it hears. */
 async function elixirNode(url: string): Promise<{ stop(): Promise<void> }> {
-  const listener = new pg.Client({ connectionString: url });
-  const sender = new pg.Client({ connectionString: url });
-  await listener.connect();
-  await sender.connect();
-  const heard = new Set<string>();
-  listener.on('notification', (m) => { if (m.payload && m.payload !== 'elixir@192.0.2.10' && !heard.has(m.payload)) { heard.add(m.payload); say(`   [elixir@192.0.2.10 heard ${m.payload} on ${CHANNEL}: it would Node.connect/1 to it]`); } });
-  await listener.query(`LISTEN "${CHANNEL}"`);
-  const beat = async () => { await sender.query('SELECT pg_notify($1, $2)', [CHANNEL, 'elixir@192.0.2.10']).catch(() => {}); };
-  await beat();
-  const timer = setInterval(() => void beat(), 2_000);
-  return { stop: async () => { clearInterval(timer); await Promise.allSettled([listener.end(), sender.end()]); } };
+  const self = 'elixir@192.0.2.10';
+  const node = await startLibclusterNode(url, CHANNEL, self, 2_000);
+  const told = new Set<string>([self]);
+  node.onHeard((p) => {
+    if (told.has(p)) return;
+    told.add(p);
+    say(`   [${self} heard ${p} on ${CHANNEL}: it would Node.connect/1 to it]`);
+  });
+  return node;
 }
 
 main().catch((err: unknown) => {

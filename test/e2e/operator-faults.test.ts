@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
 import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
 import { createNamespace, kubectl, waitFor } from '../support/env.ts';
 import {
@@ -13,26 +14,7 @@ import {
 
 const kube = testKube();
 
-/** A libcluster_postgres-style node: NOTIFYs its name every intervalMs and records what it hears. */
-async function foreignNode(url: string, channel: string, name: string, intervalMs = 500) {
-  const listener = new pg.Client({ connectionString: url });
-  const sender = new pg.Client({ connectionString: url });
-  listener.on('error', () => {});
-  sender.on('error', () => {});
-  await listener.connect();
-  await sender.connect();
-  const heard = new Set<string>();
-  listener.on('notification', (m) => { if (m.channel === channel && m.payload) heard.add(m.payload); });
-  await listener.query(`LISTEN "${channel}"`);
-  const beat = setInterval(() => void sender.query('SELECT pg_notify($1, $2)', [channel, name]).catch(() => {}), intervalMs);
-  return {
-    heard,
-    stop: async () => {
-      clearInterval(beat);
-      await Promise.allSettled([listener.end(), sender.end()]);
-    },
-  };
-}
+const foreignNode = (url: string, channel: string, name: string) => startLibclusterNode(url, channel, name, 500);
 
 describe('operator under failure', () => {
   let server: PostgresServer;

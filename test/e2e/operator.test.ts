@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
 import { createNamespace, requireEnv, waitFor, kubectl } from '../support/env.ts';
 import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, deletePod, getPgCluster, podAnnotation,
@@ -128,30 +129,21 @@ describe('operator end to end', () => {
     await waitForPeers(kube, n, 'fr-peers', ['fr-1'], ['fr@10.30.0.1']);
 
     // What libcluster_postgres does: LISTEN on the channel, NOTIFY its bare node name every interval.
-    const listener = new pg.Client({ connectionString: db });
-    const sender = new pg.Client({ connectionString: db });
-    await listener.connect();
-    await sender.connect();
-    const heard: string[] = [];
-    listener.on('notification', (msg) => { if (msg.channel === channel) heard.push(msg.payload ?? ''); });
-    await listener.query(`LISTEN "${channel}"`);
-    const beat = setInterval(() => { void sender.query(`NOTIFY ${channel}, 'elixir@192.0.2.10'`).catch(() => {}); }, 500);
+    const node = await startLibclusterNode(db, channel, 'elixir@192.0.2.10', 500);
     try {
       await waitForPeers(kube, n, 'fr-peers', ['fr-1'], ['elixir@192.0.2.10', 'fr@10.30.0.1']);
       const doc = JSON.parse((await kube.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${n}/configmaps/fr-peers`)).data['peers.json'] as string);
       assert.deepEqual(doc.peers[0], { node: 'elixir@192.0.2.10', host: '192.0.2.10', source: 'remote' });
-      await waitFor(() => heard.includes('fr@10.30.0.1'), { message: 'our pod heard on the channel' });
+      await waitFor(() => node.heard.has('fr@10.30.0.1'), { message: 'our pod heard on the channel' });
     } finally {
-      clearInterval(beat);
+      await node.stop();
     }
     const stoppedAt = Date.now();
     await waitForPeers(kube, n, 'fr-peers', ['fr-1'], ['fr@10.30.0.1'], 15_000);
     const expiredAfter = Date.now() - stoppedAt;
     assert.ok(expiredAfter >= 2000 && expiredAfter < 8000, `expired ${expiredAfter} ms after the last heartbeat (peerTimeout 3s)`);
     // Only bare node names of real pods (and the foreign node's own) were ever on the channel.
-    assert.deepEqual([...new Set(heard)].sort(), ['elixir@192.0.2.10', 'fr@10.30.0.1']);
-    await listener.end();
-    await sender.end();
+    assert.deepEqual([...node.heard].sort(), ['elixir@192.0.2.10', 'fr@10.30.0.1']);
   });
 
   test('junk payloads are never written; maxPeers is enforced and reported', async () => {
