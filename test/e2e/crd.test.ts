@@ -598,6 +598,12 @@ test('invalid status is refused through the status subresource', async (t) => {
     ['condition with only type and status', { conditions: [{ type: 'Ready', status: 'True' }] }, ['status.conditions[0].lastTransitionTime: Required value', 'status.conditions[0].reason: Required value', 'status.conditions[0].message: Required value']],
     ['condition without type and status', { conditions: [{ reason: 'R', message: '', lastTransitionTime: now }] }, ['status.conditions[0].type: Required value', 'status.conditions[0].status: Required value']],
     ['two conditions of one type', { conditions: [cond, cond] }, ['status.conditions[1]: Duplicate value: {"type":"Ready"}']],
+    ['condition with an empty reason', { conditions: [{ ...cond, reason: '' }] }, ['status.conditions[0].reason: Invalid value: "": conditions[0].reason in body should be at least 1 chars long']],
+    ['condition with a negative observedGeneration', { conditions: [{ ...cond, observedGeneration: -1 }] }, ['status.conditions[0].observedGeneration: Invalid value: -1: conditions[0].observedGeneration in body should be greater than or equal to 0']],
+    ['condition type longer than 316 characters', { conditions: [{ ...cond, type: `${Array(60).fill('abcd').join('.')}/${'T'.repeat(20)}` }] }, ['status.conditions[0].type: Too long: may not be more than 316 bytes']],
+    ['condition reason longer than 1024 characters', { conditions: [{ ...cond, reason: 'R'.repeat(1025) }] }, ['status.conditions[0].reason: Too long: may not be more than 1024 bytes']],
+    ['condition message longer than 32768 characters', { conditions: [{ ...cond, message: 'm'.repeat(32769) }] }, ['status.conditions[0].message: Too long: may not be more than 32768 bytes']],
+    ['more than 16 conditions', { conditions: Array.from({ length: 17 }, (_, i) => ({ ...cond, type: `Type${i}` })) }, ['status.conditions: Too many: 17: must have at most 16 items']],
   ];
   for (const [what, status, wants] of cases) {
     await t.test(what, async () => {
