@@ -4,7 +4,7 @@
 // operator process), prints one table and writes the figures as JSON to bench/results/<date>-<mode>.json
 // (and bench/results/latest.json). With PGCO_STACK_DIR, KUBECONFIG and DATABASE_URL set (`source .stack/env`,
 // or under `npm test`) it uses that stack; otherwise it starts its own in a temp dir and stops it at the end.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +32,8 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(8)} ${s.title}`).join('\n')}
   --smoke    tiny sizes, for the bench smoke test (figures are not meaningful)
   --profile  run the operator with --cpu-prof; profiles go next to its logs
   --out DIR  where the JSON goes (default bench/results; latest.json only there)
+  --what-if NAME  preload bench/whatif/NAME.ts into the operator: measures a proposed src/ change
+             (results are marked; latest.json is not touched)
 `;
 
 async function main(): Promise<number> {
@@ -42,6 +44,7 @@ async function main(): Promise<number> {
       smoke: { type: 'boolean', default: false },
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
+      'what-if': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -54,6 +57,13 @@ async function main(): Promise<number> {
   if (unknown.length) {
     process.stderr.write(`unknown scenario(s): ${unknown.join(', ')}\n\n${USAGE}`);
     return 2;
+  }
+  const whatIf = values['what-if'] ?? [];
+  for (const w of whatIf) {
+    if (!existsSync(join(repoRoot, 'bench', 'whatif', `${w}.ts`))) {
+      process.stderr.write(`unknown --what-if ${w}: see bench/whatif/\n`);
+      return 2;
+    }
   }
   const selected = positionals.length ? SCENARIOS.filter((s) => positionals.includes(s.name)) : SCENARIOS;
   const outDir = resolve(values.out ?? join(repoRoot, 'bench', 'results'));
@@ -78,7 +88,7 @@ async function main(): Promise<number> {
 
   try {
     stack = await openStack();
-    const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false };
+    const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false, whatIf };
     for (const s of selected) {
       const ts = mono();
       say(`=== ${s.name}: ${s.title}`);
@@ -103,14 +113,16 @@ async function main(): Promise<number> {
     machine: { ...machine(), loadavgAtStart: load0, loadavgAtEnd: loadavg() },
     versions: { kubernetes: K8S_VERSION, postgres: postgresBinDir(), node: process.version },
     reusedStack: stack?.reused ?? false,
+    whatIf,
     rows: report.rows,
     details: report.details,
     errors: report.errors,
   };
   mkdirSync(outDir, { recursive: true });
-  const file = join(outDir, `${started.toISOString().replace(/[:]/g, '-').replace(/\..*$/, '')}-${mode}.json`);
+  const tag = [mode, ...whatIf.map((w) => `whatif-${w}`)].join('-');
+  const file = join(outDir, `${started.toISOString().replace(/[:]/g, '-').replace(/\..*$/, '')}-${tag}.json`);
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  if (defaultOut && mode !== 'smoke') writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  if (defaultOut && mode !== 'smoke' && whatIf.length === 0) writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
 
   process.stdout.write(`\n${report.table()}\n\n`);
   process.stdout.write(`machine: ${result.machine.cpus} x ${result.machine.cpuModel}, ${result.machine.memoryGiB} GiB; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start\n`);

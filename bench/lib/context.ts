@@ -1,7 +1,9 @@
 // What every scenario gets: the stack, the mode, the report, and where logs and profiles go.
 import type { Report } from './report.ts';
 import type { BenchStack } from './stack.ts';
+import { join } from 'node:path';
 import { startOperator, type OperatorProc } from './operator.ts';
+import { repoRoot } from './stack.ts';
 
 export type Mode = 'full' | 'quick' | 'smoke';
 
@@ -12,6 +14,8 @@ export interface BenchCtx {
   /** Operator logs (and CPU profiles with --profile) go here. */
   logDir: string;
   profile: boolean;
+  /** Preloads from bench/whatif/ for the operator process: experiments that measure a proposed src/ change. */
+  whatIf: string[];
 }
 
 export function pick<T>(mode: Mode, values: { full: T; quick: T; smoke: T }): T {
@@ -25,6 +29,7 @@ export function operator(ctx: BenchCtx, name: string, namespaces: string[]): Pro
     logDir: ctx.logDir,
     name,
     ...(ctx.profile ? { cpuProfDir: ctx.logDir } : {}),
+    preloads: ctx.whatIf.map((w) => join(repoRoot, 'bench', 'whatif', `${w}.ts`)),
   });
 }
 

@@ -1,6 +1,7 @@
 // Join and leave latency of one pod, measured on the bench's watches: t0 is the event in which the pod
 // turned Ready with an IP (join) or got its deletionTimestamp (leave); the end is the event after which the
 // ConfigMap and the annotation of every pod that was a member at t0 agree with the change.
+import type { KubeClient } from '../../src/kube/client.ts';
 import type { Latency, Tracker } from './tracker.ts';
 
 export interface ClusterRef {
@@ -36,4 +37,13 @@ export function awaitLeave(tracker: Tracker, c: ClusterRef, pod: string): Promis
       resolve(tracker.expect(c.ns, c.cm, `${c.basename}@${ip}`, 'absent', members, at));
     });
   });
+}
+
+/** For a timeout: what the bench's watch shows against what the API server says now. */
+export async function diagnose(kube: KubeClient, tracker: Tracker, c: ClusterRef): Promise<string> {
+  const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${c.ns}/configmaps/${c.cm}`);
+  const live = (cm?.data?.peers ?? '').split('\n').filter(Boolean).length;
+  const watched = tracker.cms.get(`${c.ns}/${c.cm}`)?.size;
+  return `ConfigMap ${c.cm}: ${live} names on the API server, ${watched ?? 'none'} in the bench's watch cache; `
+    + `bench sees ${tracker.members(c.ns, c.app).length} members`;
 }

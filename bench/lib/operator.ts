@@ -33,12 +33,15 @@ export interface OperatorOpts {
   /** Write a V8 CPU profile (.cpuprofile) into this dir on exit. */
   cpuProfDir?: string;
   env?: Record<string, string>;
+  /** Modules to --import before src/main.ts (bench/whatif/). */
+  preloads?: string[];
 }
 
 export async function startOperator(opts: OperatorOpts): Promise<OperatorProc> {
   const port = await freePort();
   const logFile = join(opts.logDir, `operator-${opts.name}.log`);
   const args = [
+    ...(opts.preloads ?? []).flatMap((p) => ['--import', p]),
     ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=operator-${opts.name}.cpuprofile`] : []),
     join(repoRoot, 'src/main.ts'),
   ];

@@ -2,11 +2,13 @@
 // time. Beside it the floors measured in the same run, and libcluster's Kubernetes-strategy polling baseline.
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
 import { createNamespace, createPgCluster, createPod, createPods, createSecret, cleanupNamespace, deletePod } from '../lib/kube.ts';
-import { awaitJoin, awaitLeave, type ClusterRef } from '../lib/membership.ts';
+import { awaitJoin, awaitLeave, diagnose, type ClusterRef } from '../lib/membership.ts';
 import { delta, type OperatorProc } from '../lib/operator.ts';
 import { notifyRoundTrips } from '../lib/pg.ts';
 import { atMost } from '../lib/report.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
+import { kubeClient } from '../lib/stack.ts';
+import type { KubeClient } from '../../src/kube/client.ts';
 import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
 
 const TARGET_MS = 250;
@@ -45,17 +47,29 @@ export const join: Scenario = {
       // Floors, measured now on the same machine and stack.
       say('join: floors (pg_notify round trip, annotation PATCH round trip)');
       const notify = await notifyRoundTrips(databaseUrl, pick(ctx.mode, { full: 100, quick: 50, smoke: 10 }));
+      // The floor is a PATCH over an open connection. Beside it: the same through a client built like the
+      // operator's (src/kube/client.ts over client-node: a new TCP+TLS connection for every request).
+      const fresh = kubeClient(ctx.stack.kubeconfig, false);
+      const patch = (k: KubeClient, pod: string, v: string) => k.patch(`/api/v1/namespaces/${ns}/pods/${pod}`, { metadata: { annotations: { 'bench.pgcluster.io/probe': v } } }, 'pods');
       const patchOne: number[] = [];
+      const patchFresh: number[] = [];
       for (const i of range(pick(ctx.mode, { full: 50, quick: 30, smoke: 5 }))) {
-        const t0 = mono();
-        await kube.patch(`/api/v1/namespaces/${ns}/pods/floor-0`, { metadata: { annotations: { 'bench.pgcluster.io/probe': String(i) } } }, 'pods');
+        let t0 = mono();
+        await patch(kube, 'floor-0', `p${i}`);
         patchOne.push(mono() - t0);
+        t0 = mono();
+        await patch(fresh, 'floor-0', `f${i}`);
+        patchFresh.push(mono() - t0);
       }
       const fanOut: number[] = [];
+      const fanOutFresh: number[] = [];
       for (const r of range(pick(ctx.mode, { full: 10, quick: 5, smoke: 2 }))) {
-        const t0 = mono();
-        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => kube.patch(`/api/v1/namespaces/${ns}/pods/${p}`, { metadata: { annotations: { 'bench.pgcluster.io/probe': `f${r}` } } }, 'pods'));
+        let t0 = mono();
+        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(kube, p, `o${r}`));
         fanOut.push(mono() - t0);
+        t0 = mono();
+        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(fresh, p, `n${r}`));
+        fanOutFresh.push(mono() - t0);
       }
 
       say(`join: ${rounds} leaves and ${rounds} joins, one at a time`);
@@ -66,12 +80,12 @@ export const join: Scenario = {
         const victim = tracker.members(ns, 'join').map((p) => p.name).sort()[0]!;
         const left = awaitLeave(tracker, c, victim);
         await deletePod(kube, ns, victim);
-        leaves.push(await withTimeout(left, 30_000, `${victim} gone from the outputs`));
+        leaves.push(await withTimeout(left, 30_000, `${victim} gone from the outputs`).catch(async (e: Error) => { throw new Error(`${e.message} (${await diagnose(kube, tracker, c)})`); }));
         await sleep(100 + Math.random() * 300);
         const pod = podName();
         const joined = awaitJoin(tracker, c, pod);
         await createPod(kube, ns, pod, { app: 'join' }, kwokNode);
-        joins.push(await withTimeout(joined, 30_000, `${pod} in the outputs`));
+        joins.push(await withTimeout(joined, 30_000, `${pod} in the outputs`).catch(async (e: Error) => { throw new Error(`${e.message} (${await diagnose(kube, tracker, c)})`); }));
         await sleep(100 + Math.random() * 300);
         if ((r + 1) % 10 === 0) say(`join: ${r + 1}/${rounds} rounds`);
       }
@@ -99,12 +113,14 @@ export const join: Scenario = {
       p.add(S, 'floor_notify_p50_ms', 'floor: pg_notify round trip p50', notify.p50, 'ms');
       p.add(S, 'floor_patch_p50_ms', 'floor: one annotation PATCH round trip p50', summarize(patchOne).p50, 'ms');
       p.add(S, 'floor_fanout_p50_ms', `floor: ${size} annotation PATCHes, ${OPERATOR_WRITE_CONCURRENCY} in flight, p50`, summarize(fanOut).p50, 'ms');
+      p.add(S, 'fresh_patch_p50_ms', 'same PATCH, new TLS connection per request (as the operator\'s client), p50', summarize(patchFresh).p50, 'ms');
+      p.add(S, 'fresh_fanout_p50_ms', `same ${size} PATCHes, new TLS connection per request, p50`, summarize(fanOutFresh).p50, 'ms');
       p.add(S, 'operator_internal_mean_ms', 'operator: change seen -> outputs written, mean', internalMean, 'ms');
       p.add(S, 'libcluster_k8s_poll_mean_ms', 'baseline: libcluster Kubernetes strategy, 5 s polling, mean (computed)', 2500, 'ms');
       p.add(S, 'libcluster_k8s_poll_max_ms', 'baseline: same, worst case (computed)', 5000, 'ms');
       p.detail(S, {
         members: size, rounds, joinsMs: j, leavesMs: l, allMs: all, configMapOnlyMs: cmOnly, floorNotifyMs: notify, floorPatchMs: summarize(patchOne),
-        floorFanOutMs: summarize(fanOut), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
+        floorFanOutMs: summarize(fanOut), freshPatchMs: summarize(patchFresh), freshFanOutMs: summarize(fanOutFresh), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
         writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'),
         samples: { joins: joins.map((x) => round1(x.ms)), leaves: leaves.map((x) => round1(x.ms)), configMapJoins: joins.map((x) => round1(x.cmMs)), configMapLeaves: leaves.map((x) => round1(x.cmMs)) },
       });
