@@ -2,7 +2,7 @@
 // watch and write all see objects in the same wire shape.
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
-import { fetch } from 'undici';
+import { fetch, type Dispatcher } from 'undici';
 
 export interface ObjectMeta {
   name: string;
@@ -58,6 +58,9 @@ export class KubeClient {
   readonly server: string;
   #hooks: KubeClientHooks;
   #watch: Watch;
+  // client-node builds a new undici Agent for every request, i.e. a new TCP+TLS connection each time;
+  // keeping the first one reuses connections (keep-alive), which is most of a PATCH's latency and CPU.
+  #dispatcher: Dispatcher | undefined;
 
   constructor(kc: KubeConfig, hooks: KubeClientHooks = {}) {
     const cluster = kc.getCurrentCluster();
@@ -75,10 +78,11 @@ export class KubeClient {
     await this.kc.applySecurityAuthentication(ctx);
     const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
     if (opts.body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
+    this.#dispatcher ??= ctx.getDispatcher();
     const res = await fetch(url, {
       method,
       headers,
-      dispatcher: ctx.getDispatcher(),
+      dispatcher: this.#dispatcher,
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       signal: AbortSignal.timeout(30_000),
     });
