@@ -111,6 +111,9 @@ export interface SteadyResult {
   cpuPercent: number;
   rssMB: number;
   peakRssMB: number;
+  heapUsedMB: number;
+  heapTotalMB: number;
+  externalMB: number;
 }
 
 /**
@@ -159,6 +162,9 @@ export async function measureSteady(op: OperatorProc, tracker: Tracker, database
       cpuPercent: (delta(s0, s1, 'process_cpu_seconds_total') / dt) * 100,
       rssMB: metric(s1, 'process_resident_memory_bytes') / 2 ** 20,
       peakRssMB: mem.peak / 2 ** 20,
+      heapUsedMB: metric(s1, 'nodejs_heap_size_used_bytes') / 2 ** 20,
+      heapTotalMB: metric(s1, 'nodejs_heap_size_total_bytes') / 2 ** 20,
+      externalMB: metric(s1, 'nodejs_external_memory_bytes') / 2 ** 20,
     };
   } finally {
     await stats.close();

@@ -20,6 +20,8 @@ export interface OperatorProc {
   /** mono() when /readyz first answered 200. */
   readyAt: number;
   scrape(): Promise<Sample>;
+  /** Lines of its log that contain `text`. */
+  logLines(text: string): number;
   /** VmRSS and VmHWM (peak) from /proc, in bytes. */
   memory(): { rss: number; peak: number };
   stop(): Promise<void>;
@@ -82,6 +84,9 @@ export async function startOperator(opts: OperatorOpts): Promise<OperatorProc> {
     async scrape() {
       const text = await (await fetch(`${base}/metrics`)).text();
       return { series: parseMetrics(text), at: mono() };
+    },
+    logLines(text: string) {
+      return readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes(text)).length;
     },
     memory() {
       const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');

@@ -63,6 +63,7 @@ export const join: Scenario = {
       }
       const fanOut: number[] = [];
       const fanOutFresh: number[] = [];
+      const fanOutWide: number[] = [];
       for (const r of range(pick(ctx.mode, { full: 10, quick: 5, smoke: 2 }))) {
         let t0 = mono();
         await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(kube, p, `o${r}`));
@@ -70,6 +71,9 @@ export const join: Scenario = {
         t0 = mono();
         await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(fresh, p, `n${r}`));
         fanOutFresh.push(mono() - t0);
+        t0 = mono();
+        await pool(floorPods, 4 * OPERATOR_WRITE_CONCURRENCY, (p) => patch(kube, p, `w${r}`));
+        fanOutWide.push(mono() - t0);
       }
 
       say(`join: ${rounds} leaves and ${rounds} joins, one at a time`);
@@ -113,6 +117,7 @@ export const join: Scenario = {
       p.add(S, 'floor_notify_p50_ms', 'floor: pg_notify round trip p50', notify.p50, 'ms');
       p.add(S, 'floor_patch_p50_ms', 'floor: one annotation PATCH round trip p50', summarize(patchOne).p50, 'ms');
       p.add(S, 'floor_fanout_p50_ms', `floor: ${size} annotation PATCHes, ${OPERATOR_WRITE_CONCURRENCY} in flight, p50`, summarize(fanOut).p50, 'ms');
+      p.add(S, 'floor_fanout_wide_p50_ms', `floor: ${size} annotation PATCHes, ${4 * OPERATOR_WRITE_CONCURRENCY} in flight, p50`, summarize(fanOutWide).p50, 'ms');
       p.add(S, 'fresh_patch_p50_ms', 'same PATCH, new TLS connection per request (as the operator\'s client), p50', summarize(patchFresh).p50, 'ms');
       p.add(S, 'fresh_fanout_p50_ms', `same ${size} PATCHes, new TLS connection per request, p50`, summarize(fanOutFresh).p50, 'ms');
       p.add(S, 'operator_internal_mean_ms', 'operator: change seen -> outputs written, mean', internalMean, 'ms');
@@ -120,7 +125,7 @@ export const join: Scenario = {
       p.add(S, 'libcluster_k8s_poll_max_ms', 'baseline: same, worst case (computed)', 5000, 'ms');
       p.detail(S, {
         members: size, rounds, joinsMs: j, leavesMs: l, allMs: all, configMapOnlyMs: cmOnly, floorNotifyMs: notify, floorPatchMs: summarize(patchOne),
-        floorFanOutMs: summarize(fanOut), freshPatchMs: summarize(patchFresh), freshFanOutMs: summarize(fanOutFresh), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
+        floorFanOutMs: summarize(fanOut), freshPatchMs: summarize(patchFresh), freshFanOutMs: summarize(fanOutFresh), floorFanOutWideMs: summarize(fanOutWide), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
         writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'),
         samples: { joins: joins.map((x) => round1(x.ms)), leaves: leaves.map((x) => round1(x.ms)), configMapJoins: joins.map((x) => round1(x.cmMs)), configMapLeaves: leaves.map((x) => round1(x.cmMs)) },
       });
