@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import YAML from 'yaml';
 import { createNamespace, kubectl, requireEnv } from '../support/env.ts';
 import { freePort } from '../../scripts/stack/proc.ts';
+import { startKube } from '../../scripts/stack/kube.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgco-startup-'));
 let ns: { name: string; cleanup(): Promise<void> };
@@ -54,6 +55,17 @@ test('forbidden: a ServiceAccount without RBAC is told what to grant', async () 
   const r = runOperator(kubeconfigWith((kc) => { (kc.users[0] as { user: Record<string, unknown> }).user = { token }; }), { WATCH_NAMESPACE: ns.name });
   assert.equal(r.status, 1);
   assert.match(r.fatal, new RegExp(`forbidden to list pgclusters in namespace ${ns.name}: grant the operator's ServiceAccount list/watch`));
+});
+
+test('CRD not installed (a fresh control plane of its own, without the CRD)', async () => {
+  const bare = await startKube({ dir: join(dir, 'bare-kube') });
+  try {
+    const r = runOperator(bare.kubeconfig);
+    assert.equal(r.status, 1);
+    assert.match(r.fatal, /the PgCluster CRD is not installed \(no pgcluster\.io\/v1alpha1 API\): kubectl apply -f manifests\/crd\//);
+  } finally {
+    await bare.stop();
+  }
 });
 
 test('bad configuration', () => {
