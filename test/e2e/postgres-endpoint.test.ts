@@ -126,8 +126,13 @@ async function startReplica(primary: PostgresServer): Promise<{ url: string; sto
   const logFile = join(base, 'postgres.log');
   writeFileSync(logFile, '');
   const p: Proc = startProc('postgres-replica', join(postgresBinDir(), 'postgres'), ['-D', dataDir], { logFile, user: 'postgres', deathSignal: 'INT' });
+  return serverOf(p, url, base, 60_000, 'SIGINT', 20_000);
+}
+
+/** Waits until `p` accepts connections at `url`; stop() ends it and removes `base`. */
+async function serverOf(p: Proc, url: string, base: string, readyMs: number, stopSignal: NodeJS.Signals, stopMs: number): Promise<{ url: string; stop(): Promise<void> }> {
   try {
-    await waitReady(p, 'accepting connections', () => accepting(url), 60_000);
+    await waitReady(p, 'accepting connections', () => accepting(url), readyMs);
   } catch (e) {
     await p.stop('SIGKILL');
     throw e;
@@ -135,7 +140,7 @@ async function startReplica(primary: PostgresServer): Promise<{ url: string; sto
   return {
     url,
     async stop() {
-      await p.stop('SIGINT', 20_000);
+      await p.stop(stopSignal, stopMs);
       rmSync(base, { recursive: true, force: true });
     },
   };
@@ -168,19 +173,7 @@ async function startPgBouncer(server: PostgresServer): Promise<{ url: string; st
   writeFileSync(logFile, '');
   const p = startProc('pgbouncer', bin, [join(base, 'pgbouncer.ini')], { logFile, user: 'postgres', deathSignal: 'TERM' });
   const url = `postgres://${encodeURIComponent(user)}:${encodeURIComponent(passwordOf(server.url))}@127.0.0.1:${port}/pgco`;
-  try {
-    await waitReady(p, 'accepting connections', () => accepting(url), 30_000);
-  } catch (e) {
-    await p.stop('SIGKILL');
-    throw e;
-  }
-  return {
-    url,
-    async stop() {
-      await p.stop('SIGTERM', 10_000);
-      rmSync(base, { recursive: true, force: true });
-    },
-  };
+  return serverOf(p, url, base, 30_000, 'SIGTERM', 10_000);
 }
 
 /** A private CA and a server certificate for 127.0.0.1 signed by it (openssl). */
