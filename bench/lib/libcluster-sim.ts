@@ -70,6 +70,7 @@ async function child(): Promise<void> {
   const clients: pg.Client[] = [];
   const timers: NodeJS.Timeout[] = [];
   const stats = { sent: 0, received: 0, errors: 0 };
+  let stopping = false;
   const reply = (m: unknown) => process.send?.(m);
   process.on('disconnect', () => process.exit(0));
 
@@ -89,7 +90,8 @@ async function child(): Promise<void> {
       return;
     }
     if (msg.cmd === 'stop') {
-      for (const t of timers) clearInterval(t);
+      stopping = true;
+      for (const t of timers) clearTimeout(t);
       void Promise.allSettled(clients.map((c) => c.end())).then(() => process.exit(0));
       return;
     }
@@ -109,17 +111,16 @@ async function child(): Promise<void> {
             senders[i] = await connect(url);
           }
         }));
-        // Heartbeats: each member on its own timer, spread evenly over the interval (nodes start at
-        // different times); each one its own transaction, as `Postgrex.query(conn, "NOTIFY ...")` is.
+        // Heartbeats: each member its own loop, spread evenly over the interval (nodes start at different
+        // times). As in the strategy's GenServer: `Postgrex.query(conn, "NOTIFY ...")` blocks until the
+        // server answers, then the next heartbeat is scheduled `interval` later; each NOTIFY its own transaction.
         members.forEach((m, i) => {
           const beat = () => {
-            senders[i]!.query(`NOTIFY ${m.channel}, '${m.name}'`).then(() => { stats.sent++; }, () => { stats.errors++; });
+            senders[i]!.query(`NOTIFY ${m.channel}, '${m.name}'`).then(() => { stats.sent++; }, () => { stats.errors++; }).finally(() => {
+              if (!stopping) timers.push(setTimeout(beat, intervalMs));
+            });
           };
-          const t = setTimeout(() => {
-            beat();
-            timers.push(setInterval(beat, intervalMs));
-          }, (i * intervalMs) / members.length);
-          timers.push(t);
+          timers.push(setTimeout(beat, (i * intervalMs) / members.length));
         });
         reply({ ok: true });
       } catch (e) {
