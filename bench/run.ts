@@ -4,6 +4,7 @@
 // operator process), prints one table and writes the figures as JSON to bench/results/<date>-<mode>.json
 // (and bench/results/latest.json). With PGCO_STACK_DIR, KUBECONFIG and DATABASE_URL set (`source .stack/env`,
 // or under `npm test`) it uses that stack; otherwise it starts its own in a temp dir and stops it at the end.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -113,6 +114,7 @@ async function main(): Promise<number> {
     machine: { ...machine(), loadavgAtStart: load0, loadavgAtEnd: loadavg() },
     versions: { kubernetes: K8S_VERSION, postgres: postgresBinDir(), node: process.version },
     reusedStack: stack?.reused ?? false,
+    git: gitState(),
     whatIf,
     rows: report.rows,
     details: report.details,
@@ -128,6 +130,14 @@ async function main(): Promise<number> {
   process.stdout.write(`machine: ${result.machine.cpus} x ${result.machine.cpuModel}, ${result.machine.memoryGiB} GiB; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start\n`);
   process.stdout.write(`results: ${file}\n`);
   return Object.keys(report.errors).length ? 1 : 0;
+}
+
+/** The commit the operator under test was run from, and whether src/ had uncommitted changes. */
+function gitState(): { commit: string; srcDirty: boolean } | undefined {
+  const git = (args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' });
+  const head = git(['rev-parse', 'HEAD']);
+  if (head.status !== 0) return undefined;
+  return { commit: head.stdout.trim(), srcDirty: git(['status', '--porcelain', '--', 'src']).stdout.trim() !== '' };
 }
 
 process.exitCode = await main().catch((err: unknown) => {
