@@ -100,10 +100,16 @@ export async function notifyRoundTrips(url: string, n: number): Promise<Summary>
   return summarize(samples);
 }
 
+/** pgbench of the server's own bin dir, else any Debian one (a pgbench drives newer servers too). */
 export function pgbenchPath(): string {
-  const p = join(postgresBinDir(), 'pgbench');
-  if (!existsSync(p)) throw new Error(`${p} not found: the OLTP workload uses Postgres' pgbench (Debian: apt-get install -y postgresql)`);
-  return p;
+  const own = join(postgresBinDir(), 'pgbench');
+  if (existsSync(own)) return own;
+  const root = '/usr/lib/postgresql';
+  const debian = existsSync(root)
+    ? readdirSync(root).map((v) => join(root, v, 'bin', 'pgbench')).filter((p) => existsSync(p)).sort().reverse()
+    : [];
+  if (!debian[0]) throw new Error(`no pgbench in ${postgresBinDir()} or ${root}/*/bin: the OLTP workload uses Postgres' pgbench (Debian: apt-get install -y postgresql)`);
+  return debian[0];
 }
 
 export async function pgbenchInit(url: string): Promise<void> {
