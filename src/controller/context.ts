@@ -31,10 +31,24 @@ export interface Context {
  * event arrives compares against our write rather than the stale cache, and does not write again.
  */
 export class WriteMemo {
-  #memo = new Map<string, { staleVersion: string | undefined; obj: unknown }>();
+  #memo = new Map<string, { staleVersion: string | undefined; obj: unknown; at: number }>();
+  #slim: (o: KubeObject) => KubeObject;
+  #lastSweep = Date.now();
+
+  /** `slim` keeps only what the cache would (a PATCH answers with the whole object). */
+  constructor(slim: (o: KubeObject) => KubeObject = (o) => o) {
+    this.#slim = slim;
+  }
 
   record(key: string, before: KubeObject | undefined, written: unknown): void {
-    this.#memo.set(key, { staleVersion: before?.metadata.resourceVersion, obj: written });
+    const now = Date.now();
+    const obj = written && typeof written === 'object' && 'metadata' in written ? this.#slim(written as KubeObject) : written;
+    this.#memo.set(key, { staleVersion: before?.metadata.resourceVersion, obj, at: now });
+    // Entries nobody looks at again (a pod deleted right after we patched it) must not pile up.
+    if (now - this.#lastSweep > 60_000) {
+      this.#lastSweep = now;
+      for (const [k, m] of this.#memo) if (now - m.at > 60_000) this.#memo.delete(k);
+    }
   }
 
   observe<T extends KubeObject>(key: string, cached: T | undefined): T | undefined {

@@ -1,10 +1,10 @@
 // Wires the caches, the work queue, the Postgres endpoints and the reconciler together.
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { KubeClient } from '../kube/client.ts';
-import { Informer, Store, objectKey } from '../kube/informer.ts';
+import type { KubeClient, KubeObject } from '../kube/client.ts';
+import { Informer, Store, objectKey, stripManagedFields } from '../kube/informer.ts';
 import { paths, type ConfigMapObject, type PgClusterObject } from '../kube/resources.ts';
-import type { PodObject } from '../kube/pods.ts';
+import { slimPod, type PodObject } from '../kube/pods.ts';
 import { matchesSelector } from '../core/selector.ts';
 import { CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION } from '../core/spec.ts';
 import type { PgEndpoint } from '../postgres/endpoint.ts';
@@ -32,7 +32,7 @@ export class Manager {
   constructor(opts: ManagerOptions) {
     const { kube, log, metrics } = opts;
     const scopes = opts.namespaces ?? [undefined];
-    const informers = <T extends PgClusterObject | PodObject | ConfigMapObject>(path: (ns?: string) => string, extra: { labelSelector?: string; resyncMs?: number } = {}) =>
+    const informers = <T extends PgClusterObject | PodObject | ConfigMapObject>(path: (ns?: string) => string, extra: { labelSelector?: string; resyncMs?: number; transform?: (o: KubeObject) => KubeObject } = {}) =>
       new Store<T>(scopes.map((ns) => new Informer<T>(kube, { path: path(ns), log, ...extra })));
     const queue = new WorkQueue({ hooks: metrics.queueHooks() });
     const runtimes = new Map<string, ClusterRuntime>();
@@ -52,9 +52,9 @@ export class Manager {
     this.ctx = {
       kube, log, metrics, queue, runtimes, pool,
       pgclusters: informers<PgClusterObject>(paths.pgclusters, { resyncMs: 600_000 }),
-      pods: informers<PodObject>(paths.pods),
+      pods: informers<PodObject>(paths.pods, { transform: (o) => slimPod(o as PodObject) }),
       configMaps: informers<ConfigMapObject>(paths.configMaps, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
-      written: new WriteMemo(),
+      written: new WriteMemo((o) => (o.kind === 'Pod' ? slimPod(o as PodObject) : stripManagedFields(o))),
       identity: opts.identity,
       now: Date.now,
     };

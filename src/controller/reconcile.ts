@@ -24,9 +24,14 @@ import { ClusterRuntime } from './runtime.ts';
 
 export type ReconcileResult = { requeueAfterMs?: number };
 
-const WRITE_CONCURRENCY = 16;
-/** Re-read the Secret and re-check everything at least this often, even with no event. */
+// Annotation PATCHes in flight at once: the fan-out to every member is most of the join latency (measured
+// in bench: 100 PATCHes take ~350 ms 16 at a time, ~260 ms 64 at a time on 2 cores).
+const WRITE_CONCURRENCY = 64;
+/** Re-check everything at least this often, even with no event. */
 const RESYNC_MS = 60_000;
+/** A Secret read successfully is trusted this long (a change to it is seen within this plus RESYNC_MS):
+ * without it 1,000 PgClusters GET their Secrets ~17 times a second. */
+const SECRET_TTL_MS = 30_000;
 
 export async function reconcile(ctx: Context, key: string): Promise<ReconcileResult> {
   const [ns, name] = splitKey(key);
@@ -172,6 +177,13 @@ async function connect(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, r
     rt.detach(ctx.pool);
     return { type: 'Connected', status: 'False', reason, message };
   };
+  const ref = `${spec.secretName}/${spec.secretKey}`;
+  const a0 = rt.attachment;
+  if (a0 && rt.secretReadAt !== undefined && rt.secretRef === ref && ctx.now() - rt.secretReadAt < SECRET_TTL_MS) {
+    // The URL read moments ago: re-attach only follows a channel change.
+    const a = rt.attach(ctx.pool, a0.url, spec.channel, (payload) => onPayload(ctx, key, payload));
+    return connectedCondition(a.endpoint.state(), spec.channel, a.endpoint.id);
+  }
   let secret;
   try {
     secret = await getSecret(ctx.kube, ns, spec.secretName);
@@ -192,6 +204,8 @@ async function connect(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, r
   if (!parsed.ok) return fail('InvalidURL', `Secret ${ns}/${spec.secretName} key "${spec.secretKey}": ${parsed.message}`);
 
   const a = rt.attach(ctx.pool, url, spec.channel, (payload) => onPayload(ctx, key, payload));
+  rt.secretRef = ref;
+  rt.secretReadAt = ctx.now();
   return connectedCondition(a.endpoint.state(), spec.channel, a.endpoint.id);
 }
 

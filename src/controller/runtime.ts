@@ -21,6 +21,9 @@ export class ClusterRuntime {
   seeded = false;
   /** The endpoint has reached Listening at least once since attaching. */
   everListening = false;
+  /** The Secret reference and when it was last read successfully (see SECRET_TTL_MS). */
+  secretRef: string | undefined;
+  secretReadAt: number | undefined;
   /** performance.now() of the earliest membership change not yet published. */
   pendingChangeSince: number | undefined;
 
@@ -44,6 +47,7 @@ export class ClusterRuntime {
   /** Stops heartbeats and listening for this PgCluster. */
   detach(pool: EndpointPool): void {
     const a = this.attachment;
+    this.secretReadAt = undefined;
     if (!a) return;
     a.endpoint.setAnnouncer(this.key, null);
     a.subscription.close();

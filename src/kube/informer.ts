@@ -14,6 +14,8 @@ export interface InformerOptions {
   path: string;
   labelSelector?: string;
   resyncMs?: number;
+  /** Slims each object before it is cached (client-go's SetTransform): the cache holds only what is read. */
+  transform?: (obj: KubeObject) => KubeObject;
   log: Logger;
   onError?: (err: unknown) => void;
 }
@@ -59,6 +61,10 @@ export class Informer<T extends KubeObject> {
   /** Objects of one namespace (an index, so a reconcile does not scan every pod of the cluster). */
   inNamespace(ns: string): IterableIterator<T> {
     return (this.#byNamespace.get(ns) ?? new Map<string, T>()).values();
+  }
+
+  #slim(obj: T): T {
+    return (this.#opts.transform ? this.#opts.transform(obj) : stripManagedFields(obj)) as T;
   }
 
   #put(key: string, obj: T): void {
@@ -117,7 +123,7 @@ export class Informer<T extends KubeObject> {
     if (this.#stopped) return;
     try {
       const list = await this.#client.list<T>(this.path, { labelSelector: this.#opts.labelSelector });
-      const fresh = new Map(list.items.map((o) => [objectKey(o), o]));
+      const fresh = new Map(list.items.map((o) => [objectKey(o), this.#slim(o)]));
       for (const [key, old] of this.#cache) {
         if (!fresh.has(key)) {
           this.#remove(key, old);
@@ -163,9 +169,9 @@ export class Informer<T extends KubeObject> {
         else failed = new Error(`watch error ${status.code}: ${status.message}`);
         return;
       }
-      const obj = raw as T;
-      if (obj.metadata?.resourceVersion) this.#resourceVersion = obj.metadata.resourceVersion;
+      if ((raw as T).metadata?.resourceVersion) this.#resourceVersion = (raw as T).metadata.resourceVersion as string;
       if (type === 'BOOKMARK') return;
+      const obj = this.#slim(raw as T);
       const key = objectKey(obj);
       const old = this.#cache.get(key);
       if (type === 'DELETED') {
@@ -203,6 +209,12 @@ export class Informer<T extends KubeObject> {
       this.#fail(err, () => void this.#startWatch());
     }
   }
+}
+
+/** Server-side-apply bookkeeping, often the largest part of an object, which the operator never reads. */
+export function stripManagedFields<T extends KubeObject>(obj: T): T {
+  if ('managedFields' in obj.metadata) delete (obj.metadata as { managedFields?: unknown }).managedFields;
+  return obj;
 }
 
 export function errorMessage(err: unknown): string {

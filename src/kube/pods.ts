@@ -23,3 +23,20 @@ export function podView(p: PodObject): PodView {
     deleting: !!p.metadata.deletionTimestamp,
   };
 }
+
+/** The part of a pod the operator reads (everything podView and the writers need): what the cache keeps. */
+export function slimPod(p: PodObject): PodObject {
+  const m = p.metadata;
+  return {
+    metadata: {
+      name: m.name, namespace: m.namespace, uid: m.uid, resourceVersion: m.resourceVersion,
+      labels: m.labels, annotations: m.annotations, deletionTimestamp: m.deletionTimestamp,
+    },
+    spec: { hostname: p.spec?.hostname, subdomain: p.spec?.subdomain },
+    status: {
+      phase: p.status?.phase,
+      podIP: p.status?.podIP,
+      conditions: p.status?.conditions?.filter((c) => c.type === 'Ready').map((c) => ({ type: c.type, status: c.status })),
+    },
+  };
+}

@@ -175,3 +175,20 @@ describe('outputs', () => {
     assert.deepEqual(remotePeersFromConfigMap(undefined), []);
   });
 });
+
+describe('slimPod (what the pod cache keeps)', async () => {
+  const { slimPod, podView: view } = await import('../../src/kube/pods.ts');
+  const full = {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: 'p', namespace: 'ns', uid: 'u', resourceVersion: '7', labels: { app: 'a' }, annotations: { x: 'y' }, managedFields: [{ manager: 'kubectl' }], ownerReferences: [] },
+    spec: { hostname: 'h', subdomain: 's', nodeName: 'n', containers: [{ name: 'c', image: 'i' }] },
+    status: { phase: 'Running', podIP: '10.0.0.1', conditions: [{ type: 'Ready', status: 'True' }, { type: 'PodScheduled', status: 'True' }], containerStatuses: [] },
+  };
+  test('keeps everything the operator reads, drops the rest', () => {
+    const slim = slimPod(structuredClone(full));
+    assert.deepEqual(view(slim), view(structuredClone(full)));
+    assert.equal('managedFields' in slim.metadata, false);
+    assert.equal(JSON.stringify(slim).includes('containers'), false);
+    assert.equal(slim.metadata.resourceVersion, '7');
+  });
+});
