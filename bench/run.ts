@@ -35,6 +35,8 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(8)} ${s.title}`).join('\n')}
   --out DIR  where the JSON goes (default bench/results; latest.json only there)
   --what-if NAME  preload bench/whatif/NAME.ts into the operator: measures a proposed src/ change
              (results are marked; latest.json is not touched)
+  --operator-node-options=FLAGS  NODE_OPTIONS for the operator, e.g. --operator-node-options=--max-old-space-size=256
+             (marked like --what-if)
 `;
 
 async function main(): Promise<number> {
@@ -46,6 +48,7 @@ async function main(): Promise<number> {
       profile: { type: 'boolean', default: false },
       out: { type: 'string' },
       'what-if': { type: 'string', multiple: true, default: [] },
+      'operator-node-options': { type: 'string', default: '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -60,6 +63,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const whatIf = values['what-if'] ?? [];
+  const operatorNodeOptions = values['operator-node-options'] ?? '';
   for (const w of whatIf) {
     if (!existsSync(join(repoRoot, 'bench', 'whatif', `${w}.ts`))) {
       process.stderr.write(`unknown --what-if ${w}: see bench/whatif/\n`);
@@ -89,7 +93,7 @@ async function main(): Promise<number> {
 
   try {
     stack = await openStack();
-    const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false, whatIf };
+    const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false, whatIf, operatorNodeOptions };
     for (const s of selected) {
       const ts = mono();
       say(`=== ${s.name}: ${s.title}`);
@@ -121,10 +125,10 @@ async function main(): Promise<number> {
     errors: report.errors,
   };
   mkdirSync(outDir, { recursive: true });
-  const tag = [mode, ...whatIf.map((w) => `whatif-${w}`)].join('-');
+  const tag = [mode, ...whatIf.map((w) => `whatif-${w}`), ...(operatorNodeOptions ? ['node-options'] : [])].join('-');
   const file = join(outDir, `${started.toISOString().replace(/[:]/g, '-').replace(/\..*$/, '')}-${tag}.json`);
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  if (defaultOut && mode !== 'smoke' && whatIf.length === 0) writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  if (defaultOut && mode !== 'smoke' && whatIf.length === 0 && !operatorNodeOptions) writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
 
   process.stdout.write(`\n${report.table()}\n\n`);
   process.stdout.write(`machine: ${result.machine.cpus} x ${result.machine.cpuModel}, ${result.machine.memoryGiB} GiB; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start\n`);

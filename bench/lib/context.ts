@@ -16,6 +16,8 @@ export interface BenchCtx {
   profile: boolean;
   /** Preloads from bench/whatif/ for the operator process: experiments that measure a proposed src/ change. */
   whatIf: string[];
+  /** NODE_OPTIONS for the operator process (e.g. V8 heap flags), from --operator-node-options. */
+  operatorNodeOptions: string;
 }
 
 export function pick<T>(mode: Mode, values: { full: T; quick: T; smoke: T }): T {
@@ -30,6 +32,7 @@ export function operator(ctx: BenchCtx, name: string, namespaces: string[]): Pro
     name,
     ...(ctx.profile ? { cpuProfDir: ctx.logDir } : {}),
     preloads: ctx.whatIf.map((w) => join(repoRoot, 'bench', 'whatif', `${w}.ts`)),
+    env: { NODE_OPTIONS: ctx.operatorNodeOptions },
   });
 }
 
