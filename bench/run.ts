@@ -96,7 +96,8 @@ async function main(): Promise<number> {
     const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false, whatIf, operatorNodeOptions };
     for (const s of selected) {
       const ts = mono();
-      say(`=== ${s.name}: ${s.title}`);
+      report.detail(s.name, { loadavgAtStart: loadavg() });
+      say(`=== ${s.name}: ${s.title} (load average ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
       try {
         await s.run(ctx);
         say(`=== ${s.name} done in ${((mono() - ts) / 1000).toFixed(0)} s`);
