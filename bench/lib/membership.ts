@@ -42,8 +42,20 @@ export function awaitLeave(tracker: Tracker, c: ClusterRef, pod: string): Promis
 /** For a timeout: what the bench's watch shows against what the API server says now. */
 export async function diagnose(kube: KubeClient, tracker: Tracker, c: ClusterRef): Promise<string> {
   const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${c.ns}/configmaps/${c.cm}`);
-  const live = (cm?.data?.peers ?? '').split('\n').filter(Boolean).length;
-  const watched = tracker.cms.get(`${c.ns}/${c.cm}`)?.size;
-  return `ConfigMap ${c.cm}: ${live} names on the API server, ${watched ?? 'none'} in the bench's watch cache; `
-    + `bench sees ${tracker.members(c.ns, c.app).length} members`;
+  const live = (cm?.data?.peers ?? '').split('\n').filter(Boolean);
+  const watched = tracker.cms.get(`${c.ns}/${c.cm}`);
+  const parts = [`ConfigMap ${c.cm}: ${live.length} names on the API server, ${watched?.size ?? 'none'} in the bench's watch cache; bench sees ${tracker.members(c.ns, c.app).length} members`];
+  for (const w of tracker.waiting()) {
+    const ip = w.node.slice(w.node.indexOf('@') + 1);
+    const pods = [...(tracker.podsByIp.get(ip) ?? [])].join(' ');
+    const pending: string[] = [];
+    for (const p of w.pending.slice(0, 5)) {
+      const pod = await kube.getOptional<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${c.ns}/pods/${p}`);
+      const a = pod?.metadata.annotations?.['pgcluster.io/peers'];
+      pending.push(`${p} (live annotation ${a === undefined ? 'absent' : a.split(',').includes(w.node) ? 'has it' : `lacks it, ${a.split(',').length} names`})`);
+    }
+    parts.push(`waiting ${w.sinceMs} ms for ${w.node} ${w.want}: ConfigMap ${w.cmOk ? 'agrees' : `does not (live: ${live.includes(w.node) ? 'has it' : 'lacks it'})`}; `
+      + `${w.pending.length} pod annotations pending: ${pending.join(', ') || '-'}; pods ever seen with ${ip}: ${pods}`);
+  }
+  return parts.join('; ');
 }

@@ -68,6 +68,8 @@ export class Tracker {
   #expectations = new Set<Expectation>();
   #podHooks: ((p: PodState, prev: PodState | undefined, at: number) => void)[] = [];
   #all: { want: Map<string, string>; ok: Set<string>; resolve(at: number): void } | undefined;
+  /** Every pod seen with an IP, by IP (kwok hands freed IPs out again). */
+  readonly podsByIp = new Map<string, Set<string>>();
 
   constructor(kube: KubeClient, namespaces: string[]) {
     for (const ns of namespaces) {
@@ -127,6 +129,11 @@ export class Tracker {
     });
   }
 
+  /** The expectations still waiting, for a timeout message. */
+  waiting(): { node: string; want: string; cmOk: boolean; pending: string[]; sinceMs: number }[] {
+    return [...this.#expectations].map((e) => ({ node: e.node, want: e.want, cmOk: e.cmOk, pending: [...e.pending], sinceMs: Math.round(mono() - e.t0) }));
+  }
+
   /** Resolves with mono() of the event that made every listed output exactly right. */
   expectAll(clusters: ClusterOutputs[]): Promise<number> {
     const want = new Map<string, string>();
@@ -174,6 +181,11 @@ export class Tracker {
       goneAt: prev?.goneAt ?? (deleting ? at : undefined),
     };
     if (gone) this.pods.delete(key); else this.pods.set(key, st);
+    if (ip) {
+      let seen = this.podsByIp.get(ip);
+      if (!seen) this.podsByIp.set(ip, (seen = new Set()));
+      seen.add(key);
+    }
     for (const h of this.#podHooks) h(st, prev, at);
     for (const e of this.#expectations) {
       if (e.ns !== ns || !e.pending.has(st.name)) continue;
