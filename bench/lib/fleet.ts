@@ -69,7 +69,7 @@ export async function buildFleet(kube: KubeClient, o: FleetOpts): Promise<Fleet>
     }));
     const clusters: ClusterOutputs[] = plan.map((c) => ({
       ns: c.ns, cm: `${c.name}-peers`, pods: c.pods,
-      names: c.pods.map((p) => `${c.name}@${tracker.pods.get(`${c.ns}/${p}`)!.ip}`),
+      app: c.name, basename: c.name,
     }));
     return { namespaces, clusters, tracker, pods: total, podsReadySeconds, cleanup };
   } catch (e) {

@@ -20,7 +20,7 @@ export function awaitJoin(tracker: Tracker, c: ClusterRef, pod: string): Promise
       if (st.ns !== c.ns || st.name !== pod || !st.ready || !st.ip || st.deleting || (prev?.ready && prev.ip)) return;
       off();
       const members = tracker.members(c.ns, c.app).map((m) => m.name);
-      resolve(tracker.expect(c.ns, c.cm, `${c.basename}@${st.ip}`, 'present', members, at));
+      resolve(tracker.expect(c.ns, c.cm, `${c.basename}@${st.ip}`, 'present', members, at, { pod, ip: st.ip }));
     });
   });
 }
@@ -44,7 +44,11 @@ export async function diagnose(kube: KubeClient, tracker: Tracker, c: ClusterRef
   const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${c.ns}/configmaps/${c.cm}`);
   const live = (cm?.data?.peers ?? '').split('\n').filter(Boolean);
   const watched = tracker.cms.get(`${c.ns}/${c.cm}`);
-  const parts = [`ConfigMap ${c.cm}: ${live.length} names on the API server, ${watched?.size ?? 'none'} in the bench's watch cache; bench sees ${tracker.members(c.ns, c.app).length} members`];
+  const want = new Set(tracker.members(c.ns, c.app).map((m) => `${c.basename}@${m.ip}`));
+  const extra = live.filter((n) => !want.has(n));
+  const missing = [...want].filter((n) => !live.includes(n));
+  const parts = [`ConfigMap ${c.cm}: ${live.length} names on the API server (extra: ${extra.join(' ') || '-'}; missing: ${missing.join(' ') || '-'}), `
+    + `${watched?.size ?? 'none'} in the bench's watch cache; bench sees ${tracker.members(c.ns, c.app).length} members`];
   for (const w of tracker.waiting()) {
     const ip = w.node.slice(w.node.indexOf('@') + 1);
     const pods = [...(tracker.podsByIp.get(ip) ?? [])].join(' ');

@@ -37,6 +37,8 @@ interface Expectation {
   /** mono() when the ConfigMap first agreed. */
   cmAt: number | undefined;
   t0: number;
+  /** The pod the node name belongs to (joins), and its IP at t0. */
+  subject: { pod: string; ip: string } | undefined;
   resolve(r: Latency): void;
 }
 
@@ -44,13 +46,28 @@ interface Expectation {
 export interface Latency {
   ms: number;
   cmMs: number;
+  /** kwok gave the pod another IP before its name was published: not a sample. */
+  ipChanged?: boolean;
 }
 
+/** The outputs of one PgCluster, which should list its members as they are now. */
 export interface ClusterOutputs {
   ns: string;
   cm: string;
+  /** Pods whose annotation is checked. */
   pods: string[];
-  names: string[];
+  /** The pods' `app` label (the PgCluster's selector) and the node names' basename. */
+  app: string;
+  basename: string;
+}
+
+interface AllState {
+  /** Output key ("cm:ns/name" or "pod:ns/name") -> its cluster ("ns/app"). */
+  clusterOf: Map<string, string>;
+  /** Cluster -> its spec and its output keys. */
+  clusters: Map<string, { spec: ClusterOutputs; keys: string[] }>;
+  ok: Set<string>;
+  resolve(at: number): void;
 }
 
 const silent = pino({ level: 'silent' });
@@ -67,9 +84,13 @@ export class Tracker {
   #informers: Informer<PodObject | ConfigMapObject | PgClusterObject>[] = [];
   #expectations = new Set<Expectation>();
   #podHooks: ((p: PodState, prev: PodState | undefined, at: number) => void)[] = [];
-  #all: { want: Map<string, string>; ok: Set<string>; resolve(at: number): void } | undefined;
+  #all: AllState | undefined;
+  /** "ns/app" -> pod name -> IP, for pods that are members now (Ready, an IP, not deleting). */
+  #members = new Map<string, Map<string, string>>();
   /** Every pod seen with an IP, by IP (kwok hands freed IPs out again). */
   readonly podsByIp = new Map<string, Set<string>>();
+  /** Pods whose IP changed after they had one: "ns/name old -> new". */
+  readonly ipChanges: string[] = [];
 
   constructor(kube: KubeClient, namespaces: string[]) {
     for (const ns of namespaces) {
@@ -115,9 +136,9 @@ export class Tracker {
    * Resolves with the ms from t0 until `node` is present in (or absent from) ConfigMap `cm` and in the
    * annotation of every pod in `pods` (pods deleted meanwhile are dropped from the wait). NaN on stop().
    */
-  expect(ns: string, cm: string, node: string, want: 'present' | 'absent', pods: string[], t0: number): Promise<Latency> {
+  expect(ns: string, cm: string, node: string, want: 'present' | 'absent', pods: string[], t0: number, subject?: { pod: string; ip: string }): Promise<Latency> {
     return new Promise((resolve) => {
-      const e: Expectation = { ns, cm, node, want, pending: new Set(), cmOk: false, cmAt: undefined, t0, resolve: (r) => { this.#expectations.delete(e); resolve(r); } };
+      const e: Expectation = { ns, cm, node, want, pending: new Set(), cmOk: false, cmAt: undefined, t0, subject, resolve: (r) => { this.#expectations.delete(e); resolve(r); } };
       e.cmOk = this.#cmSays(e);
       if (e.cmOk) e.cmAt = t0;
       for (const p of pods) {
@@ -134,34 +155,73 @@ export class Tracker {
     return [...this.#expectations].map((e) => ({ node: e.node, want: e.want, cmOk: e.cmOk, pending: [...e.pending], sinceMs: Math.round(mono() - e.t0) }));
   }
 
-  /** Resolves with mono() of the event that made every listed output exactly right. */
+  /**
+   * Resolves with mono() of the event that made every listed output list exactly the cluster's members as
+   * they are at that moment (kwok may give a Ready pod a new IP: what is right follows it).
+   */
   expectAll(clusters: ClusterOutputs[]): Promise<number> {
-    const want = new Map<string, string>();
-    for (const c of clusters) {
-      const names = [...c.names].sort();
-      want.set(`cm:${k(c.ns, c.cm)}`, names.join('\n'));
-      for (const p of c.pods) want.set(`pod:${k(c.ns, p)}`, names.join('\n'));
-    }
     return new Promise((resolve) => {
-      const ok = new Set<string>();
-      this.#all = { want, ok, resolve: (at) => { this.#all = undefined; resolve(at); } };
-      for (const [key, set] of this.cms) this.#allCheck(`cm:${key}`, [...set]);
-      for (const [key, p] of this.pods) this.#allCheck(`pod:${key}`, splitPeers(p.annotation, ','));
-      if (this.#all && ok.size === want.size) this.#all.resolve(mono());
+      const a: AllState = { clusterOf: new Map(), clusters: new Map(), ok: new Set(), resolve: (at) => { this.#all = undefined; resolve(at); } };
+      for (const c of clusters) {
+        const id = k(c.ns, c.app);
+        const keys = [`cm:${k(c.ns, c.cm)}`, ...c.pods.map((p) => `pod:${k(c.ns, p)}`)];
+        a.clusters.set(id, { spec: c, keys });
+        for (const key of keys) a.clusterOf.set(key, id);
+      }
+      this.#all = a;
+      for (const id of a.clusters.keys()) this.#allCheckCluster(id);
+      this.#allDone(mono());
     });
   }
 
-  /** How many of the outputs of the last expectAll() are right now (for progress). */
-  allProgress(): { ok: number; total: number } {
-    return { ok: this.#all?.ok.size ?? 0, total: this.#all?.want.size ?? 0 };
+  #want(id: string): string[] {
+    const c = this.#all?.clusters.get(id);
+    if (!c) return [];
+    return [...(this.#members.get(id)?.values() ?? [])].map((ip) => `${c.spec.basename}@${ip}`).sort();
   }
 
-  #allCheck(key: string, names: string[]): void {
+  #have(key: string): string[] {
+    const id = key.slice(key.indexOf(':') + 1);
+    if (key.startsWith('cm:')) return [...(this.cms.get(id) ?? [])];
+    const p = this.pods.get(id);
+    return p ? splitPeers(p.annotation, ',') : ['<gone>'];
+  }
+
+  #allCheck(key: string, want?: string): void {
     const a = this.#all;
-    if (!a) return;
-    const w = a.want.get(key);
-    if (w === undefined) return;
-    if ([...names].sort().join('\n') === w) a.ok.add(key); else a.ok.delete(key);
+    const id = a?.clusterOf.get(key);
+    if (!a || id === undefined) return;
+    const w = want ?? this.#want(id).join('\n');
+    if ([...this.#have(key)].sort().join('\n') === w) a.ok.add(key); else a.ok.delete(key);
+  }
+
+  #allCheckCluster(id: string): void {
+    const c = this.#all?.clusters.get(id);
+    if (!c) return;
+    const w = this.#want(id).join('\n');
+    for (const key of c.keys) this.#allCheck(key, w);
+  }
+
+  #allDone(at: number): void {
+    const a = this.#all;
+    if (a && a.ok.size === a.clusterOf.size) a.resolve(at);
+  }
+
+  /** The outputs of the pending expectAll() that are not right yet: key, wanted names, names seen. */
+  allWrong(limit = 5): { key: string; want: string[]; have: string[] }[] {
+    const a = this.#all;
+    if (!a) return [];
+    const out: { key: string; want: string[]; have: string[] }[] = [];
+    for (const [key, id] of a.clusterOf) {
+      if (a.ok.has(key) || out.length >= limit) continue;
+      out.push({ key, want: this.#want(id), have: this.#have(key) });
+    }
+    return out;
+  }
+
+  /** How many of the outputs of the pending expectAll() are right now (for progress). */
+  allProgress(): { ok: number; total: number } {
+    return { ok: this.#all?.ok.size ?? 0, total: this.#all?.clusterOf.size ?? 0 };
   }
 
   #pod(ev: string, obj: PodObject): void {
@@ -181,6 +241,7 @@ export class Tracker {
       goneAt: prev?.goneAt ?? (deleting ? at : undefined),
     };
     if (gone) this.pods.delete(key); else this.pods.set(key, st);
+    if (prev?.ip && ip && prev.ip !== ip) this.ipChanges.push(`${key} ${prev.ip} -> ${ip}`);
     if (ip) {
       let seen = this.podsByIp.get(ip);
       if (!seen) this.podsByIp.set(ip, (seen = new Set()));
@@ -188,13 +249,30 @@ export class Tracker {
     }
     for (const h of this.#podHooks) h(st, prev, at);
     for (const e of this.#expectations) {
+      if (e.ns === ns && e.subject?.pod === st.name && st.ip && st.ip !== e.subject.ip) {
+        e.resolve({ ms: NaN, cmMs: NaN, ipChanged: true });
+        continue;
+      }
       if (e.ns !== ns || !e.pending.has(st.name)) continue;
       if (st.gone || st.deleting || this.#podSays(e, st)) e.pending.delete(st.name);
       this.#check(e, at);
     }
+    // The member index, and the outputs that depend on it.
+    const isMember = st.ready && !!st.ip && !st.deleting;
+    for (const a of new Set([prev?.labels.app, st.labels.app])) {
+      if (a === undefined) continue;
+      const id = k(ns, a);
+      let m = this.#members.get(id);
+      if (!m) this.#members.set(id, (m = new Map()));
+      const before = m.get(st.name);
+      const after = isMember && a === st.labels.app ? st.ip : undefined;
+      if (before === after) continue;
+      if (after === undefined) m.delete(st.name); else m.set(st.name, after);
+      if (this.#all?.clusters.has(id)) this.#allCheckCluster(id);
+    }
     if (this.#all) {
-      this.#allCheck(`pod:${key}`, gone ? ['<gone>'] : splitPeers(st.annotation, ','));
-      if (this.#all.ok.size === this.#all.want.size) this.#all.resolve(at);
+      this.#allCheck(`pod:${key}`);
+      this.#allDone(at);
     }
   }
 
@@ -212,8 +290,8 @@ export class Tracker {
       this.#check(e, at);
     }
     if (this.#all) {
-      this.#allCheck(`cm:${key}`, names);
-      if (this.#all.ok.size === this.#all.want.size) this.#all.resolve(at);
+      this.#allCheck(`cm:${key}`);
+      this.#allDone(at);
     }
   }
 

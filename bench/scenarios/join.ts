@@ -3,7 +3,7 @@
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
 import { createNamespace, createPgCluster, createPod, createPods, createSecret, cleanupNamespace, deletePod } from '../lib/kube.ts';
 import { awaitJoin, awaitLeave, diagnose, type ClusterRef } from '../lib/membership.ts';
-import { delta, type OperatorProc } from '../lib/operator.ts';
+import { delta, metric, type OperatorProc } from '../lib/operator.ts';
 import { notifyRoundTrips } from '../lib/pg.ts';
 import { atMost } from '../lib/report.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
@@ -40,8 +40,12 @@ export const join: Scenario = {
       await createPods(kube, ns, initial, () => ({ app: 'join' }), kwokNode);
       await createPods(kube, ns, floorPods, () => ({ app: 'floor' }), kwokNode);
       await until('all pods Ready', () => tracker.members(ns, 'join').length === size && tracker.members(ns, 'floor').length === size, 120_000);
-      const names = tracker.members(ns, 'join').map((p) => `join@${p.ip}`);
-      await withTimeout(tracker.expectAll([{ ns, cm: c.cm, pods: initial, names }]), 120_000, `${size} members published`);
+      await withTimeout(tracker.expectAll([{ ns, cm: c.cm, pods: initial, app: 'join', basename: 'join' }]), 120_000, `${size} members published`).catch(async (e: Error) => {
+        const wrong = tracker.allWrong().map((w) => `${w.key}: ${w.have.length} names, missing ${w.want.filter((n) => !w.have.includes(n)).join(' ') || '-'}, extra ${w.have.filter((n) => !w.want.includes(n)).join(' ') || '-'}`);
+        const first = tracker.allWrong(1)[0];
+        throw new Error(`${e.message}: ${tracker.allProgress().ok}/${tracker.allProgress().total} right; ${wrong.slice(0, 2).join('; ')}; `
+          + `IP changes seen: ${tracker.ipChanges.slice(0, 10).join(', ') || '-'}; ${await livePodsWithIps(kube, ns, first ? [...first.have, ...first.want] : [])}`);
+      });
       await settle(op);
 
       // Floors, measured now on the same machine and stack.
@@ -76,6 +80,14 @@ export const join: Scenario = {
         fanOutWide.push(mono() - t0);
       }
 
+      const opState = async () => {
+        const m = await op!.scrape().catch(() => undefined);
+        if (!m) return '';
+        const v = (n: string) => metric(m, n);
+        return `; operator: members ${v('pgcluster_members')}, peers ${v('pgcluster_peers')}, reconciles ${v('controller_runtime_reconcile_total')} (errors ${v('controller_runtime_reconcile_errors_total')}), `
+          + `active workers ${v('controller_runtime_active_workers')}, queue depth ${v('workqueue_depth')}, writes issued ${v('pgcluster_kube_writes_total')}`;
+      };
+      const explain = async (e: Error): Promise<never> => { throw new Error(`${e.message} (${await diagnose(kube, tracker, c)}${await opState()})`); };
       say(`join: ${rounds} leaves and ${rounds} joins, one at a time`);
       const s0 = await op.scrape();
       const joins: Latency[] = [];
@@ -84,12 +96,12 @@ export const join: Scenario = {
         const victim = tracker.members(ns, 'join').map((p) => p.name).sort()[0]!;
         const left = awaitLeave(tracker, c, victim);
         await deletePod(kube, ns, victim);
-        leaves.push(await withTimeout(left, 30_000, `${victim} gone from the outputs`).catch(async (e: Error) => { throw new Error(`${e.message} (${await diagnose(kube, tracker, c)})`); }));
+        leaves.push(await withTimeout(left, 30_000, `${victim} gone from the outputs`).catch(explain));
         await sleep(100 + Math.random() * 300);
         const pod = podName();
         const joined = awaitJoin(tracker, c, pod);
         await createPod(kube, ns, pod, { app: 'join' }, kwokNode);
-        joins.push(await withTimeout(joined, 30_000, `${pod} in the outputs`).catch(async (e: Error) => { throw new Error(`${e.message} (${await diagnose(kube, tracker, c)})`); }));
+        joins.push(await withTimeout(joined, 30_000, `${pod} in the outputs`).catch(explain));
         await sleep(100 + Math.random() * 300);
         if ((r + 1) % 10 === 0) say(`join: ${r + 1}/${rounds} rounds`);
       }
@@ -99,10 +111,13 @@ export const join: Scenario = {
       const reconciles = delta(s0, s1, 'controller_runtime_reconcile_time_seconds_count');
       const reconcileMean = reconciles ? (delta(s0, s1, 'controller_runtime_reconcile_time_seconds_sum') / reconciles) * 1000 : NaN;
 
-      const j = summarize(joins.map((x) => x.ms));
-      const l = summarize(leaves.map((x) => x.ms));
-      const all = summarize([...joins, ...leaves].map((x) => x.ms));
-      const cmOnly = summarize([...joins, ...leaves].map((x) => x.cmMs));
+      // A join whose pod kwok re-addressed before it was published is no sample (its name changed).
+      const ok = (x: Latency) => !x.ipChanged;
+      const dropped = [...joins, ...leaves].filter((x) => !ok(x)).length;
+      const j = summarize(joins.filter(ok).map((x) => x.ms));
+      const l = summarize(leaves.filter(ok).map((x) => x.ms));
+      const all = summarize([...joins, ...leaves].filter(ok).map((x) => x.ms));
+      const cmOnly = summarize([...joins, ...leaves].filter(ok).map((x) => x.cmMs));
       const p = ctx.report;
       const S = 'join';
       p.add(S, 'join_p50_ms', `join latency p50 (${j.n} joins, ${size} members)`, j.p50, 'ms');
@@ -112,6 +127,7 @@ export const join: Scenario = {
       p.add(S, 'leave_p99_ms', 'leave latency p99', l.p99, 'ms', atMost(TARGET_MS, 'ms'));
       p.add(S, 'leave_max_ms', 'leave latency max', l.max, 'ms');
       p.add(S, 'all_p99_ms', 'join+leave latency p99', all.p99, 'ms', atMost(TARGET_MS, 'ms'));
+      if (dropped) p.add(S, 'samples_dropped', 'samples dropped: kwok gave the pod a new IP before it was published', dropped, '');
       p.add(S, 'cm_p50_ms', 'ConfigMap alone: join+leave latency p50', cmOnly.p50, 'ms');
       p.add(S, 'cm_p99_ms', 'ConfigMap alone: join+leave latency p99', cmOnly.p99, 'ms');
       p.add(S, 'floor_notify_p50_ms', 'floor: pg_notify round trip p50', notify.p50, 'ms');
@@ -126,7 +142,7 @@ export const join: Scenario = {
       p.detail(S, {
         members: size, rounds, joinsMs: j, leavesMs: l, allMs: all, configMapOnlyMs: cmOnly, floorNotifyMs: notify, floorPatchMs: summarize(patchOne),
         floorFanOutMs: summarize(fanOut), freshPatchMs: summarize(patchFresh), freshFanOutMs: summarize(fanOutFresh), floorFanOutWideMs: summarize(fanOutWide), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
-        writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'),
+        writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'), samplesDropped: dropped, kwokIpChanges: tracker.ipChanges.length,
         samples: { joins: joins.map((x) => round1(x.ms)), leaves: leaves.map((x) => round1(x.ms)), configMapJoins: joins.map((x) => round1(x.cmMs)), configMapLeaves: leaves.map((x) => round1(x.cmMs)) },
       });
     } finally {
@@ -138,6 +154,15 @@ export const join: Scenario = {
 };
 
 export const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/** Which live pods (any namespace) hold the IPs of these node names: for a timeout message. */
+async function livePodsWithIps(kube: KubeClient, ns: string, names: string[]): Promise<string> {
+  const ips = new Set(names.map((n) => n.slice(n.indexOf('@') + 1)));
+  const all = await kube.list<{ metadata: { namespace?: string; name: string; deletionTimestamp?: string }; status?: { podIP?: string } }>('/api/v1/pods');
+  const hits = all.items.filter((p) => p.status?.podIP && ips.has(p.status.podIP))
+    .map((p) => `${p.metadata.namespace === ns ? '' : `${p.metadata.namespace}/`}${p.metadata.name}=${p.status?.podIP}${p.metadata.deletionTimestamp ? '(deleting)' : ''}`);
+  return `live pods with those IPs: ${hits.join(' ') || '-'}`;
+}
 
 /** Waits until the operator has made no Kubernetes write for 3 s (status and Events after startup). */
 export async function settle(op: OperatorProc, maxMs = 60_000): Promise<void> {

@@ -47,7 +47,7 @@ export const scale: Scenario = {
         publishSeconds: publishS, readySeconds: (op.readyAt - op.startedAt) / 1000,
         startupWrites: writes, startupWritesByResource: deltaBy({ series: new Map(), at: 0 }, s1, 'pgcluster_kube_writes_total', 'resource'),
         rssAtPublishMB: memAtPublish.rss / 2 ** 20, peakRssAtPublishMB: memAtPublish.peak / 2 ** 20, steady: r,
-        operatorWarnings: op.logLines('"level":40'), watchRestartWarnings: op.logLines('list/watch failed'),
+        operatorWarnings: op.logLines('"level":40'), watchRestartWarnings: op.logLines('list/watch failed'), kwokIpChanges: fleet.tracker.ipChanges.length,
       });
     } finally {
       await op?.stop();

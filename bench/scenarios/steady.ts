@@ -33,7 +33,7 @@ export const steady: Scenario = {
       const S = 'steady';
       ctx.report.add(S, 'pods', `fleet: pods in ${clusters} PgClusters, one Postgres URL`, fleet.pods, 'pods');
       reportSteady(ctx.report, S, r, 1, { cpuPercent: 5, rssMB: 200 });
-      ctx.report.detail(S, { pods: fleet.pods, clusters, publishSeconds: (publishedAt - op.startedAt) / 1000, ...r, operatorWarnings: op.logLines('"level":40'), watchRestartWarnings: op.logLines('list/watch failed') });
+      ctx.report.detail(S, { pods: fleet.pods, clusters, publishSeconds: (publishedAt - op.startedAt) / 1000, ...r, operatorWarnings: op.logLines('"level":40'), watchRestartWarnings: op.logLines('list/watch failed'), kwokIpChanges: fleet.tracker.ipChanges.length });
     } finally {
       await op?.stop();
       await fleet?.cleanup();
