@@ -57,22 +57,6 @@ export class PgStats {
   async close(): Promise<void> { await this.#client.end().catch(() => {}); }
 }
 
-/** CPU seconds (user+system) of the postmaster and every process it forked: the whole server. */
-export function serverCpuSeconds(postmasterPid: number): number {
-  const hz = 100; // USER_HZ on Linux
-  let ticks = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let stat: string;
-    try { stat = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ppid = Number(f[1]);
-    if (Number(d) !== postmasterPid && ppid !== postmasterPid) continue;
-    ticks += Number(f[11]) + Number(f[12]); // utime, stime
-  }
-  return ticks / hz;
-}
-
 /** One NOTIFY -> LISTEN round trip with plain pg clients, n times: the floor under any announcement. */
 export async function notifyRoundTrips(url: string, n: number): Promise<Summary> {
   const listener = new pg.Client({ connectionString: url });

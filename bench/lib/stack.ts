@@ -7,7 +7,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import pg from 'pg';
 import { KubeClient } from '../../src/kube/client.ts';
 import { startStack } from '../../scripts/stack/index.ts';
@@ -36,23 +35,9 @@ export interface BenchStack {
 
 const run = promisify(execFile);
 
-/**
- * client-node's KubeConfig hands every request a new undici Agent, so every request opens a new TCP+TLS
- * connection. The bench's own traffic (thousands of pods, its watches) must not load the machine more than a
- * real client would: this one keeps the first Agent (the kubeconfig's credentials are a static token).
- */
-class PooledKubeConfig extends KubeConfig {
-  #dispatcher: ReturnType<RequestContext['getDispatcher']> | undefined;
-  override async applySecurityAuthentication(ctx: RequestContext): Promise<void> {
-    await super.applySecurityAuthentication(ctx);
-    this.#dispatcher ??= ctx.getDispatcher();
-    if (this.#dispatcher) ctx.setDispatcher(this.#dispatcher);
-  }
-}
-
-/** A client over one pooled connection (pooled = true), or exactly as the operator's (a connection per request). */
-export function kubeClient(kubeconfig: string, pooled = true): KubeClient {
-  const kc = pooled ? new PooledKubeConfig() : new KubeConfig();
+/** A client like the operator's (src/kube/client.ts keeps one connection pool for its requests). */
+export function kubeClient(kubeconfig: string): KubeClient {
+  const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   return new KubeClient(kc);
 }

@@ -7,13 +7,12 @@ import { delta, metric, type OperatorProc } from '../lib/operator.ts';
 import { notifyRoundTrips } from '../lib/pg.ts';
 import { atMost } from '../lib/report.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
-import { kubeClient } from '../lib/stack.ts';
+import { WRITE_CONCURRENCY as OPERATOR_WRITE_CONCURRENCY } from '../../src/controller/reconcile.ts';
+import { cpuByRole, cpuDelta } from '../lib/procstat.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
 
 const TARGET_MS = 250;
-/** The operator writes annotations with this many PATCHes in flight (src/controller/reconcile.ts). */
-const OPERATOR_WRITE_CONCURRENCY = 16;
 
 export const join: Scenario = {
   name: 'join',
@@ -51,32 +50,33 @@ export const join: Scenario = {
       // Floors, measured now on the same machine and stack.
       say('join: floors (pg_notify round trip, annotation PATCH round trip)');
       const notify = await notifyRoundTrips(databaseUrl, pick(ctx.mode, { full: 100, quick: 50, smoke: 10 }));
-      // The floor is a PATCH over an open connection. Beside it: the same through a client built like the
-      // operator's (src/kube/client.ts over client-node: a new TCP+TLS connection for every request).
-      const fresh = kubeClient(ctx.stack.kubeconfig, false);
-      const patch = (k: KubeClient, pod: string, v: string) => k.patch(`/api/v1/namespaces/${ns}/pods/${pod}`, { metadata: { annotations: { 'bench.pgcluster.io/probe': v } } }, 'pods');
+      // The floor is a PATCH over an open connection, alone and as the operator fans out (same concurrency,
+      // and 4x as wide to show whether more in flight would help). While the fan-out runs, the CPU every
+      // process on the machine spends on it: what a PATCH costs the API server, etcd and the watchers.
+      const patch = (pod: string, v: string) => kube.patch(`/api/v1/namespaces/${ns}/pods/${pod}`, { metadata: { annotations: { 'bench.pgcluster.io/probe': v } } }, 'pods');
       const patchOne: number[] = [];
-      const patchFresh: number[] = [];
       for (const i of range(pick(ctx.mode, { full: 50, quick: 30, smoke: 5 }))) {
-        let t0 = mono();
-        await patch(kube, 'floor-0', `p${i}`);
+        const t0 = mono();
+        await patch('floor-0', `p${i}`);
         patchOne.push(mono() - t0);
-        t0 = mono();
-        await patch(fresh, 'floor-0', `f${i}`);
-        patchFresh.push(mono() - t0);
       }
       const fanOut: number[] = [];
-      const fanOutFresh: number[] = [];
       const fanOutWide: number[] = [];
-      for (const r of range(pick(ctx.mode, { full: 10, quick: 5, smoke: 2 }))) {
-        let t0 = mono();
-        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(kube, p, `o${r}`));
+      const fanOutRounds = pick(ctx.mode, { full: 10, quick: 5, smoke: 2 });
+      const roles = { operator: op.pid, 'bench (this process)': process.pid };
+      const cpu0 = cpuByRole(roles);
+      for (const r of range(fanOutRounds)) {
+        const t0 = mono();
+        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(p, `o${r}`));
         fanOut.push(mono() - t0);
-        t0 = mono();
-        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(fresh, p, `n${r}`));
-        fanOutFresh.push(mono() - t0);
-        t0 = mono();
-        await pool(floorPods, 4 * OPERATOR_WRITE_CONCURRENCY, (p) => patch(kube, p, `w${r}`));
+      }
+      await sleep(200); // let the watchers finish with the last events
+      const fanOutCpu = cpuDelta(cpu0, cpuByRole(roles));
+      const patches = fanOutRounds * size;
+      const cpuMsPerPatch = Object.fromEntries(Object.entries(fanOutCpu).map(([role, s]) => [role, round1(((s * 1000) / patches) * 100) / 100]));
+      for (const r of range(fanOutRounds)) {
+        const t0 = mono();
+        await pool(floorPods, 4 * OPERATOR_WRITE_CONCURRENCY, (p) => patch(p, `w${r}`));
         fanOutWide.push(mono() - t0);
       }
 
@@ -134,14 +134,14 @@ export const join: Scenario = {
       p.add(S, 'floor_patch_p50_ms', 'floor: one annotation PATCH round trip p50', summarize(patchOne).p50, 'ms');
       p.add(S, 'floor_fanout_p50_ms', `floor: ${size} annotation PATCHes, ${OPERATOR_WRITE_CONCURRENCY} in flight, p50`, summarize(fanOut).p50, 'ms');
       p.add(S, 'floor_fanout_wide_p50_ms', `floor: ${size} annotation PATCHes, ${4 * OPERATOR_WRITE_CONCURRENCY} in flight, p50`, summarize(fanOutWide).p50, 'ms');
-      p.add(S, 'fresh_patch_p50_ms', 'same PATCH, new TLS connection per request (as the operator\'s client), p50', summarize(patchFresh).p50, 'ms');
-      p.add(S, 'fresh_fanout_p50_ms', `same ${size} PATCHes, new TLS connection per request, p50`, summarize(fanOutFresh).p50, 'ms');
+      const cpuTotal = Object.values(cpuMsPerPatch).reduce((a, b) => a + b, 0);
+      p.add(S, 'floor_cpu_per_patch_ms', `floor: machine CPU per annotation PATCH (${Object.entries(cpuMsPerPatch).slice(0, 4).map(([k, v]) => `${k} ${v}`).join(', ')})`, cpuTotal, 'ms');
       p.add(S, 'operator_internal_mean_ms', 'operator: change seen -> outputs written, mean', internalMean, 'ms');
       p.add(S, 'libcluster_k8s_poll_mean_ms', 'baseline: libcluster Kubernetes strategy, 5 s polling, mean (computed)', 2500, 'ms');
       p.add(S, 'libcluster_k8s_poll_max_ms', 'baseline: same, worst case (computed)', 5000, 'ms');
       p.detail(S, {
         members: size, rounds, joinsMs: j, leavesMs: l, allMs: all, configMapOnlyMs: cmOnly, floorNotifyMs: notify, floorPatchMs: summarize(patchOne),
-        floorFanOutMs: summarize(fanOut), freshPatchMs: summarize(patchFresh), freshFanOutMs: summarize(fanOutFresh), floorFanOutWideMs: summarize(fanOutWide), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
+        floorFanOutMs: summarize(fanOut), fanOutCpuMsPerPatch: cpuMsPerPatch, floorFanOutWideMs: summarize(fanOutWide), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
         writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'), samplesDropped: dropped, kwokIpChanges: tracker.ipChanges.length,
         samples: { joins: joins.map((x) => round1(x.ms)), leaves: leaves.map((x) => round1(x.ms)), configMapJoins: joins.map((x) => round1(x.cmMs)), configMapLeaves: leaves.map((x) => round1(x.cmMs)) },
       });

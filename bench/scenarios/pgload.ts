@@ -8,7 +8,8 @@ import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts'
 import { awaitPublished, buildFleet } from '../lib/fleet.ts';
 import { startSim, type SimMember } from '../lib/libcluster-sim.ts';
 import { metric } from '../lib/operator.ts';
-import { dbOf, pgbench, pgbenchInit, PgStats, serverCpuSeconds, withDb, type PgbenchResult } from '../lib/pg.ts';
+import { serverCpuSeconds } from '../lib/procstat.ts';
+import { dbOf, pgbench, pgbenchInit, PgStats, withDb, type PgbenchResult } from '../lib/pg.ts';
 import { mono, range, say, sleep } from '../lib/util.ts';
 
 const CLUSTER_SIZE = 10;

@@ -26,7 +26,7 @@ export type ReconcileResult = { requeueAfterMs?: number };
 
 // Annotation PATCHes in flight at once: the fan-out to every member is most of the join latency (measured
 // in bench: 100 PATCHes take ~350 ms 16 at a time, ~260 ms 64 at a time on 2 cores).
-const WRITE_CONCURRENCY = 64;
+export const WRITE_CONCURRENCY = 64;
 /** Re-check everything at least this often, even with no event. */
 const RESYNC_MS = 60_000;
 /** A Secret read successfully is trusted this long (a change to it is seen within this plus RESYNC_MS):
@@ -102,8 +102,9 @@ export async function reconcile(ctx: Context, key: string): Promise<ReconcileRes
   rt.table.expire(now);
   const { peers, dropped } = rt.table.peers();
 
-  await writeConfigMap(ctx, pc, spec, peers);
-  await writeAnnotations(ctx, pc, spec, selected, peers);
+  // Both outputs carry the same list and neither depends on the other: writing them together takes a
+  // ConfigMap round trip off every join's path to the last annotation.
+  await allOrFirstError([writeConfigMap(ctx, pc, spec, peers), writeAnnotations(ctx, pc, spec, selected, peers)]);
   if (rt.pendingChangeSince !== undefined) {
     ctx.metrics.joinToPublished.observe((performance.now() - rt.pendingChangeSince) / 1000);
     rt.pendingChangeSince = undefined;
@@ -384,4 +385,10 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (errors.length) throw errors[0];
+}
+
+/** Waits for every promise (none is left running unobserved) and rethrows the first failure. */
+async function allOrFirstError(work: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
