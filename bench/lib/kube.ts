@@ -1,5 +1,5 @@
 // Kubernetes objects the benchmark creates: namespaces, Secrets, PgClusters, and pods bound to the kwok node
-// (kwok makes them Running and Ready with an IP, as a kubelet would).
+// (kwok makes them Running and Ready with an IP, as a kubelet would) or to the BenchKubelet's.
 import type { KubeClient } from '../../src/kube/client.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
 import { pool, randomSuffix } from './util.ts';
@@ -55,9 +55,54 @@ export async function createPods(kube: KubeClient, ns: string, names: string[], 
   await pool(names, concurrency, (n) => createPod(kube, ns, n, labelsOf(n), node));
 }
 
-/** A graceful delete, as a Deployment's scale-down does; kwok finishes it. */
+/** A graceful delete, as a Deployment's scale-down does; kwok (or benchKubelet) finishes it. */
 export async function deletePod(kube: KubeClient, ns: string, name: string): Promise<void> {
   await kube.delete(`/api/v1/namespaces/${ns}/pods/${name}`, 'pods');
+}
+
+/**
+ * The bench playing kubelet (a mock: there is no kubelet here) for the scenarios that time single joins.
+ * kwok cannot serve there: its pod-ready stage matches pods without an IP, so when the pending pod changes
+ * before kwok's status write lands — the operator annotating it does exactly that — kwok applies the stage a
+ * second time and gives the pod another IP, turning one join into two. This kubelet starts a pod as a real
+ * one does (the pod is created Pending, then its status says Running and Ready with an address that is never
+ * reused) and finishes a graceful delete after the grace period.
+ */
+export class BenchKubelet {
+  static readonly NODE = 'bench-kubelet-0';
+  #kube: KubeClient;
+  #next = 0;
+  #finishing = new Set<Promise<void>>();
+
+  constructor(kube: KubeClient) {
+    this.#kube = kube;
+  }
+
+  /** Creates the pod bound to this kubelet's node and reports it Running and Ready. */
+  async start(ns: string, name: string, labels: Record<string, string>): Promise<void> {
+    await createPod(this.#kube, ns, name, labels, BenchKubelet.NODE);
+    const i = this.#next++;
+    const ip = `10.250.${Math.floor(i / 250) % 250}.${(i % 250) + 1}`;
+    const now = new Date().toISOString();
+    const conditions = ['Initialized', 'ContainersReady', 'Ready', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: now }));
+    await this.#kube.patch(`/api/v1/namespaces/${ns}/pods/${name}/status`, {
+      status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '10.240.0.20', startTime: now, conditions },
+    }, 'pods/status');
+  }
+
+  /** The graceful delete a Deployment issues; the pod is removed after its grace period, as a kubelet does. */
+  async stop(ns: string, name: string): Promise<void> {
+    await deletePod(this.#kube, ns, name);
+    const done: Promise<void> = new Promise<void>((r) => setTimeout(r, 1000)).then(async () => {
+      await this.#kube.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { body: { gracePeriodSeconds: 0 } }).catch(() => {});
+    }).finally(() => this.#finishing.delete(done));
+    this.#finishing.add(done);
+  }
+
+  /** Waits for every pending removal. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.#finishing]);
+  }
 }
 
 /**

@@ -3,19 +3,20 @@
 // Kubernetes writes against the naive count (every membership change rewrites the ConfigMap and every
 // member's annotation), the coalescing that gives, and join latency during the churn.
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
-import { cleanupNamespace, createNamespace, createPgCluster, createPod, createPods, createSecret, deletePod } from '../lib/kube.ts';
+import { cleanupNamespace, createNamespace, createPgCluster, BenchKubelet, createSecret } from '../lib/kube.ts';
 import { awaitJoin, awaitLeave, type ClusterRef } from '../lib/membership.ts';
 import { delta, deltaBy, type OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
-import { channelName, mono, range, say, summarize, until, withTimeout } from '../lib/util.ts';
+import { channelName, mono, pool, range, say, summarize, until, withTimeout } from '../lib/util.ts';
 import { round1, settle } from './join.ts';
 
 export const churn: Scenario = {
   name: 'churn',
   title: 'churn: rolling replacement of 100 pods (maxSurge 5, maxUnavailable 0)',
   async run(ctx: BenchCtx) {
-    const { kube, kwokNode, databaseUrl } = ctx.stack;
+    const { kube, databaseUrl } = ctx.stack;
+    const kubelet = new BenchKubelet(kube);
     const size = pick(ctx.mode, { full: 100, quick: 100, smoke: 6 });
     const surge = pick(ctx.mode, { full: 5, quick: 5, smoke: 2 });
     const ns = await createNamespace(kube, 'churn');
@@ -27,7 +28,7 @@ export const churn: Scenario = {
       await createSecret(kube, ns, 'db', databaseUrl);
       await createPgCluster(kube, ns, 'churn', { app: 'churn', secret: 'db', channel: channelName(ns, 'churn') });
       const old = range(size).map((i) => `churn-a-${String(i).padStart(3, '0')}`);
-      await createPods(kube, ns, old, () => ({ app: 'churn' }), kwokNode);
+      await pool(old, 16, (p) => kubelet.start(ns, p, { app: 'churn' }));
       await until('all pods Ready', () => tracker.members(ns, 'churn').length === size, 120_000);
       op = await operator(ctx, 'churn', [ns]);
       await withTimeout(tracker.expectAll([{ ns, cm: c.cm, pods: old, app: 'churn', basename: 'churn' }]), 120_000, 'initial members published');
@@ -54,11 +55,11 @@ export const churn: Scenario = {
       for (let i = 0; i < size; i += surge) {
         const fresh = range(Math.min(surge, size - i)).map((j) => `churn-b-${String(i + j).padStart(3, '0')}`);
         for (const p of fresh) joins.push(awaitJoin(tracker, c, p));
-        await Promise.all(fresh.map((p) => createPod(kube, ns, p, { app: 'churn' }, kwokNode)));
+        await Promise.all(fresh.map((p) => kubelet.start(ns, p, { app: 'churn' })));
         await until(`${fresh.join(',')} Ready`, () => fresh.every((p) => tracker.pods.get(`${ns}/${p}`)?.readyAt !== undefined), 60_000, 10);
         const victims = old.slice(i, i + fresh.length);
         for (const p of victims) leaves.push(awaitLeave(tracker, c, p));
-        await Promise.all(victims.map((p) => deletePod(kube, ns, p)));
+        await Promise.all(victims.map((p) => kubelet.stop(ns, p)));
       }
       const rolloutS = (mono() - t0) / 1000;
       const j = await withTimeout(Promise.all(joins), 120_000, 'every new pod in the outputs');
@@ -87,7 +88,7 @@ export const churn: Scenario = {
       r.add(S, 'join_p99_ms', 'join latency during churn p99', js.p99, 'ms', atMost(250, 'ms'));
       r.add(S, 'leave_p99_ms', 'leave latency during churn p99', ls.p99, 'ms');
       r.add(S, 'cm_join_p99_ms', 'ConfigMap alone: join latency during churn p99', summarize(j.filter(ok).map((x) => x.cmMs)).p99, 'ms');
-      if (dropped) r.add(S, 'samples_dropped', 'samples dropped: kwok gave the pod a new IP before it was published', dropped, '');
+      if (dropped) r.add(S, 'samples_dropped', 'samples dropped: the pod was re-addressed before it was published', dropped, '');
       r.detail(S, {
         size, surge, rolloutSeconds: rolloutS, convergedSeconds: convergedS, changes, naive, outputWrites, totalWrites: total,
         writesByResource: byResource, joinMs: js, leaveMs: ls, samplesDropped: dropped, kwokIpChanges: tracker.ipChanges.length,
@@ -96,6 +97,7 @@ export const churn: Scenario = {
     } finally {
       tracker.stop();
       await op?.stop();
+      await kubelet.drain();
       await cleanupNamespace(kube, ns).catch(() => {});
     }
   },

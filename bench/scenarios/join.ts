@@ -1,7 +1,8 @@
-// 1. Join and leave latency: one PgCluster of 100 kwok pods; one pod leaves, one joins, many times, one at a
-// time. Beside it the floors measured in the same run, and libcluster's Kubernetes-strategy polling baseline.
+// 1. Join and leave latency: one PgCluster of 100 pods (run by the BenchKubelet, bench/lib/kube.ts); one pod
+// leaves, one joins, many times, one at a time. Beside it the floors measured in the same run, and libcluster's
+// Kubernetes-strategy polling baseline.
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
-import { createNamespace, createPgCluster, createPod, createPods, createSecret, cleanupNamespace, deletePod } from '../lib/kube.ts';
+import { createNamespace, createPgCluster, BenchKubelet, createSecret, cleanupNamespace } from '../lib/kube.ts';
 import { awaitJoin, awaitLeave, diagnose, type ClusterRef } from '../lib/membership.ts';
 import { delta, metric, type OperatorProc } from '../lib/operator.ts';
 import { notifyRoundTrips } from '../lib/pg.ts';
@@ -18,7 +19,8 @@ export const join: Scenario = {
   name: 'join',
   title: 'join/leave latency, 100 pods in one PgCluster',
   async run(ctx: BenchCtx) {
-    const { kube, kwokNode, databaseUrl } = ctx.stack;
+    const { kube, databaseUrl } = ctx.stack;
+    const kubelet = new BenchKubelet(kube);
     const size = pick(ctx.mode, { full: 100, quick: 100, smoke: 5 });
     const rounds = pick(ctx.mode, { full: 60, quick: 25, smoke: 3 });
     const ns = await createNamespace(kube, 'join');
@@ -36,8 +38,8 @@ export const join: Scenario = {
       // Unselected pods for the write floors: patching them wakes no reconcile.
       const floorPods = range(size).map((i) => `floor-${i}`);
       say(`join: creating ${size} member pods and ${size} unselected pods`);
-      await createPods(kube, ns, initial, () => ({ app: 'join' }), kwokNode);
-      await createPods(kube, ns, floorPods, () => ({ app: 'floor' }), kwokNode);
+      await pool(initial, 16, (p) => kubelet.start(ns, p, { app: 'join' }));
+      await pool(floorPods, 16, (p) => kubelet.start(ns, p, { app: 'floor' }));
       await until('all pods Ready', () => tracker.members(ns, 'join').length === size && tracker.members(ns, 'floor').length === size, 120_000);
       await withTimeout(tracker.expectAll([{ ns, cm: c.cm, pods: initial, app: 'join', basename: 'join' }]), 120_000, `${size} members published`).catch(async (e: Error) => {
         const wrong = tracker.allWrong().map((w) => `${w.key}: ${w.have.length} names, missing ${w.want.filter((n) => !w.have.includes(n)).join(' ') || '-'}, extra ${w.have.filter((n) => !w.want.includes(n)).join(' ') || '-'}`);
@@ -95,12 +97,12 @@ export const join: Scenario = {
       for (const r of range(rounds)) {
         const victim = tracker.members(ns, 'join').map((p) => p.name).sort()[0]!;
         const left = awaitLeave(tracker, c, victim);
-        await deletePod(kube, ns, victim);
+        await kubelet.stop(ns, victim);
         leaves.push(await withTimeout(left, 30_000, `${victim} gone from the outputs`).catch(explain));
         await sleep(100 + Math.random() * 300);
         const pod = podName();
         const joined = awaitJoin(tracker, c, pod);
-        await createPod(kube, ns, pod, { app: 'join' }, kwokNode);
+        await kubelet.start(ns, pod, { app: 'join' });
         joins.push(await withTimeout(joined, 30_000, `${pod} in the outputs`).catch(explain));
         await sleep(100 + Math.random() * 300);
         if ((r + 1) % 10 === 0) say(`join: ${r + 1}/${rounds} rounds`);
@@ -127,7 +129,7 @@ export const join: Scenario = {
       p.add(S, 'leave_p99_ms', 'leave latency p99', l.p99, 'ms', atMost(TARGET_MS, 'ms'));
       p.add(S, 'leave_max_ms', 'leave latency max', l.max, 'ms');
       p.add(S, 'all_p99_ms', 'join+leave latency p99', all.p99, 'ms', atMost(TARGET_MS, 'ms'));
-      if (dropped) p.add(S, 'samples_dropped', 'samples dropped: kwok gave the pod a new IP before it was published', dropped, '');
+      if (dropped) p.add(S, 'samples_dropped', 'samples dropped: the pod was re-addressed before it was published', dropped, '');
       p.add(S, 'cm_p50_ms', 'ConfigMap alone: join+leave latency p50', cmOnly.p50, 'ms');
       p.add(S, 'cm_p99_ms', 'ConfigMap alone: join+leave latency p99', cmOnly.p99, 'ms');
       p.add(S, 'floor_notify_p50_ms', 'floor: pg_notify round trip p50', notify.p50, 'ms');
@@ -148,6 +150,7 @@ export const join: Scenario = {
     } finally {
       tracker.stop();
       await op?.stop();
+      await kubelet.drain();
       await cleanupNamespace(kube, ns).catch(() => {});
     }
   },

@@ -102,9 +102,10 @@ export async function reconcile(ctx: Context, key: string): Promise<ReconcileRes
   rt.table.expire(now);
   const { peers, dropped } = rt.table.peers();
 
-  // Both outputs carry the same list and neither depends on the other: writing them together takes a
-  // ConfigMap round trip off every join's path to the last annotation.
-  await allOrFirstError([writeConfigMap(ctx, pc, spec, peers), writeAnnotations(ctx, pc, spec, selected, peers)]);
+  // The ConfigMap first, alone: it is one write, and the fast path for readers; the fan-out of annotation
+  // PATCHes would otherwise share the API server with it and delay it by the whole fan-out.
+  await writeConfigMap(ctx, pc, spec, peers);
+  await writeAnnotations(ctx, pc, spec, selected, peers);
   if (rt.pendingChangeSince !== undefined) {
     ctx.metrics.joinToPublished.observe((performance.now() - rt.pendingChangeSince) / 1000);
     rt.pendingChangeSince = undefined;
@@ -387,8 +388,3 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
   if (errors.length) throw errors[0];
 }
 
-/** Waits for every promise (none is left running unobserved) and rethrows the first failure. */
-async function allOrFirstError(work: Promise<unknown>[]): Promise<void> {
-  const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected');
-  if (failed) throw failed.reason;
-}
