@@ -1,9 +1,9 @@
 // The one place that talks to the Kubernetes API: plain JSON over client-node's auth and TLS, so list,
 // watch and write all see objects in the same wire shape.
-import { KubeConfig, Watch } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import type { RequestOptions } from 'node:https';
-import { Agent, fetch, type Dispatcher } from 'undici';
+import { Agent, fetch, type Dispatcher, type Response } from 'undici';
 
 export interface ObjectMeta {
   name: string;
@@ -58,11 +58,13 @@ export class KubeClient {
   readonly kc: KubeConfig;
   readonly server: string;
   #hooks: KubeClientHooks;
-  #watch: Watch;
   // client-node builds a new undici Agent for every request, i.e. a new TCP+TLS connection each time. One
-  // Agent for the life of the client, speaking HTTP/2 as client-go does: every request in flight shares one
-  // connection, so a fan-out of a hundred PATCHes after an idle spell costs one TLS handshake, not a hundred.
-  #dispatcher: Promise<Dispatcher | undefined> | undefined;
+  // Agent for the life of the client instead, speaking HTTP/2 as client-go does: every request in flight
+  // shares one connection, so a fan-out of a hundred PATCHes after an idle spell costs one TLS handshake, not
+  // a hundred. Watches hold their stream for minutes: they get HTTP/1.1 connections of their own, so they
+  // never use up the streams a connection may carry.
+  #requests: Promise<Dispatcher | undefined> | undefined;
+  #watches: Promise<Dispatcher | undefined> | undefined;
 
   constructor(kc: KubeConfig, hooks: KubeClientHooks = {}) {
     const cluster = kc.getCurrentCluster();
@@ -70,46 +72,44 @@ export class KubeClient {
     this.kc = kc;
     this.server = cluster.server.replace(/\/$/, '');
     this.#hooks = hooks;
-    this.#watch = new Watch(kc);
   }
 
-  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined> } = {}): Promise<T> {
+  /** Sends one request with the kubeconfig's credentials; answers the response, whatever its status. */
+  async #send(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; watch?: boolean; signal: AbortSignal }): Promise<{ url: URL; res: Response }> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const ctx = new RequestContext(url.toString(), HttpMethod[method]);
     await this.kc.applySecurityAuthentication(ctx);
     const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
     if (opts.body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
-    this.#dispatcher ??= this.#newDispatcher(ctx).catch((err: unknown) => { this.#dispatcher = undefined; throw err; });
+    const dispatcher = opts.watch
+      ? (this.#watches ??= this.#newDispatcher(ctx, false).catch((err: unknown) => { this.#watches = undefined; throw err; }))
+      : (this.#requests ??= this.#newDispatcher(ctx, true).catch((err: unknown) => { this.#requests = undefined; throw err; }));
     const res = await fetch(url, {
       method,
       headers,
-      dispatcher: await this.#dispatcher,
+      dispatcher: await dispatcher,
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-      signal: AbortSignal.timeout(30_000),
+      signal: opts.signal,
     });
+    return { url, res };
+  }
+
+  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined> } = {}): Promise<T> {
+    const { url, res } = await this.#send(method, path, { ...opts, signal: AbortSignal.timeout(30_000) });
     const text = await res.text();
-    if (!res.ok) {
-      let reason = res.statusText;
-      let message = text.slice(0, 500);
-      try {
-        const status = JSON.parse(text) as { reason?: string; message?: string };
-        reason = status.reason ?? reason;
-        message = status.message ?? message;
-      } catch { /* not a Status object */ }
-      throw new KubeApiError(method, url.pathname, res.status, reason, message);
-    }
+    if (!res.ok) throw apiError(method, url, res, text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  /** An HTTP/2-capable Agent with the kubeconfig's TLS settings; behind a proxy, client-node's own dispatcher. */
-  async #newDispatcher(ctx: RequestContext): Promise<Dispatcher | undefined> {
+  /** An Agent with the kubeconfig's TLS settings (HTTP/2 when asked); behind a proxy, client-node's own. */
+  async #newDispatcher(ctx: RequestContext, h2: boolean): Promise<Dispatcher | undefined> {
     const tls: RequestOptions = {};
     await this.kc.applyToHTTPSOptions(tls);
     const opts = this.kc.createDispatcherOptions(this.kc.getCurrentCluster(), {
       ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername,
     });
-    if (opts.type === 'agent') return new Agent({ connect: opts.connect, allowH2: true });
+    if (opts.type === 'agent') return new Agent({ connect: opts.connect, allowH2: h2 });
     return ctx.getDispatcher();
   }
 
@@ -165,10 +165,70 @@ export class KubeClient {
     }
   }
 
-  /** Starts a watch; `done` is called once when it ends for any reason. */
-  watch(path: string, query: Record<string, string | undefined>, onEvent: (type: string, obj: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
-    return this.#watch.watch(path, query, (type: string, obj: unknown) => onEvent(type, obj), done);
+  /**
+   * Starts a watch; `done` is called once when it ends for any reason (null: the server closed it). The
+   * server ends it after `timeoutSeconds` (default 300); a stream silent for a minute longer than that is
+   * dead, and is ended here. (client-node's Watch ends any watch silent for 30 s: every quiet namespace, every
+   * 30 s.)
+   */
+  async watch(path: string, query: Record<string, string | undefined>, onEvent: (type: string, obj: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
+    const controller = new AbortController();
+    const timeoutSeconds = query.timeoutSeconds ?? '300';
+    const silenceLimitMs = Number(timeoutSeconds) * 1000 + 60_000;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (err: unknown) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      controller.abort();
+      done(err);
+    };
+    const heardFromServer = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish(new Error(`watch ${path}: nothing from the API server in ${silenceLimitMs / 1000} s`)), silenceLimitMs);
+      timer.unref();
+    };
+    try {
+      heardFromServer();
+      const { url, res } = await this.#send('GET', path, { query: { ...query, timeoutSeconds, watch: 'true' }, watch: true, signal: controller.signal });
+      if (!res.ok) throw apiError('GET', url, res, await res.text());
+      void (async () => {
+        const decoder = new TextDecoder();
+        let buffered = '';
+        try {
+          for await (const chunk of res.body ?? []) {
+            heardFromServer();
+            buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+            for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+              const line = buffered.slice(0, nl);
+              buffered = buffered.slice(nl + 1);
+              if (!line.trim()) continue;
+              const event = JSON.parse(line) as { type: string; object: unknown };
+              onEvent(event.type, event.object);
+            }
+          }
+          finish(null);
+        } catch (err) {
+          finish(err);
+        }
+      })();
+    } catch (err) {
+      finish(err);
+    }
+    return controller;
   }
+}
+
+function apiError(method: string, url: URL, res: Response, text: string): KubeApiError {
+  let reason = res.statusText;
+  let message = text.slice(0, 500);
+  try {
+    const status = JSON.parse(text) as { reason?: string; message?: string };
+    reason = status.reason ?? reason;
+    message = status.message ?? message;
+  } catch { /* not a Status object */ }
+  return new KubeApiError(method, url.pathname, res.status, reason, message);
 }
 
 /** In-cluster config inside a pod, else KUBECONFIG / ~/.kube/config. */

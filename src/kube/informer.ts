@@ -186,7 +186,6 @@ export class Informer<T extends KubeObject> {
       this.#abort = undefined;
       if (this.#stopped) return;
       if (err instanceof KubeApiError && err.status === 410) gone = true;
-      if ((err as { statusCode?: number } | null)?.statusCode === 410) gone = true;
       if (gone) {
         this.#opts.log.info({ path: this.path }, 'watch expired (410 Gone); relisting');
         void this.#relist();

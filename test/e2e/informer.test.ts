@@ -60,3 +60,33 @@ test('an informer recovers from errors, follows changes and resyncs', async () =
     inf.stop();
   }
 });
+
+test('a quiet watch stays open: no restart and no warning while nothing changes', async () => {
+  // client-node's Watch ended every watch silent for 30 s, so every quiet namespace logged a failed watch
+  // twice a minute and re-established it. Ours is ended by the server's timeoutSeconds (300 s) only.
+  const n = ns.name;
+  const kc = new KubeConfig();
+  kc.loadFromFile(requireEnv().kubeconfig);
+  let watches = 0;
+  class CountingClient extends KubeClient {
+    override watch(...args: Parameters<KubeClient['watch']>): ReturnType<KubeClient['watch']> {
+      watches++;
+      return super.watch(...args);
+    }
+  }
+  const errors: unknown[] = [];
+  const inf = new Informer<ConfigMapObject>(new CountingClient(kc), {
+    path: `/api/v1/namespaces/${n}/secrets`, log: pino({ level: 'silent' }), onError: (e) => errors.push(e),
+  });
+  inf.start();
+  try {
+    await waitFor(() => inf.hasSynced, { message: 'synced' });
+    await new Promise((r) => setTimeout(r, 40_000));
+    assert.deepEqual(errors, [], 'no failed list/watch');
+    assert.equal(watches, 1, 'one watch, never restarted');
+    await kubectl(['create', 'secret', 'generic', 'late', '-n', n, '--from-literal=a=1']);
+    await waitFor(() => inf.get(`${n}/late`), { message: 'the 40 s old watch still delivers' });
+  } finally {
+    inf.stop();
+  }
+});
