@@ -14,6 +14,7 @@ import { startStack, type Stack } from './stack/index.ts';
 import { KWOK_NODE } from './stack/kube.ts';
 import { freePort } from './stack/proc.ts';
 import { startLibclusterNode } from './stack/libcluster-node.ts';
+import { NODE_FLAGS } from '../src/nodeFlags.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NS = 'demo';
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   heading('starting the operator (logs: ' + join(dir, 'operator.log') + ')');
   const metricsPort = await freePort();
   const log = openSync(join(dir, 'operator.log'), 'a');
-  operator = spawn(process.execPath, [join(repoRoot, 'src/main.ts')], {
+  operator = spawn(process.execPath, [...NODE_FLAGS, join(repoRoot, 'src/main.ts')], {
     env: { ...env, WATCH_NAMESPACE: NS, METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
     stdio: ['ignore', log, log],
   });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { freePort, logTail, startProc, type Proc } from '../../scripts/stack/proc.ts';
 import { repoRoot } from './stack.ts';
 import { mono, until } from './util.ts';
+import { NODE_FLAGS } from '../../src/nodeFlags.ts';
 
 export interface Sample {
   /** Series text -> value, e.g. `pgcluster_kube_writes_total{verb="patch",resource="pods"}`. */
@@ -43,6 +44,7 @@ export async function startOperator(opts: OperatorOpts): Promise<OperatorProc> {
   const port = await freePort();
   const logFile = join(opts.logDir, `operator-${opts.name}.log`);
   const args = [
+    ...NODE_FLAGS,
     ...(opts.preloads ?? []).flatMap((p) => ['--import', p]),
     ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=operator-${opts.name}.cpuprofile`] : []),
     join(repoRoot, 'src/main.ts'),

@@ -7,6 +7,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
 import { freePort } from '../../scripts/stack/proc.ts';
 import { requireEnv, waitFor } from './env.ts';
+import { NODE_FLAGS } from '../../src/nodeFlags.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -22,7 +23,7 @@ export interface OperatorProcess {
 export async function startOperator(opts: { namespaces: string[]; env?: Record<string, string> }): Promise<OperatorProcess> {
   const stack = requireEnv();
   const port = await freePort();
-  const child = spawn(process.execPath, [join(repoRoot, 'src/main.ts')], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, join(repoRoot, 'src/main.ts')], {
     cwd: repoRoot,
     env: {
       ...process.env,
