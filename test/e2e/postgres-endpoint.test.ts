@@ -435,24 +435,27 @@ describe('PgEndpoint against real Postgres', () => {
   test('a silently stuck listener → NoEcho, a stuck sender → Unreachable; both recover (backends SIGSTOPped)', async () => {
     const rec = recorder();
     const ep = endpoint(srv.url, { hooks: rec.hooks, echoTimeoutMs: 800, livenessIntervalMs: 500 });
-    await listening(ep);
-    for (const [which, reason, re] of [
-      ['listener', 'NoEcho', /does not receive notifications/],
-      ['sender', 'Unreachable', /did not complete a NOTIFY within 0.8s on the sending connection/],
-    ] as const) {
-      const rows = await sql<{ pid: number }>(srv.url, 'SELECT pid FROM pg_stat_activity WHERE application_name = $1', [`pgcluster-operator/${which}`]);
-      assert.equal(rows.length, 1);
-      const pid = rows[0]!.pid;
-      process.kill(pid, 'SIGSTOP'); // the TCP connection stays up; the backend just stops answering
-      try {
-        const s = await failedWith(ep, reason, 4000);
-        assert.ok(s.phase === 'Failed' && re.test(s.message), JSON.stringify(s));
-        await listening(ep, 5000);
-      } finally {
-        process.kill(pid, 'SIGCONT');
+    try {
+      await listening(ep);
+      for (const [which, reason, re] of [
+        ['listener', 'NoEcho', /does not receive notifications/],
+        ['sender', 'Unreachable', /did not complete a NOTIFY within 0.8s on the sending connection/],
+      ] as const) {
+        const rows = await sql<{ pid: number }>(srv.url, 'SELECT pid FROM pg_stat_activity WHERE application_name = $1', [`pgcluster-operator/${which}`]);
+        assert.equal(rows.length, 1);
+        const pid = rows[0]!.pid;
+        process.kill(pid, 'SIGSTOP'); // the TCP connection stays up; the backend just stops answering
+        try {
+          const s = await failedWith(ep, reason, 4000);
+          assert.ok(s.phase === 'Failed' && re.test(s.message), JSON.stringify(s));
+          await listening(ep, 5000);
+        } finally {
+          process.kill(pid, 'SIGCONT');
+        }
       }
+    } finally {
+      await ep.close(); // a failure here must not leave connections for the next test to trip over
     }
-    await ep.close();
   });
 
   test('close() at any moment: no unhandled rejection, no callbacks afterwards, no connection left', async () => {
