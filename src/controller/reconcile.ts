@@ -105,7 +105,9 @@ export async function reconcile(ctx: Context, key: string): Promise<ReconcileRes
   // The ConfigMap first, alone: it is one write, and the fast path for readers; the fan-out of annotation
   // PATCHes would otherwise share the API server with it and delay it by the whole fan-out.
   await writeConfigMap(ctx, pc, spec, peers);
-  await writeAnnotations(ctx, pc, spec, selected, peers);
+  // The key written before, if spec.output.podAnnotation has changed since: it comes off the pods.
+  const writtenKey = ctx.written.observe(`status:${key}`, pc)?.status?.podAnnotation;
+  await writeAnnotations(ctx, pc, spec, selected, peers, writtenKey !== spec.podAnnotation ? writtenKey : undefined);
   if (rt.pendingChangeSince !== undefined) {
     ctx.metrics.joinToPublished.observe((performance.now() - rt.pendingChangeSince) / 1000);
     rt.pendingChangeSince = undefined;
@@ -116,7 +118,7 @@ export async function reconcile(ctx: Context, key: string): Promise<ReconcileRes
 
   const remote = peers.filter((p) => p.source === 'remote').length;
   const ready = readyCondition(spec, connection, rt.everListening, state, rt.table.memberCount, remote, dropped, unannounced);
-  await updateStatus(ctx, pc, { channel: spec.channel, members: rt.table.memberCount, peers: peers.length, droppedPeers: dropped, unannouncedPods: unannounced.length }, [connection, ready]);
+  await updateStatus(ctx, pc, { channel: spec.channel, members: rt.table.memberCount, peers: peers.length, droppedPeers: dropped, unannouncedPods: unannounced.length, podAnnotation: spec.podAnnotation }, [connection, ready]);
 
   const next = rt.table.nextExpiry();
   const requeue = next === undefined ? RESYNC_MS : Math.min(RESYNC_MS, Math.max(10, next - ctx.now() + 5));
@@ -286,7 +288,7 @@ async function deleteRenamedConfigMaps(ctx: Context, pc: PgClusterObject, curren
   }
 }
 
-async function writeAnnotations(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, selected: PodObject[], peers: Peer[]): Promise<void> {
+async function writeAnnotations(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, selected: PodObject[], peers: Peer[], staleKey: string | undefined): Promise<void> {
   const ns = pc.metadata.namespace;
   const name = pc.metadata.name;
   const value = annotationValue(peers);
@@ -296,8 +298,9 @@ async function writeAnnotations(ctx: Context, pc: PgClusterObject, spec: Effecti
     for (const cached of selected) {
       const pod = ctx.written.observe(`pod:${ns}/${cached.metadata.name}`, cached) as PodObject;
       const a = pod.metadata.annotations ?? {};
-      if (a[spec.podAnnotation] !== value || a[OWNER_ANNOTATION] !== name) {
-        patches.push({ pod: cached, annotations: { [spec.podAnnotation]: value, [OWNER_ANNOTATION]: name } });
+      const hasStale = staleKey !== undefined && a[staleKey] !== undefined;
+      if (a[spec.podAnnotation] !== value || a[OWNER_ANNOTATION] !== name || hasStale) {
+        patches.push({ pod: cached, annotations: { ...(hasStale ? { [staleKey]: null } : {}), [spec.podAnnotation]: value, [OWNER_ANNOTATION]: name } });
       }
     }
   }
@@ -307,7 +310,7 @@ async function writeAnnotations(ctx: Context, pc: PgClusterObject, spec: Effecti
     if (pod.metadata.annotations?.[OWNER_ANNOTATION] !== name) continue;
     if (spec.podAnnotation && selectedNames.has(pod.metadata.name)) continue;
     if (pod.metadata.deletionTimestamp) continue;
-    patches.push({ pod: cached, annotations: removal(pod, spec.podAnnotation) });
+    patches.push({ pod: cached, annotations: removal(pod, [spec.podAnnotation, staleKey]) });
   }
   await inParallel(patches, WRITE_CONCURRENCY, async ({ pod, annotations }) => {
     try {
@@ -320,9 +323,10 @@ async function writeAnnotations(ctx: Context, pc: PgClusterObject, spec: Effecti
   });
 }
 
-function removal(pod: PodObject, podAnnotation: string): Record<string, string | null> {
+/** The patch that takes our marker and each of `keys` (those present; "" or undefined: none) off a pod. */
+function removal(pod: PodObject, keys: (string | undefined)[]): Record<string, string | null> {
   const out: Record<string, string | null> = { [OWNER_ANNOTATION]: null };
-  if (podAnnotation && pod.metadata.annotations?.[podAnnotation] !== undefined) out[podAnnotation] = null;
+  for (const k of keys) if (k && pod.metadata.annotations?.[k] !== undefined) out[k] = null;
   return out;
 }
 
@@ -336,7 +340,7 @@ async function finalize(ctx: Context, pc: PgClusterObject, key: string): Promise
   const owned = [...ctx.pods.inNamespace(ns)].filter((p) => p.metadata.annotations?.[OWNER_ANNOTATION] === pc.metadata.name);
   await inParallel(owned, WRITE_CONCURRENCY, async (pod) => {
     try {
-      await patchPodAnnotations(ctx.kube, ns, pod.metadata.name, removal(pod, annotation));
+      await patchPodAnnotations(ctx.kube, ns, pod.metadata.name, removal(pod, [annotation, pc.status?.podAnnotation]));
     } catch (err) {
       if (!(err instanceof KubeApiError && err.status === 404)) throw err;
     }

@@ -30,6 +30,7 @@ function canonical(s: PgClusterStatus): string {
     peers: s.peers,
     droppedPeers: s.droppedPeers ?? 0,
     unannouncedPods: s.unannouncedPods ?? 0,
+    podAnnotation: s.podAnnotation,
     conditions: conditions.map((c) => [c.type, c.status, c.reason, c.message, c.lastTransitionTime, c.observedGeneration]),
   });
 }

@@ -43,6 +43,8 @@ export interface PgClusterStatus {
   peers?: number;
   droppedPeers?: number;
   unannouncedPods?: number;
+  /** The pod annotation key last written ("" = none): a renamed or disabled key is removed from the pods. */
+  podAnnotation?: string;
   conditions?: Condition[];
 }
 

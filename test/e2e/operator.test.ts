@@ -81,6 +81,33 @@ describe('operator end to end', () => {
     await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3'], ['chat@10.10.0.2', 'chat@10.10.0.3']);
   });
 
+  test('renaming output.podAnnotation moves the list to the new key; "" takes it off the pods', async () => {
+    // A stale key would freeze the peer list an app reads from it: it must come off with the rename.
+    const n = ns.name;
+    const labels = { app: 'rekey' };
+    await createPod(kube, n, { name: 'rekey-1', labels, ip: '10.30.0.1' });
+    await createPod(kube, n, { name: 'rekey-2', labels, ip: '10.30.0.2' });
+    await createPgCluster(kube, n, 'rekey', { selector: { matchLabels: labels }, postgres: { urlSecretRef: { name: 'db' } }, channel: `${n.replace(/-/g, '_')}_rekey`, heartbeatInterval: '1s' });
+    const want = 'rekey@10.30.0.1,rekey@10.30.0.2';
+    await waitForPeers(kube, n, 'rekey-peers', ['rekey-1', 'rekey-2'], want.split(','));
+    const path = `/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/rekey`;
+    const keys = async (pod: string) => {
+      const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${n}/pods/${pod}`);
+      return Object.fromEntries(Object.entries(p.metadata.annotations ?? {}).filter(([k]) => k.includes('peers') || k === 'pgcluster.io/cluster'));
+    };
+    await kube.patch(path, { spec: { output: { podAnnotation: 'example.com/cluster-peers' } } }, 'pgclusters');
+    for (const pod of ['rekey-1', 'rekey-2']) {
+      await waitFor(async () => JSON.stringify(await keys(pod)) === JSON.stringify({ 'example.com/cluster-peers': want, 'pgcluster.io/cluster': 'rekey' }),
+        { message: `${pod}: the list under the new key only` });
+    }
+    assert.equal((await getPgCluster(kube, n, 'rekey'))?.status?.podAnnotation, 'example.com/cluster-peers');
+    await kube.patch(path, { spec: { output: { podAnnotation: '' } } }, 'pgclusters');
+    for (const pod of ['rekey-1', 'rekey-2']) {
+      await waitFor(async () => Object.keys(await keys(pod)).length === 0, { message: `${pod}: no peer list and no marker left` });
+    }
+    assert.deepEqual(await configMapPeers(kube, n, 'rekey-peers'), want.split(','), 'the ConfigMap is unaffected');
+  });
+
   test('node-name modes and the override annotation', async () => {
     const n = ns.name;
     const cases: [string, Record<string, unknown>, { labels: Record<string, string>; extra?: object }, string][] = [

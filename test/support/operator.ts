@@ -137,7 +137,7 @@ export async function createPgCluster(kube: KubeClient, ns: string, name: string
 
 export interface PgClusterJson {
   metadata: { name: string; finalizers?: string[] };
-  status?: { members?: number; peers?: number; channel?: string; droppedPeers?: number; conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[] };
+  status?: { members?: number; peers?: number; channel?: string; droppedPeers?: number; podAnnotation?: string; conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[] };
 }
 
 export function getPgCluster(kube: KubeClient, ns: string, name: string): Promise<PgClusterJson | undefined> {
