@@ -24,8 +24,9 @@ import { ClusterRuntime } from './runtime.ts';
 
 export type ReconcileResult = { requeueAfterMs?: number };
 
-// Annotation PATCHes in flight at once: the fan-out to every member is most of the join latency (measured
-// in bench: 100 PATCHes take ~350 ms 16 at a time, ~260 ms 64 at a time on 2 cores).
+// Annotation PATCHes in flight at once: the fan-out to every member is most of the join latency (bench, 2
+// cores, HTTP/2: 100 PATCHes ~115 ms 64 at a time, ~100 ms 256 at a time; more would buy little and load the
+// API server harder than a polite client should).
 export const WRITE_CONCURRENCY = 64;
 /** Re-check everything at least this often, even with no event. */
 const RESYNC_MS = 60_000;
@@ -391,4 +392,3 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (errors.length) throw errors[0];
 }
-
