@@ -27,4 +27,4 @@ USER 65532:65532
 EXPOSE 8080
 # Exec form: node is PID 1 and receives SIGTERM itself, stops the heartbeats, releases its Lease and exits 0.
 # The V8 flags of src/nodeFlags.ts (a unit test keeps them in step).
-ENTRYPOINT ["node", "--max-semi-space-size=16", "dist/src/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "dist/src/main.js"]

@@ -13,6 +13,7 @@ import { K8S_VERSION } from '../scripts/stack/kube.ts';
 import { postgresBinDir } from '../scripts/stack/postgres.ts';
 import type { BenchCtx, Mode, Scenario } from './lib/context.ts';
 import { machine, Report } from './lib/report.ts';
+import { buildOperator, operatorEntry } from './lib/operator.ts';
 import { openStack, repoRoot, type BenchStack } from './lib/stack.ts';
 import { mono, say } from './lib/util.ts';
 import { join as joinScenario } from './scenarios/join.ts';
@@ -92,6 +93,10 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
 
   try {
+    if (whatIf.length === 0) {
+      say('building the operator (npm run build): the bench runs dist/src/main.js, as the image does');
+      await buildOperator();
+    }
     stack = await openStack();
     const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false, whatIf, operatorNodeOptions };
     for (const s of selected) {
@@ -121,6 +126,7 @@ async function main(): Promise<number> {
     reusedStack: stack?.reused ?? false,
     git: gitState(),
     whatIf,
+    operatorEntry: operatorEntry(whatIf),
     rows: report.rows,
     details: report.details,
     errors: report.errors,
