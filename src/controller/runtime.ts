@@ -13,6 +13,8 @@ export interface Attachment {
 
 export type PayloadOutcome = 'invalid' | 'changed' | 'unchanged';
 
+const UNCHANGED = { outcome: 'unchanged' } as const;
+
 export class ClusterRuntime {
   readonly key: string;
   readonly table: PeerTable;
@@ -57,6 +59,8 @@ export class ClusterRuntime {
 
   /** Handles one received payload; says whether the peer list changed. */
   receive(payload: string, now: number): { outcome: PayloadOutcome; problem?: string } {
+    // Nearly everything heard is the echo of our own heartbeat: a lookup, no parsing, no allocation.
+    if (this.table.isMember(payload)) return UNCHANGED;
     const parsed = parseNodeName(payload);
     if (!parsed.ok) return { outcome: 'invalid', problem: parsed.problem };
     const r = this.table.hear(parsed.node, parsed.host, now);

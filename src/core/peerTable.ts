@@ -53,6 +53,11 @@ export class PeerTable {
     return { added, removed };
   }
 
+  /** Whether `node` is one of our members (their names are valid by construction). */
+  isMember(node: string): boolean {
+    return this.#members.has(node);
+  }
+
   /** A valid name heard on the channel. */
   hear(node: string, host: string, now: number): HearResult {
     if (this.#members.has(node)) return 'member';

@@ -12,6 +12,8 @@ describe('PeerTable', () => {
     assert.equal(t.hear('ex@elixir-1', 'elixir-1', 0), 'new');
     assert.equal(t.hear('chat@10.0.0.1', '10.0.0.1', 0), 'member');
     assert.deepEqual(names(t), ['member:chat@10.0.0.1', 'member:chat@10.0.0.2', 'remote:ex@elixir-1']);
+    // isMember answers the echo of our own heartbeat without parsing it; a remote name is not a member.
+    assert.deepEqual(['chat@10.0.0.1', 'ex@elixir-1', 'chat@10.0.0.9'].map((n) => t.isMember(n)), [true, false, false]);
   });
 
   test('remote peers expire peerTimeout after last heard', () => {
