@@ -20,7 +20,7 @@ export function awaitJoin(tracker: Tracker, c: ClusterRef, pod: string): Promise
       if (st.ns !== c.ns || st.name !== pod || !st.ready || !st.ip || st.deleting || (prev?.ready && prev.ip)) return;
       off();
       const members = tracker.members(c.ns, c.app).map((m) => m.name);
-      resolve(tracker.expect(c.ns, c.cm, `${c.basename}@${st.ip}`, 'present', members, at, { pod, ip: st.ip }));
+      resolve(tracker.expect(c.ns, c.cm, `${c.basename}@${st.ip}`, 'present', members, at));
     });
   });
 }

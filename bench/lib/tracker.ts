@@ -37,8 +37,6 @@ interface Expectation {
   /** mono() when the ConfigMap first agreed. */
   cmAt: number | undefined;
   t0: number;
-  /** The pod the node name belongs to (joins), and its IP at t0. */
-  subject: { pod: string; ip: string } | undefined;
   resolve(r: Latency): void;
 }
 
@@ -46,8 +44,6 @@ interface Expectation {
 export interface Latency {
   ms: number;
   cmMs: number;
-  /** kwok gave the pod another IP before its name was published: not a sample. */
-  ipChanged?: boolean;
 }
 
 /** The outputs of one PgCluster, which should list its members as they are now. */
@@ -136,9 +132,9 @@ export class Tracker {
    * Resolves with the ms from t0 until `node` is present in (or absent from) ConfigMap `cm` and in the
    * annotation of every pod in `pods` (pods deleted meanwhile are dropped from the wait). NaN on stop().
    */
-  expect(ns: string, cm: string, node: string, want: 'present' | 'absent', pods: string[], t0: number, subject?: { pod: string; ip: string }): Promise<Latency> {
+  expect(ns: string, cm: string, node: string, want: 'present' | 'absent', pods: string[], t0: number): Promise<Latency> {
     return new Promise((resolve) => {
-      const e: Expectation = { ns, cm, node, want, pending: new Set(), cmOk: false, cmAt: undefined, t0, subject, resolve: (r) => { this.#expectations.delete(e); resolve(r); } };
+      const e: Expectation = { ns, cm, node, want, pending: new Set(), cmOk: false, cmAt: undefined, t0, resolve: (r) => { this.#expectations.delete(e); resolve(r); } };
       e.cmOk = this.#cmSays(e);
       if (e.cmOk) e.cmAt = t0;
       for (const p of pods) {
@@ -249,10 +245,6 @@ export class Tracker {
     }
     for (const h of this.#podHooks) h(st, prev, at);
     for (const e of this.#expectations) {
-      if (e.ns === ns && e.subject?.pod === st.name && st.ip && st.ip !== e.subject.ip) {
-        e.resolve({ ms: NaN, cmMs: NaN, ipChanged: true });
-        continue;
-      }
       if (e.ns !== ns || !e.pending.has(st.name)) continue;
       if (st.gone || st.deleting || this.#podSays(e, st)) e.pending.delete(st.name);
       this.#check(e, at);

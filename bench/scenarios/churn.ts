@@ -71,10 +71,8 @@ export const churn: Scenario = {
       const byResource = deltaBy(s0, s1, 'pgcluster_kube_writes_total', 'resource');
       const outputWrites = (byResource.pods ?? 0) + (byResource.configmaps ?? 0);
       const total = delta(s0, s1, 'pgcluster_kube_writes_total');
-      const ok = (x: Latency) => !x.ipChanged;
-      const dropped = [...j, ...l].filter((x) => !ok(x)).length;
-      const js = summarize(j.filter(ok).map((x) => x.ms));
-      const ls = summarize(l.filter(ok).map((x) => x.ms));
+      const js = summarize(j.map((x) => x.ms));
+      const ls = summarize(l.map((x) => x.ms));
       const S = 'churn';
       const r = ctx.report;
       r.add(S, 'rollout_s', `rollout: ${size} pods replaced, ${surge} at a time`, rolloutS, 's');
@@ -87,11 +85,10 @@ export const churn: Scenario = {
       r.add(S, 'join_p50_ms', `join latency during churn p50 (${js.n} joins)`, js.p50, 'ms');
       r.add(S, 'join_p99_ms', 'join latency during churn p99', js.p99, 'ms', atMost(250, 'ms'));
       r.add(S, 'leave_p99_ms', 'leave latency during churn p99', ls.p99, 'ms');
-      r.add(S, 'cm_join_p99_ms', 'ConfigMap alone: join latency during churn p99', summarize(j.filter(ok).map((x) => x.cmMs)).p99, 'ms');
-      if (dropped) r.add(S, 'samples_dropped', 'samples dropped: the pod was re-addressed before it was published', dropped, '');
+      r.add(S, 'cm_join_p99_ms', 'ConfigMap alone: join latency during churn p99', summarize(j.map((x) => x.cmMs)).p99, 'ms');
       r.detail(S, {
         size, surge, rolloutSeconds: rolloutS, convergedSeconds: convergedS, changes, naive, outputWrites, totalWrites: total,
-        writesByResource: byResource, joinMs: js, leaveMs: ls, samplesDropped: dropped, kwokIpChanges: tracker.ipChanges.length,
+        writesByResource: byResource, joinMs: js, leaveMs: ls, 
         samples: { joins: j.map((x) => round1(x.ms)), leaves: l.map((x) => round1(x.ms)) },
       });
     } finally {

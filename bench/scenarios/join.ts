@@ -126,13 +126,10 @@ export const join: Scenario = {
       const reconciles = delta(s0, s1, 'controller_runtime_reconcile_time_seconds_count');
       const reconcileMean = reconciles ? (delta(s0, s1, 'controller_runtime_reconcile_time_seconds_sum') / reconciles) * 1000 : NaN;
 
-      // A join whose pod kwok re-addressed before it was published is no sample (its name changed).
-      const ok = (x: Latency) => !x.ipChanged;
-      const dropped = [...joins, ...leaves].filter((x) => !ok(x)).length;
-      const j = summarize(joins.filter(ok).map((x) => x.ms));
-      const l = summarize(leaves.filter(ok).map((x) => x.ms));
-      const all = summarize([...joins, ...leaves].filter(ok).map((x) => x.ms));
-      const cmOnly = summarize([...joins, ...leaves].filter(ok).map((x) => x.cmMs));
+      const j = summarize(joins.map((x) => x.ms));
+      const l = summarize(leaves.map((x) => x.ms));
+      const all = summarize([...joins, ...leaves].map((x) => x.ms));
+      const cmOnly = summarize([...joins, ...leaves].map((x) => x.cmMs));
       const p = ctx.report;
       const S = 'join';
       p.add(S, 'join_p50_ms', `join latency p50 (${j.n} joins, ${size} members)`, j.p50, 'ms');
@@ -142,7 +139,6 @@ export const join: Scenario = {
       p.add(S, 'leave_p99_ms', 'leave latency p99', l.p99, 'ms', atMost(TARGET_MS, 'ms'));
       p.add(S, 'leave_max_ms', 'leave latency max', l.max, 'ms');
       p.add(S, 'all_p99_ms', 'join+leave latency p99', all.p99, 'ms', atMost(TARGET_MS, 'ms'));
-      if (dropped) p.add(S, 'samples_dropped', 'samples dropped: the pod was re-addressed before it was published', dropped, '');
       p.add(S, 'idle_join_max_ms', `join latency after ${IDLE_MS / 1000} s without any Kubernetes request, max of ${idleJoins.length}`, summarize(idleJoins).max, 'ms');
       p.add(S, 'cm_p50_ms', 'ConfigMap alone: join+leave latency p50', cmOnly.p50, 'ms');
       p.add(S, 'cm_p99_ms', 'ConfigMap alone: join+leave latency p99', cmOnly.p99, 'ms');
@@ -158,7 +154,7 @@ export const join: Scenario = {
       p.detail(S, {
         members: size, rounds, joinsMs: j, leavesMs: l, allMs: all, configMapOnlyMs: cmOnly, floorNotifyMs: notify, floorPatchMs: summarize(patchOne),
         floorFanOutMs: summarize(fanOut), fanOutCpuMsPerPatch: cpuMsPerPatch, floorFanOutWideMs: summarize(fanOutWide), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
-        idleJoinsMs: summarize(idleJoins), writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'), samplesDropped: dropped, kwokIpChanges: tracker.ipChanges.length,
+        idleJoinsMs: summarize(idleJoins), writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'), 
         samples: { joins: joins.map((x) => round1(x.ms)), leaves: leaves.map((x) => round1(x.ms)), configMapJoins: joins.map((x) => round1(x.cmMs)), configMapLeaves: leaves.map((x) => round1(x.cmMs)) },
       });
     } finally {
