@@ -81,8 +81,8 @@ export class Tracker {
   #expectations = new Set<Expectation>();
   #podHooks: ((p: PodState, prev: PodState | undefined, at: number) => void)[] = [];
   #all: AllState | undefined;
-  /** "ns/app" -> pod name -> IP, for pods that are members now (Ready, an IP, not deleting). */
-  #members = new Map<string, Map<string, string>>();
+  /** "ns/app" -> pod name -> state, for pods that are members now (Ready, an IP, not deleting, not gone). */
+  #members = new Map<string, Map<string, PodState>>();
   /** Every pod seen with an IP, by IP (kwok hands freed IPs out again). */
   readonly podsByIp = new Map<string, Set<string>>();
   /** Pods whose IP changed after they had one: "ns/name old -> new". */
@@ -123,9 +123,7 @@ export class Tracker {
 
   /** Members of a cluster as the operator should see them: selected by `app` label, Ready with an IP, not deleting. */
   members(ns: string, app: string): PodState[] {
-    const out: PodState[] = [];
-    for (const p of this.pods.values()) if (p.ns === ns && p.labels.app === app && p.ready && p.ip && !p.deleting && !p.gone) out.push(p);
-    return out;
+    return [...(this.#members.get(k(ns, app))?.values() ?? [])];
   }
 
   /**
@@ -173,7 +171,7 @@ export class Tracker {
   #want(id: string): string[] {
     const c = this.#all?.clusters.get(id);
     if (!c) return [];
-    return [...(this.#members.get(id)?.values() ?? [])].map((ip) => `${c.spec.basename}@${ip}`).sort();
+    return [...(this.#members.get(id)?.values() ?? [])].map((p) => `${c.spec.basename}@${p.ip}`).sort();
   }
 
   #have(key: string): string[] {
@@ -243,25 +241,26 @@ export class Tracker {
       if (!seen) this.podsByIp.set(ip, (seen = new Set()));
       seen.add(key);
     }
+    // The member index (before the hooks, which read members()), and the outputs that depend on it.
+    const isMember = st.ready && !!st.ip && !st.deleting && !st.gone;
+    const changed: string[] = [];
+    for (const a of new Set([prev?.labels.app, st.labels.app])) {
+      if (a === undefined) continue;
+      const id = k(ns, a);
+      let m = this.#members.get(id);
+      if (!m) this.#members.set(id, (m = new Map()));
+      const before = m.get(st.name)?.ip;
+      const member = isMember && a === st.labels.app;
+      if (member) m.set(st.name, st); else m.delete(st.name);
+      if (before !== (member ? st.ip : undefined)) changed.push(id);
+    }
     for (const h of this.#podHooks) h(st, prev, at);
     for (const e of this.#expectations) {
       if (e.ns !== ns || !e.pending.has(st.name)) continue;
       if (st.gone || st.deleting || this.#podSays(e, st)) e.pending.delete(st.name);
       this.#check(e, at);
     }
-    // The member index, and the outputs that depend on it.
-    const isMember = st.ready && !!st.ip && !st.deleting;
-    for (const a of new Set([prev?.labels.app, st.labels.app])) {
-      if (a === undefined) continue;
-      const id = k(ns, a);
-      let m = this.#members.get(id);
-      if (!m) this.#members.set(id, (m = new Map()));
-      const before = m.get(st.name);
-      const after = isMember && a === st.labels.app ? st.ip : undefined;
-      if (before === after) continue;
-      if (after === undefined) m.delete(st.name); else m.set(st.name, after);
-      if (this.#all?.clusters.has(id)) this.#allCheckCluster(id);
-    }
+    for (const id of changed) if (this.#all?.clusters.has(id)) this.#allCheckCluster(id);
     if (this.#all) {
       this.#allCheck(`pod:${key}`);
       this.#allDone(at);
