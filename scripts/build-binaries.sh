@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control-plane binaries (and etcd, helm, kwok) from the Go module proxy into a
 # per-user cache keyed by version, so that a fresh clone on the same machine reuses them.
-# Usage: scripts/build-binaries.sh [component...]   components: kube etcd helm kwok kcm (default: all)
+# Usage: scripts/build-binaries.sh [component...]   components: kube etcd helm kwok kcm node (default: all)
+#   node: kubelet and kube-scheduler, for the real-node stack (`npm run stack -- up --real-node`)
 # Prints the cache directory of each component it ensured.
 set -euo pipefail
 
@@ -29,6 +30,8 @@ dynamic-resource-allocation endpointslice externaljwt kms kube-aggregator kube-c
 kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission sample-apiserver sample-cli-plugin
 sample-controller"
 
+KUBE_CMDS="kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler"
+
 kube_ldflags() {
   local f="-s -w" p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -43,7 +46,10 @@ build_kube() {
   need_go
   local mod="$CACHE/src/kube-$K8S_VERSION"
   mkdir -p "$mod"
-  if [ ! -f "$mod/go.sum" ]; then
+  local tools
+  tools="$(printf '//go:build tools\n\npackage tools\n\nimport (\n'; for c in $KUBE_CMDS; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done; printf ')\n')"
+  # Regenerated when the command list changes, so an older cache learns the new commands' dependencies.
+  if [ ! -f "$mod/go.sum" ] || [ "$(cat "$mod/tools.go" 2>/dev/null)" != "$tools" ]; then
     {
       echo "module pgco/kubebuild"
       echo "go 1.24"
@@ -52,17 +58,7 @@ build_kube() {
       for m in $STAGING; do echo "  k8s.io/$m => k8s.io/$m $staging_version"; done
       echo ")"
     } > "$mod/go.mod"
-    cat > "$mod/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+    printf '%s\n' "$tools" > "$mod/tools.go"
     (cd "$mod" && go mod tidy) || die "go mod tidy for k8s.io/kubernetes $K8S_VERSION failed (is the Go module proxy reachable? see the error above)"
   fi
   local pkgs=() c
@@ -91,9 +87,17 @@ ensure_kcm() {
   echo "$out"
 }
 
-# build_simple <name> <outdir> <module> <version> <pkg> <ldflags>
+ensure_node() {
+  local out="$CACHE/kube-$K8S_VERSION"
+  if [ -x "$out/kubelet" ] && [ -x "$out/kube-scheduler" ]; then echo "$out"; return; fi
+  echo "build-binaries: building kubelet and kube-scheduler $K8S_VERSION" >&2
+  build_kube "$out" kubelet kube-scheduler
+  echo "$out"
+}
+
+# build_simple <name> <outdir> <module> <version> <pkg> <ldflags> [<fn printing more ldflags, given the module dir>]
 build_simple() {
-  local name="$1" out="$2" module="$3" version="$4" pkg="$5" ldflags="$6"
+  local name="$1" out="$2" module="$3" version="$4" pkg="$5" ldflags="$6" more="${7:-}"
   if [ -x "$out/$name" ]; then echo "$out"; return; fi
   echo "build-binaries: building $name $version" >&2
   need_go
@@ -104,6 +108,7 @@ build_simple() {
     printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$pkg" > "$mod/tools.go"
     (cd "$mod" && go mod tidy) || die "go mod tidy for $module $version failed"
   fi
+  [ -z "$more" ] || ldflags="$ldflags $("$more" "$mod")"
   (cd "$mod" && go build -tags tools -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg") \
     || die "building $name $version failed (see the Go error above)"
   mv "$out/$name.tmp" "$out/$name"
@@ -114,7 +119,20 @@ ensure_etcd() {
   if [ -n "$ASSETS" ] && [ -x "$ASSETS/etcd" ]; then echo "$ASSETS"; return; fi
   build_simple etcd "$CACHE/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 ""
 }
-ensure_helm() { build_simple helm "$CACHE/helm-$HELM_VERSION" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"; }
+# As helm's own Makefile: the Kubernetes version that `helm template` assumes (.Capabilities.KubeVersion) is
+# that of the client-go it was built with, stamped into chartutil and the linter; unstamped it is v1.20.
+helm_k8s_ldflags() {
+  local v major minor
+  v="$(cd "$1" && go list -m -f '{{.Version}}' k8s.io/client-go)" || die "cannot read helm's client-go version"
+  v="${v#v}"; major="$((${v%%.*} + 1))"; minor="${v#*.}"; minor="${minor%%.*}"
+  local p f=""
+  for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    f="$f -X $p.k8sVersionMajor=$major -X $p.k8sVersionMinor=$minor"
+  done
+  echo "$f"
+}
+# The -kv suffix: builds before the chartutil stamp are not reused.
+ensure_helm() { build_simple helm "$CACHE/helm-$HELM_VERSION-kv" helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm_k8s_ldflags; }
 ensure_kwok() { build_simple kwok "$CACHE/kwok-$KWOK_VERSION" sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ""; }
 
 # One build at a time per cache: parallel test runs (or a CI job and a developer) share it.
@@ -126,10 +144,11 @@ if ! flock -n 9; then
 fi
 
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(kube etcd helm kwok kcm)
+[ ${#components[@]} -gt 0 ] || components=(kube etcd helm kwok kcm node)
 for c in "${components[@]}"; do
   case "$c" in
     kube) ensure_kube ;; kcm) ensure_kcm ;; etcd) ensure_etcd ;; helm) ensure_helm ;; kwok) ensure_kwok ;;
-    *) die "unknown component '$c' (expected: kube etcd helm kwok kcm)" ;;
+    node) ensure_node ;;
+    *) die "unknown component '$c' (expected: kube etcd helm kwok kcm node)" ;;
   esac
 done

@@ -31,7 +31,7 @@ const KUBE_VERSION = '1.29.0';
 function findHelm(): string {
   if (process.env.HELM) return process.env.HELM;
   const cache = process.env.PGCO_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'pgcluster-operator');
-  const pinned = join(cache, `helm-${HELM_VERSION}`, 'helm');
+  const pinned = join(cache, `helm-${HELM_VERSION}-kv`, 'helm');
   if (existsSync(pinned)) return pinned;
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir && existsSync(join(dir, 'helm'))) return join(dir, 'helm');
