@@ -11,6 +11,7 @@ import pg from 'pg';
 import { startStack, type Stack } from './stack/index.ts';
 import { kubeRequest } from './stack/kube.ts';
 import { logTail, pidAlive } from './stack/proc.ts';
+import { cleanupRealNodeLeftovers } from './stack/realnode.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(repoRoot, '.stack');
@@ -39,7 +40,7 @@ async function supervise(): Promise<void> {
   const t0 = Date.now();
   let stack: Stack;
   try {
-    stack = await startStack({ dir });
+    stack = await startStack({ dir, realNode: process.argv.includes('--real-node') });
   } catch (e) {
     console.error((e as Error).message);
     process.exit(1);
@@ -47,7 +48,7 @@ async function supervise(): Promise<void> {
   const pgPid = stack.postgres.pid();
   const state: State = {
     supervisor: process.pid,
-    pids: { ...stack.kube.pids, ...(pgPid ? { postgres: pgPid } : {}) },
+    pids: { ...stack.kube.pids, ...stack.realNode?.pids, ...(pgPid ? { postgres: pgPid } : {}) },
     server: stack.kube.server, caFile: stack.kube.caFile, kubeconfig: stack.kube.kubeconfig,
     databaseUrl: stack.postgres.url, startedAt: new Date().toISOString(), startSeconds: (Date.now() - t0) / 1000,
   };
@@ -87,7 +88,7 @@ async function up(): Promise<number> {
   if (existsSync(dir)) await down(true); // leftovers of a crashed stack
   mkdirSync(dir, { recursive: true });
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'supervise'], {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'supervise', ...process.argv.slice(3)], {
     detached: true, stdio: ['ignore', fd, fd], cwd: repoRoot,
   });
   closeSync(fd);
@@ -129,6 +130,7 @@ async function down(quiet = false): Promise<number> {
       }
     }
     if (pidAlive(state.supervisor)) try { process.kill(state.supervisor, 'SIGKILL'); } catch { /* gone */ }
+    await cleanupRealNodeLeftovers(dir);
     if (!quiet) console.log('stack is down');
   }
   rmSync(dir, { recursive: true, force: true });
@@ -164,6 +166,8 @@ switch (cmd) {
   case 'down': process.exitCode = await down(); break;
   case 'status': process.exitCode = await status(); break;
   default:
-    console.error('usage: npm run stack -- up|down|status\n  up      start etcd, kube-apiserver, kwok, kube-controller-manager and Postgres in .stack/ (background)\n  down    stop them and remove .stack/\n  status  show what runs');
+    console.error('usage: npm run stack -- up [--real-node]|down|status\n  up      start etcd, kube-apiserver, kwok, kube-controller-manager and Postgres in .stack/ (background)\n'
+      + '          --real-node: also containerd, a real kubelet and kube-scheduler (root; pods really run)\n'
+      + '  down    stop them and remove .stack/\n  status  show what runs');
     process.exitCode = 2;
 }

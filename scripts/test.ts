@@ -45,6 +45,8 @@ async function main(): Promise<number> {
   const nodeOpts = argv.filter((a) => a.startsWith('--'));
   const files = selectFiles(argv.filter((a) => !a.startsWith('--')));
   const needStack = files.some((f) => !f.startsWith('test/unit/'));
+  // The real node (kubelet, containerd) only for the tests that run pods on it.
+  const realNode = files.some((f) => f.startsWith('test/e2e/real-node/'));
 
   // Typecheck and stack start overlap: both take a while and neither needs the other.
   const tTypecheck = Date.now();
@@ -81,7 +83,7 @@ async function main(): Promise<number> {
     stackDir = mkdtempSync(join(tmpdir(), 'pgco-test-'));
     say(`starting the test stack in ${stackDir}`);
     try {
-      stack = await startStack({ dir: stackDir });
+      stack = await startStack({ dir: stackDir, realNode });
     } catch (e) {
       abortTsc();
       console.error(`\n[npm test] FAILED: ${(e as Error).message}\n[npm test] logs: ${stackDir}`);

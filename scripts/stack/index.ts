@@ -1,8 +1,10 @@
 // The whole test stack: Kubernetes control plane + one throwaway Postgres, and the env that points tools at it.
 import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { OPERATOR_SA_USER, startKube, type KubeStack } from './kube.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
+import { BRIDGE_IP, POD_CIDR, startRealNode, type RealNode } from './realnode.ts';
 
 export interface Stack {
   dir: string;
@@ -10,6 +12,8 @@ export interface Stack {
   env: Record<string, string>;
   kube: KubeStack;
   postgres: PostgresServer;
+  /** With realNode: a kubelet on containerd where pods really run (scripts/stack/realnode.ts). */
+  realNode?: RealNode;
   stop(): Promise<void>;
 }
 
@@ -17,6 +21,13 @@ export interface StackOpts {
   dir: string;
   kwok?: boolean;
   controllerManager?: boolean;
+  /** Add a real node (containerd, runc, CNI bridge, kubelet, kube-scheduler); needs root. */
+  realNode?: boolean;
+}
+
+/** scripts/build-binaries.sh's cache, where the stack also keeps the small images it builds. */
+export function cacheDir(): string {
+  return process.env.PGCO_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'pgcluster-operator');
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -29,7 +40,7 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   // Postgres is quick; start it alongside the (slower) control plane and clean up either if the other fails.
   const [pgRes, kubeRes] = await Promise.allSettled([
     startPostgres({ dir: join(dir, 'postgres') }),
-    startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true }),
+    startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true, realNode: opts.realNode ?? false }),
   ]);
   if (pgRes.status === 'rejected' || kubeRes.status === 'rejected') {
     if (pgRes.status === 'fulfilled') await pgRes.value.destroy();
@@ -39,6 +50,15 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   }
   const postgres = pgRes.value;
   const kube = kubeRes.value;
+  let realNode: RealNode | undefined;
+  if (opts.realNode) {
+    try {
+      realNode = await startRealNode({ dir, kube, cacheDir: cacheDir() });
+    } catch (e) {
+      await Promise.allSettled([kube.stop(), postgres.destroy()]);
+      throw new Error(`the test stack did not start: the real node failed:\n${(e as Error).message}`);
+    }
+  }
 
   const env: Record<string, string> = {
     KUBECONFIG: kube.kubeconfig,
@@ -47,6 +67,13 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
     PGCO_STACK_DIR: dir,
     // Bearer token of the operator's ServiceAccount user, for tests of the chart's RBAC rules.
     PGCO_OPERATOR_TOKEN: kube.tokens[OPERATOR_SA_USER]!,
+    ...(realNode ? {
+      PGCO_REAL_NODE: realNode.name,
+      PGCO_CONTAINERD_SOCK: realNode.containerdSocket,
+      // Where pods reach this machine (e.g. a Postgres listening there), and the pods' subnet.
+      PGCO_NODE_HOST_IP: BRIDGE_IP,
+      PGCO_POD_CIDR: POD_CIDR,
+    } : {}),
   };
   // PATH is prepended when sourced, so the file does not freeze the PATH of whoever started the stack.
   const lines = Object.entries(env).map(([k, v]) => k === 'PATH'
@@ -58,6 +85,7 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   const stop = () => {
     stopping ??= (async () => {
       process.off('exit', onExit);
+      await realNode?.stop();
       await Promise.allSettled([kube.stop(), postgres.destroy()]);
     })();
     return stopping;
@@ -65,7 +93,7 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   // Last resort when the runner exits without calling stop(): signal what still runs (sync, as 'exit'
   // allows no awaiting). A SIGKILLed runner is covered by the parent-death signal of each child.
   const onExit = () => {
-    for (const pid of Object.values(kube.pids)) {
+    for (const pid of [...Object.values(realNode?.pids ?? {}), ...Object.values(kube.pids)]) {
       try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
     }
     const pg = postgres.pid(); // SIGINT: Postgres' fast shutdown
@@ -73,7 +101,7 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   };
   process.on('exit', onExit);
 
-  return { dir, env, kube, postgres, stop };
+  return { dir, env, kube, postgres, ...(realNode ? { realNode } : {}), stop };
 }
 
 /** Stops the stack on SIGINT/SIGTERM/SIGHUP, then exits with 128+signal. */

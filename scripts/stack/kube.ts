@@ -23,6 +23,8 @@ export interface KubeStack {
   caFile: string;
   /** Pids of the running processes by name (for the CLI's state file). */
   pids: Record<string, number>;
+  /** An authenticated request as admin. */
+  api(path: string, method?: string, body?: unknown): Promise<HttpResult>;
   stop(): Promise<void>;
 }
 
@@ -30,16 +32,24 @@ export interface KubeOpts {
   dir: string;
   kwok?: boolean;
   controllerManager?: boolean;
+  /** Prepare the control plane for a real kubelet (scripts/stack/realnode.ts): Node authorization, a node
+   *  token, ServiceAccount token volumes for pods, kube-root-ca.crt in every namespace, a tainted kwok node. */
+  realNode?: boolean;
 }
 
 export const K8S_VERSION = 'v1.34.4';
 export const KWOK_NODE = 'kwok-node-0';
 export const OPERATOR_SA_USER = 'system:serviceaccount:pgcluster-system:pgcluster-operator';
+export const REAL_NODE = 'pgco-real-node';
+export const NODE_USER = `system:node:${REAL_NODE}`;
+export const SCHEDULER_USER = 'system:kube-scheduler';
+/** With a scheduler running, only pods that tolerate this land on the kwok node (tests bind them by nodeName). */
+export const KWOK_TAINT = { key: 'pgcluster.io/kwok-node', value: 'true', effect: 'NoSchedule' };
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Runs scripts/build-binaries.sh for the components and returns their dirs (it reuses its cache). */
-async function ensureBinaries(components: string[]): Promise<Record<string, string>> {
+export async function ensureBinaries(components: string[]): Promise<Record<string, string>> {
   const script = join(repoRoot, 'scripts', 'build-binaries.sh');
   // A fresh machine of this kind has Go at /usr/local/go without it being on PATH.
   const path = existsSync('/usr/local/go/bin/go') ? `/usr/local/go/bin${delimiter}${process.env.PATH ?? ''}` : process.env.PATH;
@@ -69,7 +79,7 @@ async function ensureBinaries(components: string[]): Promise<Record<string, stri
   });
 }
 
-interface HttpResult { status: number; body: string }
+export interface HttpResult { status: number; body: string }
 
 /** A GET/POST against the API server, verifying its serving cert against ca. */
 export function kubeRequest(url: string, opts: { ca: string; token?: string; method?: string; body?: unknown }): Promise<HttpResult> {
@@ -102,7 +112,7 @@ function httpGet(url: string): Promise<HttpResult> {
   });
 }
 
-function kubeconfigYaml(server: string, caPem: string, user: string, token: string): string {
+export function kubeconfigYaml(server: string, caPem: string, user: string, token: string): string {
   const ca = Buffer.from(caPem).toString('base64');
   // JSON is valid YAML; kubectl, helm and client-node all read it.
   return JSON.stringify({
@@ -188,7 +198,12 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
     const token = () => randomBytes(24).toString('hex');
     const tokens: Record<string, string> = { admin: token(), [OPERATOR_SA_USER]: token() };
     const kcmToken = token();
+    if (opts.realNode) { tokens[NODE_USER] = token(); tokens[SCHEDULER_USER] = token(); }
     writeFileSync(join(dir, 'tokens.csv'), [
+      ...(opts.realNode ? [
+        `${tokens[NODE_USER]},${NODE_USER},${randomUUID()},"system:nodes,system:authenticated"`,
+        `${tokens[SCHEDULER_USER]},${SCHEDULER_USER},${randomUUID()},"system:masters"`,
+      ] : []),
       `${tokens.admin},admin,admin,"system:masters"`,
       `${tokens[OPERATOR_SA_USER]},${OPERATOR_SA_USER},${randomUUID()},"system:serviceaccounts,system:serviceaccounts:pgcluster-system,system:authenticated"`,
       // The controller manager runs its controllers under its own identity; masters keeps it simple.
@@ -205,10 +220,12 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
       `--etcd-servers=${etcdUrl}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
       `--secure-port=${port}`, `--cert-dir=${certDir}`, '--service-cluster-ip-range=10.0.0.0/24',
       '--service-account-issuer=https://kubernetes.default.svc', `--service-account-key-file=${saPub}`,
-      `--service-account-signing-key-file=${saKey}`, '--authorization-mode=RBAC',
+      `--service-account-signing-key-file=${saKey}`,
       `--token-auth-file=${join(dir, 'tokens.csv')}`, '--allow-privileged=true',
-      // No token volumes for pods: nothing here runs real containers.
-      '--disable-admission-plugins=ServiceAccount',
+      ...(opts.realNode
+        ? ['--authorization-mode=Node,RBAC', '--kubelet-preferred-address-types=InternalIP,Hostname']
+        // No token volumes for pods: nothing here runs real containers.
+        : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
     ], { logFile: join(dir, 'kube-apiserver.log'), deathSignal: 'TERM' });
     procs.push(apiserver);
 
@@ -245,6 +262,7 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
           annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
           labels: { 'kubernetes.io/hostname': KWOK_NODE, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
         },
+        ...(opts.realNode ? { spec: { taints: [KWOK_TAINT] } } : {}),
       });
       if (node.status !== 201) throw new Error(`creating Node ${KWOK_NODE} failed: HTTP ${node.status} ${node.body}`);
       // kwok takes the node over and reports it Ready: then pods bound to it come alive.
@@ -262,10 +280,15 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
       const kcm = startProc('kube-controller-manager', bin('kube-controller-manager'), [
         `--kubeconfig=${kcmConfig}`, '--leader-elect=false',
         `--bind-address=127.0.0.1`, `--secure-port=${kcmPort}`, `--cert-dir=${kcmCerts}`,
+        // Published as the kube-root-ca.crt ConfigMap, which every pod's token volume carries.
+        `--root-ca-file=${caFile}`,
         // Only what tests rely on: owner-reference GC, namespace deletion, default ServiceAccounts, and the
         // workload controllers so a Deployment (e.g. from the Helm chart) gets its ReplicaSet and Pods.
         '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,'
-          + 'deployment-controller,replicaset-controller,endpoints-controller,endpointslice-controller',
+          + 'deployment-controller,replicaset-controller,endpoints-controller,endpointslice-controller,'
+          + 'root-ca-certificate-publisher-controller'
+          // Takes the not-ready taint off a kubelet's Node once it reports Ready.
+          + (opts.realNode ? ',node-lifecycle-controller' : ''),
       ], { logFile: join(dir, 'kube-controller-manager.log'), deathSignal: 'TERM' });
       procs.push(kcm);
       pids['kube-controller-manager'] = kcm.pid;
@@ -282,7 +305,7 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
       if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
     }
 
-    return { kubeconfig, server, adminToken: tokens.admin!, binDir, tokens, caFile, pids, stop };
+    return { kubeconfig, server, adminToken: tokens.admin!, binDir, tokens, caFile, pids, api, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -96,7 +96,14 @@ export function embeddedPostgresBinDir(): string {
   return bin;
 }
 
-export async function startPostgres(opts: { dir?: string; binDir?: string } = {}): Promise<PostgresServer> {
+export interface PostgresOpts {
+  dir?: string;
+  binDir?: string;
+  /** Also listen on this address of the machine (e.g. the real node's bridge) and admit clients from clientCidr. */
+  extraListen?: { address: string; clientCidr: string };
+}
+
+export async function startPostgres(opts: PostgresOpts = {}): Promise<PostgresServer> {
   const bin = opts.binDir ?? postgresBinDir();
   const root = process.getuid?.() === 0;
   const base = opts.dir ? resolve(opts.dir) : mkdtempSync(join(tmpdir(), 'pgco-pg-'));
@@ -130,7 +137,7 @@ export async function startPostgres(opts: { dir?: string; binDir?: string } = {}
   appendFileSync(join(dataDir, 'postgresql.conf'), [
     '', '# pgcluster-operator test stack',
     `port = ${port}`,
-    `listen_addresses = '127.0.0.1'`,
+    `listen_addresses = '${['127.0.0.1', ...(opts.extraListen ? [opts.extraListen.address] : [])].join(',')}'`,
     `unix_socket_directories = '${sockDir}'`,
     'fsync = off', 'synchronous_commit = off', 'full_page_writes = off',
     'max_connections = 2500', 'shared_buffers = 32MB', 'huge_pages = off',
@@ -139,6 +146,9 @@ export async function startPostgres(opts: { dir?: string; binDir?: string } = {}
     '',
   ].join('\n'));
 
+  if (opts.extraListen) {
+    appendFileSync(join(dataDir, 'pg_hba.conf'), `\nhost all all ${opts.extraListen.clientCidr} scram-sha-256\n`);
+  }
   const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${USER}`;
   let proc: Proc | undefined;
 

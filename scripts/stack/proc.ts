@@ -118,3 +118,39 @@ export async function portInUse(port: number): Promise<boolean> {
 export function pidAlive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
+
+export interface CommandResult { code: number; stdout: string; stderr: string }
+
+/**
+ * Runs a short-lived command to completion and collects its output; a non-zero exit is a result, not an
+ * error (the caller decides). A missing command gives code 127 (as a
+ * shell would), not an exception; onOutput sees each line of stdout and stderr as it comes (build progress).
+ */
+export function runCommand(cmd: string, args: string[], opts: {
+  env?: NodeJS.ProcessEnv; cwd?: string; input?: string; onOutput?: (line: string) => void;
+} = {}): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    const lines = (b: Buffer) => {
+      if (!opts.onOutput) return;
+      const parts = (partial + b.toString()).split('\n');
+      partial = parts.pop() ?? '';
+      for (const l of parts) opts.onOutput(l);
+    };
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); lines(b); });
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); lines(b); });
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') resolve({ code: 127, stdout, stderr: `${cmd}: command not found` });
+      else reject(e);
+    });
+    child.on('close', (code, sig) => {
+      if (partial && opts.onOutput) opts.onOutput(partial);
+      resolve({ code: code ?? (sig ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.on('error', () => {}); // a command that exits without reading stdin
+    child.stdin.end(opts.input ?? '');
+  });
+}

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { createNamespace, kubectl, kubectlJson, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
+import { createNamespace, kubectl, kubectlJson, lockStack, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
@@ -225,6 +225,8 @@ test('helm install into a fresh namespace under the restricted Pod Security Stan
   const ns = await createNamespace('chart-install');
   const release = `pgco-${suffix()}`;
   const full = `${release}-pgcluster-operator`;
+  // One Helm release owns the CRD at a time (the real-node tests install the chart too).
+  const unlock = await lockStack('crd-release');
   try {
     // Pods that break the restricted profile are refused by the API server: the ReplicaSet could not create any.
     await kubectl(['label', 'namespace', ns.name, 'pod-security.kubernetes.io/enforce=restricted']);
@@ -270,6 +272,7 @@ test('helm install into a fresh namespace under the restricted Pod Security Stan
     assert.equal(gone.stdout.trim(), '', 'the ClusterRole goes with the release');
   } finally {
     await helm(['uninstall', release, '--namespace', ns.name, '--ignore-not-found'], { allowFail: true });
+    unlock();
     await ns.cleanup();
   }
 });

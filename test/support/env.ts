@@ -1,7 +1,7 @@
 // Helpers for e2e tests that run against the test stack (`npm test`, or `npm run stack -- up` + `source .stack/env`).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface StackEnv {
@@ -24,6 +24,26 @@ export function requireEnv(): StackEnv {
   const binDir = join(stackDir, 'bin');
   if (!existsSync(join(binDir, 'kubectl'))) throw new Error(`${binDir}/kubectl is missing: is the stack in ${stackDir} still up?`);
   return { kubeconfig, databaseUrl, binDir, stackDir };
+}
+
+export interface RealNodeEnv extends StackEnv {
+  node: string;
+  /** unix:// endpoint of the node's containerd. */
+  containerd: string;
+  /** This machine's address on the pods' bridge, and the pods' subnet. */
+  hostIp: string;
+  podCidr: string;
+}
+
+/** The real node's coordinates; throws (never skips) when the stack was started without it. */
+export function requireRealNode(): RealNodeEnv {
+  const env = requireEnv();
+  const { PGCO_REAL_NODE: node, PGCO_CONTAINERD_SOCK: containerd, PGCO_NODE_HOST_IP: hostIp, PGCO_POD_CIDR: podCidr } = process.env;
+  if (!node || !containerd || !hostIp || !podCidr) {
+    throw new Error('this test needs the real node (a kubelet on containerd), but PGCO_REAL_NODE is not set. '
+      + '`npm test` starts it for test/e2e/real-node/; by hand: `npm run stack -- up --real-node && source .stack/env`.');
+  }
+  return { ...env, node, containerd, hostIp, podCidr };
 }
 
 export interface RunResult { code: number; stdout: string; stderr: string }
@@ -76,6 +96,10 @@ export async function kubectlJson<T>(args: string[], opts: { ns?: string } = {})
 export async function createNamespace(prefix: string): Promise<{ name: string; cleanup(): Promise<void> }> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
   await kubectl(['create', 'namespace', name]);
+  // With ServiceAccount admission on (the real-node stack), a pod is refused until the namespace's default
+  // ServiceAccount exists; the controller manager makes it moments after the namespace.
+  await waitFor(async () => (await runBin('kubectl', ['-n', name, 'get', 'serviceaccount', 'default', '--ignore-not-found', '-o', 'name'])).stdout.trim() !== '',
+    { message: `the default ServiceAccount of namespace ${name}` });
   return {
     name,
     cleanup: async () => { await kubectl(['delete', 'namespace', name, '--wait=false', '--ignore-not-found']); },
@@ -107,4 +131,27 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
   }
+}
+
+/**
+ * A lock shared by the test files of one stack (they run in parallel processes), for what is cluster-wide:
+ * e.g. the CRD, which one Helm release at a time may own. Released by the returned function, or when the
+ * holder's process is gone.
+ */
+export async function lockStack(name: string, timeoutMs = 15 * 60_000): Promise<() => void> {
+  const dir = join(requireEnv().stackDir, `lock-${name}`);
+  await waitFor(() => {
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'pid'), String(process.pid));
+      return true;
+    } catch {
+      const holder = Number(readFileSync(join(dir, 'pid'), 'utf8') || 0);
+      if (holder && holder !== process.pid) {
+        try { process.kill(holder, 0); } catch { rmSync(dir, { recursive: true, force: true }); } // holder died
+      }
+      return false;
+    }
+  }, { timeoutMs, intervalMs: 500, message: `the ${name} lock (held by another test file)` });
+  return () => rmSync(dir, { recursive: true, force: true });
 }

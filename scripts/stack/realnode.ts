@@ -1,0 +1,338 @@
+// A real node for the test stack: containerd + runc + a CNI bridge, a real kubelet, kube-scheduler, and a
+// locally built pause image. kwok stays for the fast suite; this is where pods really run, mount volumes and
+// read files. Needs root (mounts, network namespaces, cgroups) and Debian's containerd, runc and
+// containernetworking-plugins; podman or buildah builds the images.
+//
+// Network: pods live on the bridge pgco0 (POD_CIDR, gateway BRIDGE_IP on this machine). They reach the API
+// server as every pod does, at the `kubernetes` Service IP: that address is put on the bridge, and a small
+// TCP relay in this process forwards it to the API server on loopback (TLS passes through; the server's
+// certificate names the Service IP). Nothing touches iptables: no masquerading, no port mapping — pods talk
+// to each other and to this machine only.
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ensureBinaries, kubeconfigYaml, kubeRequest, NODE_USER, REAL_NODE, SCHEDULER_USER, type KubeStack } from './kube.ts';
+import { buildLocalImage, saveImage } from './image.ts';
+import { diedError, freePort, logTail, pidAlive, runCommand, startProc, waitReady, type Proc } from './proc.ts';
+
+export const BRIDGE = 'pgco0';
+export const BRIDGE_IP = '10.201.0.1';
+export const POD_CIDR = '10.201.0.0/24';
+/** The first IP of the API server's --service-cluster-ip-range: the `kubernetes` Service. */
+export const KUBERNETES_SERVICE_IP = '10.0.0.1';
+/** Only pods that tolerate this run on the real node, so no other test's pod ever tries to pull an image. */
+export const REAL_NODE_TAINT = { key: 'pgcluster.io/real-node', value: 'true', effect: 'NoSchedule' };
+export const PAUSE_IMAGE = 'localhost/pgco-pause:3.10';
+/** A tiny image with busybox (Debian's busybox-static), for app pods that read files. */
+export const BUSYBOX_IMAGE = 'localhost/pgco-busybox:1';
+const LOCK = '/run/pgco-real-node.pid';
+
+export interface RealNode {
+  name: string;
+  /** unix:// endpoint of containerd (for `ctr -a`). */
+  containerdSocket: string;
+  pids: Record<string, number>;
+  /** Puts a podman/buildah image into the node's containerd (pods use imagePullPolicy Never/IfNotPresent). */
+  loadImage(ref: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function sh(cmd: string, args: string[], what: string): Promise<string> {
+  const r = await runCommand(cmd, args);
+  if (r.code !== 0) throw new Error(`${what}: ${cmd} ${args.join(' ')} exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/** Everything missing, with the packages that bring it, in one error. */
+async function preflight(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('the real node needs root (it mounts volumes, makes network namespaces and cgroups); run as root, or leave out --real-node');
+  }
+  const missing: string[] = [];
+  const cmds: [string, string][] = [['containerd', 'containerd'], ['ctr', 'containerd'], ['runc', 'runc'], ['ip', 'iproute2'], ['gcc', 'gcc'], ['mount', 'mount']];
+  for (const [c, pkg] of cmds) {
+    if ((await runCommand('sh', ['-c', `command -v ${c}`])).code !== 0) missing.push(`${c} (package ${pkg})`);
+  }
+  if (!cniDir()) missing.push('CNI plugins bridge/host-local/loopback (package containernetworking-plugins)');
+  if (!existsSync('/bin/busybox') && !existsSync('/usr/bin/busybox')) missing.push('busybox (package busybox-static)');
+  if (missing.length) {
+    throw new Error(`the real node needs: ${missing.join(', ')}. On Debian: apt-get install containerd runc containernetworking-plugins iproute2 gcc busybox-static podman`);
+  }
+  if (existsSync(LOCK)) {
+    const pid = Number(readFileSync(LOCK, 'utf8').trim());
+    if (pid && pid !== process.pid && pidAlive(pid)) {
+      throw new Error(`another real-node stack runs on this machine (pid ${pid}, ${LOCK}); there can be one at a time (one bridge, one Service IP). Stop it first (npm run stack -- down).`);
+    }
+  }
+}
+
+function cniDir(): string | undefined {
+  return ['/usr/lib/cni', '/opt/cni/bin'].find((d) => ['bridge', 'host-local', 'loopback'].every((p) => existsSync(join(d, p))));
+}
+
+/** Mount points under dir, deepest first. */
+function mountsUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (mp && (mp === dir || mp.startsWith(`${dir}/`))) out.push(mp.replace(/\\040/g, ' '));
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+async function cleanupNetwork(knownNetns: Set<string>): Promise<void> {
+  await runCommand('ip', ['link', 'del', BRIDGE]);
+  // Network namespaces containerd made for our pods (when they were not torn down through CNI).
+  const now = (await runCommand('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+  for (const ns of now) if (ns.startsWith('cni-') && !knownNetns.has(ns)) await runCommand('ip', ['netns', 'delete', ns]);
+}
+
+/** Relays TCP from addr:port to 127.0.0.1:target (the pods' way to the API server). */
+function relay(addr: string, port: number, target: number): Promise<Server> {
+  const sockets = new Set<Socket>();
+  const server = createServer((inbound) => {
+    const outbound = createConnection({ host: '127.0.0.1', port: target });
+    for (const s of [inbound, outbound]) { sockets.add(s); s.on('close', () => sockets.delete(s)); s.on('error', () => { inbound.destroy(); outbound.destroy(); }); }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  const close = server.close.bind(server);
+  server.close = (cb?: (err?: Error) => void) => { for (const s of sockets) s.destroy(); return close(cb); };
+  return new Promise((res, rej) => { server.once('error', rej); server.listen(port, addr, () => res(server)); });
+}
+
+/** The pause binary from the Kubernetes module's own source, static, in a FROM scratch image. */
+async function buildPauseImage(cacheDir: string): Promise<void> {
+  const modRoot = (await sh('sh', ['-c', `cd ${cacheDir}/src/kube-* && PATH=/usr/local/go/bin:$PATH go list -m -f '{{.Dir}}' k8s.io/kubernetes`], 'finding k8s.io/kubernetes in the Go module cache')).trim();
+  const ctx = join(cacheDir, 'pause-image');
+  mkdirSync(ctx, { recursive: true });
+  if (!existsSync(join(ctx, 'pause'))) {
+    await sh('gcc', ['-Os', '-static', '-Wall', '-Werror', '-DVERSION=v3.10-pgco', '-o', join(ctx, 'pause'), join(modRoot, 'build', 'pause', 'linux', 'pause.c')], 'compiling pause.c');
+  }
+  writeFileSync(join(ctx, 'Containerfile'), 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n');
+  await buildLocalImage(PAUSE_IMAGE, ctx);
+}
+
+async function buildBusyboxImage(cacheDir: string): Promise<void> {
+  const ctx = join(cacheDir, 'busybox-image');
+  mkdirSync(ctx, { recursive: true });
+  const bb = existsSync('/bin/busybox') ? '/bin/busybox' : '/usr/bin/busybox';
+  await sh('cp', [bb, join(ctx, 'busybox')], 'copying busybox');
+  writeFileSync(join(ctx, 'Containerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\nCMD ["sh"]\n');
+  await buildLocalImage(BUSYBOX_IMAGE, ctx);
+}
+
+export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheDir: string; log?: (l: string) => void }): Promise<RealNode> {
+  const log = opts.log ?? ((l: string) => console.error(`[real-node] ${l}`));
+  await preflight();
+  const dir = resolve(opts.dir, 'node');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(LOCK, `${process.pid}\n`);
+  const { kube } = opts;
+  // containerd puts pod cgroups under k8s.io in each v1 hierarchy; remove them at stop if we made them.
+  const cgroupParents = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, 'k8s.io')).filter((d) => !existsSync(d));
+  const knownNetns = new Set((await runCommand('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
+  const procs: Proc[] = [];
+  let apiRelay: Server | undefined;
+  const sock = join(dir, 'containerd', 'containerd.sock');
+  const endpoint = `unix://${sock}`;
+  const ctr = (args: string[]) => runCommand('ctr', ['-a', sock, '-n', 'k8s.io', ...args]);
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => stopped ??= (async () => {
+    // 1. Pods first, through the kubelet, so CNI and volume teardown run as they do on a real node.
+    if (procs.some((p) => p.name === 'kubelet' && p.child.exitCode === null)) {
+      const r = await kube.api(`/api/v1/pods?fieldSelector=spec.nodeName%3D${REAL_NODE}`).catch(() => undefined);
+      const pods = r?.status === 200 ? (JSON.parse(r.body) as { items: { metadata: { namespace: string; name: string } }[] }).items : [];
+      await Promise.all(pods.map((p) => kube.api(`/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}?gracePeriodSeconds=0`, 'DELETE').catch(() => undefined)));
+      for (let i = 0; i < 100; i++) {
+        const tasks = await ctr(['tasks', 'ls', '-q']);
+        if (tasks.code !== 0 || tasks.stdout.trim() === '') break;
+        await new Promise((r2) => setTimeout(r2, 200));
+      }
+    }
+    // 2. Whatever still runs in containerd: container processes, then their shims (by PID).
+    const tasks = await ctr(['tasks', 'ls']);
+    for (const line of tasks.stdout.split('\n').slice(1)) {
+      const pid = Number(line.trim().split(/\s+/)[1]);
+      if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    for (const p of [...procs].reverse()) await p.stop('SIGTERM', 15_000);
+    for (const pid of await shimPids(sock)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    apiRelay?.close();
+    // 3. Mounts (pod volumes, overlay snapshots, sandbox shm), network, files.
+    for (const mp of mountsUnder(dir)) await runCommand('umount', ['-l', mp]);
+    await cleanupNetwork(knownNetns);
+    for (const d of cgroupParents) removeCgroupTree(d);
+    if (existsSync(LOCK) && readFileSync(LOCK, 'utf8').trim() === String(process.pid)) rmSync(LOCK, { force: true });
+  })();
+
+  try {
+    const { node } = await ensureBinaries(['node']);
+    const kubelet = join(node!, 'kubelet');
+    const scheduler = join(node!, 'kube-scheduler');
+
+    // Network: the bridge (its gateway address is the node's address) and the Service IP.
+    await cleanupNetwork(knownNetns); // leftovers of a run that was killed
+    await sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge'], 'creating the pod bridge');
+    await sh('ip', ['addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE], 'addressing the pod bridge');
+    await sh('ip', ['addr', 'add', `${KUBERNETES_SERVICE_IP}/32`, 'dev', BRIDGE], 'adding the kubernetes Service IP');
+    await sh('ip', ['link', 'set', BRIDGE, 'up'], 'bringing the pod bridge up');
+    apiRelay = await relay(KUBERNETES_SERVICE_IP, 443, Number(new URL(kube.server).port));
+
+    // containerd with a config, root, state and socket of its own.
+    const cni = cniDir()!;
+    mkdirSync(join(dir, 'cni', 'net.d'), { recursive: true });
+    writeFileSync(join(dir, 'cni', 'net.d', '10-pgco.conflist'), JSON.stringify({
+      cniVersion: '1.0.0', name: 'pgco',
+      plugins: [
+        { type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: false, hairpinMode: true,
+          ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR, gateway: BRIDGE_IP }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni', 'ipam') } },
+      ],
+    }, null, 2));
+    writeFileSync(join(dir, 'containerd.toml'), [
+      'version = 2',
+      `root = "${join(dir, 'containerd', 'root')}"`,
+      `state = "${join(dir, 'containerd', 'state')}"`,
+      `[grpc]\n  address = "${sock}"`,
+      '[plugins."io.containerd.grpc.v1.cri"]',
+      `  sandbox_image = "${PAUSE_IMAGE}"`,
+      // Without it the sandbox's oom_score_adj needs CAP_SYS_RESOURCE, which this kind of machine lacks.
+      '  restrict_oom_score_adj = true',
+      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+      '    snapshotter = "overlayfs"',
+      '    default_runtime_name = "runc"',
+      '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+      '      runtime_type = "io.containerd.runc.v2"',
+      '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+      '        SystemdCgroup = false',
+      '  [plugins."io.containerd.grpc.v1.cri".cni]',
+      `    bin_dir = "${cni}"`,
+      `    conf_dir = "${join(dir, 'cni', 'net.d')}"`,
+      '',
+    ].join('\n'));
+    const containerd = startProc('containerd', 'containerd', ['--config', join(dir, 'containerd.toml')], { logFile: join(dir, 'containerd.log'), deathSignal: 'TERM' });
+    procs.push(containerd);
+    await waitReady(containerd, 'serving (ctr version)', async () => (await ctr(['version'])).code === 0, 60_000);
+
+    const loadImage = (ref: string) => importImage(endpoint, ref);
+    log('building the pause and busybox images');
+    await buildPauseImage(opts.cacheDir);
+    await buildBusyboxImage(opts.cacheDir);
+    await loadImage(PAUSE_IMAGE);
+    await loadImage(BUSYBOX_IMAGE);
+
+    // kubelet: cgroupfs without QoS cgroups (cgroup v1 hybrid host), no iptables, its own root dir.
+    const kdir = join(dir, 'kubelet');
+    mkdirSync(kdir, { recursive: true });
+    const [kubeletPort, healthzPort] = [await freePort(), await freePort()];
+    writeFileSync(join(kdir, 'kubeconfig'), kubeconfigYaml(kube.server, readFileSync(kube.caFile, 'utf8'), NODE_USER, kube.tokens[NODE_USER]!), { mode: 0o600 });
+    writeFileSync(join(kdir, 'config.yaml'), JSON.stringify({
+      apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration',
+      address: BRIDGE_IP, port: kubeletPort, readOnlyPort: 0, healthzBindAddress: '127.0.0.1', healthzPort,
+      cgroupDriver: 'cgroupfs', cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false,
+      containerRuntimeEndpoint: endpoint, makeIPTablesUtilChains: false, protectKernelDefaults: false,
+      // Anonymous and AlwaysAllow: the kubelet listens on the bridge of this machine only.
+      authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
+      authorization: { mode: 'AlwaysAllow' },
+      evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+      imageGCHighThresholdPercent: 100, imageGCLowThresholdPercent: 99,
+      registerWithTaints: [REAL_NODE_TAINT],
+      resolvConf: '', volumePluginDir: join(kdir, 'volume-plugins'),
+      // Default refresh behaviour of users' clusters (syncFrequency 1m, configMapAndSecretChangeDetectionStrategy Watch).
+    }, null, 2));
+    const kl = startProc('kubelet', kubelet, [
+      `--config=${join(kdir, 'config.yaml')}`, `--kubeconfig=${join(kdir, 'kubeconfig')}`,
+      `--root-dir=${join(kdir, 'root')}`, `--cert-dir=${join(kdir, 'pki')}`,
+      `--hostname-override=${REAL_NODE}`, `--node-ip=${BRIDGE_IP}`, '--v=1',
+    ], { logFile: join(dir, 'kubelet.log'), deathSignal: 'TERM' });
+    procs.push(kl);
+
+    const schedConfig = join(dir, 'scheduler.kubeconfig');
+    writeFileSync(schedConfig, kubeconfigYaml(kube.server, readFileSync(kube.caFile, 'utf8'), SCHEDULER_USER, kube.tokens[SCHEDULER_USER]!), { mode: 0o600 });
+    const schedPort = await freePort();
+    const sched = startProc('kube-scheduler', scheduler, [
+      `--kubeconfig=${schedConfig}`, `--authentication-kubeconfig=${schedConfig}`, `--authorization-kubeconfig=${schedConfig}`,
+      '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, `--cert-dir=${join(dir, 'scheduler-certs')}`,
+    ], { logFile: join(dir, 'kube-scheduler.log'), deathSignal: 'TERM' });
+    procs.push(sched);
+
+    try {
+      await waitReady(kl, `registered and Ready (Node ${REAL_NODE})`, async () => {
+        const r = await kube.api(`/api/v1/nodes/${REAL_NODE}`);
+        const n = JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } };
+        return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      }, 90_000);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\ncontainerd log:\n${logTail(containerd.logFile, 10)}`);
+    }
+    await waitReady(sched, 'healthy (/healthz)', async () => {
+      const crt = join(dir, 'scheduler-certs', 'kube-scheduler.crt');
+      return existsSync(crt) && (await kubeRequest(`https://127.0.0.1:${schedPort}/healthz`, { ca: readFileSync(crt, 'utf8') })).status === 200;
+    }, 60_000);
+    for (const p of procs) {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
+    }
+    const pids = Object.fromEntries(procs.map((p) => [p.name, p.pid]));
+    return { name: REAL_NODE, containerdSocket: endpoint, pids, loadImage, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+/** Copies an image from podman/buildah storage into the node's containerd (namespace k8s.io, as the CRI uses). */
+export async function importImage(containerdEndpoint: string, ref: string): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'pgco-image-'));
+  try {
+    const tar = join(tmp, 'image.tar');
+    await saveImage(ref, tar);
+    const r = await runCommand('ctr', ['-a', containerdEndpoint.replace(/^unix:\/\//, ''), '-n', 'k8s.io', 'images', 'import', tar]);
+    if (r.code !== 0) throw new Error(`importing ${ref} into the node's containerd failed: ${(r.stderr || r.stdout).trim()}`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * For a stack whose process was killed before it could stop the node (`npm run stack -- down` after a crash):
+ * kills the shims and containers of its containerd by PID, unmounts what is under its dir, removes the bridge.
+ */
+export async function cleanupRealNodeLeftovers(stackDir: string): Promise<void> {
+  const dir = resolve(stackDir, 'node');
+  if (!existsSync(dir)) return;
+  const sock = join(dir, 'containerd', 'containerd.sock');
+  for (const pid of await shimPids(sock)) {
+    for (const child of childrenOf(pid)) try { process.kill(child, 'SIGKILL'); } catch { /* gone */ }
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  for (const mp of mountsUnder(dir)) await runCommand('umount', ['-l', mp]);
+  await runCommand('ip', ['link', 'del', BRIDGE]);
+  if (existsSync(LOCK) && !pidAlive(Number(readFileSync(LOCK, 'utf8').trim()))) rmSync(LOCK, { force: true });
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch { return []; }
+}
+
+/** rmdir a cgroup directory tree, leaves first (cgroupfs allows only rmdir, of empty groups). */
+function removeCgroupTree(d: string): void {
+  if (!existsSync(d)) return;
+  for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) removeCgroupTree(join(d, e.name));
+  try { rmdirSync(d); } catch { /* a process is still in it: leave it */ }
+}
+
+/** containerd-shim processes serving our containerd (they outlive it by design). */
+async function shimPids(sock: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (cmd[0]?.includes('containerd-shim') && cmd.includes(sock)) pids.push(Number(d));
+    } catch { /* exited */ }
+  }
+  return pids;
+}

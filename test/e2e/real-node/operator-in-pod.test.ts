@@ -1,0 +1,315 @@
+// Run as users run it: the image built from the Dockerfile, installed by Helm into a real pod on a real kubelet
+// (containerd + runc), talking to the API server with its ServiceAccount token and to a Postgres on this
+// machine through a Secret; app pods read the peers from files the kubelet mounts and refreshes.
+//
+// Needs the real node of the test stack (`npm test` starts it for this directory; by hand:
+// `npm run stack -- up --real-node && source .stack/env`).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, test } from 'node:test';
+import { join } from 'node:path';
+import { buildImage } from '../../../scripts/stack/image.ts';
+import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
+import { BUSYBOX_IMAGE, importImage, REAL_NODE_TAINT } from '../../../scripts/stack/realnode.ts';
+import { createNamespace, kubectl, kubectlJson, lockStack, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
+import { testKube } from '../../support/operator.ts';
+import type { KubeClient } from '../../../src/kube/client.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..', '..');
+const CHART = join(ROOT, 'charts', 'pgcluster-operator');
+const CRD_NAME = 'pgclusters.pgcluster.io';
+const RELEASE = 'pgco';
+const FULL = `${RELEASE}-pgcluster-operator`;
+const CLUSTER = 'demo';
+const BASENAME = 'demo';
+const PEERS_CM = `${CLUSTER}-peers`;
+
+type Obj = Record<string, any>; // kubectl's JSON
+interface PodJson {
+  metadata: { name: string; deletionTimestamp?: string; annotations?: Record<string, string>; creationTimestamp: string };
+  spec: { nodeName?: string };
+  status: { podIP?: string; phase?: string; conditions?: { type: string; status: string; lastTransitionTime: string }[] };
+}
+
+let env: RealNodeEnv;
+let kube: KubeClient;
+let pgServer: PostgresServer;
+let opNs: Awaited<ReturnType<typeof createNamespace>>;
+let appNs: Awaited<ReturnType<typeof createNamespace>>;
+let imageRef: string;
+let unlockCrd: (() => void) | undefined;
+/** Seconds between this machine's wall clock and /proc/uptime, which pods share (one kernel). */
+let uptimeOffset: number;
+const refreshMs: { annotation: number[]; configmap: number[] } = { annotation: [], configmap: [] };
+
+const ready = (p: PodJson) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+const nodeName = (p: PodJson) => `${BASENAME}@${p.status.podIP}`;
+const uptimeNow = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+
+async function appPods(): Promise<PodJson[]> {
+  const list = await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${appNs.name}/pods?labelSelector=app%3D${BASENAME}`);
+  return list.items;
+}
+
+/** The peers files as the app sees them, read inside the pod. */
+async function filesOf(pod: string): Promise<{ annotation: string[]; configmap: string[] }> {
+  const out = await kubectl(['exec', pod, '--', 'sh', '-c', 'cat /etc/pgcluster/annotation/peers; echo; echo ---; cat /etc/pgcluster/configmap/peers 2>/dev/null'], { ns: appNs.name });
+  const [a = '', c = ''] = out.split('---\n');
+  return { annotation: a.trim().split(',').filter(Boolean), configmap: c.trim().split('\n').filter(Boolean) };
+}
+
+/**
+ * The app's log: a line "<uptime> annotation|configmap <peers>" each time a file changed (the app polls
+ * every 100 ms). Returns when the app first read the files and when each first held exactly `want`, as
+ * wall-clock ms.
+ */
+async function fileChangeTimes(pod: string, want: string[]): Promise<{ started?: number; annotation?: number; configmap?: number }> {
+  const log = await kubectl(['logs', pod], { ns: appNs.name });
+  const key = [...want].sort().join(',');
+  const out: { started?: number; annotation?: number; configmap?: number } = {};
+  for (const line of log.split('\n')) {
+    const m = /^(\d+\.\d+) (annotation|configmap) (.*)$/.exec(line.trim());
+    if (!m) continue;
+    out.started ??= (Number(m[1]) + uptimeOffset) * 1000; // the app's first line: its first read
+    const peers = m[3]!.split(',').filter(Boolean).sort().join(',');
+    const which = m[2] as 'annotation' | 'configmap';
+    if (peers === key && out[which] === undefined) out[which] = (Number(m[1]) + uptimeOffset) * 1000;
+  }
+  return out;
+}
+
+/**
+ * Waits until every live app pod's mounted files list exactly the live pods' names, then records how long
+ * each file took after the API object changed (first seen through the API by a 50 ms poll).
+ */
+async function expectFilesShowMembers(what: string, expectCount: number): Promise<string[]> {
+  const apiAnnotationAt = new Map<string, number>(); // pod -> when the API first showed it the new list
+  let apiConfigMapAt = 0;
+  let want: string[] = [];
+  const live = await waitFor(async () => {
+    const pods = (await appPods()).filter((p) => !p.metadata.deletionTimestamp);
+    if (pods.length !== expectCount || !pods.every((p) => ready(p) && p.status.podIP)) return false;
+    want = pods.map(nodeName).sort();
+    const key = want.join(',');
+    const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${appNs.name}/configmaps/${PEERS_CM}`);
+    if (!apiConfigMapAt && cm?.data?.peers?.trim().split('\n').join(',') === key) apiConfigMapAt = Date.now();
+    for (const p of pods) {
+      if (!apiAnnotationAt.has(p.metadata.name) && p.metadata.annotations?.['pgcluster.io/peers'] === key) apiAnnotationAt.set(p.metadata.name, Date.now());
+    }
+    return apiConfigMapAt && pods.every((p) => apiAnnotationAt.has(p.metadata.name)) ? pods : false;
+  }, { timeoutMs: 90_000, intervalMs: 50, message: `${what}: ${expectCount} Ready app pods, listed in the ConfigMap and in every pod's annotation` });
+
+  // Inside every pod, both mounted files list the same names.
+  for (const p of live) {
+    await waitFor(async () => {
+      const f = await filesOf(p.metadata.name);
+      return JSON.stringify(f.annotation.sort()) === JSON.stringify(want) && JSON.stringify(f.configmap.sort()) === JSON.stringify(want);
+    }, { timeoutMs: 120_000, intervalMs: 200, message: `${what}: the mounted files of pod ${p.metadata.name} list ${want.join(',')}` });
+  }
+  for (const p of live) {
+    const t = await fileChangeTimes(p.metadata.name, want);
+    const annAt = apiAnnotationAt.get(p.metadata.name)!;
+    // A refresh is measured only where the app ran before the API change; one that started later read the
+    // list at its start.
+    if (t.started !== undefined && t.annotation !== undefined && t.started < annAt) refreshMs.annotation.push(Math.max(0, t.annotation - annAt));
+    if (t.started !== undefined && t.configmap !== undefined && t.started < apiConfigMapAt) refreshMs.configmap.push(Math.max(0, t.configmap - apiConfigMapAt));
+  }
+  return want;
+}
+
+const appDeployment = (replicas: number) => ({
+  apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: BASENAME },
+  spec: {
+    replicas,
+    selector: { matchLabels: { app: BASENAME } },
+    template: {
+      metadata: { labels: { app: BASENAME } },
+      spec: {
+        tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }],
+        terminationGracePeriodSeconds: 1,
+        containers: [{
+          name: 'app', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never',
+          // The app of the README's "reading the peers" section: poll the mounted files, log each change.
+          command: ['sh', '-c', [
+            'la=x; lc=x',
+            'while true; do',
+            '  a=$(cat /etc/pgcluster/annotation/peers 2>/dev/null)',
+            '  c=$(cat /etc/pgcluster/configmap/peers 2>/dev/null | tr "\\n" "," | sed "s/,$//")',
+            '  t=$(cut -d" " -f1 /proc/uptime)',
+            '  [ "$a" != "$la" ] && echo "$t annotation $a" && la=$a',
+            '  [ "$c" != "$lc" ] && echo "$t configmap $c" && lc=$c',
+            '  sleep 0.1',
+            'done',
+          ].join('\n')],
+          volumeMounts: [
+            { name: 'peers-annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true },
+            { name: 'peers-configmap', mountPath: '/etc/pgcluster/configmap', readOnly: true },
+          ],
+          resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
+        }],
+        volumes: [
+          { name: 'peers-annotation', downwardAPI: { items: [{ path: 'peers', fieldRef: { fieldPath: "metadata.annotations['pgcluster.io/peers']" } }] } },
+          // optional: the ConfigMap appears after the first pods start.
+          { name: 'peers-configmap', configMap: { name: PEERS_CM, optional: true } },
+        ],
+      },
+    },
+  },
+});
+
+before(async () => {
+  env = requireRealNode();
+  kube = testKube();
+  const up = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+  uptimeOffset = Date.now() / 1000 - up;
+  imageRef = (await buildImage({ log: (l) => { if (!l.startsWith('  ')) console.error(`[image] ${l}`); } })).ref;
+  await importImage(env.containerd, imageRef);
+  pgServer = await startPostgres({ extraListen: { address: env.hostIp, clientCidr: env.podCidr } });
+  opNs = await createNamespace('real-op');
+  // One Helm release owns the CRD at a time (chart.test.ts installs the chart too).
+  unlockCrd = await lockStack('crd-release');
+  appNs = await createNamespace('real-app');
+});
+
+after(async () => {
+  await runBin('helm', ['uninstall', RELEASE, '--namespace', opNs.name, '--ignore-not-found', '--wait'], { allowFail: true });
+  unlockCrd?.();
+  // No operator is left to finish the PgCluster's finalizer: drop it, or the namespace never goes away.
+  await kubectl(['patch', 'pgcluster', CLUSTER, '--type=merge', '-p', '{"metadata":{"finalizers":null}}'], { ns: appNs.name }).catch(() => {});
+  await appNs?.cleanup();
+  await opNs?.cleanup();
+  await pgServer?.destroy();
+  const fmt = (xs: number[]) => {
+    if (!xs.length) return 'no samples';
+    const s = [...xs].sort((a, b) => a - b);
+    const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+    return `n=${s.length} min ${s[0]!.toFixed(0)} / p50 ${q(0.5).toFixed(0)} / max ${s[s.length - 1]!.toFixed(0)} ms`;
+  };
+  console.log(`# kubelet refresh after the API object changed: annotation file ${fmt(refreshMs.annotation)}; ConfigMap file ${fmt(refreshMs.configmap)}`);
+});
+
+test('helm install with the local image: the operator pod becomes Ready on the real node under the restricted profile', async () => {
+  // Pods that break the restricted Pod Security Standard are refused by the API server.
+  await kubectl(['label', 'namespace', opNs.name, 'pod-security.kubernetes.io/enforce=restricted']);
+  // Other tests apply the CRD with kubectl: the release adopts it, as the README tells such users.
+  if ((await runBin('kubectl', ['get', 'crd', CRD_NAME, '--ignore-not-found', '-o', 'name'])).stdout.trim()) {
+    await kubectl(['label', '--overwrite', 'crd', CRD_NAME, 'app.kubernetes.io/managed-by=Helm']);
+    await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `meta.helm.sh/release-name=${RELEASE}`, `meta.helm.sh/release-namespace=${opNs.name}`]);
+  }
+  const [repository, tag] = imageRef.split(/:(?=[^:]+$)/) as [string, string];
+  const t0 = Date.now();
+  await runBin('helm', ['install', RELEASE, CHART, '--namespace', opNs.name,
+    '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`, '--set', 'image.pullPolicy=Never',
+    // The only other value: the real node is tainted so that no other test's pod lands there.
+    '--set', `tolerations[0].key=${REAL_NODE_TAINT.key}`, '--set', 'tolerations[0].operator=Exists']);
+  const pod = await waitFor(async () => {
+    const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name });
+    return pods.items.find(ready);
+  }, { timeoutMs: 120_000, message: `the operator pod Ready (kubectl -n ${opNs.name} describe pod; kubectl -n ${opNs.name} logs deploy/${FULL})` });
+  console.log(`# operator pod: helm install -> Ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  assert.equal(pod.spec.nodeName, env.node, 'it runs on the real node');
+
+  const whoami = await kubectl(['exec', pod.metadata.name, '--', 'sh', '-c', 'id -u; id -g; test -s /var/run/secrets/kubernetes.io/serviceaccount/token && echo token; touch /x 2>&1 || echo read-only'], { ns: opNs.name });
+  assert.match(whoami, /^65532\n65532\ntoken\n/, 'runs as 65532:65532 with its ServiceAccount token mounted');
+  assert.match(whoami, /Read-only file system/, 'the root filesystem is read-only');
+});
+
+test('the image: uid 65532, no dev dependencies, no TypeScript sources, ENTRYPOINT node flags as src/nodeFlags.ts', async () => {
+  const [pod] = (await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name })).items;
+  assert.ok(pod, 'the operator pod');
+  const listing = await kubectl(['exec', pod.metadata.name, '--', 'sh', '-c',
+    'ls /app/node_modules; echo ---; find /app -name "*.ts" -not -name "*.d.ts" -not -path "*/node_modules/*"; echo ---; cat /proc/1/cmdline | tr "\\0" " "'], { ns: opNs.name });
+  const [modules = '', tsFiles = '', cmdline = ''] = listing.split('---\n');
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  for (const dev of Object.keys(pkg.devDependencies)) {
+    assert.ok(!modules.split('\n').includes(dev.split('/')[0]!) || dev.startsWith('@types'), `dev dependency ${dev} is in the image`);
+  }
+  assert.ok(!modules.split('\n').includes('typescript'), 'typescript is in the image');
+  assert.equal(tsFiles.trim(), '', 'TypeScript sources in the image');
+  const flags = readFileSync(join(ROOT, 'src', 'nodeFlags.ts'), 'utf8').match(/--[a-z-]+=\d+/g) ?? [];
+  assert.ok(flags.length > 0, 'src/nodeFlags.ts names node flags');
+  for (const f of flags) assert.ok(cmdline.includes(f), `PID 1 (${cmdline.trim()}) runs without ${f}`);
+});
+
+test('app pods read the peers from mounted files: 3 pods, scale to 4, delete one', async () => {
+  const url = new URL(pgServer.url);
+  url.hostname = env.hostIp; // the pods reach this machine's Postgres over the bridge
+  await kube.create(`/api/v1/namespaces/${appNs.name}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'demo-db' }, stringData: { url: url.toString() } }, 'secrets');
+  await kubectl(['apply', '-f', '-'], { ns: appNs.name, input: JSON.stringify({
+    apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: CLUSTER },
+    spec: { selector: { matchLabels: { app: BASENAME } }, postgres: { urlSecretRef: { name: 'demo-db' } }, heartbeatInterval: '2s' },
+  }) });
+  await kubectl(['apply', '-f', '-'], { ns: appNs.name, input: JSON.stringify(appDeployment(3)) });
+  const three = await expectFilesShowMembers('3 replicas', 3);
+  const pc = await kubectlJson<Obj>(['get', 'pgcluster', CLUSTER], { ns: appNs.name });
+  assert.equal(pc.status.members, 3);
+  assert.equal(pc.status.conditions.find((c: Obj) => c.type === 'Connected')?.status, 'True', 'the operator in its pod LISTENs on the Postgres of this machine');
+
+  await kubectl(['scale', 'deployment', BASENAME, '--replicas=4'], { ns: appNs.name });
+  const four = await expectFilesShowMembers('scaled to 4', 4);
+  assert.equal(four.filter((n) => !three.includes(n)).length, 1, 'one new name');
+
+  const victim = (await appPods()).find((p) => !p.metadata.deletionTimestamp)!;
+  const gone = nodeName(victim);
+  await kubectl(['delete', 'pod', victim.metadata.name, '--wait=false'], { ns: appNs.name });
+  const afterDelete = await expectFilesShowMembers(`pod ${victim.metadata.name} deleted (its replacement started)`, 4);
+  assert.ok(!afterDelete.includes(gone), `${gone} left every file`);
+});
+
+test('kubectl logs of the operator pod is JSON', async () => {
+  const logs = await kubectl(['logs', `deployment/${FULL}`], { ns: opNs.name });
+  const lines = logs.trim().split('\n').filter(Boolean);
+  assert.ok(lines.length > 0, 'the operator logged something');
+  for (const l of lines) {
+    const j = JSON.parse(l) as { level?: unknown; msg?: unknown };
+    assert.ok(j.level !== undefined && typeof j.msg === 'string', `not a pino line: ${l}`);
+  }
+});
+
+test('deleting the operator pod: the Deployment\'s new pod takes over, no output ever drops a live member', async () => {
+  const memberPods = (await appPods()).filter((p) => ready(p) && !p.metadata.deletionTimestamp);
+  const members = memberPods.map(nodeName).sort();
+  assert.equal(members.length, 4);
+  const [old] = (await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name })).items;
+  assert.ok(old);
+  // Watch the outputs while the operator is replaced: every observation must still list every member.
+  const dropped: string[] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${appNs.name}/configmaps/${PEERS_CM}`);
+      const names = cm?.data?.peers?.trim().split('\n') ?? [];
+      for (const m of members) if (!names.includes(m)) dropped.push(`ConfigMap lost ${m}`);
+      for (const p of await appPods()) {
+        if (!memberPods.some((m) => m.metadata.name === p.metadata.name)) continue; // a pod added by the scale-up below
+        const a = p.metadata.annotations?.['pgcluster.io/peers']?.split(',') ?? [];
+        for (const m of members) if (!a.includes(m)) dropped.push(`annotation of ${p.metadata.name} lost ${m}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  try {
+    await kubectl(['delete', 'pod', old.metadata.name, '--wait=false'], { ns: opNs.name });
+    const fresh = await waitFor(async () => {
+      const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name });
+      return pods.items.find((p) => p.metadata.name !== old.metadata.name && ready(p));
+    }, { timeoutMs: 120_000, message: 'a new operator pod Ready' });
+    // Once the old pod is gone, only the new one can publish a change: a pod added now must appear.
+    await waitFor(async () => (await runBin('kubectl', ['-n', opNs.name, 'get', 'pod', old.metadata.name, '--ignore-not-found', '-o', 'name'])).stdout.trim() === '',
+      { timeoutMs: 60_000, message: `the old operator pod ${old.metadata.name} gone` });
+    assert.equal(fresh.spec.nodeName, env.node);
+    await kubectl(['scale', 'deployment', BASENAME, '--replicas=5'], { ns: appNs.name });
+    await expectFilesShowMembers('scaled to 5 after the operator moved', 5);
+  } finally {
+    watching = false;
+    await watcher;
+  }
+  assert.deepEqual([...new Set(dropped)], [], 'an output dropped a live member while the operator was replaced');
+});
+
+test('helm uninstall keeps the CRD and the PgClusters (keep policy)', async () => {
+  const r = await runBin('helm', ['uninstall', RELEASE, '--namespace', opNs.name, '--wait']);
+  assert.match(r.stdout + r.stderr, /kept due to the resource policy/);
+  await kubectl(['get', 'crd', CRD_NAME]);
+  await kubectl(['get', 'pgcluster', CLUSTER], { ns: appNs.name });
+});
