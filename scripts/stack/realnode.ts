@@ -9,7 +9,7 @@
 // certificate names the Service IP). Nothing touches iptables: no masquerading, no port mapping — pods talk
 // to each other and to this machine only.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureBinaries, kubeconfigYaml, kubeRequest, NODE_USER, REAL_NODE, SCHEDULER_USER, type KubeStack } from './kube.ts';
@@ -45,7 +45,7 @@ async function sh(cmd: string, args: string[], what: string): Promise<string> {
 }
 
 /** Everything missing, with the packages that bring it, in one error. */
-async function preflight(): Promise<void> {
+export async function checkRealNodePrerequisites(): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new Error('the real node needs root (it mounts volumes, makes network namespaces and cgroups); run as root, or leave out --real-node');
   }
@@ -124,7 +124,7 @@ async function buildBusyboxImage(cacheDir: string): Promise<void> {
 
 export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheDir: string; log?: (l: string) => void }): Promise<RealNode> {
   const log = opts.log ?? ((l: string) => console.error(`[real-node] ${l}`));
-  await preflight();
+  await checkRealNodePrerequisites();
   const dir = resolve(opts.dir, 'node');
   mkdirSync(dir, { recursive: true });
   writeFileSync(LOCK, `${process.pid}\n`);
@@ -169,8 +169,10 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheD
 
   try {
     const { node } = await ensureBinaries(['node']);
-    const kubelet = join(node!, 'kubelet');
-    const scheduler = join(node!, 'kube-scheduler');
+    // Beside kubectl and helm in the stack's bin dir (on the PATH of `source .stack/env` and of the tests).
+    for (const b of ['kubelet', 'kube-scheduler']) symlinkSync(join(node!, b), join(kube.binDir, b));
+    const kubelet = join(kube.binDir, 'kubelet');
+    const scheduler = join(kube.binDir, 'kube-scheduler');
 
     // Network: the bridge (its gateway address is the node's address) and the Service IP.
     await cleanupNetwork(knownNetns); // leftovers of a run that was killed

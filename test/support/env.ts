@@ -155,3 +155,17 @@ export async function lockStack(name: string, timeoutMs = 15 * 60_000): Promise<
   }, { timeoutMs, intervalMs: 500, message: `the ${name} lock (held by another test file)` });
   return () => rmSync(dir, { recursive: true, force: true });
 }
+
+export const CRD_NAME = 'pgclusters.pgcluster.io';
+
+/**
+ * Readies the CRD for a `helm install` of the chart as release/namespace: other test files apply it with
+ * kubectl at any moment, so it is applied here first (idempotent) and labelled for the release to adopt, as
+ * the chart README tells users who installed the CRD with kubectl. Hold lockStack('crd-release') around it.
+ */
+export async function crdForRelease(release: string, namespace: string): Promise<void> {
+  const file = join(import.meta.dirname, '..', '..', 'manifests', 'crd', 'pgcluster.io_pgclusters.yaml');
+  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=test-support', '-f', file]);
+  await kubectl(['label', '--overwrite', 'crd', CRD_NAME, 'app.kubernetes.io/managed-by=Helm']);
+  await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${namespace}`]);
+}

@@ -11,13 +11,12 @@ import { join } from 'node:path';
 import { buildImage } from '../../../scripts/stack/image.ts';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { BUSYBOX_IMAGE, importImage, REAL_NODE_TAINT } from '../../../scripts/stack/realnode.ts';
-import { createNamespace, kubectl, kubectlJson, lockStack, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
+import { createNamespace, CRD_NAME, crdForRelease, kubectl, kubectlJson, lockStack, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { testKube } from '../../support/operator.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
-const CRD_NAME = 'pgclusters.pgcluster.io';
 const RELEASE = 'pgco';
 const FULL = `${RELEASE}-pgcluster-operator`;
 const CLUSTER = 'demo';
@@ -192,10 +191,7 @@ test('helm install with the local image: the operator pod becomes Ready on the r
   // Pods that break the restricted Pod Security Standard are refused by the API server.
   await kubectl(['label', 'namespace', opNs.name, 'pod-security.kubernetes.io/enforce=restricted']);
   // Other tests apply the CRD with kubectl: the release adopts it, as the README tells such users.
-  if ((await runBin('kubectl', ['get', 'crd', CRD_NAME, '--ignore-not-found', '-o', 'name'])).stdout.trim()) {
-    await kubectl(['label', '--overwrite', 'crd', CRD_NAME, 'app.kubernetes.io/managed-by=Helm']);
-    await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `meta.helm.sh/release-name=${RELEASE}`, `meta.helm.sh/release-namespace=${opNs.name}`]);
-  }
+  await crdForRelease(RELEASE, opNs.name);
   const [repository, tag] = imageRef.split(/:(?=[^:]+$)/) as [string, string];
   const t0 = Date.now();
   await runBin('helm', ['install', RELEASE, CHART, '--namespace', opNs.name,
