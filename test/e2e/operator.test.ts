@@ -100,7 +100,9 @@ describe('operator end to end', () => {
       await waitFor(async () => JSON.stringify(await keys(pod)) === JSON.stringify({ 'example.com/cluster-peers': want, 'pgcluster.io/cluster': 'rekey' }),
         { message: `${pod}: the list under the new key only` });
     }
-    assert.equal((await getPgCluster(kube, n, 'rekey'))?.status?.podAnnotation, 'example.com/cluster-peers');
+    // Status is written after the annotations: wait for it rather than read it once.
+    await waitFor(async () => (await getPgCluster(kube, n, 'rekey'))?.status?.podAnnotation === 'example.com/cluster-peers',
+      { message: 'status.podAnnotation names the new key' });
     await kube.patch(path, { spec: { output: { podAnnotation: '' } } }, 'pgclusters');
     for (const pod of ['rekey-1', 'rekey-2']) {
       await waitFor(async () => Object.keys(await keys(pod)).length === 0, { message: `${pod}: no peer list and no marker left` });

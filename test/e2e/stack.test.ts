@@ -79,8 +79,9 @@ describe('kubernetes control plane', () => {
   test('helm is v3.21.4 and reaches the cluster', async () => {
     const v = await runBin('helm', ['version', '--short']);
     assert.match(v.stdout, /^v3\.21\.4\b/);
+    // Other test files install releases at any time: only that helm can list them matters here.
     const list = await runBin('helm', ['list', '--all-namespaces', '-o', 'json']);
-    assert.deepEqual(JSON.parse(list.stdout), []);
+    assert.ok(Array.isArray(JSON.parse(list.stdout)), list.stdout);
   });
 });
 
