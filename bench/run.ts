@@ -22,8 +22,9 @@ import { steady } from './scenarios/steady.ts';
 import { scale } from './scenarios/scale.ts';
 import { churn } from './scenarios/churn.ts';
 import { pgload } from './scenarios/pgload.ts';
+import { realnode } from './scenarios/realnode.ts';
 
-const SCENARIOS: Scenario[] = [joinScenario, expiry, steady, scale, churn, pgload];
+const SCENARIOS: Scenario[] = [joinScenario, expiry, steady, scale, churn, pgload, realnode];
 
 const USAGE = `usage: npm run bench -- [--quick | --smoke] [--profile] [--out DIR] [scenario ...]
 
@@ -97,7 +98,7 @@ async function main(): Promise<number> {
       say('building the operator (npm run build): the bench runs dist/src/main.js, as the image does');
       await buildOperator();
     }
-    stack = await openStack();
+    stack = await openStack({ realNode: selected.some((s) => s.needsRealNode) });
     const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false, whatIf, operatorNodeOptions };
     for (const s of selected) {
       const ts = mono();

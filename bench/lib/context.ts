@@ -39,5 +39,7 @@ export function operator(ctx: BenchCtx, name: string, namespaces: string[]): Pro
 export interface Scenario {
   name: string;
   title: string;
+  /** Runs pods on the real node (a kubelet on containerd, root only): the stack starts it. */
+  needsRealNode?: boolean;
   run(ctx: BenchCtx): Promise<void>;
 }

@@ -25,6 +25,8 @@ export interface BenchStack {
   kube: KubeClient;
   reused: boolean;
   kwokNode: string;
+  /** The real node (kubelet on containerd), when a scenario asked for it (openStack({ realNode: true })). */
+  realNode?: { name: string; containerd: string; hostIp: string; podCidr: string };
   /**
    * A private Postgres for one scenario (destroyed by stop() if the scenario does not), with autovacuum off:
    * its commits are counted by transaction ids, and an autovacuum ANALYZE of fresh catalogs takes ids too.
@@ -42,7 +44,7 @@ export function kubeClient(kubeconfig: string): KubeClient {
   return new KubeClient(kc);
 }
 
-export async function openStack(): Promise<BenchStack> {
+export async function openStack(opts: { realNode?: boolean } = {}): Promise<BenchStack> {
   const { PGCO_STACK_DIR, KUBECONFIG, DATABASE_URL } = process.env;
   const servers = new Set<PostgresServer>();
   const scratch = mkdtempSync(join(tmpdir(), 'pgco-bench-'));
@@ -56,20 +58,27 @@ export async function openStack(): Promise<BenchStack> {
       newPostgres: async () => { throw new Error('unset'); },
       stop: async () => {},
     };
+    const { PGCO_REAL_NODE: name, PGCO_CONTAINERD_SOCK: containerd, PGCO_NODE_HOST_IP: hostIp, PGCO_POD_CIDR: podCidr } = process.env;
+    if (name && containerd && hostIp && podCidr) stack.realNode = { name, containerd, hostIp, podCidr };
+    else if (opts.realNode) throw new Error(`the stack in ${PGCO_STACK_DIR} has no real node; start it with \`npm run stack -- up --real-node\`, or unset PGCO_STACK_DIR`);
   } else {
     const dir = join(scratch, 'stack');
-    say(`starting a stack (etcd, kube-apiserver, kwok, Postgres) in ${dir}`);
-    const s = await startStack({ dir, kwok: true, controllerManager: false });
+    say(`starting a stack (etcd, kube-apiserver, kwok, Postgres${opts.realNode ? ', the real node' : ''}) in ${dir}`);
+    // The real node needs the controller manager (node lifecycle, ServiceAccounts, the root CA ConfigMap).
+    const s = await startStack({ dir, kwok: true, controllerManager: opts.realNode ?? false, realNode: opts.realNode ?? false });
     stack = {
       dir, kubeconfig: s.kube.kubeconfig, databaseUrl: s.postgres.url, binDir: s.kube.binDir,
       kube: kubeClient(s.kube.kubeconfig), reused: false, kwokNode: KWOK_NODE,
       newPostgres: async () => { throw new Error('unset'); },
       stop: () => s.stop(),
     };
+    if (s.realNode) stack.realNode = { name: s.realNode.name, containerd: s.realNode.containerdSocket, hostIp: s.env.PGCO_NODE_HOST_IP!, podCidr: s.env.PGCO_POD_CIDR! };
   }
   const stopKube = stack.stop;
+  const onBridge = stack.realNode ? { extraListen: { address: stack.realNode.hostIp, clientCidr: stack.realNode.podCidr } } : {};
   stack.newPostgres = async (name: string) => {
-    const pgSrv = await startPostgres({ dir: join(scratch, `pg-${name}`) });
+    // With a real node, pods (and an operator in a pod) reach it on the bridge too.
+    const pgSrv = await startPostgres({ dir: join(scratch, `pg-${name}`), ...onBridge });
     servers.add(pgSrv);
     const c = new pg.Client({ connectionString: pgSrv.url });
     await c.connect();

@@ -17,6 +17,7 @@
 #     <ms> disconnected <node>   it went down (nodedown)
 #     <ms> nodes <a,b,...>       Node.list() after every connect or disconnect
 #     <ms> warning <text>        e.g. its own name is not in the file (wrong basename, short names)
+#     <ms> stopping ...          SIGTERM: it disconnects from every node and exits
 #
 # A peer that cannot be reached is retried every second, without blocking the others or crashing.
 defmodule PeerWatch do
@@ -33,6 +34,13 @@ defmodule PeerWatch do
     end
 
     :ok = :net_kernel.monitor_nodes(true)
+    # On SIGTERM (the pod is deleted), leave at once: the peers see nodedown now rather than after the VM's
+    # default shutdown (seconds), or the kubelet's SIGKILL at the end of the grace period.
+    {:ok, _} = System.trap_signal(:sigterm, fn ->
+      log("stopping: disconnecting from #{length(Node.list())} nodes")
+      Enum.each(Node.list(), &Node.disconnect/1)
+      System.halt(0)
+    end)
     log("started #{node()} reading #{file} every #{poll_ms} ms")
     send(self(), :poll)
 

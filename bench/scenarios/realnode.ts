@@ -1,0 +1,309 @@
+// 7. Real BEAM pods on the real node (a kubelet on containerd): what an app sees, not only the API object.
+// N pods of examples/elixir-app (Debian's Elixir) in one PgCluster, each with a busybox sidecar that logs when
+// its mounted annotation file and ConfigMap file change. Pods join and leave one at a time; per event:
+//   api      pod Ready (or deleted) -> every other member's annotation in the API shows it
+//   file     -> every other member's mounted annotation file, and separately its mounted ConfigMap file
+//   cluster  -> every other member's Node.list() contains it (join) / no longer lists it (leave)
+// Beside it, anchors computed from the same events: libcluster's Kubernetes strategy and Phoenix's
+// dns_cluster, both polling every 5 s (see anchors() for the model). Then a few joins with the annotation
+// output off: the ConfigMap file alone, which waits for the kubelet's periodic resync.
+import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
+import { cleanupNamespace, createNamespace, createSecret } from '../lib/kube.ts';
+import type { OperatorProc } from '../lib/operator.ts';
+import { atMost } from '../lib/report.ts';
+import { channelName, say, summarize, until } from '../lib/util.ts';
+import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, buildBeamAppImage, importImage, REAL_NODE_TAINT } from '../../scripts/stack/realnode.ts';
+
+const run = promisify(execFile);
+const ANNOTATION = 'pgcluster.io/peers';
+const POLL_MS = 5000; // libcluster Kubernetes strategy's polling_interval and dns_cluster's interval, defaults
+
+interface PodJson {
+  metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string };
+  status: { podIP?: string; conditions?: { type: string; status: string }[] };
+}
+type Kind = 'annotation' | 'configmap' | 'cluster';
+interface Line { at: number; kind: Kind; names: string[] }
+interface EventTimes { kind: 'join' | 'leave'; api: number; annotation: number; configmap: number; cluster: number }
+
+const ready = (p: PodJson) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+/** /proc/uptime of this machine (pods share its kernel) to wall-clock ms. */
+const uptimeOffsetMs = () => Date.now() - Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+
+function podSpec(name: string, basename: string, cm: string) {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: basename } },
+    spec: {
+      tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }],
+      terminationGracePeriodSeconds: 2,
+      containers: [
+        {
+          name: 'app', image: BEAM_APP_IMAGE, imagePullPolicy: 'Never',
+          env: [
+            { name: 'NODE_BASENAME', value: basename },
+            { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+            { name: 'RELEASE_COOKIE', valueFrom: { secretKeyRef: { name: 'cookie', key: 'cookie' } } },
+            { name: 'ELIXIR_ERL_OPTIONS', value: '+fnu +S 1 +sbwt none' },
+          ],
+          readinessProbe: { exec: { command: ['sh', '-c', `epmd -names | grep -q "^name ${basename} "`] }, periodSeconds: 1, failureThreshold: 1 },
+          volumeMounts: [{ name: 'annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true }],
+          resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+        },
+        {
+          // Logs "<uptime> annotation|configmap <names>" when a mounted file changes (polled every 50 ms).
+          name: 'files', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never',
+          command: ['sh', '-c', [
+            'la=x; lc=x',
+            'while true; do',
+            '  a=$(cat /etc/pgcluster/annotation/peers 2>/dev/null)',
+            '  c=$(cat /etc/pgcluster/configmap/peers 2>/dev/null | tr "\\n" "," | sed "s/,$//")',
+            '  t=$(cut -d" " -f1 /proc/uptime)',
+            '  [ "$a" != "$la" ] && echo "$t annotation $a" && la=$a',
+            '  [ "$c" != "$lc" ] && echo "$t configmap $c" && lc=$c',
+            '  sleep 0.05',
+            'done',
+          ].join('\n')],
+          volumeMounts: [
+            { name: 'annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true },
+            { name: 'configmap', mountPath: '/etc/pgcluster/configmap', readOnly: true },
+          ],
+          resources: { requests: { cpu: '5m', memory: '8Mi' }, limits: { memory: '16Mi' } },
+        },
+      ],
+      volumes: [
+        { name: 'annotation', downwardAPI: { items: [{ path: 'peers', fieldRef: { fieldPath: `metadata.annotations['${ANNOTATION}']` } }] } },
+        { name: 'configmap', configMap: { name: cm, optional: true } },
+      ],
+    },
+  };
+}
+
+/** Both containers' change lines of every app pod, by pod, as wall-clock ms (one `kubectl logs` for all). */
+async function allLines(ctx: BenchCtx, ns: string, basename: string): Promise<Map<string, Line[]>> {
+  const { stdout } = await run(join(ctx.stack.binDir, 'kubectl'), ['-n', ns, 'logs', '-l', `app=${basename}`, '--all-containers', '--prefix',
+    '--max-log-requests=100', '--ignore-errors'], { env: { ...process.env, KUBECONFIG: ctx.stack.kubeconfig }, maxBuffer: 64 << 20 });
+  const offset = uptimeOffsetMs();
+  const out = new Map<string, Line[]>();
+  for (const raw of stdout.split('\n')) {
+    const pre = /^\[pod\/([^/]+)\/(\w+)\] (.*)$/.exec(raw.trim());
+    if (!pre) continue;
+    const [, pod, container, l] = pre as unknown as [string, string, string, string];
+    const lines = out.get(pod) ?? [];
+    out.set(pod, lines);
+    const f = container === 'files' ? /^(\d+\.\d+) (annotation|configmap) ?(.*)$/.exec(l) : null;
+    if (f) lines.push({ at: Number(f[1]) * 1000 + offset, kind: f[2] as Kind, names: f[3]!.split(',').filter(Boolean) });
+    const a = container === 'app' ? /^(\d{13}) nodes ?(.*)$/.exec(l) : null;
+    if (a) lines.push({ at: Number(a[1]), kind: 'cluster', names: a[2]!.split(',').filter(Boolean) });
+  }
+  return out;
+}
+
+/** Seeded uniform [0,1) (mulberry32): the anchors' poll phases are the same in every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Anchors for a join with `members` other pods, from this event's own connect time (cluster - annotation file):
+ * - libcluster Kubernetes strategy: each member lists the API every 5 s at its own phase, then connects:
+ *   max over members of U(0,5 s), plus the connect time;
+ * - dns_cluster: each member resolves DNS every 5 s; the record reaches it through the DNS cache (CoreDNS's
+ *   kubernetes plugin answers with TTL 5 s), so each member waits U(0,5 s) for its cache and U(0,5 s) for
+ *   its poll; the EndpointSlice update before that is left out (it favours the anchor).
+ */
+function anchors(e: EventTimes, members: number, rand: () => number): { libcluster: number; dns: number } {
+  const connect = Math.max(0, e.cluster - e.annotation);
+  let lib = 0;
+  let dns = 0;
+  for (let i = 0; i < members; i++) {
+    lib = Math.max(lib, rand() * POLL_MS);
+    dns = Math.max(dns, rand() * POLL_MS + rand() * POLL_MS);
+  }
+  return { libcluster: lib + connect, dns: dns + connect };
+}
+
+export const realnode: Scenario = {
+  name: 'realnode',
+  title: 'real BEAM pods on a real kubelet: API, mounted files, Node.list()',
+  needsRealNode: true,
+  async run(ctx: BenchCtx) {
+    const { kube } = ctx.stack;
+    const node = ctx.stack.realNode;
+    if (!node) throw new Error('the realnode scenario needs the real node (the stack starts it when this scenario is selected)');
+    const size = pick(ctx.mode, { full: 12, quick: 10, smoke: 3 });
+    const rounds = pick(ctx.mode, { full: 10, quick: 6, smoke: 1 });
+    const offRounds = pick(ctx.mode, { full: 3, quick: 2, smoke: 1 });
+    say('realnode: building and loading the BEAM app and busybox images');
+    await buildBeamAppImage();
+    await importImage(node.containerd, BEAM_APP_IMAGE);
+    await importImage(node.containerd, BUSYBOX_IMAGE);
+    const pgSrv = await ctx.stack.newPostgres('realnode');
+    const ns = await createNamespace(kube, 'realnode');
+    const basename = 'rn';
+    const cm = 'rn-peers';
+    const pcPath = `/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters/rn`;
+    let op: OperatorProc | undefined;
+    let seq = 0;
+    const live: string[] = [];
+    const podsJson = async () => (await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${ns}/pods?labelSelector=app%3D${basename}`)).items;
+    try {
+      // ServiceAccount admission: the namespace's default ServiceAccount must exist before a pod can.
+      await until('the default ServiceAccount', () => kube.getOptional(`/api/v1/namespaces/${ns}/serviceaccounts/default`), 30_000, 100);
+      const url = new URL(pgSrv.url);
+      url.hostname = node.hostIp;
+      await createSecret(kube, ns, 'db', url.toString());
+      await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cookie' }, stringData: { cookie: randomBytes(24).toString('hex') } }, 'secrets');
+      await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, {
+        apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: 'rn' },
+        spec: { selector: { matchLabels: { app: basename } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channelName(ns, 'rn') },
+      }, 'pgclusters');
+      op = await operator(ctx, 'realnode', [ns]);
+
+      const addPod = async () => {
+        const name = `rn-${String(seq++).padStart(3, '0')}`;
+        await kube.create(`/api/v1/namespaces/${ns}/pods`, podSpec(name, basename, cm), 'pods');
+        live.push(name);
+        return name;
+      };
+      const nameOf = (pods: PodJson[], pod: string) => {
+        const p = pods.find((x) => x.metadata.name === pod);
+        return p?.status.podIP ? `${basename}@${p.status.podIP}` : undefined;
+      };
+      // Everyone (but `except`) shows exactly the live members, in the API, both files and Node.list().
+      const settled = async (what: string) => {
+        await until(`realnode: ${what}: ${live.length} pods Ready and clustered`, async () => {
+          const pods = (await podsJson()).filter((p) => !p.metadata.deletionTimestamp);
+          if (pods.length !== live.length || !pods.every((p) => ready(p) && p.status.podIP)) return false;
+          const names = pods.map((p) => `${basename}@${p.status.podIP}`).sort();
+          const all = await allLines(ctx, ns, basename);
+          for (const p of pods) {
+            const lines = all.get(p.metadata.name) ?? [];
+            const last = (k: Kind) => lines.filter((l) => l.kind === k).at(-1)?.names.slice().sort() ?? [];
+            const others = names.filter((n) => n !== `${basename}@${p.status.podIP}`);
+            if (JSON.stringify(last('annotation')) !== JSON.stringify(names)) return false;
+            if (JSON.stringify(last('cluster')) !== JSON.stringify(others)) return false;
+          }
+          return true;
+        }, 300_000, 500);
+      };
+
+      say(`realnode: starting ${size} BEAM pods`);
+      for (let i = 0; i < size; i++) await addPod();
+      await settled('start');
+
+      const events: EventTimes[] = [];
+      /** One join or leave: when each view (API, files, Node.list()) of every other member first showed it. */
+      // Lines count from `since` (the pod's creation for a join: a joining node reads the peers the operator
+      // already wrote on its pod and connects before it is Ready, so Node.list() may show it before t0).
+      const measure = async (kind: 'join' | 'leave', pod: string, name: string, t0: number, since: number, others: string[], views: Kind[]): Promise<EventTimes> => {
+        const has = (names: string[]) => names.includes(name) === (kind === 'join');
+        const withApi = views.includes('annotation');
+        let api = NaN;
+        const result = await until(`realnode: ${kind} of ${pod} (${name}) seen by ${others.length} members`, async () => {
+          if (withApi && Number.isNaN(api)) {
+            const pods = await podsJson();
+            if (others.every((o) => has((pods.find((p) => p.metadata.name === o)?.metadata.annotations?.[ANNOTATION] ?? '').split(',')))) api = Date.now();
+          }
+          const all = await allLines(ctx, ns, basename);
+          const firsts: Record<Kind, number> = { annotation: NaN, configmap: NaN, cluster: NaN };
+          for (const o of others) {
+            const lines = (all.get(o) ?? []).filter((l) => l.at >= since);
+            for (const k of views) {
+              const first = lines.find((l) => l.kind === k && has(l.names));
+              if (!first) return false;
+              firsts[k] = Number.isNaN(firsts[k]) ? first.at : Math.max(firsts[k], first.at);
+            }
+          }
+          if (withApi && Number.isNaN(api)) return false;
+          return firsts;
+        }, withApi ? 120_000 : 400_000, withApi ? 200 : 2000);
+        const after = (t: number) => Math.max(0, t - t0);
+        return { kind, api: after(api), annotation: after(result.annotation), configmap: after(result.configmap), cluster: after(result.cluster) };
+      };
+      const readyAt = async (pod: string) => until(`realnode: ${pod} Ready`, async () => {
+        const p = (await podsJson()).find((x) => x.metadata.name === pod);
+        return p && ready(p) && p.status.podIP ? { t: Date.now(), name: `${basename}@${p.status.podIP}` } : false;
+      }, 120_000, 50);
+
+      const ALL: Kind[] = ['annotation', 'configmap', 'cluster'];
+      /** The oldest pod leaves (measured when `leaveViews`), then a new one joins, measured from Ready. */
+      const round = async (leaveViews: Kind[], joinViews: Kind[]) => {
+        const victim = live.shift()!;
+        const vName = nameOf(await podsJson(), victim)!;
+        const tDel = Date.now();
+        await kube.request('DELETE', `/api/v1/namespaces/${ns}/pods/${victim}`);
+        const leave = leaveViews.length ? await measure('leave', victim, vName, tDel, tDel, [...live], leaveViews) : undefined;
+        await until(`realnode: ${victim} gone`, async () => !(await podsJson()).some((p) => p.metadata.name === victim), 60_000, 200);
+        const others = [...live];
+        const created = Date.now();
+        const pod = await addPod();
+        const r = await readyAt(pod);
+        const join = await measure('join', pod, r.name, r.t, created, others, joinViews);
+        return { leave, join };
+      };
+
+      for (let i = 0; i < rounds; i++) {
+        const { leave, join } = await round(ALL, ALL);
+        events.push(leave!, join);
+        say(`realnode: round ${i + 1}/${rounds}: join api ${join.api.toFixed(0)} / files ${join.annotation.toFixed(0)}, ${join.configmap.toFixed(0)} / cluster ${join.cluster.toFixed(0)} ms; leave cluster ${leave!.cluster.toFixed(0)} ms`);
+        await settled(`round ${i + 1}`);
+      }
+
+      const rand = rng(20261129);
+      const joins = events.filter((e) => e.kind === 'join');
+      const leaves = events.filter((e) => e.kind === 'leave');
+      const anchor = joins.map((e) => anchors(e, size - 1, rand));
+      const rows = (kind: string, label: string, values: number[], target?: number) => {
+        const s = summarize(values);
+        ctx.report.add('realnode', `${kind}_p50_ms`, `${label}, p50`, s.p50, 'ms');
+        ctx.report.add('realnode', `${kind}_p99_ms`, `${label}, p99`, s.p99, 'ms', target === undefined ? undefined : atMost(target, 'ms'));
+        ctx.report.add('realnode', `${kind}_max_ms`, `${label}, max`, s.max, 'ms');
+        return s;
+      };
+      const d: Record<string, unknown> = { pods: size, rounds, events };
+      d.join_api = rows('join_api', `join: Ready -> every member's annotation (API), ${size} pods`, joins.map((e) => e.api));
+      d.join_annotation = rows('join_file_annotation', 'join: -> every mounted annotation file', joins.map((e) => e.annotation), 1000);
+      d.join_configmap = rows('join_file_configmap', 'join: -> every mounted ConfigMap file', joins.map((e) => e.configmap), 1000);
+      d.join_cluster = rows('join_cluster', 'join: -> in every Node.list()', joins.map((e) => e.cluster), 2000);
+      d.join_libcluster_k8s = rows('join_anchor_libcluster_k8s', 'join anchor: libcluster Kubernetes strategy (5 s API polling)', anchor.map((a) => a.libcluster));
+      d.join_dns_cluster = rows('join_anchor_dns_cluster', 'join anchor: dns_cluster (5 s DNS polling, 5 s TTL)', anchor.map((a) => a.dns));
+      d.leave_api = rows('leave_api', 'leave: deleted -> off every annotation (API)', leaves.map((e) => e.api));
+      d.leave_annotation = rows('leave_file_annotation', 'leave: -> off every mounted annotation file', leaves.map((e) => e.annotation), 1000);
+      d.leave_configmap = rows('leave_file_configmap', 'leave: -> off every mounted ConfigMap file', leaves.map((e) => e.configmap), 1000);
+      d.leave_cluster = rows('leave_cluster', 'leave: -> gone from every Node.list()', leaves.map((e) => e.cluster), 2000);
+
+      // The ConfigMap file alone: annotation output off. The app reads the (now empty) annotation file, so
+      // only the ConfigMap file is measured; leaves are not (each would wait a resync too).
+      say(`realnode: ${offRounds} rounds with output.podAnnotation "" (the ConfigMap file waits for the kubelet's resync)`);
+      await kube.patch(pcPath, { spec: { output: { podAnnotation: '' } } }, 'pgclusters');
+      const off: EventTimes[] = [];
+      for (let i = 0; i < offRounds; i++) {
+        const { join } = await round([], ['configmap']);
+        off.push(join);
+        say(`realnode: annotation off, join ${i + 1}/${offRounds}: ConfigMap file ${join.configmap.toFixed(0)} ms`);
+      }
+      const offCm = summarize(off.map((e) => e.configmap));
+      ctx.report.add('realnode', 'off_join_file_configmap_p50_ms', 'annotation off, join: -> every ConfigMap file, p50', offCm.p50, 'ms');
+      ctx.report.add('realnode', 'off_join_file_configmap_max_ms', 'annotation off, join: -> every ConfigMap file, max', offCm.max, 'ms');
+      d.off_join_configmap = offCm;
+      d.off_events = off;
+      ctx.report.detail('realnode', d);
+    } finally {
+      await op?.stop();
+      await cleanupNamespace(kube, ns).catch(() => {});
+      await pgSrv.destroy();
+    }
+  },
+};
