@@ -86,7 +86,7 @@ function podSpec(name: string, basename: string, cm: string) {
 /** Both containers' change lines of every app pod, by pod, as wall-clock ms (one `kubectl logs` for all). */
 async function allLines(ctx: BenchCtx, ns: string, basename: string): Promise<Map<string, Line[]>> {
   const { stdout } = await run(join(ctx.stack.binDir, 'kubectl'), ['-n', ns, 'logs', '-l', `app=${basename}`, '--all-containers', '--prefix',
-    '--max-log-requests=100', '--ignore-errors'], { env: { ...process.env, KUBECONFIG: ctx.stack.kubeconfig }, maxBuffer: 64 << 20 });
+    '--max-log-requests=100', '--ignore-errors', '--tail=-1'], { env: { ...process.env, KUBECONFIG: ctx.stack.kubeconfig }, maxBuffer: 64 << 20 });
   const offset = uptimeOffsetMs();
   const out = new Map<string, Line[]>();
   for (const raw of stdout.split('\n')) {
@@ -183,20 +183,21 @@ export const realnode: Scenario = {
       };
       // Everyone (but `except`) shows exactly the live members, in the API, both files and Node.list().
       const settled = async (what: string) => {
+        let wrong = '';
         await until(`realnode: ${what}: ${live.length} pods Ready and clustered`, async () => {
           const pods = (await podsJson()).filter((p) => !p.metadata.deletionTimestamp);
-          if (pods.length !== live.length || !pods.every((p) => ready(p) && p.status.podIP)) return false;
+          if (pods.length !== live.length || !pods.every((p) => ready(p) && p.status.podIP)) { wrong = `${pods.filter(ready).length}/${live.length} Ready`; return false; }
           const names = pods.map((p) => `${basename}@${p.status.podIP}`).sort();
           const all = await allLines(ctx, ns, basename);
           for (const p of pods) {
             const lines = all.get(p.metadata.name) ?? [];
             const last = (k: Kind) => lines.filter((l) => l.kind === k).at(-1)?.names.slice().sort() ?? [];
             const others = names.filter((n) => n !== `${basename}@${p.status.podIP}`);
-            if (JSON.stringify(last('annotation')) !== JSON.stringify(names)) return false;
-            if (JSON.stringify(last('cluster')) !== JSON.stringify(others)) return false;
+            if (JSON.stringify(last('annotation')) !== JSON.stringify(names)) { wrong = `${p.metadata.name}'s annotation file: ${last('annotation').join(',')}`; return false; }
+            if (JSON.stringify(last('cluster')) !== JSON.stringify(others)) { wrong = `${p.metadata.name}'s Node.list(): ${last('cluster').join(',')} (want ${others.join(',')})`; return false; }
           }
           return true;
-        }, 300_000, 500);
+        }, 300_000, 500).catch((e: Error) => { throw new Error(`${e.message}; ${wrong}`); });
       };
 
       say(`realnode: starting ${size} BEAM pods`);
