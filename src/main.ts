@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
-import { KubeClient, KubeApiError, loadKubeConfig } from './kube/client.ts';
+import { KubeClient, KubeApiError, isNotFound, loadKubeConfig } from './kube/client.ts';
+import { errorMessage } from './errors.ts';
 import { paths } from './kube/resources.ts';
 import { API_GROUP, API_VERSION } from './core/spec.ts';
 import { parseDuration } from './core/duration.ts';
@@ -51,7 +52,7 @@ async function preflight(kube: KubeClient, cfg: Config): Promise<void> {
   try {
     await kube.get(`/apis/${API_GROUP}/${API_VERSION}`);
   } catch (err) {
-    if (err instanceof KubeApiError && err.status === 404) {
+    if (isNotFound(err)) {
       throw new StartupError(`the PgCluster CRD is not installed (no ${API_GROUP}/${API_VERSION} API): kubectl apply -f manifests/crd/ (or install the Helm chart with crds.install=true)`);
     }
     if (err instanceof KubeApiError && (err.status === 401 || err.status === 403)) {
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
 
 function fatal(log: Logger, err: unknown): never {
   if (err instanceof StartupError) log.fatal(err.message);
-  else log.fatal({ err }, `startup failed: ${(err as Error).message}`);
+  else log.fatal({ err }, `startup failed: ${errorMessage(err)}`);
   process.exit(1);
 }
 

@@ -66,8 +66,8 @@ export interface EventInput {
 }
 
 /** A core/v1 Event on the PgCluster, as `kubectl describe pgcluster` shows them. */
-export function createEvent(kube: KubeClient, pc: PgClusterObject, ev: EventInput, reportingInstance: string): Promise<unknown> {
-  const now = new Date().toISOString();
+export function createEvent(kube: KubeClient, pc: PgClusterObject, ev: EventInput, reportingInstance: string, nowMs: number): Promise<unknown> {
+  const now = new Date(nowMs).toISOString();
   return kube.create(paths.events(pc.metadata.namespace), {
     apiVersion: 'v1',
     kind: 'Event',
