@@ -7,7 +7,6 @@ import { chmodSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../src/kube/client.ts';
 import { startStack, type Stack } from './stack/index.ts';
@@ -15,6 +14,9 @@ import { KWOK_NODE } from './stack/kube.ts';
 import { freePort } from './stack/proc.ts';
 import { startLibclusterNode } from './stack/libcluster-node.ts';
 import { NODE_FLAGS } from '../src/nodeFlags.ts';
+import { waitFor } from '../test/support/env.ts';
+import { waitForCrdEstablished } from '../test/support/crd.ts';
+import { paths } from '../src/kube/resources.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NS = 'demo';
@@ -76,7 +78,7 @@ async function main(): Promise<void> {
 
   heading('installing the CRD and a sample PgCluster');
   await kubectl('apply', '-f', join(repoRoot, 'manifests/crd/pgcluster.io_pgclusters.yaml'));
-  await kubectl('wait', '--for=condition=Established', 'crd/pgclusters.pgcluster.io', '--timeout=30s');
+  await waitForCrdEstablished(kube);
   await kubectl('create', 'namespace', NS);
   await kube.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
   await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${NS}/pgclusters`, {
@@ -113,18 +115,22 @@ async function main(): Promise<void> {
     say((await kubectl('get', 'pods', '-n', NS, '-o', 'custom-columns=POD:.metadata.name,IP:.status.podIP,PEERS:.metadata.annotations.pgcluster\\.io/peers')).trimEnd());
   };
 
-  const steps: [string, () => Promise<void>][] = [
-    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(i), 'pods'); }],
-    ['an Elixir node running libcluster_postgres joins over Postgres (NOTIFY its name every 2 s)', async () => { foreign = await elixirNode(stack!.postgres.url); }],
-    ['a 4th pod starts', async () => { await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(3), 'pods'); }],
-    ['pod chat-0 is deleted', async () => { await kube.request('DELETE', `/api/v1/namespaces/${NS}/pods/chat-0`, { body: { gracePeriodSeconds: 0 } }); }],
-    ['the Elixir node stops: it expires after peerTimeout (6 s)', async () => { await foreign?.stop(); foreign = undefined; await sleep(6_000); }],
+  // Each step, then what the PgCluster's status must show once the operator has followed it.
+  const steps: [string, () => Promise<void>, { members: number; peers: number }][] = [
+    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(i), 'pods'); }, { members: 3, peers: 3 }],
+    ['an Elixir node running libcluster_postgres joins over Postgres (NOTIFY its name every 2 s)', async () => { foreign = await elixirNode(stack!.postgres.url); }, { members: 3, peers: 4 }],
+    ['a 4th pod starts', async () => { await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(3), 'pods'); }, { members: 4, peers: 5 }],
+    ['pod chat-0 is deleted', async () => { await kube.request('DELETE', `/api/v1/namespaces/${NS}/pods/chat-0`, { body: { gracePeriodSeconds: 0 } }); }, { members: 3, peers: 4 }],
+    ['the Elixir node stops: it expires after peerTimeout (6 s)', async () => { await foreign?.stop(); foreign = undefined; }, { members: 3, peers: 3 }],
   ];
   const deadline = durationS ? Date.now() + durationS * 1000 : Infinity;
-  for (const [what, act] of steps) {
+  for (const [what, act, want] of steps) {
     if (Date.now() > deadline) break;
     await act();
-    await sleep(3_000);
+    await waitFor(async () => {
+      const s = (await kube.getOptional<{ status?: { members?: number; peers?: number } }>(`${paths.pgcluster(NS, 'chat')}`))?.status;
+      return s?.members === want.members && s.peers === want.peers;
+    }, { timeoutMs: 30_000, intervalMs: 200, message: `${want.members} members and ${want.peers} peers after: ${what}` });
     await show(what);
   }
   if (durationS === undefined) {

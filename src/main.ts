@@ -106,7 +106,7 @@ async function main(): Promise<void> {
       log.info({ signal }, 'stopping: heartbeats off, connections closing');
       const hardStop = setTimeout(() => process.exit(0), 10_000);
       hardStop.unref();
-      void m.stop().then(() => elector?.release()).finally(() => {
+      void m.stop(async () => elector?.release()).finally(() => {
         server.close();
         log.info('stopped');
         process.exit(0);

@@ -164,13 +164,21 @@ export class Manager {
     }
   }
 
-  /** Stops heartbeats first (so no pod is announced by a stopping operator), then everything else. */
-  async stop(): Promise<void> {
-    const { pool } = this.ctx;
+  /**
+   * Stops heartbeats first (no pod is announced by a stopping operator), lets reconciles in flight finish,
+   * then hands over (the caller releases the Lease: a standby takes over at once, not after the connections
+   * have been closed), then closes connections and caches.
+   */
+  async stop(handOver: () => Promise<void> = async () => {}): Promise<void> {
+    const { pool, runtimes } = this.ctx;
     const { pgclusters, pods, configMaps } = this.#stores;
+    const silence = () => { for (const rt of runtimes.values()) rt.attachment?.endpoint.setAnnouncer(rt.key, null); };
     this.#queue.shutDown();
+    silence();
+    await this.#running;
+    silence(); // a reconcile that was in flight may have announced again
+    await handOver();
     await pool.closeAll();
     for (const s of [pgclusters, pods, configMaps]) s.stop();
-    await this.#running;
   }
 }

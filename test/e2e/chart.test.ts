@@ -12,6 +12,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { createNamespace, kubectl, kubectlJson, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
+import { waitForCrdEstablished } from '../support/crd.ts';
+import { testKube } from '../support/operator.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
@@ -356,7 +358,7 @@ test('RBAC with the operator ServiceAccount token: everything the operator needs
   await ensureNamespace(OPERATOR_NS);
   // The CRD must be served for the operator's preflight reads (idempotent: other tests apply it too).
   await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=chart-test', '-f', CRD_FILE]);
-  await kubectl(['wait', '--for=condition=Established', `crd/${CRD_NAME}`, '--timeout=60s']);
+  await waitForCrdEstablished(testKube(), CRD_NAME);
   // Only the chart's RBAC, for the ServiceAccount the token belongs to; a release name of our own so that the
   // ClusterRole does not collide with anyone else's, and leader election on to get the Lease Role too.
   const rbac = await template(release, OPERATOR_NS, [

@@ -2,15 +2,16 @@
 // operators (standing for two Kubernetes clusters) sharing one database and channel.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
 import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
-import { createNamespace, kubectl, waitFor } from '../support/env.ts';
+import { createNamespace, holdsFor, kubectl, waitFor } from '../support/env.ts';
+import { installCrd } from '../support/crd.ts';
 import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, startOperator, testKube,
   waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
+import { watchPeers } from '../support/watch.ts';
 
 const kube = testKube();
 
@@ -23,11 +24,15 @@ describe('operator under failure', () => {
   const channel = () => `${ns.name.replace(/-/g, '_')}_f`;
 
   before(async () => {
-    await kubectl(['apply', '-f', 'manifests/crd/pgcluster.io_pgclusters.yaml']);
+    await installCrd(kube);
     server = await startPostgres();
     ns = await createNamespace('e2e-fault');
     await createSecret(kube, ns.name, 'db', { url: server.url });
     op = await startOperator({ namespaces: [ns.name] });
+    // PgCluster f, which every test here uses (each test leaves it Ready, with member f@10.70.0.1).
+    await createPod(kube, ns.name, { name: 'f-1', labels: { app: 'f' }, ip: '10.70.0.1' });
+    await createPgCluster(kube, ns.name, 'f', { selector: { matchLabels: { app: 'f' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channel(), heartbeatInterval: '1s', peerTimeout: '3s' });
+    await waitForPeers(kube, ns.name, 'f-peers', ['f-1'], ['f@10.70.0.1']);
   });
   after(async () => {
     await op?.stop();
@@ -37,8 +42,6 @@ describe('operator under failure', () => {
 
   test('Postgres stopped: Connected False, outputs kept; back: reconnects and heartbeats resume without a restart', async () => {
     const n = ns.name;
-    await createPod(kube, n, { name: 'f-1', labels: { app: 'f' }, ip: '10.70.0.1' });
-    await createPgCluster(kube, n, 'f', { selector: { matchLabels: { app: 'f' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channel(), heartbeatInterval: '1s', peerTimeout: '3s' });
     let node = await foreignNode(server.url, channel(), 'ex@192.0.2.20');
     await waitForPeers(kube, n, 'f-peers', ['f-1'], ['ex@192.0.2.20', 'f@10.70.0.1']);
     await node.stop();
@@ -50,10 +53,9 @@ describe('operator under failure', () => {
     }, { message: 'Connected False after Postgres stopped', timeoutMs: 20_000 });
     assert.match(down.reason, /Unreachable|NoEcho/);
     assert.doesNotMatch(down.message, new RegExp(new URL(server.url).password));
-    // Well past peerTimeout: nothing expires while we cannot hear.
-    await sleep(5_000);
-    assert.deepEqual(await configMapPeers(kube, n, 'f-peers'), ['ex@192.0.2.20', 'f@10.70.0.1']);
-    assert.equal(condition(await getPgCluster(kube, n, 'f'), 'Ready')?.reason, 'Disconnected');
+    // Nothing expires while we cannot hear: the remote peer stays for twice its peerTimeout (3 s), and more.
+    await waitFor(async () => condition(await getPgCluster(kube, n, 'f'), 'Ready')?.reason === 'Disconnected', { message: 'Ready reason Disconnected' });
+    await holdsFor(async () => JSON.stringify(await configMapPeers(kube, n, 'f-peers')) === JSON.stringify(['ex@192.0.2.20', 'f@10.70.0.1']), { forMs: 7_000, message: 'the remote peer stays listed while Postgres is down' });
 
     await server.start();
     node = await foreignNode(server.url, channel(), 'ex@192.0.2.21');
@@ -121,22 +123,21 @@ describe('operator under failure', () => {
   test('operator restarted: outputs identical, and no write in between dropped a live member', async () => {
     const n = ns.name;
     const node = await foreignNode(server.url, channel(), 'ex@192.0.2.30');
-    await waitFor(async () => (await configMapPeers(kube, n, 'f-peers'))?.includes('ex@192.0.2.30'), { message: 'remote peer listed' });
-    await sleep(4_000); // earlier foreign nodes expire
-    const before = await configMapPeers(kube, n, 'f-peers');
-    assert.deepEqual(before, ['ex@192.0.2.30', 'f@10.70.0.1']);
-    const seen: string[][] = [];
-    const abort = await kube.watch(`/api/v1/namespaces/${n}/configmaps`, { fieldSelector: 'metadata.name=f-peers' }, (type, obj) => {
-      if (type === 'MODIFIED') seen.push(((obj as { data?: { peers?: string } }).data?.peers ?? '').split('\n').filter(Boolean));
-    }, () => {});
+    const before = ['ex@192.0.2.30', 'f@10.70.0.1'];
+    // Earlier foreign nodes expire (peerTimeout 3 s): then the list is exactly the live ones.
+    await waitForPeers(kube, n, 'f-peers', ['f-1'], before);
+    const watch = await watchPeers(kube, n, 'f-peers');
     const code = await op.stop();
     assert.equal(code, 0);
     op = await startOperator({ namespaces: [n] });
-    await sleep(4_000);
-    abort.abort();
+    // The new process has reconciled f with both peers (the gauges are set once its outputs are applied), and
+    // it has done so while listening again (it heartbeats).
+    await waitFor(async () => (await op.metric('pgcluster_notify_transactions_total')) > 0 && (await op.metric('pgcluster_postgres_connected')) === 1, { message: 'the new operator listens and heartbeats' });
+    await waitFor(async () => (await op.metric('pgcluster_peers', { name: 'f' })) === 2 && (await op.metric('pgcluster_members', { name: 'f' })) === 1, { message: 'the new operator has reconciled f' });
+    const seen = watch.stop();
     await node.stop();
     assert.deepEqual(await configMapPeers(kube, n, 'f-peers'), before);
-    for (const peers of seen) assert.ok(peers.includes('ex@192.0.2.30') && peers.includes('f@10.70.0.1'), `a write during the restart dropped a live peer: ${peers}`);
+    for (const peers of seen) assert.deepEqual(peers, before, 'no write during the restart dropped a live peer');
   });
 
   test('two operators (two Kubernetes clusters) on one database and channel list each other\'s pods', async () => {

@@ -459,20 +459,25 @@ describe('PgEndpoint against real Postgres', () => {
   });
 
   test('close() at any moment: no unhandled rejection, no callbacks afterwards, no connection left', async () => {
+    const late: EndpointState[] = [];
     for (const delay of [0, 1, 5, 20, 50]) {
       const ep = endpoint(srv.url);
-      let after = false;
-      ep.onState(() => { if (after) assert.fail('state callback after close()'); });
+      let closed = false;
+      // Recorded, not asserted in the callback: the endpoint catches whatever its callbacks throw.
+      const lateStates: EndpointState[] = [];
+      ep.onState((s) => { if (closed) lateStates.push(s); });
       ep.subscribe('pgco_e2e_close', () => {});
       ep.setAnnouncer('k', { channel: 'pgco_e2e_close', intervalMs: 1000, names: ['x@10.5.0.1'] });
       await sleep(delay);
       await ep.close();
-      after = true;
+      closed = true;
       await ep.close(); // idempotent
       ep.setAnnouncer('k', { channel: 'pgco_e2e_close', intervalMs: 1000, names: ['y@10.5.0.1'] }); // ignored
+      late.push(...lateStates);
     }
     await waitFor(async () => (await sql(srv.url, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'")).length === 0,
       { timeoutMs: 5000, message: 'no connection left' });
+    assert.deepEqual(late, [], 'no state callback after close()');
     assert.deepEqual(unhandled, []);
   });
 
@@ -527,15 +532,19 @@ describe('PgEndpoint against real Postgres', () => {
   });
 
   test('PgBouncer in transaction mode → NoEcho (the listener never hears its own NOTIFY)', async () => {
+    const rec = recorder();
     const bouncer = await startPgBouncer(srv);
     try {
       secrets.add(bouncer.url);
-      const ep = endpoint(bouncer.url, { echoTimeoutMs: 1000, livenessIntervalMs: 1000 });
+      const ep = endpoint(bouncer.url, { hooks: rec.hooks, echoTimeoutMs: 1000, livenessIntervalMs: 1000 });
+      const seen: EndpointState[] = [];
+      ep.onState((x) => seen.push(x));
       const s = await failedWith(ep, 'NoEcho', 10_000);
       assert.ok(s.phase === 'Failed' && /transaction-mode pooler such as PgBouncer/.test(s.message), JSON.stringify(s));
-      // It keeps trying (reconnecting the listener) and stays NoEcho, never Listening.
-      await sleep(2500);
-      assert.ok(!states.slice(states.indexOf(s)).some((x) => x.phase === 'Listening'));
+      // It keeps trying (reconnecting the listener, which it reports each time) and never becomes Listening.
+      const reconnects = rec.reconnects.length;
+      await waitFor(() => rec.reconnects.length >= reconnects + 2, { timeoutMs: 10_000, message: 'two more listener reconnects' });
+      assert.deepEqual(seen.filter((x) => x.phase === 'Listening'), [], JSON.stringify(seen));
       await ep.close();
     } finally {
       await bouncer.stop();
@@ -646,15 +655,14 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
   });
 });
 
-// Last: everything above logged into logLines and states.
-test('no log line and no state message contains the URL or the password; nothing unhandled', () => {
+// After whichever tests ran (all, or those a --test-name-pattern picked): what they logged and every state
+// they saw. A failure here fails the run.
+after(() => {
   // PGCO_E2E_LOG=<file>: keep the endpoints' (redacted) log and states for a post-mortem.
   if (process.env.PGCO_E2E_LOG) {
     writeFileSync(process.env.PGCO_E2E_LOG, [...logLines, ...states.map((s) => `STATE ${JSON.stringify(s)}\n`)].join(''));
   }
-  assert.deepEqual(unhandled, []);
-  assert.ok(logLines.length > 50, `captured ${logLines.length} log lines`);
-  assert.ok(states.length > 10);
+  assert.deepEqual(unhandled, [], 'nothing unhandled');
   const texts = [...logLines, ...states.map((s) => JSON.stringify(s))];
   for (const secret of secrets) {
     const leaks = texts.filter((t) => t.includes(secret));

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { createNamespace, kubectl, requireEnv, runBin, waitFor } from '../support/env.ts';
+import { installCrd } from '../support/crd.ts';
 import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, podAnnotation, startOperator,
   testKube, waitForPeers, type OperatorProcess,
@@ -27,7 +28,7 @@ async function chartRbac(ns: string): Promise<Record<string, unknown>[]> {
 }
 
 before(async () => {
-  await kubectl(['apply', '-f', 'manifests/crd/pgcluster.io_pgclusters.yaml']);
+  await installCrd(kube);
   const env = requireEnv();
   const token = process.env.PGCO_OPERATOR_TOKEN;
   assert.ok(token, 'PGCO_OPERATOR_TOKEN is set by the test stack');

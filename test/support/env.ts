@@ -108,3 +108,17 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
   }
 }
+
+/**
+ * Checks fn every intervalMs for forMs and throws at the first time it does not hold: for "nothing changes
+ * while ..." (an observation window is the claim itself, not a wait for something to happen).
+ */
+export async function holdsFor(fn: () => Promise<boolean> | boolean, opts: { forMs: number; intervalMs?: number; message: string }): Promise<void> {
+  const end = Date.now() + opts.forMs;
+  while (Date.now() < end) {
+    if (!(await fn())) throw new Error(`stopped holding: ${opts.message}`);
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
+  }
+  if (!(await fn())) throw new Error(`stopped holding: ${opts.message}`);
+}
+

@@ -16,6 +16,8 @@ export interface OperatorProcess {
   logs(): string;
   /** A metric's value summed over the series that match `labels`. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** One scrape, read as metric(): for figures that must come from the same moment. */
+  scrape(): Promise<(name: string, labels?: Record<string, string>) => number>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   child: ChildProcess;
 }
@@ -45,6 +47,10 @@ export async function startOperator(opts: { namespaces: string[]; env?: Record<s
     child,
     logs: () => out,
     metric: async (name, labels = {}) => parseMetric(await (await fetch(metricsUrl)).text(), name, labels),
+    scrape: async () => {
+      const text = await (await fetch(metricsUrl)).text();
+      return (name, labels = {}) => parseMetric(text, name, labels);
+    },
     stop: async (signal = 'SIGTERM') => {
       if (child.exitCode === null) child.kill(signal);
       return exited;
