@@ -464,8 +464,7 @@ describe('PgEndpoint against real Postgres', () => {
       const ep = endpoint(srv.url);
       let closed = false;
       // Recorded, not asserted in the callback: the endpoint catches whatever its callbacks throw.
-      const lateStates: EndpointState[] = [];
-      ep.onState((s) => { if (closed) lateStates.push(s); });
+      ep.onState((s) => { if (closed) late.push(s); });
       ep.subscribe('pgco_e2e_close', () => {});
       ep.setAnnouncer('k', { channel: 'pgco_e2e_close', intervalMs: 1000, names: ['x@10.5.0.1'] });
       await sleep(delay);
@@ -473,7 +472,6 @@ describe('PgEndpoint against real Postgres', () => {
       closed = true;
       await ep.close(); // idempotent
       ep.setAnnouncer('k', { channel: 'pgco_e2e_close', intervalMs: 1000, names: ['y@10.5.0.1'] }); // ignored
-      late.push(...lateStates);
     }
     await waitFor(async () => (await sql(srv.url, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'")).length === 0,
       { timeoutMs: 5000, message: 'no connection left' });

@@ -25,7 +25,12 @@ export async function watchPeers(kube: KubeClient, ns: string, configMap: string
     endedEarly = true;
   });
   // A watch without a resourceVersion starts with the object as it is: proof that it works.
-  await waitFor(() => seen.length > 0 || endedEarly, { message: `the watch of ConfigMap ${ns}/${configMap} to start`, timeoutMs: 10_000 });
+  await waitFor(() => seen.length > 0 || endedEarly, { message: `the watch of ConfigMap ${ns}/${configMap} to start`, timeoutMs: 10_000 })
+    .catch((err: unknown) => {
+      stopping = true;
+      abort.abort(); // an open watch would keep the test process alive after the tests
+      throw err;
+    });
   return {
     stop: () => {
       stopping = true;
