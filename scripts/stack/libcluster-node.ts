@@ -29,12 +29,14 @@ export async function startLibclusterNode(url: string, channel: string, name: st
   const beat = (): void => void sender.query('SELECT pg_notify($1, $2)', [channel, name]).catch(() => {});
   beat();
   const timer = setInterval(beat, intervalMs);
+  let stopped: Promise<void> | undefined;
   return {
     heard,
     onHeard: (cb) => void callbacks.push(cb),
-    stop: async () => {
+    // Idempotent: a test may stop it and then stop everything it started.
+    stop: () => (stopped ??= (async () => {
       clearInterval(timer);
       await Promise.allSettled([listener.end(), sender.end()]);
-    },
+    })()),
   };
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
+import { startLibclusterNode, type LibclusterNode } from '../../scripts/stack/libcluster-node.ts';
 import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
 import { createNamespace, holdsFor, kubectl, waitFor } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
@@ -15,7 +15,14 @@ import { watchPeers } from '../support/watch.ts';
 
 const kube = testKube();
 
-const foreignNode = (url: string, channel: string, name: string) => startLibclusterNode(url, channel, name, 500);
+/** Every foreign node a test starts is stopped after the file, also when the test fails half-way (a running
+ * node would keep the test process alive). */
+const foreignNodes: LibclusterNode[] = [];
+const foreignNode = async (url: string, channel: string, name: string) => {
+  const node = await startLibclusterNode(url, channel, name, 500);
+  foreignNodes.push(node);
+  return node;
+};
 
 describe('operator under failure', () => {
   let server: PostgresServer;
@@ -35,6 +42,7 @@ describe('operator under failure', () => {
     await waitForPeers(kube, ns.name, 'f-peers', ['f-1'], ['f@10.70.0.1']);
   });
   after(async () => {
+    await Promise.allSettled(foreignNodes.map((n) => n.stop()));
     await op?.stop();
     await ns?.cleanup();
     await server?.destroy();
