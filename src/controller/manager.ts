@@ -58,9 +58,9 @@ export class Manager {
       (id) => {
         let received: { inc(): void } | undefined;
         return {
-          onCommit: (payloads) => {
+          onCommit: (names) => {
             metrics.notifyCommits.inc({ endpoint: id() });
-            metrics.notificationsSent.inc({ endpoint: id() }, Math.max(0, payloads - 1)); // minus the liveness probe
+            metrics.notificationsSent.inc({ endpoint: id() }, names);
           },
           // Once per notification (10,000 per heartbeat at 10,000 pods): the labelled child, looked up once.
           onPayload: () => (received ??= metrics.notificationsReceived.labels({ endpoint: id() })).inc(),

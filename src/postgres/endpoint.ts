@@ -1,5 +1,6 @@
 // PgEndpoint — everything the operator does with one Postgres URL, shared by every PgCluster that uses it
-// (DESIGN §4, §5). The only module that talks to Postgres.
+// (docs/architecture.md, "Postgres"). The only module that talks to Postgres; a facade over connection.ts
+// (one connection's life) and scheduler.ts (what to send when, pure).
 //
 //   const ep = new PgEndpoint({ url, log });                  // never throws; a bad URL is Failed/InvalidURL
 //   ep.id                                                     // 12 hex chars, stable per URL; for logs/labels
@@ -29,24 +30,21 @@
 // State: 'Connecting' until the first Listening; 'Failed' (with the latest reason and an actionable message)
 // from the first problem until Listening again — it does not fall back to 'Connecting' while retrying.
 // onState fires on every change of phase, reason or message; `since` moves only when phase or reason
-// changes. A statement that sends no names still carries the probe, so hooks.onCommit's `payloads` is
-// announcements + 1. A NOTIFY stuck for echoTimeoutMs on the sender → Failed/Unreachable, sender reconnects.
+// changes. hooks.onCommit counts the node names a statement carried (the probe is not one of them). A NOTIFY
+// stuck for echoTimeoutMs on the sender → Failed/Unreachable, sender reconnects.
 // TLS follows libpq's sslmode meanings (see connstring.ts), not pg's.
 //
 // Secrets: the URL never appears in a log line, state message or error; everything from pg is redacted.
 import { randomBytes, scryptSync } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
-import {
-  classifyConnectError, classifyListenError, classifyLostConnection, classifySendError, isServerError,
-  NO_ECHO_MESSAGE, READ_REPLICA_MESSAGE,
-  type Failure, type FailureReason, type Which,
-} from './classify.ts';
-import { parsePgUrl, tlsOptions, type ParsedPgUrl } from './connstring.ts';
-import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
 import { backoffDelay } from '../core/backoff.ts';
-import { nextBoundary } from './timing.ts';
+import { systemClock, type Clock, type Timer } from '../core/clock.ts';
+import { classifyListenError, classifyLostConnection, classifySendError, isStatementRefused, NO_ECHO_MESSAGE, type Failure, type FailureReason } from './classify.ts';
+import { connectOnce, endClient, newConn, type Conn } from './connection.ts';
+import { parsePgUrl, type ParsedPgUrl } from './connstring.ts';
+import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
+import { HeartbeatScheduler, validChannel, validPayload, type Link } from './scheduler.ts';
 
 export type { FailureReason } from './classify.ts';
 
@@ -55,9 +53,9 @@ export type EndpointState =
   | { phase: 'Failed'; reason: FailureReason; message: string; since: number };
 
 export interface EndpointHooks {
-  /** A statement committed: `payloads` pg_notify calls in it (announcements plus the one probe), `ms` from
+  /** A statement committed: `names` node names NOTIFYed in it (the liveness probe is not counted), `ms` from
    * sending it to its completion. */
-  onCommit?(payloads: number, ms: number): void;
+  onCommit?(names: number, ms: number): void;
   /** A notification arrived on a subscribed channel (not counted: the private probe channel). */
   onPayload?(channel: string): void;
   /** A probe came back; rttMs from sending the statement to hearing the probe. */
@@ -91,17 +89,13 @@ export interface EndpointOptions {
   backoff?: { baseMs: number; maxMs: number };
   /** How long a newly added name may wait for others to share its statement. Default 10. */
   coalesceMs?: number;
-  /** Wall clock (ms since epoch) for alignment and `since`. Default Date.now. */
-  now?: () => number;
+  /** Wall clock for alignment and `since`, monotonic clock for echo deadlines, timers. Default: the system's. */
+  clock?: Clock;
   /** TCP+TLS+startup timeout when the URL has no connect_timeout. Default 10000. */
   connectTimeoutMs?: number;
 }
 
 const NOTIFY_SQL = 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
-/** Timers may fire a hair early relative to Date.now(); treat anything this close as due. */
-const SLACK_MS = 2;
-const MAX_CHANNEL_BYTES = 63; // NAMEDATALEN - 1; pg_notify rejects longer channel names
-const MAX_PAYLOAD_BYTES = 7999; // pg_notify: "payload string too long" at 8000
 
 /** Postgres identifier quoting: LISTEN "chan" keeps the exact spelling pg_notify('chan', ...) uses. */
 export function quoteIdent(s: string): string {
@@ -114,42 +108,7 @@ export function endpointId(url: string): string {
   return scryptSync(url, 'pgcluster-operator/endpoint-id/v1', 6, { N: 1 << 12, r: 8, p: 1 }).toString('hex');
 }
 
-function validChannel(ch: unknown): ch is string {
-  return typeof ch === 'string' && ch.length > 0 && !ch.includes('\0') && Buffer.byteLength(ch) <= MAX_CHANNEL_BYTES;
-}
-
-function validPayload(p: unknown): p is string {
-  return typeof p === 'string' && p.length > 0 && !p.includes('\0') && Buffer.byteLength(p) <= MAX_PAYLOAD_BYTES;
-}
-
-interface Conn {
-  readonly which: Which;
-  client: pg.Client | null;
-  /** Bumped on every connect attempt and every loss; callbacks from older generations are ignored. */
-  gen: number;
-  /** client.connect() resolved. */
-  connected: boolean;
-  /** Listener only: the LISTEN of every channel has been issued (later subscribes LISTEN on their own). */
-  listenIssued: boolean;
-  /** Fully usable: connected, not a replica, LISTENs done. */
-  ready: boolean;
-  everReady: boolean;
-  attempt: number;
-  retryTimer: NodeJS.Timeout | null;
-}
-
-interface AnnouncerState {
-  channel: string;
-  intervalMs: number;
-  names: Set<string>;
-  nextAt: number;
-  /** Names new to this announcer, waiting (at most coalesceMs) for the next statement. */
-  fresh: Set<string>;
-  /** A heartbeat boundary passed and this announcer's names go in the next statement. */
-  due: boolean;
-}
-
-/** Probe times are monotonic (performance.now()), so a wall-clock step cannot fake or hide a NoEcho. */
+/** Probe times are monotonic, so a wall-clock step cannot fake or hide a NoEcho. */
 interface Probe {
   token: string;
   sentAt: number;
@@ -157,30 +116,25 @@ interface Probe {
   committedAt: number;
 }
 
-function newConn(which: Which): Conn {
-  return { which, client: null, gen: 0, connected: false, listenIssued: false, ready: false, everReady: false, attempt: 0, retryTimer: null };
-}
-
 export class PgEndpoint {
   readonly id: string;
 
   private readonly log: Logger;
   private readonly hooks: EndpointHooks;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly echoTimeoutMs: number;
-  private readonly livenessIntervalMs: number;
   private readonly backoff: { baseMs: number; maxMs: number };
-  private readonly coalesceMs: number;
   private readonly connectTimeoutMs: number;
   private readonly ca: string | undefined;
   private readonly secrets: UrlSecrets;
   private readonly parsed: ParsedPgUrl | null;
   private readonly probeChannel = `pgco_probe_${randomBytes(8).toString('hex')}`;
+  private readonly scheduler: HeartbeatScheduler;
 
   private readonly listener = newConn('listener');
   private readonly sender = newConn('sender');
+  private readonly retryTimers = new Map<Conn, Timer>();
   private readonly subs = new Map<string, Set<{ cb: (payload: string) => void }>>();
-  private readonly announcers = new Map<string, AnnouncerState>();
   private readonly stateCbs = new Set<(s: EndpointState) => void>();
 
   private current: EndpointState;
@@ -192,31 +146,28 @@ export class PgEndpoint {
   private echoed = false;
   private probes: Probe[] = [];
   private probeSeq = 0;
+  /** Bumped per statement and on a sender loss: a completion of an older one is ignored. */
   private sendSeq = 0;
   private inFlight = false;
   private flushAgain = false;
-  private probeWanted = false;
-  private immediateAt = Infinity;
-  private nextLivenessAt = 0;
-  private wakeTimer: NodeJS.Timeout | null = null;
+  private wakeTimer: Timer | null = null;
   private wakeAt = Infinity;
   private closed = false;
   private closing: Promise<void> | null = null;
 
   constructor(opts: EndpointOptions) {
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? systemClock;
     this.id = endpointId(opts.url);
     this.log = opts.log.child({ component: 'postgres', endpoint: this.id });
     this.hooks = opts.hooks ?? {};
     this.echoTimeoutMs = opts.echoTimeoutMs ?? 3000;
-    this.livenessIntervalMs = opts.livenessIntervalMs ?? 5000;
     this.backoff = opts.backoff ?? { baseMs: 250, maxMs: 30_000 };
-    this.coalesceMs = opts.coalesceMs ?? 10;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.scheduler = new HeartbeatScheduler({ coalesceMs: opts.coalesceMs ?? 10, livenessIntervalMs: opts.livenessIntervalMs ?? 5000 });
     this.ca = opts.ca;
     this.secrets = secretsOfUrl(opts.url);
     const parsed = parsePgUrl(opts.url);
-    const since = this.now();
+    const since = this.clock.now();
     if (!parsed.ok) {
       this.parsed = null;
       this.current = { phase: 'Failed', reason: 'InvalidURL', message: parsed.message, since };
@@ -281,42 +232,21 @@ export class PgEndpoint {
    */
   setAnnouncer(key: string, a: Announcement | null): void {
     if (this.closed) return;
-    if (a === null) {
-      this.announcers.delete(key);
-      this.reschedule();
-      return;
-    }
-    if (!validChannel(a.channel) || a.channel === this.probeChannel) {
-      throw new TypeError('PgEndpoint.setAnnouncer: the channel must be 1 to 63 bytes without NUL');
-    }
-    if (!Number.isFinite(a.intervalMs) || a.intervalMs < 10) {
-      throw new TypeError('PgEndpoint.setAnnouncer: intervalMs must be a finite number >= 10');
+    if (a !== null) {
+      if (!validChannel(a.channel) || a.channel === this.probeChannel) {
+        throw new TypeError('PgEndpoint.setAnnouncer: the channel must be 1 to 63 bytes without NUL');
+      }
+      if (!Number.isFinite(a.intervalMs) || a.intervalMs < 10) {
+        throw new TypeError('PgEndpoint.setAnnouncer: intervalMs must be a finite number >= 10');
+      }
     }
     const names = new Set<string>();
     let dropped = 0;
-    for (const n of a.names) {
+    for (const n of a?.names ?? []) {
       if (validPayload(n)) names.add(n); else dropped++;
     }
     if (dropped > 0) this.log.warn({ announcer: key, dropped }, 'dropped node names that cannot be sent with pg_notify (empty, NUL, or 8000 bytes and more)');
-    const now = this.now();
-    const prev = this.announcers.get(key);
-    const sameChannel = prev !== undefined && prev.channel === a.channel;
-    const fresh = new Set<string>();
-    if (sameChannel) {
-      for (const n of prev.fresh) if (names.has(n)) fresh.add(n);
-    }
-    for (const n of names) if (!sameChannel || !prev.names.has(n)) fresh.add(n);
-    const listening = this.current.phase === 'Listening';
-    const next: AnnouncerState = {
-      channel: a.channel,
-      intervalMs: a.intervalMs,
-      names,
-      nextAt: prev && prev.intervalMs === a.intervalMs ? prev.nextAt : nextBoundary(now, a.intervalMs),
-      fresh: listening ? fresh : new Set(),
-      due: sameChannel && prev.due,
-    };
-    this.announcers.set(key, next);
-    if (listening && next.fresh.size > 0) this.immediateAt = Math.min(this.immediateAt, now + this.coalesceMs);
+    this.scheduler.set(key, a && { channel: a.channel, intervalMs: a.intervalMs, names }, this.clock.now(), this.current.phase === 'Listening');
     this.reschedule();
   }
 
@@ -324,20 +254,20 @@ export class PgEndpoint {
   close(): Promise<void> {
     if (this.closing) return this.closing;
     this.closed = true;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer?.cancel();
     this.wakeTimer = null;
     this.stateCbs.clear();
     const ends: Promise<void>[] = [];
     for (const c of [this.listener, this.sender]) {
-      if (c.retryTimer) clearTimeout(c.retryTimer);
-      c.retryTimer = null;
+      this.retryTimers.get(c)?.cancel();
+      this.retryTimers.delete(c);
       c.gen++;
       c.ready = false;
       c.connected = false;
       if (c.client) ends.push(endClient(c.client));
       c.client = null;
     }
-    this.announcers.clear();
+    this.scheduler.clear();
     this.subs.clear();
     this.closing = Promise.all(ends).then(() => { this.log.debug('closed'); });
     return this.closing;
@@ -345,92 +275,32 @@ export class PgEndpoint {
 
   // ---- connections ---------------------------------------------------------------------------------
 
+  private get link(): Link {
+    return { ready: this.listener.ready && this.sender.ready, listening: this.current.phase === 'Listening' };
+  }
+
   private startConnect(c: Conn): void {
-    c.retryTimer = null;
-    if (this.closed || !this.parsed) return;
-    const gen = ++c.gen;
-    this.connect(c, gen).catch((err: unknown) => {
-      // connect() handles its own errors; this is a last line of defence against a bug.
-      this.lose(c, gen, { reason: 'Error', message: `internal error while connecting: ${errorText(err, this.secrets)}` });
-    });
-  }
-
-  /** Opens a client (TLS first for sslmode=prefer, plain if the server has no TLS). */
-  private async open(c: Conn, gen: number): Promise<pg.Client> {
+    this.retryTimers.delete(c);
     const parsed = this.parsed;
-    if (!parsed) throw new Error('no URL');
-    const attempt = async (plain: boolean): Promise<pg.Client> => {
-      let ssl;
-      try {
-        ssl = tlsOptions(parsed, { ca: this.ca, plain });
-      } catch (e) {
-        throw new ConfigError(errorText(e, this.secrets));
-      }
-      let client: pg.Client;
-      try {
-        client = new pg.Client({
-          connectionString: parsed.connectionString,
-          ssl,
-          keepAlive: true,
-          keepAliveInitialDelayMillis: 10_000,
-          connectionTimeoutMillis: parsed.connectTimeoutMs ?? this.connectTimeoutMs,
-          application_name: `pgcluster-operator/${c.which}`,
-        });
-      } catch (e) {
-        throw new ConfigError(`the Postgres URL cannot be used: ${errorText(e, this.secrets)}`);
-      }
-      client.on('error', (err: Error) => this.onClientDown(c, gen, client, err));
-      client.on('end', () => this.onClientDown(c, gen, client, undefined));
-      if (c.which === 'listener') {
-        client.on('notification', (m: pg.Notification) => this.onNotification(c, gen, m));
-      }
-      c.client = client;
-      try {
-        await client.connect();
-      } catch (e) {
-        if (c.client === client) c.client = null;
-        void endClient(client);
-        throw e;
-      }
-      return client;
-    };
-    try {
-      return await attempt(false);
-    } catch (e) {
-      if (parsed.sslmode === 'prefer' && !(e instanceof ConfigError) && /does not support SSL/i.test(errorText(e))
-        && !this.closed && c.gen === gen) {
-        return attempt(true);
-      }
-      throw e;
-    }
-  }
-
-  private async connect(c: Conn, gen: number): Promise<void> {
-    const stale = () => this.closed || c.gen !== gen;
-    let step: 'connect' | 'check' | 'listen' = 'connect';
-    try {
-      const client = await this.open(c, gen);
-      if (stale()) {
-        void endClient(client);
-        return;
-      }
-      c.connected = true;
-      step = 'check';
-      const r = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-      if (stale()) return;
-      if (r.rows[0]?.r === true) {
-        this.lose(c, gen, { reason: 'ReadReplica', message: READ_REPLICA_MESSAGE });
-        return;
-      }
-      if (c.which === 'listener') {
-        step = 'listen';
-        // Built and issued in one synchronous step with listenIssued, so a subscribe() either is in this list
-        // or issues its own LISTEN after it (pg runs a client's queries in order).
-        const sql = [this.probeChannel, ...this.subs.keys()].map((ch) => `LISTEN ${quoteIdent(ch)}`).join('; ');
+    if (this.closed || !parsed) return;
+    const gen = ++c.gen;
+    void connectOnce(c, {
+      parsed, secrets: this.secrets, ca: this.ca, connectTimeoutMs: this.connectTimeoutMs,
+      stale: () => this.closed || c.gen !== gen,
+      wire: (client) => {
+        client.on('error', (err: Error) => this.onClientDown(c, gen, client, err));
+        client.on('end', () => this.onClientDown(c, gen, client, undefined));
+        if (c.which === 'listener') client.on('notification', (m: pg.Notification) => this.onNotification(c, gen, m));
+      },
+      // Built and issued in one synchronous step with listenIssued, so a subscribe() either is in this list
+      // or issues its own LISTEN after it (pg runs a client's queries in order).
+      listenSql: c.which === 'listener' ? () => {
         c.listenIssued = true;
-        await client.query(sql);
-        if (stale()) return;
-      }
+        return [this.probeChannel, ...this.subs.keys()].map((ch) => `LISTEN ${quoteIdent(ch)}`).join('; ');
+      } : undefined,
+    }).then((r) => {
+      if (r.ok === 'stale') return;
+      if (!r.ok) return this.lose(c, gen, r.failure);
       c.ready = true;
       if (c.everReady) this.safe(() => this.hooks.onReconnect?.(c.which));
       c.everReady = true;
@@ -438,25 +308,18 @@ export class PgEndpoint {
       // A fresh connection invalidates earlier echoes: prove the loop again.
       this.echoed = false;
       this.probes = [];
-      this.probeWanted = true;
+      this.scheduler.wantProbe();
       this.flush();
       this.update();
       this.reschedule();
-    } catch (err) {
-      if (stale()) return;
-      let f: Failure;
-      if (err instanceof ConfigError) f = { reason: 'Error', message: err.message };
-      else if (step === 'connect') f = classifyConnectError(err, this.secrets, { timeoutMs: this.parsed?.connectTimeoutMs ?? this.connectTimeoutMs });
-      else if (isServerError(err) && !/^57P/.test(errCode(err))) {
-        f = step === 'listen' ? classifyListenError(err, this.secrets)
-          : { reason: 'Error', message: `SELECT pg_is_in_recovery() failed: ${errorText(err, this.secrets)}` };
-      } else f = classifyLostConnection(err, c.which, this.secrets);
-      this.lose(c, gen, f);
-    }
+    }, (err: unknown) => {
+      // connectOnce handles its own errors; this is a last line of defence against a bug.
+      this.lose(c, gen, { reason: 'Error', message: `internal error while connecting: ${errorText(err, this.secrets)}` });
+    });
   }
 
   private onClientDown(c: Conn, gen: number, client: pg.Client, err: Error | undefined): void {
-    // Failures while connecting are handled by connect(); afterwards the first of 'error'/'end' wins.
+    // Failures while connecting are handled by connectOnce; afterwards the first of 'error'/'end' wins.
     if (this.closed || c.gen !== gen || c.client !== client || !c.connected) return;
     this.lose(c, gen, classifyLostConnection(err, c.which, this.secrets));
   }
@@ -482,8 +345,8 @@ export class PgEndpoint {
     const delay = backoffDelay(c.attempt, this.backoff);
     c.attempt++;
     this.log.debug({ which: c.which, reason: f.reason, retryInMs: delay }, f.message);
-    if (c.retryTimer) clearTimeout(c.retryTimer);
-    c.retryTimer = setTimeout(() => this.startConnect(c), delay);
+    this.retryTimers.get(c)?.cancel();
+    this.retryTimers.set(c, this.clock.setTimer(() => this.startConnect(c), delay));
     this.update();
     this.reschedule();
   }
@@ -496,11 +359,8 @@ export class PgEndpoint {
     const gen = c.gen;
     client.query(sql).then(() => undefined, (err: unknown) => {
       if (this.closed || c.gen !== gen) return;
-      if (isListen && isServerError(err) && !/^57P/.test(errCode(err))) {
-        this.lose(c, gen, classifyListenError(err, this.secrets));
-      } else if (!isListen) {
-        this.log.debug({ error: errorText(err, this.secrets) }, 'UNLISTEN failed');
-      }
+      if (isListen && isStatementRefused(err)) this.lose(c, gen, classifyListenError(err, this.secrets));
+      else if (!isListen) this.log.debug({ error: errorText(err, this.secrets) }, 'UNLISTEN failed');
       // Connection-level failures arrive through 'error'/'end' as well.
     });
   }
@@ -524,7 +384,7 @@ export class PgEndpoint {
     const p = this.probes[i]!;
     // Notifications arrive in commit order: hearing this one settles every earlier probe too.
     this.probes = this.probes.slice(i + 1);
-    this.safe(() => this.hooks.onEcho?.(performance.now() - p.sentAt));
+    this.safe(() => this.hooks.onEcho?.(this.clock.monotonic() - p.sentAt));
     if (this.listener.ready && this.sender.ready) {
       this.echoed = true;
       if (Number(token) > this.failureAtProbe) this.failure = null;
@@ -552,30 +412,20 @@ export class PgEndpoint {
       next = { phase: 'Connecting', since: 0 };
     }
     if (stateKey(prev, true) === stateKey(next, true)) return;
-    next.since = stateKey(prev, false) === stateKey(next, false) ? prev.since : this.now();
+    next.since = stateKey(prev, false) === stateKey(next, false) ? prev.since : this.clock.now();
     this.current = next;
     if (next.phase === 'Listening') {
       this.listener.attempt = 0;
       this.sender.attempt = 0;
       this.log.info('listening: LISTEN is up and our own NOTIFY came back');
-      this.onListening();
+      // (Re)gained Listening: announce every current name now, and realign heartbeats.
+      this.scheduler.listening(this.clock.now());
+      this.flush();
+      this.reschedule();
     } else if (next.phase === 'Failed') {
       this.log.warn({ reason: next.reason }, next.message);
     }
     for (const cb of [...this.stateCbs]) this.safe(() => cb({ ...next }));
-  }
-
-  /** (Re)gained Listening: announce every current name now, and realign heartbeats. */
-  private onListening(): void {
-    const now = this.now();
-    for (const a of this.announcers.values()) {
-      a.due = a.names.size > 0;
-      a.fresh.clear();
-      a.nextAt = nextBoundary(now, a.intervalMs);
-    }
-    this.immediateAt = now;
-    this.flush();
-    this.reschedule();
   }
 
   // ---- sending --------------------------------------------------------------------------------------
@@ -584,27 +434,12 @@ export class PgEndpoint {
     this.wakeTimer = null;
     this.wakeAt = Infinity;
     if (this.closed) return;
-    const now = this.now();
-    if (this.checkEcho(performance.now())) return;
-    const ready = this.listener.ready && this.sender.ready;
-    const listening = this.current.phase === 'Listening';
-    let send = false;
-    for (const a of this.announcers.values()) {
-      if (a.nextAt - now <= SLACK_MS) {
-        if (listening && a.names.size > 0) {
-          a.due = true;
-          send = true;
-        }
-        a.nextAt = nextBoundary(Math.max(now, a.nextAt), a.intervalMs);
-      }
-    }
-    if (ready && this.nextLivenessAt - now <= SLACK_MS) this.probeWanted = true;
-    if (this.immediateAt - now <= SLACK_MS) send = true;
-    if (ready && (send || this.probeWanted)) this.flush();
+    if (this.checkEcho(this.clock.monotonic())) return;
+    if (this.scheduler.due(this.clock.now(), this.link)) this.flush();
     this.reschedule();
   }
 
-  /** Handles an overdue probe (now: performance.now()); true when it dropped a connection. */
+  /** Handles an overdue probe (now: monotonic); true when it dropped a connection. */
   private checkEcho(now: number): boolean {
     const p = this.probes[0];
     if (!p) return false;
@@ -631,47 +466,24 @@ export class PgEndpoint {
       this.flushAgain = true;
       return;
     }
-    const listening = this.current.phase === 'Listening';
-    const channels: string[] = [];
-    const payloads: string[] = [];
-    const seen = new Set<string>();
-    const add = (ch: string, p: string) => {
-      const k = `${ch}\0${p}`;
-      if (seen.has(k)) return;
-      seen.add(k);
-      channels.push(ch);
-      payloads.push(p);
-    };
-    for (const a of this.announcers.values()) {
-      if (listening) {
-        for (const n of a.due ? a.names : a.fresh) add(a.channel, n);
-      }
-      a.due = false;
-      a.fresh.clear();
-    }
-    const now = this.now();
-    const probe: Probe = { token: String(++this.probeSeq), sentAt: performance.now(), committedAt: 0 };
-    add(this.probeChannel, probe.token);
+    const probe: Probe = { token: String(++this.probeSeq), sentAt: this.clock.monotonic(), committedAt: 0 };
+    const batch = this.scheduler.take(this.clock.now(), this.current.phase === 'Listening', { channel: this.probeChannel, token: probe.token });
     this.probes.push(probe);
-    this.immediateAt = Infinity;
-    this.probeWanted = false;
     this.flushAgain = false;
-    this.nextLivenessAt = nextBoundary(now, this.livenessIntervalMs);
     const seq = ++this.sendSeq;
     this.inFlight = true;
-    const t0 = probe.sentAt;
-    this.log.trace({ payloads: payloads.length }, 'notify');
-    client.query(NOTIFY_SQL, [channels, payloads]).then(() => {
+    this.log.trace({ names: batch.names }, 'notify');
+    client.query(NOTIFY_SQL, [batch.channels, batch.payloads]).then(() => {
       if (this.closed || seq !== this.sendSeq) return;
       this.inFlight = false;
-      probe.committedAt = performance.now();
-      this.safe(() => this.hooks.onCommit?.(payloads.length, performance.now() - t0));
+      probe.committedAt = this.clock.monotonic();
+      this.safe(() => this.hooks.onCommit?.(batch.names, probe.committedAt - probe.sentAt));
       this.afterSend();
     }, (err: unknown) => {
       if (this.closed || seq !== this.sendSeq) return;
       this.inFlight = false;
       this.probes = this.probes.filter((p) => p !== probe);
-      if (isServerError(err) && !/^57P/.test(errCode(err))) {
+      if (isStatementRefused(err)) {
         this.setFailure(classifySendError(err, this.secrets));
         this.log.debug({ reason: this.failure?.reason }, this.failure?.message ?? '');
         this.update();
@@ -682,33 +494,22 @@ export class PgEndpoint {
   }
 
   private afterSend(): void {
-    if (this.flushAgain || this.immediateAt - this.now() <= SLACK_MS) this.flush();
+    if (this.flushAgain || this.scheduler.dueNow(this.clock.now())) this.flush();
     this.reschedule();
   }
 
   private reschedule(): void {
     if (this.closed) return;
-    const now = this.now();
-    // The wall clock went back (NTP step): realign rather than wait out the jump.
-    for (const a of this.announcers.values()) {
-      if (a.nextAt - now > a.intervalMs + SLACK_MS) a.nextAt = nextBoundary(now, a.intervalMs);
-    }
-    if (this.nextLivenessAt - now > this.livenessIntervalMs + SLACK_MS) this.nextLivenessAt = nextBoundary(now, this.livenessIntervalMs);
-    let at = Infinity;
-    if (this.listener.ready && this.sender.ready) {
-      at = Math.min(at, this.nextLivenessAt, this.immediateAt);
-      if (this.current.phase === 'Listening') {
-        for (const a of this.announcers.values()) if (a.names.size > 0) at = Math.min(at, a.nextAt);
-      }
-    }
+    const now = this.clock.now();
+    let at = this.scheduler.wakeAt(now, this.link);
     const p = this.probes[0];
-    if (p) at = Math.min(at, now + (p.committedAt || p.sentAt) + this.echoTimeoutMs - performance.now());
+    if (p) at = Math.min(at, now + (p.committedAt || p.sentAt) + this.echoTimeoutMs - this.clock.monotonic());
     if (this.wakeTimer && at === this.wakeAt) return;
-    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer?.cancel();
     this.wakeTimer = null;
     this.wakeAt = at;
     if (at === Infinity) return;
-    this.wakeTimer = setTimeout(() => this.wake(), Math.max(0, at - now));
+    this.wakeTimer = this.clock.setTimer(() => this.wake(), Math.max(0, at - now));
   }
 
   private safe(f: () => void): void {
@@ -720,29 +521,8 @@ export class PgEndpoint {
   }
 }
 
-class ConfigError extends Error {}
-
 /** Identity of a state for change detection: phase and reason (and, withMessage, the message). */
 function stateKey(s: EndpointState, withMessage: boolean): string {
   if (s.phase !== 'Failed') return s.phase;
   return withMessage ? `Failed\0${s.reason}\0${s.message}` : `Failed\0${s.reason}`;
-}
-
-function errCode(err: unknown): string {
-  const c = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
-  return typeof c === 'string' ? c : '';
-}
-
-/** End a client without ever rejecting or hanging: after 2 s the socket is destroyed. */
-function endClient(client: pg.Client): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      try { client.connection.stream.destroy(); } catch { /* already gone */ }
-      resolve();
-    }, 2000);
-    client.end().then(() => undefined, () => undefined).finally(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }

@@ -30,7 +30,7 @@ process.on('unhandledRejection', (e) => { unhandled.push(`unhandledRejection: ${
 process.on('uncaughtException', (e) => { unhandled.push(`uncaughtException: ${String(e)}`); });
 
 interface Recorder {
-  commits: { payloads: number; ms: number; at: number }[];
+  commits: { names: number; ms: number; at: number }[];
   echoes: number[];
   payloads: string[];
   reconnects: string[];
@@ -41,7 +41,7 @@ function recorder(): Recorder {
   const r: Recorder = {
     commits: [], echoes: [], payloads: [], reconnects: [],
     hooks: {
-      onCommit: (payloads, ms) => { r.commits.push({ payloads, ms, at: Date.now() }); },
+      onCommit: (names, ms) => { r.commits.push({ names, ms, at: Date.now() }); },
       onEcho: (rtt) => { r.echoes.push(rtt); },
       onPayload: (ch) => { r.payloads.push(ch); },
       onReconnect: (which) => { r.reconnects.push(which); },
@@ -253,8 +253,8 @@ describe('PgEndpoint against real Postgres', () => {
     for (const c of commits) {
       const second = Math.round(c.at / 1000);
       assert.ok(c.at - second * 1000 >= 0 && c.at - second * 1000 < 500, `commit at ${c.at} is just after a wall-clock second`);
-      // +1: the liveness probe rides along in every statement.
-      assert.equal(c.payloads, second % 2 === 0 ? 101 : 51, `payloads at second ${second}`);
+      // The liveness probe rides along in every statement, and is not counted as a name.
+      assert.equal(c.names, second % 2 === 0 ? 100 : 50, `names at second ${second}`);
     }
     // Server side: exactly as many executions of the NOTIFY statement as commits we saw (each statement is
     // one autocommitted transaction). pg_stat_statements counts statements exactly; pg_stat_database's
@@ -262,7 +262,7 @@ describe('PgEndpoint against real Postgres', () => {
     assert.equal(Number(afterRows[0]!.calls) - Number(before[0]!.calls), commits.length);
 
     // The plain client heard bare names, exactly once per tick each, on the right channels.
-    const expected = commits.reduce((n, c) => n + c.payloads - 1, 0);
+    const expected = commits.reduce((n, c) => n + c.names, 0);
     assert.equal(heard.length, expected);
     for (const h of heard) {
       assert.ok((h.channel === chA ? namesA : namesB).includes(h.payload), `bare name ${JSON.stringify(h)}`);
@@ -313,9 +313,9 @@ describe('PgEndpoint against real Postgres', () => {
       ep.setAnnouncer(`ns/burst${i}`, { channel: ch, intervalMs: 3_600_000, names: [`burst${i}@10.2.0.${i}`] });
     }
     await waitFor(() => plain.got.filter((g) => g.payload.startsWith('burst')).length === 20, { timeoutMs: 2000, message: 'the burst' });
-    const withNames = rec.commits.filter((c) => c.payloads > 1);
+    const withNames = rec.commits.filter((c) => c.names > 0);
     assert.equal(withNames.length, 1, JSON.stringify(rec.commits));
-    assert.equal(withNames[0]!.payloads, 21);
+    assert.equal(withNames[0]!.names, 20);
     await plain.client.end();
     await ep.close();
   });
@@ -346,7 +346,7 @@ describe('PgEndpoint against real Postgres', () => {
     }
     await waitFor(() => plain.got.length === 11, { timeoutMs: 2000, message: 'all 11 names' });
     await sleep(100);
-    assert.deepEqual(rec.commits.map((c) => c.payloads), [2, 11], 'the stuck statement, then one with all 10 queued names');
+    assert.deepEqual(rec.commits.map((c) => c.names), [1, 10], 'the stuck statement, then one with all 10 queued names');
     assert.equal(ep.state().phase, 'Listening');
     await plain.client.end();
     await ep.close();
