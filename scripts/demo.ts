@@ -2,23 +2,20 @@
 // stack (kube-apiserver + etcd + kwok for pods with IPs, a throwaway Postgres), installs the CRD, creates
 // a sample PgCluster and a handful of pods, runs the operator, and shows what it publishes as pods come
 // and go and an Elixir-style node joins and leaves over Postgres. Ctrl-C cleans everything up.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../src/kube/client.ts';
 import { startStack, type Stack } from './stack/index.ts';
 import { KWOK_NODE } from './stack/kube.ts';
-import { freePort } from './stack/proc.ts';
 import { startLibclusterNode } from './stack/libcluster-node.ts';
-import { NODE_FLAGS } from '../src/nodeFlags.ts';
+import { launchOperator, type LaunchedOperator } from '../test/support/launch.ts';
 import { waitFor } from '../test/support/env.ts';
-import { waitForCrdEstablished } from '../test/support/crd.ts';
+import { CRD_FILE, waitForCrdEstablished } from '../test/support/crd.ts';
 import { paths } from '../src/kube/resources.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NS = 'demo';
 const CHANNEL = 'chat_cluster';
 
@@ -50,16 +47,13 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o755); // Postgres runs as its own OS user and must reach its data dir inside
 
   let stack: Stack | undefined;
-  let operator: ChildProcess | undefined;
+  let operator: LaunchedOperator | undefined;
   let foreign: { stop(): Promise<void> } | undefined;
   let cleaning: Promise<void> | undefined;
   const cleanup = () => (cleaning ??= (async () => {
     heading('cleaning up');
     await foreign?.stop().catch(() => {});
-    if (operator && operator.exitCode === null) {
-      operator.kill('SIGTERM');
-      await new Promise((r) => operator?.once('exit', r));
-    }
+    await operator?.stop();
     await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
     say('stopped the operator, the control plane and Postgres; removed ' + dir);
@@ -77,7 +71,7 @@ async function main(): Promise<void> {
   const kube = new KubeClient(kc);
 
   heading('installing the CRD and a sample PgCluster');
-  await kubectl('apply', '-f', join(repoRoot, 'manifests/crd/pgcluster.io_pgclusters.yaml'));
+  await kubectl('apply', '-f', CRD_FILE);
   await waitForCrdEstablished(kube);
   await kubectl('create', 'namespace', NS);
   await kube.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
@@ -88,13 +82,8 @@ async function main(): Promise<void> {
   say(await kubectl('get', 'pgcluster', 'chat', '-n', NS, '-o', 'yaml'));
 
   heading('starting the operator (logs: ' + join(dir, 'operator.log') + ')');
-  const metricsPort = await freePort();
-  const log = openSync(join(dir, 'operator.log'), 'a');
-  operator = spawn(process.execPath, [...NODE_FLAGS, join(repoRoot, 'src/main.ts')], {
-    env: { ...env, WATCH_NAMESPACE: NS, METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
-    stdio: ['ignore', log, log],
-  });
-  say(`metrics: curl -s http://127.0.0.1:${metricsPort}/metrics | grep ^pgcluster_`);
+  operator = await launchOperator({ kubeconfig: stack.kube.kubeconfig, namespaces: [NS], logFile: join(dir, 'operator.log'), env: stack.env });
+  say(`metrics: curl -s ${operator.metricsUrl} | grep ^pgcluster_`);
 
   const pod = (i: number) => ({
     apiVersion: 'v1', kind: 'Pod',

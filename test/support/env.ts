@@ -82,43 +82,4 @@ export async function createNamespace(prefix: string): Promise<{ name: string; c
   };
 }
 
-/**
- * Polls fn until it returns a value other than undefined/false (which waitFor returns), or throws after
- * timeoutMs with message and the last error/value seen.
- */
-export async function waitFor<T>(
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  opts: { timeoutMs?: number; intervalMs?: number; message: string },
-): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.message} (last: ${detail})`);
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
-  }
-}
-
-/**
- * Checks fn every intervalMs for forMs and throws at the first time it does not hold: for "nothing changes
- * while ..." (an observation window is the claim itself, not a wait for something to happen).
- */
-export async function holdsFor(fn: () => Promise<boolean> | boolean, opts: { forMs: number; intervalMs?: number; message: string }): Promise<void> {
-  const end = Date.now() + opts.forMs;
-  while (Date.now() < end) {
-    if (!(await fn())) throw new Error(`stopped holding: ${opts.message}`);
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
-  }
-  if (!(await fn())) throw new Error(`stopped holding: ${opts.message}`);
-}
-
+export { holdsFor, waitFor } from './poll.ts';

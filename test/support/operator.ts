@@ -1,15 +1,13 @@
 // Runs the real operator program (src/main.ts) as a child process against the test stack, and drives
 // pods the way a kubelet would report them.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
-import { freePort } from '../../scripts/stack/proc.ts';
 import { requireEnv, waitFor } from './env.ts';
-import { NODE_FLAGS } from '../../src/nodeFlags.ts';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+import { launchOperator } from './launch.ts';
+import { parseMetrics, sumMetric } from './metrics.ts';
 
 export interface OperatorProcess {
   metricsUrl: string;
@@ -18,64 +16,32 @@ export interface OperatorProcess {
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   /** One scrape, read as metric(): for figures that must come from the same moment. */
   scrape(): Promise<(name: string, labels?: Record<string, string>) => number>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-  child: ChildProcess;
+  /** Answers the exit code (or the signal's name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
+const logDir = mkdtempSync(join(tmpdir(), 'pgco-e2e-operator-'));
+let launched = 0;
+
+/** The operator (src/main.ts) against the test stack, logging at debug level to a file of its own. */
 export async function startOperator(opts: { namespaces: string[]; env?: Record<string, string> }): Promise<OperatorProcess> {
-  const stack = requireEnv();
-  const port = await freePort();
-  const child = spawn(process.execPath, [...NODE_FLAGS, join(repoRoot, 'src/main.ts')], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      KUBECONFIG: stack.kubeconfig,
-      WATCH_NAMESPACE: opts.namespaces.join(','),
-      METRICS_BIND_ADDRESS: `127.0.0.1:${port}`,
-      LOG_LEVEL: 'debug',
-      ...opts.env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  const op: OperatorProcess = {
-    metricsUrl,
-    child,
-    logs: () => out,
-    metric: async (name, labels = {}) => parseMetric(await (await fetch(metricsUrl)).text(), name, labels),
+  const logFile = join(logDir, `operator-${process.pid}-${++launched}.log`);
+  const op = await launchOperator({ kubeconfig: requireEnv().kubeconfig, namespaces: opts.namespaces, logFile, logLevel: 'debug', env: opts.env });
+  const scrape = async () => parseMetrics(await (await fetch(op.metricsUrl)).text());
+  return {
+    metricsUrl: op.metricsUrl,
+    logs: () => readFileSync(logFile, 'utf8'),
+    metric: async (name, labels = {}) => sumMetric(await scrape(), name, labels),
     scrape: async () => {
-      const text = await (await fetch(metricsUrl)).text();
-      return (name, labels = {}) => parseMetric(text, name, labels);
+      const series = await scrape();
+      return (name, labels = {}) => sumMetric(series, name, labels);
     },
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
-      return exited;
-    },
+    stop: (signal = 'SIGTERM') => op.stop(signal),
   };
-  await waitFor(async () => child.exitCode === null && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
-    timeoutMs: 30_000,
-    message: 'the operator to become ready',
-  }).catch((err: Error) => {
-    child.kill('SIGKILL');
-    throw new Error(`${err.message}\n--- operator output ---\n${out.slice(-4000)}`);
-  });
-  return op;
 }
 
 export function parseMetric(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[4]);
-  }
-  return sum;
+  return sumMetric(parseMetrics(text), name, labels);
 }
 
 /** A Kubernetes client for the tests themselves (admin). */

@@ -11,7 +11,7 @@ import { UserError } from '../../src/errors.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
 import type { ConfigMapObject } from '../../src/kube/resources.ts';
 import { chatSpec, NS, pgcluster, pod, testContext } from '../support/controllerKit.ts';
-import { until } from '../support/until.ts';
+import { eventually as until } from '../support/poll.ts';
 
 const conflict = () => new KubeApiError('POST', '/x', 409, 'AlreadyExists', 'exists');
 const gone = () => new KubeApiError('PATCH', '/x', 404, 'NotFound', 'gone');

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { WorkQueue } from '../../src/controller/workqueue.ts';
 import { Backoff } from '../../src/core/backoff.ts';
 import { FakeClock } from '../support/fakeClock.ts';
-import { until } from '../support/until.ts';
+import { eventually as until } from '../support/poll.ts';
 
 test('a burst of adds for one key coalesces into one run', async () => {
   const q = new WorkQueue({ clock: new FakeClock() });
