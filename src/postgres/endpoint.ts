@@ -44,6 +44,7 @@ import { classifyListenError, classifyLostConnection, classifySendError, isState
 import { connectOnce, endClient, newConn, type Conn } from './connection.ts';
 import { parsePgUrl, type ParsedPgUrl } from './connstring.ts';
 import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
+import { ProbeTracker } from './liveness.ts';
 import { HeartbeatScheduler, validChannel, validPayload, type Link } from './scheduler.ts';
 
 export type { FailureReason } from './classify.ts';
@@ -108,14 +109,6 @@ export function endpointId(url: string): string {
   return scryptSync(url, 'pgcluster-operator/endpoint-id/v1', 6, { N: 1 << 12, r: 8, p: 1 }).toString('hex');
 }
 
-/** Probe times are monotonic, so a wall-clock step cannot fake or hide a NoEcho. */
-interface Probe {
-  token: string;
-  sentAt: number;
-  /** When its statement completed (0 while in flight). */
-  committedAt: number;
-}
-
 export class PgEndpoint {
   readonly id: string;
 
@@ -140,12 +133,12 @@ export class PgEndpoint {
   private current: EndpointState;
   /** The latest problem; cleared by the echo of a probe sent after it, with both connections up. */
   private failure: Failure | null = null;
-  /** probeSeq when `failure` was recorded: only a later probe's echo clears it. */
+  /** probes.seq when `failure` was recorded: only a later probe's echo clears it. */
   private failureAtProbe = 0;
   /** A probe was heard since the last (re)connect of either connection. */
   private echoed = false;
-  private probes: Probe[] = [];
-  private probeSeq = 0;
+  /** Monotonic times, so a wall-clock step cannot fake or hide a NoEcho. */
+  private readonly probes = new ProbeTracker();
   /** Bumped per statement and on a sender loss: a completion of an older one is ignored. */
   private sendSeq = 0;
   private inFlight = false;
@@ -307,7 +300,7 @@ export class PgEndpoint {
       this.log.debug({ which: c.which }, 'connection ready');
       // A fresh connection invalidates earlier echoes: prove the loop again.
       this.echoed = false;
-      this.probes = [];
+      this.probes.reset();
       this.scheduler.wantProbe();
       this.flush();
       this.update();
@@ -340,7 +333,7 @@ export class PgEndpoint {
       this.flushAgain = false;
     }
     this.echoed = false;
-    this.probes = [];
+    this.probes.reset();
     this.setFailure(f);
     const delay = backoffDelay(c.attempt, this.backoff);
     c.attempt++;
@@ -379,11 +372,8 @@ export class PgEndpoint {
   }
 
   private onProbe(token: string): void {
-    const i = this.probes.findIndex((p) => p.token === token);
-    if (i < 0) return; // from before a reconnect
-    const p = this.probes[i]!;
-    // Notifications arrive in commit order: hearing this one settles every earlier probe too.
-    this.probes = this.probes.slice(i + 1);
+    const p = this.probes.heard(token);
+    if (!p) return; // from before a reconnect
     this.safe(() => this.hooks.onEcho?.(this.clock.monotonic() - p.sentAt));
     if (this.listener.ready && this.sender.ready) {
       this.echoed = true;
@@ -397,7 +387,7 @@ export class PgEndpoint {
 
   private setFailure(f: Failure): void {
     this.failure = f;
-    this.failureAtProbe = this.probeSeq;
+    this.failureAtProbe = this.probes.seq;
   }
 
   private update(): void {
@@ -441,20 +431,16 @@ export class PgEndpoint {
 
   /** Handles an overdue probe (now: monotonic); true when it dropped a connection. */
   private checkEcho(now: number): boolean {
-    const p = this.probes[0];
-    if (!p) return false;
-    if (p.committedAt === 0 && now - p.sentAt >= this.echoTimeoutMs) {
+    const which = this.probes.overdue(now, this.echoTimeoutMs);
+    if (which === 'sender') {
       this.lose(this.sender, this.sender.gen, {
         reason: 'Unreachable',
         message: `the server did not complete a NOTIFY within ${this.echoTimeoutMs / 1000}s on the sending connection (a broken connection or an overloaded server); reconnecting`,
       });
-      return true;
-    }
-    if (p.committedAt > 0 && now - p.committedAt >= this.echoTimeoutMs) {
+    } else if (which === 'listener') {
       this.lose(this.listener, this.listener.gen, { reason: 'NoEcho', message: NO_ECHO_MESSAGE });
-      return true;
     }
-    return false;
+    return which !== undefined;
   }
 
   /** Send everything pending plus a probe as one statement, unless one is in flight (then: right after). */
@@ -466,9 +452,8 @@ export class PgEndpoint {
       this.flushAgain = true;
       return;
     }
-    const probe: Probe = { token: String(++this.probeSeq), sentAt: this.clock.monotonic(), committedAt: 0 };
+    const probe = this.probes.send(this.clock.monotonic());
     const batch = this.scheduler.take(this.clock.now(), this.current.phase === 'Listening', { channel: this.probeChannel, token: probe.token });
-    this.probes.push(probe);
     this.flushAgain = false;
     const seq = ++this.sendSeq;
     this.inFlight = true;
@@ -482,7 +467,7 @@ export class PgEndpoint {
     }, (err: unknown) => {
       if (this.closed || seq !== this.sendSeq) return;
       this.inFlight = false;
-      this.probes = this.probes.filter((p) => p !== probe);
+      this.probes.drop(probe);
       if (isStatementRefused(err)) {
         this.setFailure(classifySendError(err, this.secrets));
         this.log.debug({ reason: this.failure?.reason }, this.failure?.message ?? '');
@@ -502,8 +487,8 @@ export class PgEndpoint {
     if (this.closed) return;
     const now = this.clock.now();
     let at = this.scheduler.wakeAt(now, this.link);
-    const p = this.probes[0];
-    if (p) at = Math.min(at, now + (p.committedAt || p.sentAt) + this.echoTimeoutMs - this.clock.monotonic());
+    const deadline = this.probes.deadline(this.echoTimeoutMs);
+    if (deadline !== undefined) at = Math.min(at, now + deadline - this.clock.monotonic());
     if (this.wakeTimer && at === this.wakeAt) return;
     this.wakeTimer?.cancel();
     this.wakeTimer = null;
