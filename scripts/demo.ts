@@ -74,8 +74,8 @@ async function main(): Promise<void> {
   await kubectl('apply', '-f', CRD_FILE);
   await waitForCrdEstablished(kube);
   await kubectl('create', 'namespace', NS);
-  await kube.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
-  await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${NS}/pgclusters`, {
+  await kube.create(paths.secrets(NS), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
+  await kube.create(paths.pgclusters(NS), {
     apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: 'chat' },
     spec: { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'chat-db' } }, channel: CHANNEL, heartbeatInterval: '2s', peerTimeout: '6s' },
   }, 'pgclusters');
@@ -106,10 +106,10 @@ async function main(): Promise<void> {
 
   // Each step, then what the PgCluster's status must show once the operator has followed it.
   const steps: [string, () => Promise<void>, { members: number; peers: number }][] = [
-    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(i), 'pods'); }, { members: 3, peers: 3 }],
+    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(paths.pods(NS), pod(i), 'pods'); }, { members: 3, peers: 3 }],
     ['an Elixir node running libcluster_postgres joins over Postgres (NOTIFY its name every 2 s)', async () => { foreign = await elixirNode(stack!.postgres.url); }, { members: 3, peers: 4 }],
-    ['a 4th pod starts', async () => { await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(3), 'pods'); }, { members: 4, peers: 5 }],
-    ['pod chat-0 is deleted', async () => { await kube.request('DELETE', `/api/v1/namespaces/${NS}/pods/chat-0`, { body: { gracePeriodSeconds: 0 } }); }, { members: 3, peers: 4 }],
+    ['a 4th pod starts', async () => { await kube.create(paths.pods(NS), pod(3), 'pods'); }, { members: 4, peers: 5 }],
+    ['pod chat-0 is deleted', async () => { await kube.request('DELETE', paths.pod(NS, 'chat-0'), { body: { gracePeriodSeconds: 0 } }); }, { members: 3, peers: 4 }],
     ['the Elixir node stops: it expires after peerTimeout (6 s)', async () => { await foreign?.stop(); foreign = undefined; }, { members: 3, peers: 3 }],
   ];
   const deadline = durationS ? Date.now() + durationS * 1000 : Infinity;

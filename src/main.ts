@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
-import { KubeClient, KubeApiError, isNotFound, loadKubeConfig } from './kube/client.ts';
+import { KubeClient, KubeApiError, isForbidden, isNotFound, loadKubeConfig } from './kube/client.ts';
 import { errorMessage } from './errors.ts';
 import { paths } from './kube/resources.ts';
 import { API_GROUP, API_VERSION } from './core/spec.ts';
@@ -68,7 +68,7 @@ async function preflight(kube: KubeClient, cfg: Config): Promise<void> {
       try {
         await kube.request('GET', path, { query: { limit: '1' } });
       } catch (err) {
-        if (err instanceof KubeApiError && err.status === 403) {
+        if (isForbidden(err)) {
           throw new StartupError(`forbidden to list ${what} ${ns ? `in namespace ${ns}` : 'cluster-wide'}: grant the operator's ServiceAccount list/watch on ${what} (the Helm chart's RBAC does), or set WATCH_NAMESPACE to namespaces it may read`);
         }
         throw err;

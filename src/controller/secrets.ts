@@ -3,7 +3,7 @@
 // that may pass (a 500, a timeout) are thrown, for the work queue to retry.
 import type { Clock } from '../core/clock.ts';
 import { parsePgUrl } from '../postgres/connstring.ts';
-import { KubeApiError } from '../kube/client.ts';
+import { isForbidden } from '../kube/client.ts';
 import type { SecretObject } from '../kube/resources.ts';
 
 /** A Secret read successfully is trusted this long (a change to it is seen within this plus the resync):
@@ -53,7 +53,7 @@ export class SecretSource {
     try {
       secret = await this.#read(ns, name);
     } catch (err) {
-      if (err instanceof KubeApiError && err.status === 403) {
+      if (isForbidden(err)) {
         return { ok: false, reason: 'SecretForbidden', message: `the operator may not read Secret ${ns}/${name}: grant it get on secrets in this namespace` };
       }
       throw err;

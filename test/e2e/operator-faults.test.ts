@@ -12,6 +12,7 @@ import {
   waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
 import { watchPeers } from '../support/watch.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 const kube = testKube();
 
@@ -125,7 +126,7 @@ describe('operator under failure', () => {
       const all = await kubectl(['get', 'events,pgclusters', '-n', n, '-o', 'json']);
       assert.ok(!all.includes(secret), 'no password in events or status');
     }
-    for (const [name] of cases) await kube.delete(`/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/${name}`, 'pgclusters');
+    for (const [name] of cases) await kube.delete(paths.pgcluster(n, name), 'pgclusters');
   });
 
   test('operator restarted: outputs identical, and no write in between dropped a live member', async () => {
@@ -163,7 +164,7 @@ describe('operator under failure', () => {
       const both = ['chat@10.80.0.1', 'chat@10.81.0.1'];
       await waitForPeers(kube, ns.name, 'shared-peers', ['a-1'], both);
       await waitForPeers(kube, other.name, 'shared-peers', ['b-1'], both);
-      const docB = JSON.parse((await kube.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${other.name}/configmaps/shared-peers`)).data['peers.json'] as string);
+      const docB = JSON.parse((await kube.get<{ data: Record<string, string> }>(paths.configMap(other.name, 'shared-peers'))).data['peers.json'] as string);
       assert.deepEqual(docB.peers.map((p: { source: string }) => p.source), ['remote', 'member']);
     } finally {
       await opB?.stop();

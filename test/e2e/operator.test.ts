@@ -9,6 +9,8 @@ import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, deletePod, getPgCluster, podAnnotation,
   setPodStatus, startOperator, testKube, waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
+import { DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, OWNER_ANNOTATION } from '../../src/core/spec.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 const kube = testKube();
 const app = { app: 'chat' };
@@ -39,7 +41,7 @@ describe('operator end to end', () => {
     const three = ['chat@10.10.0.1', 'chat@10.10.0.2', 'chat@10.10.0.3'];
     await waitForPeers(kube, n, 'chat-peers', ['chat-1', 'chat-2', 'chat-3'], three);
 
-    const cm = await kube.get<{ data: Record<string, string>; metadata: { labels: Record<string, string>; ownerReferences: { kind: string; name: string }[] } }>(`/api/v1/namespaces/${n}/configmaps/chat-peers`);
+    const cm = await kube.get<{ data: Record<string, string>; metadata: { labels: Record<string, string>; ownerReferences: { kind: string; name: string }[] } }>(paths.configMap(n, 'chat-peers'));
     assert.equal(cm.data['hosts.erlang'], "'10.10.0.1'.\n'10.10.0.2'.\n'10.10.0.3'.\n");
     const doc = JSON.parse(cm.data['peers.json'] as string);
     assert.equal(doc.channel, channel);
@@ -72,11 +74,11 @@ describe('operator end to end', () => {
     await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3', 'chat-4'], ['chat@10.10.0.3', 'chat@10.10.0.4']);
 
     // publishNotReadyPods: the unready pod comes back.
-    await kube.patch(`/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/chat`, { spec: { publishNotReadyPods: true } }, 'pgclusters');
+    await kube.patch(paths.pgcluster(n, 'chat'), { spec: { publishNotReadyPods: true } }, 'pgclusters');
     await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3', 'chat-4'], ['chat@10.10.0.2', 'chat@10.10.0.3', 'chat@10.10.0.4']);
 
     // A pod that stops matching loses the annotation.
-    await kube.patch(`/api/v1/namespaces/${n}/pods/chat-4`, { metadata: { labels: { app: 'other' } } }, 'pods');
+    await kube.patch(paths.pod(n, 'chat-4'), { metadata: { labels: { app: 'other' } } }, 'pods');
     await waitFor(async () => (await podAnnotation(kube, n, 'chat-4')) === undefined, { message: 'annotation removed from chat-4' });
     await waitForPeers(kube, n, 'chat-peers', ['chat-2', 'chat-3'], ['chat@10.10.0.2', 'chat@10.10.0.3']);
   });
@@ -90,14 +92,14 @@ describe('operator end to end', () => {
     await createPgCluster(kube, n, 'rekey', { selector: { matchLabels: labels }, postgres: { urlSecretRef: { name: 'db' } }, channel: `${n.replace(/-/g, '_')}_rekey`, heartbeatInterval: '1s' });
     const want = 'rekey@10.30.0.1,rekey@10.30.0.2';
     await waitForPeers(kube, n, 'rekey-peers', ['rekey-1', 'rekey-2'], want.split(','));
-    const path = `/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/rekey`;
+    const path = paths.pgcluster(n, 'rekey');
     const keys = async (pod: string) => {
-      const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${n}/pods/${pod}`);
-      return Object.fromEntries(Object.entries(p.metadata.annotations ?? {}).filter(([k]) => k.includes('peers') || k === 'pgcluster.io/cluster'));
+      const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(n, pod));
+      return Object.fromEntries(Object.entries(p.metadata.annotations ?? {}).filter(([k]) => k.includes('peers') || k === OWNER_ANNOTATION));
     };
     await kube.patch(path, { spec: { output: { podAnnotation: 'example.com/cluster-peers' } } }, 'pgclusters');
     for (const pod of ['rekey-1', 'rekey-2']) {
-      await waitFor(async () => JSON.stringify(await keys(pod)) === JSON.stringify({ 'example.com/cluster-peers': want, 'pgcluster.io/cluster': 'rekey' }),
+      await waitFor(async () => JSON.stringify(await keys(pod)) === JSON.stringify({ 'example.com/cluster-peers': want, [OWNER_ANNOTATION]: 'rekey' }),
         { message: `${pod}: the list under the new key only` });
     }
     assert.equal((await getPgCluster(kube, n, 'rekey'))?.status?.podAnnotation, 'example.com/cluster-peers');
@@ -114,7 +116,7 @@ describe('operator end to end', () => {
       ['ip', { mode: 'ip', basename: 'app' }, { labels: { app: 'm-ip' } }, 'app@10.20.0.1'],
       ['dns', { mode: 'dns', basename: 'app' }, { labels: { app: 'm-dns' } }, `app@10-20-0-2.${n}.pod.cluster.local`],
       ['hostname', { mode: 'hostname', basename: 'app', clusterDomain: 'k8s.test' }, { labels: { app: 'm-host' }, extra: { subdomain: 'hl', hostname: 'web-0' } }, `app@web-0.hl.${n}.svc.k8s.test`],
-      ['override', { mode: 'ip' }, { labels: { app: 'm-ovr' }, extra: { annotations: { 'pgcluster.io/node-name': 'custom@node.example' } } }, 'custom@node.example'],
+      ['override', { mode: 'ip' }, { labels: { app: 'm-ovr' }, extra: { annotations: { [NODE_NAME_ANNOTATION]: 'custom@node.example' } } }, 'custom@node.example'],
     ];
     let i = 0;
     for (const [mode, nodeName, pod, want] of cases) {
@@ -140,7 +142,7 @@ describe('operator end to end', () => {
     }, { message: 'Ready with 20 members' });
     // Every PgCluster in this namespace shares one URL and a 1 s heartbeat aligned to the second: each tick
     // is ONE transaction carrying every member of every PgCluster, and nothing else.
-    const list = await kube.get<{ items: { status?: { members?: number } }[] }>(`/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters`);
+    const list = await kube.get<{ items: { status?: { members?: number } }[] }>(paths.pgclusters(n));
     const everyMember = list.items.reduce((sum, p) => sum + (p.status?.members ?? 0), 0);
     const snapshot = async () => {
       const m = await op.scrape();
@@ -166,7 +168,7 @@ describe('operator end to end', () => {
     const node = await startLibclusterNode(db, channel, 'elixir@192.0.2.10', 500);
     try {
       await waitForPeers(kube, n, 'fr-peers', ['fr-1'], ['elixir@192.0.2.10', 'fr@10.30.0.1']);
-      const doc = JSON.parse((await kube.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${n}/configmaps/fr-peers`)).data['peers.json'] as string);
+      const doc = JSON.parse((await kube.get<{ data: Record<string, string> }>(paths.configMap(n, 'fr-peers'))).data['peers.json'] as string);
       assert.deepEqual(doc.peers[0], { node: 'elixir@192.0.2.10', host: '192.0.2.10', source: 'remote' });
       await waitFor(() => node.heard.has('fr@10.30.0.1'), { message: 'our pod heard on the channel' });
     } finally {
@@ -217,11 +219,11 @@ describe('operator end to end', () => {
     await createPod(kube, n, { name: 'del-1', labels: { app: 'del' }, ip: '10.60.0.1' });
     await createPgCluster(kube, n, 'del', { selector: { matchLabels: { app: 'del' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: `${n.replace(/-/g, '_')}_del`, heartbeatInterval: '1s' });
     await waitForPeers(kube, n, 'del-peers', ['del-1'], ['del@10.60.0.1']);
-    await kube.delete(`/apis/pgcluster.io/v1alpha1/namespaces/${n}/pgclusters/del`, 'pgclusters');
+    await kube.delete(paths.pgcluster(n, 'del'), 'pgclusters');
     await waitFor(async () => (await getPgCluster(kube, n, 'del')) === undefined, { message: 'PgCluster gone (finalizer done)' });
     assert.equal(await configMapPeers(kube, n, 'del-peers'), undefined);
-    const pod = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${n}/pods/del-1`);
-    assert.equal(pod.metadata.annotations?.['pgcluster.io/peers'], undefined);
-    assert.equal(pod.metadata.annotations?.['pgcluster.io/cluster'], undefined);
+    const pod = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(n, 'del-1'));
+    assert.equal(pod.metadata.annotations?.[DEFAULT_POD_ANNOTATION], undefined);
+    assert.equal(pod.metadata.annotations?.[OWNER_ANNOTATION], undefined);
   });
 });

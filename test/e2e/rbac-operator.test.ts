@@ -12,6 +12,7 @@ import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, podAnnotation, startOperator,
   testKube, waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 const kube = testKube();
 const namespaces: { name: string; cleanup(): Promise<void> }[] = [];
@@ -65,10 +66,10 @@ test('with exactly the chart\'s Role, the whole flow works and nothing is forbid
   await waitForPeers(kube, ns, 'r-peers', ['r-1', 'r-2'], ['r@10.95.0.1', 'r@10.95.0.2']);
   await waitFor(async () => condition(await getPgCluster(kube, ns, 'r'), 'Ready')?.status === 'True', { message: 'Ready True' });
   // A failure condition makes an Event: that needs events/create.
-  await kube.patch(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters/r`, { spec: { postgres: { urlSecretRef: { name: 'db', key: 'nope' } } } }, 'pgclusters');
+  await kube.patch(paths.pgcluster(ns, 'r'), { spec: { postgres: { urlSecretRef: { name: 'db', key: 'nope' } } } }, 'pgclusters');
   await waitFor(async () => /SecretKeyMissing/.test(await kubectl(['get', 'events', '-n', ns, '-o', 'jsonpath={.items[*].reason}'])), { message: 'a SecretKeyMissing Event' });
   // The finalizer path: annotations removed, ConfigMap deleted, finalizer dropped.
-  await kube.delete(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters/r`, 'pgclusters');
+  await kube.delete(paths.pgcluster(ns, 'r'), 'pgclusters');
   await waitFor(async () => (await getPgCluster(kube, ns, 'r')) === undefined, { message: 'PgCluster finalized' });
   assert.equal(await configMapPeers(kube, ns, 'r-peers'), undefined);
   assert.equal(await podAnnotation(kube, ns, 'r-1'), undefined);

@@ -8,6 +8,8 @@ import { KubeClient } from '../../src/kube/client.ts';
 import { requireEnv, waitFor } from './env.ts';
 import { launchOperator } from './launch.ts';
 import { parseMetrics, sumMetric } from './metrics.ts';
+import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 export interface OperatorProcess {
   metricsUrl: string;
@@ -66,7 +68,7 @@ export interface TestPod {
 }
 
 export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promise<void> {
-  await kube.create(`/api/v1/namespaces/${ns}/pods`, {
+  await kube.create(paths.pods(ns), {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: p.name, labels: p.labels ?? {}, annotations: p.annotations ?? {} },
@@ -84,7 +86,7 @@ export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promi
 export async function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean }): Promise<void> {
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
-  await kube.patch(`/api/v1/namespaces/${ns}/pods/${name}/status`, {
+  await kube.patch(paths.podStatus(ns, name), {
     status: {
       phase: 'Running',
       podIP: s.ip,
@@ -96,15 +98,15 @@ export async function setPodStatus(kube: KubeClient, ns: string, name: string, s
 
 /** Deletes a pod at once (there is no kubelet to finish a graceful deletion). */
 export async function deletePod(kube: KubeClient, ns: string, name: string): Promise<void> {
-  await kube.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { body: { gracePeriodSeconds: 0 } });
+  await kube.request('DELETE', paths.pod(ns, name), { body: { gracePeriodSeconds: 0 } });
 }
 
 export async function createSecret(kube: KubeClient, ns: string, name: string, data: Record<string, string>): Promise<void> {
-  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: data }, 'secrets');
+  await kube.create(paths.secrets(ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: data }, 'secrets');
 }
 
 export async function createPgCluster(kube: KubeClient, ns: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, { apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name }, spec }, 'pgclusters');
+  await kube.create(paths.pgclusters(ns), { apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name }, spec }, 'pgclusters');
 }
 
 export interface PgClusterJson {
@@ -113,7 +115,7 @@ export interface PgClusterJson {
 }
 
 export function getPgCluster(kube: KubeClient, ns: string, name: string): Promise<PgClusterJson | undefined> {
-  return kube.getOptional<PgClusterJson>(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters/${name}`);
+  return kube.getOptional<PgClusterJson>(paths.pgcluster(ns, name));
 }
 
 export function condition(pc: PgClusterJson | undefined, type: string) {
@@ -121,13 +123,13 @@ export function condition(pc: PgClusterJson | undefined, type: string) {
 }
 
 export async function configMapPeers(kube: KubeClient, ns: string, name: string): Promise<string[] | undefined> {
-  const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${name}`);
+  const cm = await kube.getOptional<{ data?: Record<string, string> }>(paths.configMap(ns, name));
   if (!cm) return undefined;
   return (cm.data?.peers ?? '').split('\n').filter(Boolean);
 }
 
-export async function podAnnotation(kube: KubeClient, ns: string, pod: string, key = 'pgcluster.io/peers'): Promise<string | undefined> {
-  const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${ns}/pods/${pod}`);
+export async function podAnnotation(kube: KubeClient, ns: string, pod: string, key = DEFAULT_POD_ANNOTATION): Promise<string | undefined> {
+  const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(ns, pod));
   return p.metadata.annotations?.[key];
 }
 
