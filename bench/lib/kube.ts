@@ -2,6 +2,7 @@
 // (kwok makes them Running and Ready with an IP, as a kubelet would) or to the BenchKubelet's.
 import type { KubeClient } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/client.ts';
+import { reportPodStatus } from '../../test/support/kubelet.ts';
 import { pool, randomSuffix } from './util.ts';
 import { paths } from '../../src/kube/resources.ts';
 
@@ -83,11 +84,7 @@ export class BenchKubelet {
     await createPod(this.#kube, ns, name, labels, BenchKubelet.NODE);
     const i = this.#next++;
     const ip = `10.250.${Math.floor(i / 250) % 250}.${(i % 250) + 1}`;
-    const now = new Date().toISOString();
-    const conditions = ['Initialized', 'ContainersReady', 'Ready', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: now }));
-    await this.#kube.patch(paths.podStatus(ns, name), {
-      status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '10.240.0.20', startTime: now, conditions },
-    }, 'pods/status');
+    await reportPodStatus(this.#kube, ns, name, { ip, ready: true, hostIP: '10.240.0.20' });
   }
 
   /** The graceful delete a Deployment issues; the pod is removed after its grace period, as a kubelet does. */

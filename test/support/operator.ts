@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
 import { requireEnv, waitFor } from './env.ts';
+import { reportPodStatus } from './kubelet.ts';
 import { launchOperator } from './launch.ts';
 import { parseMetrics, sumMetric } from './metrics.ts';
 import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
@@ -83,17 +84,8 @@ export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promi
   await setPodStatus(kube, ns, p.name, { ip: p.ip, ready: p.ready ?? true });
 }
 
-export async function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean }): Promise<void> {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
-  await kube.patch(paths.podStatus(ns, name), {
-    status: {
-      phase: 'Running',
-      podIP: s.ip,
-      podIPs: s.ip ? [{ ip: s.ip }] : undefined,
-      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', s.ready), cond('Ready', s.ready)],
-    },
-  }, 'pods/status', 'strategic');
+export function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean }): Promise<void> {
+  return reportPodStatus(kube, ns, name, s);
 }
 
 /** Deletes a pod at once (there is no kubelet to finish a graceful deletion). */
