@@ -36,12 +36,10 @@
 //
 // Secrets: the URL never appears in a log line, state message or error; everything from pg is redacted.
 import { randomBytes, scryptSync } from 'node:crypto';
-import type pg from 'pg';
 import type { Logger } from 'pino';
-import { backoffDelay } from '../core/backoff.ts';
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
-import { classifyListenError, classifyLostConnection, classifySendError, isStatementRefused, NO_ECHO_MESSAGE, type Failure, type FailureReason } from './classify.ts';
-import { connectOnce, endClient, newConn, type Conn } from './connection.ts';
+import { classifySendError, isStatementRefused, NO_ECHO_MESSAGE, type Failure, type FailureReason } from './classify.ts';
+import { ConnectionPair, type Conn } from './connection.ts';
 import { parsePgUrl, type ParsedPgUrl } from './connstring.ts';
 import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
 import { ProbeTracker } from './liveness.ts';
@@ -98,10 +96,7 @@ export interface EndpointOptions {
 
 const NOTIFY_SQL = 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
 
-/** Postgres identifier quoting: LISTEN "chan" keeps the exact spelling pg_notify('chan', ...) uses. */
-export function quoteIdent(s: string): string {
-  return `"${s.replace(/"/g, '""')}"`;
-}
+export { quoteIdent } from './connection.ts';
 
 /** A short, stable id for a URL that is safe to show. scrypt (a few ms, not a fast hash), so that the id does
  * not let someone who knows the rest of the URL test password guesses quickly. */
@@ -116,17 +111,12 @@ export class PgEndpoint {
   private readonly hooks: EndpointHooks;
   private readonly clock: Clock;
   private readonly echoTimeoutMs: number;
-  private readonly backoff: { baseMs: number; maxMs: number };
-  private readonly connectTimeoutMs: number;
-  private readonly ca: string | undefined;
   private readonly secrets: UrlSecrets;
   private readonly parsed: ParsedPgUrl | null;
   private readonly probeChannel = `pgco_probe_${randomBytes(8).toString('hex')}`;
   private readonly scheduler: HeartbeatScheduler;
-
-  private readonly listener = newConn('listener');
-  private readonly sender = newConn('sender');
-  private readonly retryTimers = new Map<Conn, Timer>();
+  /** Undefined for a URL that does not parse. */
+  private readonly conns: ConnectionPair | undefined;
   private readonly subs = new Map<string, Set<{ cb: (payload: string) => void }>>();
   private readonly stateCbs = new Set<(s: EndpointState) => void>();
 
@@ -154,10 +144,7 @@ export class PgEndpoint {
     this.log = opts.log.child({ component: 'postgres', endpoint: this.id });
     this.hooks = opts.hooks ?? {};
     this.echoTimeoutMs = opts.echoTimeoutMs ?? 3000;
-    this.backoff = opts.backoff ?? { baseMs: 250, maxMs: 30_000 };
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     this.scheduler = new HeartbeatScheduler({ coalesceMs: opts.coalesceMs ?? 10, livenessIntervalMs: opts.livenessIntervalMs ?? 5000 });
-    this.ca = opts.ca;
     this.secrets = secretsOfUrl(opts.url);
     const parsed = parsePgUrl(opts.url);
     const since = this.clock.now();
@@ -169,8 +156,14 @@ export class PgEndpoint {
     }
     this.parsed = parsed.value;
     this.current = { phase: 'Connecting', since };
-    this.startConnect(this.listener);
-    this.startConnect(this.sender);
+    this.conns = new ConnectionPair({
+      parsed: parsed.value, secrets: this.secrets, ca: opts.ca, clock: this.clock, log: this.log,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      backoff: opts.backoff ?? { baseMs: 250, maxMs: 30_000 },
+      channels: () => [this.probeChannel, ...this.subs.keys()],
+      events: { ready: (c, again) => this.onReady(c, again), lost: (c, f) => this.onLost(c, f), notification: (ch, p) => this.onNotification(ch, p) },
+    });
+    this.conns.start();
   }
 
   state(): EndpointState {
@@ -200,7 +193,7 @@ export class PgEndpoint {
     }
     const entry = { cb: onPayload };
     set.add(entry);
-    if (first) this.listenerCommand(`LISTEN ${quoteIdent(channel)}`, true);
+    if (first) this.conns?.listenCommand(channel, true);
     const mine = set;
     let open = true;
     return {
@@ -210,7 +203,7 @@ export class PgEndpoint {
         mine.delete(entry);
         if (mine.size === 0 && this.subs.get(channel) === mine) {
           this.subs.delete(channel);
-          this.listenerCommand(`UNLISTEN ${quoteIdent(channel)}`, false);
+          this.conns?.listenCommand(channel, false);
         }
       },
     };
@@ -250,83 +243,30 @@ export class PgEndpoint {
     this.wakeTimer?.cancel();
     this.wakeTimer = null;
     this.stateCbs.clear();
-    const ends: Promise<void>[] = [];
-    for (const c of [this.listener, this.sender]) {
-      this.retryTimers.get(c)?.cancel();
-      this.retryTimers.delete(c);
-      c.gen++;
-      c.ready = false;
-      c.connected = false;
-      if (c.client) ends.push(endClient(c.client));
-      c.client = null;
-    }
     this.scheduler.clear();
     this.subs.clear();
-    this.closing = Promise.all(ends).then(() => { this.log.debug('closed'); });
+    this.closing = (this.conns?.close() ?? Promise.resolve()).then(() => { this.log.debug('closed'); });
     return this.closing;
   }
 
   // ---- connections ---------------------------------------------------------------------------------
 
   private get link(): Link {
-    return { ready: this.listener.ready && this.sender.ready, listening: this.current.phase === 'Listening' };
+    return { ready: this.conns?.ready ?? false, listening: this.current.phase === 'Listening' };
   }
 
-  private startConnect(c: Conn): void {
-    this.retryTimers.delete(c);
-    const parsed = this.parsed;
-    if (this.closed || !parsed) return;
-    const gen = ++c.gen;
-    void connectOnce(c, {
-      parsed, secrets: this.secrets, ca: this.ca, connectTimeoutMs: this.connectTimeoutMs,
-      stale: () => this.closed || c.gen !== gen,
-      wire: (client) => {
-        client.on('error', (err: Error) => this.onClientDown(c, gen, client, err));
-        client.on('end', () => this.onClientDown(c, gen, client, undefined));
-        if (c.which === 'listener') client.on('notification', (m: pg.Notification) => this.onNotification(c, gen, m));
-      },
-      // Built and issued in one synchronous step with listenIssued, so a subscribe() either is in this list
-      // or issues its own LISTEN after it (pg runs a client's queries in order).
-      listenSql: c.which === 'listener' ? () => {
-        c.listenIssued = true;
-        return [this.probeChannel, ...this.subs.keys()].map((ch) => `LISTEN ${quoteIdent(ch)}`).join('; ');
-      } : undefined,
-    }).then((r) => {
-      if (r.ok === 'stale') return;
-      if (!r.ok) return this.lose(c, gen, r.failure);
-      c.ready = true;
-      if (c.everReady) this.safe(() => this.hooks.onReconnect?.(c.which));
-      c.everReady = true;
-      this.log.debug({ which: c.which }, 'connection ready');
-      // A fresh connection invalidates earlier echoes: prove the loop again.
-      this.echoed = false;
-      this.probes.reset();
-      this.scheduler.wantProbe();
-      this.flush();
-      this.update();
-      this.reschedule();
-    }, (err: unknown) => {
-      // connectOnce handles its own errors; this is a last line of defence against a bug.
-      this.lose(c, gen, { reason: 'Error', message: `internal error while connecting: ${errorText(err, this.secrets)}` });
-    });
+  private onReady(c: Conn, again: boolean): void {
+    if (again) this.safe(() => this.hooks.onReconnect?.(c.which));
+    // A fresh connection invalidates earlier echoes: prove the loop again.
+    this.echoed = false;
+    this.probes.reset();
+    this.scheduler.wantProbe();
+    this.flush();
+    this.update();
+    this.reschedule();
   }
 
-  private onClientDown(c: Conn, gen: number, client: pg.Client, err: Error | undefined): void {
-    // Failures while connecting are handled by connectOnce; afterwards the first of 'error'/'end' wins.
-    if (this.closed || c.gen !== gen || c.client !== client || !c.connected) return;
-    this.lose(c, gen, classifyLostConnection(err, c.which, this.secrets));
-  }
-
-  /** Drop connection c (if still generation gen), record why, and schedule a reconnect. */
-  private lose(c: Conn, gen: number, f: Failure): void {
-    if (this.closed || c.gen !== gen) return;
-    c.gen++;
-    const client = c.client;
-    c.client = null;
-    c.connected = false;
-    c.listenIssued = false;
-    c.ready = false;
-    if (client) void endClient(client);
+  private onLost(c: Conn, f: Failure): void {
     if (c.which === 'sender') {
       this.sendSeq++; // the in-flight statement's outcome no longer matters
       this.inFlight = false;
@@ -335,39 +275,19 @@ export class PgEndpoint {
     this.echoed = false;
     this.probes.reset();
     this.setFailure(f);
-    const delay = backoffDelay(c.attempt, this.backoff);
-    c.attempt++;
-    this.log.debug({ which: c.which, reason: f.reason, retryInMs: delay }, f.message);
-    this.retryTimers.get(c)?.cancel();
-    this.retryTimers.set(c, this.clock.setTimer(() => this.startConnect(c), delay));
     this.update();
     this.reschedule();
   }
 
-  /** LISTEN/UNLISTEN on the live listener, if any; a refused LISTEN fails the listener. */
-  private listenerCommand(sql: string, isListen: boolean): void {
-    const c = this.listener;
-    const client = c.client;
-    if (this.closed || !client || !c.listenIssued) return; // the next connect LISTENs every channel
-    const gen = c.gen;
-    client.query(sql).then(() => undefined, (err: unknown) => {
-      if (this.closed || c.gen !== gen) return;
-      if (isListen && isStatementRefused(err)) this.lose(c, gen, classifyListenError(err, this.secrets));
-      else if (!isListen) this.log.debug({ error: errorText(err, this.secrets) }, 'UNLISTEN failed');
-      // Connection-level failures arrive through 'error'/'end' as well.
-    });
-  }
-
-  private onNotification(c: Conn, gen: number, m: pg.Notification): void {
-    if (this.closed || c.gen !== gen) return;
-    const payload = m.payload ?? '';
-    if (m.channel === this.probeChannel) {
+  private onNotification(channel: string, payload: string): void {
+    if (this.closed) return;
+    if (channel === this.probeChannel) {
       this.onProbe(payload);
       return;
     }
-    const set = this.subs.get(m.channel);
+    const set = this.subs.get(channel);
     if (!set) return;
-    this.safe(() => this.hooks.onPayload?.(m.channel));
+    this.safe(() => this.hooks.onPayload?.(channel));
     for (const s of [...set]) this.safe(() => s.cb(payload));
   }
 
@@ -375,7 +295,7 @@ export class PgEndpoint {
     const p = this.probes.heard(token);
     if (!p) return; // from before a reconnect
     this.safe(() => this.hooks.onEcho?.(this.clock.monotonic() - p.sentAt));
-    if (this.listener.ready && this.sender.ready) {
+    if (this.conns?.ready) {
       this.echoed = true;
       if (Number(token) > this.failureAtProbe) this.failure = null;
       this.update();
@@ -394,7 +314,7 @@ export class PgEndpoint {
     if (this.closed || !this.parsed) return;
     const prev = this.current;
     let next: EndpointState;
-    if (this.listener.ready && this.sender.ready && this.echoed && this.failure === null) {
+    if (this.conns?.ready && this.echoed && this.failure === null) {
       next = { phase: 'Listening', since: 0 };
     } else if (this.failure) {
       next = { phase: 'Failed', reason: this.failure.reason, message: this.failure.message, since: 0 };
@@ -405,8 +325,7 @@ export class PgEndpoint {
     next.since = stateKey(prev, false) === stateKey(next, false) ? prev.since : this.clock.now();
     this.current = next;
     if (next.phase === 'Listening') {
-      this.listener.attempt = 0;
-      this.sender.attempt = 0;
+      this.conns?.resetBackoff();
       this.log.info('listening: LISTEN is up and our own NOTIFY came back');
       // (Re)gained Listening: announce every current name now, and realign heartbeats.
       this.scheduler.listening(this.clock.now());
@@ -432,13 +351,15 @@ export class PgEndpoint {
   /** Handles an overdue probe (now: monotonic); true when it dropped a connection. */
   private checkEcho(now: number): boolean {
     const which = this.probes.overdue(now, this.echoTimeoutMs);
+    const conns = this.conns;
+    if (!conns) return false;
     if (which === 'sender') {
-      this.lose(this.sender, this.sender.gen, {
+      conns.lose(conns.sender, conns.sender.gen, {
         reason: 'Unreachable',
         message: `the server did not complete a NOTIFY within ${this.echoTimeoutMs / 1000}s on the sending connection (a broken connection or an overloaded server); reconnecting`,
       });
     } else if (which === 'listener') {
-      this.lose(this.listener, this.listener.gen, { reason: 'NoEcho', message: NO_ECHO_MESSAGE });
+      conns.lose(conns.listener, conns.listener.gen, { reason: 'NoEcho', message: NO_ECHO_MESSAGE });
     }
     return which !== undefined;
   }
@@ -446,8 +367,8 @@ export class PgEndpoint {
   /** Send everything pending plus a probe as one statement, unless one is in flight (then: right after). */
   private flush(): void {
     if (this.closed) return;
-    const client = this.sender.client;
-    if (!this.listener.ready || !this.sender.ready || !client) return;
+    const client = this.conns?.sender.client;
+    if (!this.conns?.ready || !client) return;
     if (this.inFlight) {
       this.flushAgain = true;
       return;

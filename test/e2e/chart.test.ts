@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { createNamespace, kubectl, kubectlJson, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
-import { waitForCrdEstablished } from '../support/crd.ts';
+import { installCrd, waitForCrdEstablished } from '../support/crd.ts';
 import { testKube } from '../support/operator.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -230,13 +230,12 @@ test('helm install into a fresh namespace under the restricted Pod Security Stan
   try {
     // Pods that break the restricted profile are refused by the API server: the ReplicaSet could not create any.
     await kubectl(['label', 'namespace', ns.name, 'pod-security.kubernetes.io/enforce=restricted']);
-    // The CRD may exist already (other tests apply manifests/crd): let the release adopt it, as README.md
-    // tells users who installed the CRD with kubectl first.
-    const existing = await runBin('kubectl', ['get', 'crd', CRD_NAME, '--ignore-not-found', '-o', 'name']);
-    if (existing.stdout.trim()) {
-      await kubectl(['label', '--overwrite', 'crd', CRD_NAME, 'app.kubernetes.io/managed-by=Helm']);
-      await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${ns.name}`]);
-    }
+    // Other test files running at the same time apply manifests/crd whenever they start: checking whether the
+    // CRD exists and then installing raced with them ("already exists"). So it always exists first, and the
+    // release adopts it, as README.md tells users who installed the CRD with kubectl first.
+    await installCrd(testKube(), 'chart-test');
+    await kubectl(['label', '--overwrite', 'crd', CRD_NAME, 'app.kubernetes.io/managed-by=Helm']);
+    await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${ns.name}`]);
     const inst = await helm(['install', release, CHART, '--namespace', ns.name]);
     assert.match(inst.stdout, /STATUS: deployed/);
     assert.match(inst.stdout, /kubectl -n <app-namespace> get pgclusters/, 'NOTES.txt tells what to do next');
