@@ -15,6 +15,7 @@ import { launchOperator, type LaunchedOperator } from '../test/support/launch.ts
 import { waitFor } from '../test/support/env.ts';
 import { CRD_FILE, waitForCrdEstablished } from '../test/support/crd.ts';
 import { paths } from '../src/kube/resources.ts';
+import { errorMessage } from '../src/errors.ts';
 
 const NS = 'demo';
 const CHANNEL = 'chat_cluster';
@@ -146,6 +147,6 @@ async function elixirNode(url: string): Promise<{ stop(): Promise<void> }> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`demo failed: ${(err as Error).message}`);
+  console.error(`demo failed: ${errorMessage(err)}`);
   process.exit(1);
 });

@@ -60,7 +60,7 @@ async function preflight(kube: KubeClient, cfg: Config): Promise<void> {
     }
     if (err instanceof KubeApiError) throw err;
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new StartupError(`cannot reach the Kubernetes API at ${kube.server}: ${cause?.code ?? cause?.message ?? (err as Error).message}; check KUBECONFIG or the in-cluster network`);
+    throw new StartupError(`cannot reach the Kubernetes API at ${kube.server}: ${cause?.code ?? cause?.message ?? errorMessage(err)}; check KUBECONFIG or the in-cluster network`);
   }
   const scopes = cfg.namespaces ?? [undefined];
   for (const ns of scopes) {

@@ -6,7 +6,7 @@ import { Informer, Store, objectKey, stripManagedFields } from '../kube/informer
 import { paths, type ConfigMapObject, type PgClusterObject } from '../kube/resources.ts';
 import { slimPod, type PodObject } from '../kube/pods.ts';
 import { matchesSelector } from '../core/selector.ts';
-import { CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION } from '../core/spec.ts';
+import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL } from '../core/spec.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
 import { UserError } from '../errors.ts';
 import { getSecret } from '../kube/resources.ts';
@@ -106,7 +106,7 @@ export class Manager {
     const { queue, log } = this.ctx;
     pgclusters.on((_e, pc) => queue.add(objectKey(pc)));
     configMaps.on((_e, cm) => {
-      const owner = cm.metadata.labels?.[CLUSTER_LABEL];
+      const owner = cm.metadata.labels?.[CLUSTER_KEY];
       if (owner && cm.metadata.namespace) queue.add(`${cm.metadata.namespace}/${owner}`);
     });
     pods.on((_e, pod, old) => this.#enqueueForPod(pod, old));
@@ -159,7 +159,7 @@ export class Manager {
       const sel = pc.spec?.selector;
       const concerned =
         (sel && (matchesSelector(pod.metadata.labels ?? {}, sel) || (old && matchesSelector(old.metadata.labels ?? {}, sel)))) ||
-        pod.metadata.annotations?.[OWNER_ANNOTATION] === pc.metadata.name;
+        pod.metadata.annotations?.[CLUSTER_KEY] === pc.metadata.name;
       if (concerned) this.ctx.queue.add(objectKey(pc));
     }
   }

@@ -7,10 +7,7 @@ import { isEligible, podNodeName } from '../core/nodeName.ts';
 import { annotationValue, configMapData } from '../core/outputs.ts';
 import type { Member, Peer } from '../core/peerTable.ts';
 import { matchesSelector } from '../core/selector.ts';
-import {
-  CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION,
-  type Condition, type EffectiveSpec, type PgClusterStatus,
-} from '../core/spec.ts';
+import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, type Condition, type EffectiveSpec, type PgClusterStatus } from '../core/spec.ts';
 import { podView, type PodObject } from '../kube/pods.ts';
 import { ownerReference, type ConfigMapObject, type EventInput, type PgClusterObject } from '../kube/resources.ts';
 import type { EndpointState } from '../postgres/endpoint.ts';
@@ -145,18 +142,18 @@ export function planOutputs(pc: PgClusterObject, spec: EffectiveSpec, selected: 
 function planConfigMap(pc: PgClusterObject, spec: EffectiveSpec, peers: readonly Peer[], o: ObservedOutputs): Omit<OutputsPlan, 'podPatches'> {
   const ns = pc.metadata.namespace;
   const data = configMapData(spec.channel, peers);
-  const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_LABEL]: pc.metadata.name };
+  const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_KEY]: pc.metadata.name };
   const observed = o.configMap;
   if (!observed) {
     return { configMap: { kind: 'create', object: { metadata: { name: spec.configMapName, namespace: ns, labels, ownerReferences: [ownerReference(pc)] }, data } }, deleteConfigMaps: [] };
   }
   const deleteConfigMaps = o.configMaps
-    .filter((cm) => cm.metadata.labels?.[CLUSTER_LABEL] === pc.metadata.name && cm.metadata.ownerReferences?.some((r) => r.uid === pc.metadata.uid))
+    .filter((cm) => cm.metadata.labels?.[CLUSTER_KEY] === pc.metadata.name && cm.metadata.ownerReferences?.some((r) => r.uid === pc.metadata.uid))
     .map((cm) => cm.metadata.name)
     .filter((name) => name !== spec.configMapName);
   const current = observed.data ?? {};
   const stale = Object.keys(current).filter((k) => !(k in data));
-  const same = stale.length === 0 && Object.entries(data).every(([k, v]) => current[k] === v) && observed.metadata.labels?.[CLUSTER_LABEL] === pc.metadata.name;
+  const same = stale.length === 0 && Object.entries(data).every(([k, v]) => current[k] === v) && observed.metadata.labels?.[CLUSTER_KEY] === pc.metadata.name;
   if (same) return { configMap: undefined, deleteConfigMaps };
   const patch: Record<string, string | null> = { ...data };
   for (const k of stale) patch[k] = null;
@@ -174,14 +171,14 @@ function planAnnotations(pc: PgClusterObject, spec: EffectiveSpec, selected: rea
       if (!selectedNames.has(cached.metadata.name)) continue;
       const a = observed.metadata.annotations ?? {};
       const hasStale = staleKey !== undefined && a[staleKey] !== undefined;
-      if (a[spec.podAnnotation] !== value || a[OWNER_ANNOTATION] !== name || hasStale) {
-        patches.push({ pod: cached, annotations: { ...(hasStale ? { [staleKey]: null } : {}), [spec.podAnnotation]: value, [OWNER_ANNOTATION]: name } });
+      if (a[spec.podAnnotation] !== value || a[CLUSTER_KEY] !== name || hasStale) {
+        patches.push({ pod: cached, annotations: { ...(hasStale ? { [staleKey]: null } : {}), [spec.podAnnotation]: value, [CLUSTER_KEY]: name } });
       }
     }
   }
   // Pods we annotated that no longer match (or the annotation was turned off): remove what we wrote.
   for (const { cached, observed } of o.pods) {
-    if (observed.metadata.annotations?.[OWNER_ANNOTATION] !== name) continue;
+    if (observed.metadata.annotations?.[CLUSTER_KEY] !== name) continue;
     if (spec.podAnnotation && selectedNames.has(observed.metadata.name)) continue;
     if (observed.metadata.deletionTimestamp) continue;
     patches.push({ pod: cached, annotations: annotationRemoval(observed, [spec.podAnnotation, staleKey]) });
@@ -191,7 +188,7 @@ function planAnnotations(pc: PgClusterObject, spec: EffectiveSpec, selected: rea
 
 /** The patch that takes our marker and each of `keys` (those present; "" or undefined: none) off a pod. */
 export function annotationRemoval(pod: PodObject, keys: readonly (string | undefined)[]): Record<string, string | null> {
-  const out: Record<string, string | null> = { [OWNER_ANNOTATION]: null };
+  const out: Record<string, string | null> = { [CLUSTER_KEY]: null };
   for (const k of keys) if (k && pod.metadata.annotations?.[k] !== undefined) out[k] = null;
   return out;
 }

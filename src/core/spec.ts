@@ -7,11 +7,13 @@ export const API_VERSION = 'v1alpha1';
 export const PLURAL = 'pgclusters';
 export const FINALIZER = 'pgcluster.io/finalizer';
 export const NODE_NAME_ANNOTATION = 'pgcluster.io/node-name';
-/** Marks a pod as annotated by a PgCluster, so the annotation can be removed when the pod stops matching. */
-export const OWNER_ANNOTATION = 'pgcluster.io/cluster';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'pgcluster-operator';
-export const CLUSTER_LABEL = 'pgcluster.io/cluster';
+/**
+ * The PgCluster's name under one key: a label on the ConfigMaps it owns, and the marker annotation on every pod
+ * it annotated (so that what it wrote is removed when the pod stops matching or the PgCluster goes).
+ */
+export const CLUSTER_KEY = 'pgcluster.io/cluster';
 /** spec.output.podAnnotation when unset. */
 export const DEFAULT_POD_ANNOTATION = 'pgcluster.io/peers';
 

@@ -9,7 +9,7 @@ import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, deletePod, getPgCluster, podAnnotation,
   setPodStatus, startOperator, testKube, waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
-import { DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, OWNER_ANNOTATION } from '../../src/core/spec.ts';
+import { DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, CLUSTER_KEY } from '../../src/core/spec.ts';
 import { paths } from '../../src/kube/resources.ts';
 
 const kube = testKube();
@@ -95,11 +95,11 @@ describe('operator end to end', () => {
     const path = paths.pgcluster(n, 'rekey');
     const keys = async (pod: string) => {
       const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(n, pod));
-      return Object.fromEntries(Object.entries(p.metadata.annotations ?? {}).filter(([k]) => k.includes('peers') || k === OWNER_ANNOTATION));
+      return Object.fromEntries(Object.entries(p.metadata.annotations ?? {}).filter(([k]) => k.includes('peers') || k === CLUSTER_KEY));
     };
     await kube.patch(path, { spec: { output: { podAnnotation: 'example.com/cluster-peers' } } }, 'pgclusters');
     for (const pod of ['rekey-1', 'rekey-2']) {
-      await waitFor(async () => JSON.stringify(await keys(pod)) === JSON.stringify({ 'example.com/cluster-peers': want, [OWNER_ANNOTATION]: 'rekey' }),
+      await waitFor(async () => JSON.stringify(await keys(pod)) === JSON.stringify({ 'example.com/cluster-peers': want, [CLUSTER_KEY]: 'rekey' }),
         { message: `${pod}: the list under the new key only` });
     }
     assert.equal((await getPgCluster(kube, n, 'rekey'))?.status?.podAnnotation, 'example.com/cluster-peers');
@@ -224,6 +224,6 @@ describe('operator end to end', () => {
     assert.equal(await configMapPeers(kube, n, 'del-peers'), undefined);
     const pod = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(n, 'del-1'));
     assert.equal(pod.metadata.annotations?.[DEFAULT_POD_ANNOTATION], undefined);
-    assert.equal(pod.metadata.annotations?.[OWNER_ANNOTATION], undefined);
+    assert.equal(pod.metadata.annotations?.[CLUSTER_KEY], undefined);
   });
 });

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../src/nodeFlags.ts';
 import { freePort, logTail, startProc, type Proc } from '../../scripts/stack/proc.ts';
 import { waitFor } from './poll.ts';
+import { errorMessage } from '../../src/errors.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -57,7 +58,7 @@ export async function launchOperator(o: LaunchOptions): Promise<LaunchedOperator
     }, { timeoutMs: o.readyTimeoutMs ?? 30_000, intervalMs: 50, message: 'the operator to answer /readyz' });
   } catch (err) {
     await proc.stop('SIGKILL');
-    throw new Error(`${(err as Error).message}\n--- operator log ---\n${logTail(o.logFile, 40)}`);
+    throw new Error(`${errorMessage(err)}\n--- operator log ---\n${logTail(o.logFile, 40)}`);
   }
   return {
     proc,

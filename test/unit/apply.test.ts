@@ -6,7 +6,7 @@ import { applyOutputs, applyStatus } from '../../src/controller/apply.ts';
 import type { OutputsPlan } from '../../src/controller/plan.ts';
 import { reconcile, RESYNC_MS } from '../../src/controller/reconcile.ts';
 import { reportUserError } from '../../src/controller/errorPolicy.ts';
-import { FINALIZER, OWNER_ANNOTATION, DEFAULT_POD_ANNOTATION, CLUSTER_LABEL } from '../../src/core/spec.ts';
+import { FINALIZER, CLUSTER_KEY, DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
 import { UserError } from '../../src/errors.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
 import type { ConfigMapObject } from '../../src/kube/resources.ts';
@@ -98,14 +98,14 @@ describe('reconcile scenarios', () => {
     await reconcile(ctx, 'prod/chat');
     ctx.writer.calls = [];
     const value = 'chat@10.0.0.1,chat@10.0.0.2';
-    const ann = { [DEFAULT_POD_ANNOTATION]: value, [OWNER_ANNOTATION]: 'chat' };
+    const ann = { [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat' };
     ctx.pods.set(pod('a', { labels: { app: 'chat' }, ip: '10.0.0.1', annotations: ann, rv: '2' }));
     ctx.pods.set(pod('b', { labels: { app: 'web' }, ip: '10.0.0.2', annotations: ann, rv: '2' }));
     await reconcile(ctx, 'prod/chat');
     const patches = ctx.writer.calls.filter((c) => c.verb === 'patchPodAnnotations').map((c) => c.verb === 'patchPodAnnotations' && [c.name, c.annotations]);
     assert.deepEqual(patches, [
-      ['a', { [DEFAULT_POD_ANNOTATION]: 'chat@10.0.0.1', [OWNER_ANNOTATION]: 'chat' }],
-      ['b', { [DEFAULT_POD_ANNOTATION]: null, [OWNER_ANNOTATION]: null }],
+      ['a', { [DEFAULT_POD_ANNOTATION]: 'chat@10.0.0.1', [CLUSTER_KEY]: 'chat' }],
+      ['b', { [DEFAULT_POD_ANNOTATION]: null, [CLUSTER_KEY]: null }],
     ]);
   });
 
@@ -116,16 +116,16 @@ describe('reconcile scenarios', () => {
   });
 
   test('deleted: our annotations and ConfigMap go, then the finalizer', async () => {
-    const ann = { [DEFAULT_POD_ANNOTATION]: 'x@y', [OWNER_ANNOTATION]: 'chat', 'other': 'kept' };
-    const cm: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, labels: { [CLUSTER_LABEL]: 'chat' } } };
+    const ann = { [DEFAULT_POD_ANNOTATION]: 'x@y', [CLUSTER_KEY]: 'chat', 'other': 'kept' };
+    const cm: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, labels: { [CLUSTER_KEY]: 'chat' } } };
     const ctx = testContext({
       pgclusters: [pgcluster('chat', { ...chatSpec, channel: 'Invalid-Spec-Still-Cleaned' }, { deleting: true, finalizers: [FINALIZER, 'else'] })],
-      pods: [pod('a', { annotations: ann }), pod('b', { annotations: { [DEFAULT_POD_ANNOTATION]: 'z', [OWNER_ANNOTATION]: 'other' } })],
+      pods: [pod('a', { annotations: ann }), pod('b', { annotations: { [DEFAULT_POD_ANNOTATION]: 'z', [CLUSTER_KEY]: 'other' } })],
       configMaps: [cm],
     });
     await reconcile(ctx, 'prod/chat');
     assert.deepEqual(ctx.writer.calls, [
-      { verb: 'patchPodAnnotations', name: 'a', annotations: { [OWNER_ANNOTATION]: null, [DEFAULT_POD_ANNOTATION]: null } },
+      { verb: 'patchPodAnnotations', name: 'a', annotations: { [CLUSTER_KEY]: null, [DEFAULT_POD_ANNOTATION]: null } },
       { verb: 'deleteConfigMap', name: 'chat-peers' },
       { verb: 'setFinalizers', name: 'chat', finalizers: ['else'] },
     ]);

@@ -7,7 +7,7 @@ import {
 import type { ConditionInput } from '../../src/core/conditions.ts';
 import { configMapData } from '../../src/core/outputs.ts';
 import type { Peer } from '../../src/core/peerTable.ts';
-import { effectiveSpec, OWNER_ANNOTATION, type EffectiveSpec, type PgClusterSpec, DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY } from '../../src/core/spec.ts';
+import { effectiveSpec, CLUSTER_KEY, type EffectiveSpec, type PgClusterSpec, DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY } from '../../src/core/spec.ts';
 import type { PodObject } from '../../src/kube/pods.ts';
 import type { ConfigMapObject } from '../../src/kube/resources.ts';
 import { chatSpec, pgcluster, pod } from '../support/controllerKit.ts';
@@ -79,10 +79,10 @@ describe('planOutputs', () => {
   const peers = [member(1), member(2)];
   const value = 'chat@10.0.0.1,chat@10.0.0.2';
   const ours = (name: string, data: Record<string, string>): ConfigMapObject => ({
-    metadata: { name, namespace: 'prod', resourceVersion: '7', labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [OWNER_ANNOTATION]: 'chat' }, ownerReferences: [{ apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', name: 'chat', uid: 'uid-chat' }] },
+    metadata: { name, namespace: 'prod', resourceVersion: '7', labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_KEY]: 'chat' }, ownerReferences: [{ apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', name: 'chat', uid: 'uid-chat' }] },
     data,
   });
-  const annotated = (name: string, v: string, extra: Record<string, string> = {}) => pod(name, { labels: chat(), annotations: { [DEFAULT_POD_ANNOTATION]: v, [OWNER_ANNOTATION]: 'chat', ...extra } });
+  const annotated = (name: string, v: string, extra: Record<string, string> = {}) => pod(name, { labels: chat(), annotations: { [DEFAULT_POD_ANNOTATION]: v, [CLUSTER_KEY]: 'chat', ...extra } });
   const observed = (o: Partial<ObservedOutputs> & { podList?: PodObject[] }): ObservedOutputs => ({
     configMap: o.configMap, configMaps: o.configMaps ?? (o.configMap ? [o.configMap] : []),
     pods: (o.podList ?? []).map((p) => ({ cached: p, observed: p })), staleKey: o.staleKey,
@@ -91,7 +91,7 @@ describe('planOutputs', () => {
     {
       name: 'nothing yet: create the ConfigMap, annotate every selected pod',
       selected: [pod('p1', { labels: chat() }), pod('p2', { labels: chat() })], o: observed({ podList: [pod('p1', { labels: chat() }), pod('p2', { labels: chat() })] }),
-      cm: 'create', patches: [['p1', { [DEFAULT_POD_ANNOTATION]: value, [OWNER_ANNOTATION]: 'chat' }], ['p2', { [DEFAULT_POD_ANNOTATION]: value, [OWNER_ANNOTATION]: 'chat' }]],
+      cm: 'create', patches: [['p1', { [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat' }], ['p2', { [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat' }]],
     },
     {
       name: 'all current: no write at all',
@@ -101,22 +101,22 @@ describe('planOutputs', () => {
     {
       name: 'membership changed: patch, with stale keys removed',
       selected: [annotated('p1', 'old')], o: observed({ configMap: ours('chat-peers', { peers: 'old\n', extra: 'x' }), podList: [annotated('p1', 'old')] }),
-      cm: 'patch', patches: [['p1', { [DEFAULT_POD_ANNOTATION]: value, [OWNER_ANNOTATION]: 'chat' }]],
+      cm: 'patch', patches: [['p1', { [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat' }]],
     },
     {
       name: 'a pod that stopped matching loses what we wrote (and only that)',
-      selected: [], o: observed({ configMap: ours('chat-peers', configMapData('chat', peers)), podList: [pod('gone', { labels: { app: 'web' }, annotations: { [DEFAULT_POD_ANNOTATION]: value, [OWNER_ANNOTATION]: 'chat', mine: 'no' } })] }),
-      cm: undefined, patches: [['gone', { [DEFAULT_POD_ANNOTATION]: null, [OWNER_ANNOTATION]: null }]],
+      selected: [], o: observed({ configMap: ours('chat-peers', configMapData('chat', peers)), podList: [pod('gone', { labels: { app: 'web' }, annotations: { [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat', mine: 'no' } })] }),
+      cm: undefined, patches: [['gone', { [DEFAULT_POD_ANNOTATION]: null, [CLUSTER_KEY]: null }]],
     },
     {
       name: 'a pod annotated by another PgCluster is left alone',
-      selected: [], o: observed({ configMap: ours('chat-peers', configMapData('chat', peers)), podList: [pod('theirs', { annotations: { [DEFAULT_POD_ANNOTATION]: 'x', [OWNER_ANNOTATION]: 'other' } })] }),
+      selected: [], o: observed({ configMap: ours('chat-peers', configMapData('chat', peers)), podList: [pod('theirs', { annotations: { [DEFAULT_POD_ANNOTATION]: 'x', [CLUSTER_KEY]: 'other' } })] }),
       cm: undefined, patches: [],
     },
     {
       name: 'the annotation key was renamed: the old key comes off',
       selected: [annotated('p1', value, { 'old/key': value })], o: observed({ configMap: ours('chat-peers', configMapData('chat', peers)), podList: [annotated('p1', value, { 'old/key': value })], staleKey: 'old/key' }),
-      cm: undefined, patches: [['p1', { 'old/key': null, [DEFAULT_POD_ANNOTATION]: value, [OWNER_ANNOTATION]: 'chat' }]],
+      cm: undefined, patches: [['p1', { 'old/key': null, [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat' }]],
     },
     {
       name: 'the ConfigMap was renamed: the old one is deleted',

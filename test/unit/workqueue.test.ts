@@ -5,6 +5,7 @@ import { WorkQueue } from '../../src/controller/workqueue.ts';
 import { Backoff } from '../../src/core/backoff.ts';
 import { FakeClock } from '../support/fakeClock.ts';
 import { eventually as until } from '../support/poll.ts';
+import { errorMessage } from '../../src/errors.ts';
 
 test('a burst of adds for one key coalesces into one run', async () => {
   const q = new WorkQueue({ clock: new FakeClock() });
@@ -64,7 +65,7 @@ test('a failing reconcile is retried after its backoff, not before', async () =>
   const done = q.run(1, async () => {
     attempts++;
     if (attempts < 3) throw new Error(`boom ${attempts}`);
-  }, (key, err) => errors.push(`${key}: ${(err as Error).message}`));
+  }, (key, err) => errors.push(`${key}: ${errorMessage(err)}`));
   await until(() => attempts === 1 && q.pending === 1, 'first attempt failed and is waiting');
   clock.advance(4);
   await until(() => q.length === 0, 'settled');
