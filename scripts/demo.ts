@@ -2,21 +2,21 @@
 // stack (kube-apiserver + etcd + kwok for pods with IPs, a throwaway Postgres), installs the CRD, creates
 // a sample PgCluster and a handful of pods, runs the operator, and shows what it publishes as pods come
 // and go and an Elixir-style node joins and leaves over Postgres. Ctrl-C cleans everything up.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../src/kube/client.ts';
 import { startStack, type Stack } from './stack/index.ts';
 import { KWOK_NODE } from './stack/kube.ts';
-import { freePort } from './stack/proc.ts';
 import { startLibclusterNode } from './stack/libcluster-node.ts';
-import { NODE_FLAGS } from '../src/nodeFlags.ts';
+import { launchOperator, type LaunchedOperator } from '../test/support/launch.ts';
+import { waitFor } from '../test/support/env.ts';
+import { CRD_FILE, waitForCrdEstablished } from '../test/support/crd.ts';
+import { paths } from '../src/kube/resources.ts';
+import { errorMessage } from '../src/errors.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NS = 'demo';
 const CHANNEL = 'chat_cluster';
 
@@ -48,16 +48,13 @@ async function main(): Promise<void> {
   chmodSync(dir, 0o755); // Postgres runs as its own OS user and must reach its data dir inside
 
   let stack: Stack | undefined;
-  let operator: ChildProcess | undefined;
+  let operator: LaunchedOperator | undefined;
   let foreign: { stop(): Promise<void> } | undefined;
   let cleaning: Promise<void> | undefined;
   const cleanup = () => (cleaning ??= (async () => {
     heading('cleaning up');
     await foreign?.stop().catch(() => {});
-    if (operator && operator.exitCode === null) {
-      operator.kill('SIGTERM');
-      await new Promise((r) => operator?.once('exit', r));
-    }
+    await operator?.stop();
     await stack?.stop();
     rmSync(dir, { recursive: true, force: true });
     say('stopped the operator, the control plane and Postgres; removed ' + dir);
@@ -75,24 +72,19 @@ async function main(): Promise<void> {
   const kube = new KubeClient(kc);
 
   heading('installing the CRD and a sample PgCluster');
-  await kubectl('apply', '-f', join(repoRoot, 'manifests/crd/pgcluster.io_pgclusters.yaml'));
-  await kubectl('wait', '--for=condition=Established', 'crd/pgclusters.pgcluster.io', '--timeout=30s');
+  await kubectl('apply', '-f', CRD_FILE);
+  await waitForCrdEstablished(kube);
   await kubectl('create', 'namespace', NS);
-  await kube.create(`/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
-  await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${NS}/pgclusters`, {
+  await kube.create(paths.secrets(NS), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
+  await kube.create(paths.pgclusters(NS), {
     apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: 'chat' },
     spec: { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'chat-db' } }, channel: CHANNEL, heartbeatInterval: '2s', peerTimeout: '6s' },
   }, 'pgclusters');
   say(await kubectl('get', 'pgcluster', 'chat', '-n', NS, '-o', 'yaml'));
 
   heading('starting the operator (logs: ' + join(dir, 'operator.log') + ')');
-  const metricsPort = await freePort();
-  const log = openSync(join(dir, 'operator.log'), 'a');
-  operator = spawn(process.execPath, [...NODE_FLAGS, join(repoRoot, 'src/main.ts')], {
-    env: { ...env, WATCH_NAMESPACE: NS, METRICS_BIND_ADDRESS: `127.0.0.1:${metricsPort}` },
-    stdio: ['ignore', log, log],
-  });
-  say(`metrics: curl -s http://127.0.0.1:${metricsPort}/metrics | grep ^pgcluster_`);
+  operator = await launchOperator({ kubeconfig: stack.kube.kubeconfig, namespaces: [NS], logFile: join(dir, 'operator.log'), env: stack.env });
+  say(`metrics: curl -s ${operator.metricsUrl} | grep ^pgcluster_`);
 
   const pod = (i: number) => ({
     apiVersion: 'v1', kind: 'Pod',
@@ -113,18 +105,22 @@ async function main(): Promise<void> {
     say((await kubectl('get', 'pods', '-n', NS, '-o', 'custom-columns=POD:.metadata.name,IP:.status.podIP,PEERS:.metadata.annotations.pgcluster\\.io/peers')).trimEnd());
   };
 
-  const steps: [string, () => Promise<void>][] = [
-    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(i), 'pods'); }],
-    ['an Elixir node running libcluster_postgres joins over Postgres (NOTIFY its name every 2 s)', async () => { foreign = await elixirNode(stack!.postgres.url); }],
-    ['a 4th pod starts', async () => { await kube.create(`/api/v1/namespaces/${NS}/pods`, pod(3), 'pods'); }],
-    ['pod chat-0 is deleted', async () => { await kube.request('DELETE', `/api/v1/namespaces/${NS}/pods/chat-0`, { body: { gracePeriodSeconds: 0 } }); }],
-    ['the Elixir node stops: it expires after peerTimeout (6 s)', async () => { await foreign?.stop(); foreign = undefined; await sleep(6_000); }],
+  // Each step, then what the PgCluster's status must show once the operator has followed it.
+  const steps: [string, () => Promise<void>, { members: number; peers: number }][] = [
+    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(paths.pods(NS), pod(i), 'pods'); }, { members: 3, peers: 3 }],
+    ['an Elixir node running libcluster_postgres joins over Postgres (NOTIFY its name every 2 s)', async () => { foreign = await elixirNode(stack!.postgres.url); }, { members: 3, peers: 4 }],
+    ['a 4th pod starts', async () => { await kube.create(paths.pods(NS), pod(3), 'pods'); }, { members: 4, peers: 5 }],
+    ['pod chat-0 is deleted', async () => { await kube.request('DELETE', paths.pod(NS, 'chat-0'), { body: { gracePeriodSeconds: 0 } }); }, { members: 3, peers: 4 }],
+    ['the Elixir node stops: it expires after peerTimeout (6 s)', async () => { await foreign?.stop(); foreign = undefined; }, { members: 3, peers: 3 }],
   ];
   const deadline = durationS ? Date.now() + durationS * 1000 : Infinity;
-  for (const [what, act] of steps) {
+  for (const [what, act, want] of steps) {
     if (Date.now() > deadline) break;
     await act();
-    await sleep(3_000);
+    await waitFor(async () => {
+      const s = (await kube.getOptional<{ status?: { members?: number; peers?: number } }>(`${paths.pgcluster(NS, 'chat')}`))?.status;
+      return s?.members === want.members && s.peers === want.peers;
+    }, { timeoutMs: 30_000, intervalMs: 200, message: `${want.members} members and ${want.peers} peers after: ${what}` });
     await show(what);
   }
   if (durationS === undefined) {
@@ -151,6 +147,6 @@ async function elixirNode(url: string): Promise<{ stop(): Promise<void> }> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`demo failed: ${(err as Error).message}`);
+  console.error(`demo failed: ${errorMessage(err)}`);
   process.exit(1);
 });

@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
-import { KubeClient, KubeApiError, loadKubeConfig } from './kube/client.ts';
+import { KubeClient, KubeApiError, isForbidden, isNotFound, loadKubeConfig } from './kube/client.ts';
+import { errorMessage } from './errors.ts';
 import { paths } from './kube/resources.ts';
 import { API_GROUP, API_VERSION } from './core/spec.ts';
 import { parseDuration } from './core/duration.ts';
@@ -51,7 +52,7 @@ async function preflight(kube: KubeClient, cfg: Config): Promise<void> {
   try {
     await kube.get(`/apis/${API_GROUP}/${API_VERSION}`);
   } catch (err) {
-    if (err instanceof KubeApiError && err.status === 404) {
+    if (isNotFound(err)) {
       throw new StartupError(`the PgCluster CRD is not installed (no ${API_GROUP}/${API_VERSION} API): kubectl apply -f manifests/crd/ (or install the Helm chart with crds.install=true)`);
     }
     if (err instanceof KubeApiError && (err.status === 401 || err.status === 403)) {
@@ -59,7 +60,7 @@ async function preflight(kube: KubeClient, cfg: Config): Promise<void> {
     }
     if (err instanceof KubeApiError) throw err;
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new StartupError(`cannot reach the Kubernetes API at ${kube.server}: ${cause?.code ?? cause?.message ?? (err as Error).message}; check KUBECONFIG or the in-cluster network`);
+    throw new StartupError(`cannot reach the Kubernetes API at ${kube.server}: ${cause?.code ?? cause?.message ?? errorMessage(err)}; check KUBECONFIG or the in-cluster network`);
   }
   const scopes = cfg.namespaces ?? [undefined];
   for (const ns of scopes) {
@@ -67,7 +68,7 @@ async function preflight(kube: KubeClient, cfg: Config): Promise<void> {
       try {
         await kube.request('GET', path, { query: { limit: '1' } });
       } catch (err) {
-        if (err instanceof KubeApiError && err.status === 403) {
+        if (isForbidden(err)) {
           throw new StartupError(`forbidden to list ${what} ${ns ? `in namespace ${ns}` : 'cluster-wide'}: grant the operator's ServiceAccount list/watch on ${what} (the Helm chart's RBAC does), or set WATCH_NAMESPACE to namespaces it may read`);
         }
         throw err;
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
       log.info({ signal }, 'stopping: heartbeats off, connections closing');
       const hardStop = setTimeout(() => process.exit(0), 10_000);
       hardStop.unref();
-      void m.stop().then(() => elector?.release()).finally(() => {
+      void m.stop(async () => elector?.release()).finally(() => {
         server.close();
         log.info('stopped');
         process.exit(0);
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
 
 function fatal(log: Logger, err: unknown): never {
   if (err instanceof StartupError) log.fatal(err.message);
-  else log.fatal({ err }, `startup failed: ${(err as Error).message}`);
+  else log.fatal({ err }, `startup failed: ${errorMessage(err)}`);
   process.exit(1);
 }
 

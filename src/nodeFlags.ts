@@ -3,7 +3,6 @@
 //
 // --max-semi-space-size=8: V8 grows the young generation up to 64 MB per semi-space while allocation is
 // heavy (the start-up burst of thousands of writes) and keeps it. Capped, the operator holds far less
-// resident memory (`npm run bench -- scale`: 533 MB uncapped, 421 MB at 16 MB, ~395 MB at 8 MB with 10,000
-// pods; 1,000 pods: ~220 MB at 16 MB, ~200 MB at 8 MB) for somewhat more scavenging CPU (10,000 pods: 3.8-4.5 %
-// of a core at 16 MB, 4.8 % at 8 MB).
+// resident memory for somewhat more scavenging CPU: `npm run bench -- scale` measures both (the figures of
+// the runs that chose 8 are in bench/results/, e.g. 2026-11-26T19-11-24-full-node-options.json).
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];

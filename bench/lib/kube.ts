@@ -1,19 +1,20 @@
 // Kubernetes objects the benchmark creates: namespaces, Secrets, PgClusters, and pods bound to the kwok node
 // (kwok makes them Running and Ready with an IP, as a kubelet would) or to the BenchKubelet's.
 import type { KubeClient } from '../../src/kube/client.ts';
-import { KubeApiError } from '../../src/kube/client.ts';
+import { isNotFound } from '../../src/kube/client.ts';
+import { reportPodStatus } from '../../test/support/kubelet.ts';
 import { pool, randomSuffix } from './util.ts';
+import { paths } from '../../src/kube/resources.ts';
 
-const PC_PATH = (ns: string) => `/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`;
 
 export async function createNamespace(kube: KubeClient, prefix: string): Promise<string> {
   const name = `bench-${prefix}-${randomSuffix()}`;
-  await kube.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'pgcluster-bench': 'true' } } }, 'namespaces');
+  await kube.create(paths.namespaces(), { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'pgcluster-bench': 'true' } } }, 'namespaces');
   return name;
 }
 
 export async function createSecret(kube: KubeClient, ns: string, name: string, url: string): Promise<void> {
-  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: { url } }, 'secrets');
+  await kube.create(paths.secrets(ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: { url } }, 'secrets');
 }
 
 export interface PgClusterSpec {
@@ -25,7 +26,7 @@ export interface PgClusterSpec {
 }
 
 export async function createPgCluster(kube: KubeClient, ns: string, name: string, s: PgClusterSpec): Promise<void> {
-  await kube.create(PC_PATH(ns), {
+  await kube.create(paths.pgclusters(ns), {
     apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name },
     spec: {
       selector: { matchLabels: { app: s.app } },
@@ -38,7 +39,7 @@ export async function createPgCluster(kube: KubeClient, ns: string, name: string
 }
 
 export async function createPod(kube: KubeClient, ns: string, name: string, labels: Record<string, string>, node: string): Promise<void> {
-  await kube.create(`/api/v1/namespaces/${ns}/pods`, {
+  await kube.create(paths.pods(ns), {
     apiVersion: 'v1', kind: 'Pod',
     metadata: { name, labels },
     spec: {
@@ -57,7 +58,7 @@ export async function createPods(kube: KubeClient, ns: string, names: string[], 
 
 /** A graceful delete, as a Deployment's scale-down does; kwok (or benchKubelet) finishes it. */
 export async function deletePod(kube: KubeClient, ns: string, name: string): Promise<void> {
-  await kube.delete(`/api/v1/namespaces/${ns}/pods/${name}`, 'pods');
+  await kube.delete(paths.pod(ns, name), 'pods');
 }
 
 /**
@@ -83,18 +84,14 @@ export class BenchKubelet {
     await createPod(this.#kube, ns, name, labels, BenchKubelet.NODE);
     const i = this.#next++;
     const ip = `10.250.${Math.floor(i / 250) % 250}.${(i % 250) + 1}`;
-    const now = new Date().toISOString();
-    const conditions = ['Initialized', 'ContainersReady', 'Ready', 'PodScheduled'].map((type) => ({ type, status: 'True', lastTransitionTime: now }));
-    await this.#kube.patch(`/api/v1/namespaces/${ns}/pods/${name}/status`, {
-      status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '10.240.0.20', startTime: now, conditions },
-    }, 'pods/status');
+    await reportPodStatus(this.#kube, ns, name, { ip, ready: true, hostIP: '10.240.0.20' });
   }
 
   /** The graceful delete a Deployment issues; the pod is removed after its grace period, as a kubelet does. */
   async stop(ns: string, name: string): Promise<void> {
     await deletePod(this.#kube, ns, name);
     const done: Promise<void> = new Promise<void>((r) => setTimeout(r, 1000)).then(async () => {
-      await this.#kube.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { body: { gracePeriodSeconds: 0 } }).catch(() => {});
+      await this.#kube.request('DELETE', paths.pod(ns, name), { body: { gracePeriodSeconds: 0 } }).catch(() => {});
     }).finally(() => this.#finishing.delete(done));
     this.#finishing.add(done);
   }
@@ -111,12 +108,12 @@ export class BenchKubelet {
  * Call after the operator stopped.
  */
 export async function cleanupNamespace(kube: KubeClient, ns: string): Promise<void> {
-  const ignore404 = (e: unknown) => { if (!(e instanceof KubeApiError && e.status === 404)) throw e; };
-  await kube.request('DELETE', `/api/v1/namespaces/${ns}/pods`, { body: { gracePeriodSeconds: 0 } }).catch(ignore404);
-  const pcs = await kube.list<{ metadata: { name: string; finalizers?: string[] } }>(PC_PATH(ns)).catch(() => ({ items: [] }));
+  const ignore404 = (e: unknown) => { if (!isNotFound(e)) throw e; };
+  await kube.request('DELETE', paths.pods(ns), { body: { gracePeriodSeconds: 0 } }).catch(ignore404);
+  const pcs = await kube.list<{ metadata: { name: string; finalizers?: string[] } }>(paths.pgclusters(ns)).catch(() => ({ items: [] }));
   await pool(pcs.items.filter((p) => p.metadata.finalizers?.length), 16, (p) =>
-    kube.patch(`${PC_PATH(ns)}/${p.metadata.name}`, { metadata: { finalizers: null } }, 'pgclusters').catch(ignore404));
-  await kube.request('DELETE', PC_PATH(ns)).catch(ignore404);
-  await kube.request('DELETE', `/api/v1/namespaces/${ns}/configmaps`).catch(ignore404);
-  await kube.delete(`/api/v1/namespaces/${ns}`, 'namespaces').catch(() => {});
+    kube.patch(paths.pgcluster(ns, p.metadata.name), { metadata: { finalizers: null } }, 'pgclusters').catch(ignore404));
+  await kube.request('DELETE', paths.pgclusters(ns)).catch(ignore404);
+  await kube.request('DELETE', paths.configMaps(ns)).catch(ignore404);
+  await kube.delete(paths.namespace(ns), 'namespaces').catch(() => {});
 }

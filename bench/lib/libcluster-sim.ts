@@ -1,11 +1,11 @@
-// Members announcing themselves the libcluster_postgres way (LibclusterPostgres.Strategy): each member holds
-// its own two connections — a Postgrex connection that sends `NOTIFY <channel>, '<node>'` every heartbeat
-// interval (its own transaction), and a Postgrex.Notifications connection LISTENing on the channel and
-// receiving every member's heartbeat. Plain `pg` clients doing exactly that, in a child process so that
-// their work is not the bench's; the parent talks to it over IPC (startSim below).
+// Members announcing themselves the libcluster_postgres way (LibclusterPostgres.Strategy): each member is a
+// libcluster stand-in (scripts/stack/libcluster-node.ts) with its own two connections, in a child process so
+// that their work is not the bench's; the parent talks to it over IPC (startSim below).
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { mapLimited } from '../../src/core/limit.ts';
+import { errorMessage } from '../../src/errors.ts';
+import { startLibclusterNode, type LibclusterNode } from '../../scripts/stack/libcluster-node.ts';
 
 export interface SimMember {
   name: string;
@@ -67,64 +67,40 @@ export async function startSim(url: string, members: SimMember[], intervalMs: nu
 // ---- the child process ----
 
 async function child(): Promise<void> {
-  const clients: pg.Client[] = [];
-  const timers: NodeJS.Timeout[] = [];
+  const nodes: LibclusterNode[] = [];
   const stats = { sent: 0, received: 0, errors: 0 };
-  let stopping = false;
   const reply = (m: unknown) => process.send?.(m);
   process.on('disconnect', () => process.exit(0));
-
-  const connect = async (url: string) => {
-    const c = new pg.Client({ connectionString: url });
-    c.on('error', () => { stats.errors++; });
-    await c.connect();
-    clients.push(c);
-    return c;
-  };
 
   process.on('message', (raw) => {
     const msg = raw as Msg;
     if (msg.cmd === 'stats') {
       const u = process.cpuUsage();
-      reply({ connections: clients.length, ...stats, cpuSeconds: (u.user + u.system) / 1e6 } satisfies SimStats);
+      reply({ connections: 2 * nodes.length, ...stats, cpuSeconds: (u.user + u.system) / 1e6 } satisfies SimStats);
       return;
     }
     if (msg.cmd === 'stop') {
-      stopping = true;
-      for (const t of timers) clearTimeout(t);
-      void Promise.allSettled(clients.map((c) => c.end())).then(() => process.exit(0));
+      void Promise.allSettled(nodes.map((n) => n.stop())).then(() => process.exit(0));
       return;
     }
     void (async () => {
       try {
         const { url, members, intervalMs } = msg;
-        const senders: pg.Client[] = new Array(members.length);
-        // Connect like a fleet starting up: a bounded number of handshakes (SCRAM) at a time.
-        let next = 0;
-        await Promise.all(Array.from({ length: 16 }, async () => {
-          while (next < members.length) {
-            const i = next++;
-            const m = members[i]!;
-            const listener = await connect(url);
-            listener.on('notification', () => { stats.received++; });
-            await listener.query(`LISTEN "${m.channel}"`);
-            senders[i] = await connect(url);
-          }
-        }));
-        // Heartbeats: each member its own loop, spread evenly over the interval (nodes start at different
-        // times). As in the strategy's GenServer: `Postgrex.query(conn, "NOTIFY ...")` blocks until the
-        // server answers, then the next heartbeat is scheduled `interval` later; each NOTIFY its own transaction.
-        members.forEach((m, i) => {
-          const beat = () => {
-            senders[i]!.query(`NOTIFY ${m.channel}, '${m.name}'`).then(() => { stats.sent++; }, () => { stats.errors++; }).finally(() => {
-              if (!stopping) timers.push(setTimeout(beat, intervalMs));
-            });
-          };
-          timers.push(setTimeout(beat, (i * intervalMs) / members.length));
+        // Connect like a fleet starting up: a bounded number of handshakes (SCRAM) at a time; heartbeats
+        // spread evenly over the interval (nodes start at different times).
+        await mapLimited(members, 16, async (m, i) => {
+          const node = await startLibclusterNode(url, m.channel, m.name, intervalMs, {
+            firstBeatAfterMs: (i * intervalMs) / members.length,
+            recordHeard: false,
+            onSent: () => { stats.sent++; },
+            onError: () => { stats.errors++; },
+          });
+          node.onHeard(() => { stats.received++; });
+          nodes.push(node);
         });
         reply({ ok: true });
       } catch (e) {
-        reply({ error: `libcluster simulator: ${(e as Error).message}` });
+        reply({ error: `libcluster simulator: ${errorMessage(e)}` });
       }
     })();
   });

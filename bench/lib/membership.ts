@@ -3,6 +3,8 @@
 // ConfigMap and the annotation of every pod that was a member at t0 agree with the change.
 import type { KubeClient } from '../../src/kube/client.ts';
 import type { Latency, Tracker } from './tracker.ts';
+import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 export interface ClusterRef {
   ns: string;
@@ -41,7 +43,7 @@ export function awaitLeave(tracker: Tracker, c: ClusterRef, pod: string): Promis
 
 /** For a timeout: what the bench's watch shows against what the API server says now. */
 export async function diagnose(kube: KubeClient, tracker: Tracker, c: ClusterRef): Promise<string> {
-  const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${c.ns}/configmaps/${c.cm}`);
+  const cm = await kube.getOptional<{ data?: Record<string, string> }>(paths.configMap(c.ns, c.cm));
   const live = (cm?.data?.peers ?? '').split('\n').filter(Boolean);
   const watched = tracker.cms.get(`${c.ns}/${c.cm}`);
   const want = new Set(tracker.members(c.ns, c.app).map((m) => `${c.basename}@${m.ip}`));
@@ -54,8 +56,8 @@ export async function diagnose(kube: KubeClient, tracker: Tracker, c: ClusterRef
     const pods = [...(tracker.podsByIp.get(ip) ?? [])].join(' ');
     const pending: string[] = [];
     for (const p of w.pending.slice(0, 5)) {
-      const pod = await kube.getOptional<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${c.ns}/pods/${p}`);
-      const a = pod?.metadata.annotations?.['pgcluster.io/peers'];
+      const pod = await kube.getOptional<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(c.ns, p));
+      const a = pod?.metadata.annotations?.[DEFAULT_POD_ANNOTATION];
       pending.push(`${p} (live annotation ${a === undefined ? 'absent' : a.split(',').includes(w.node) ? 'has it' : `lacks it, ${a.split(',').length} names`})`);
     }
     parts.push(`waiting ${w.sinceMs} ms for ${w.node} ${w.want}: ConfigMap ${w.cmOk ? 'agrees' : `does not (live: ${live.includes(w.node) ? 'has it' : 'lacks it'})`}; `

@@ -3,10 +3,10 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, logTail, startProc, type Proc } from '../../scripts/stack/proc.ts';
 import { repoRoot } from './stack.ts';
-import { mono, until } from './util.ts';
-import { NODE_FLAGS } from '../../src/nodeFlags.ts';
+import { mono } from './util.ts';
+import { launchOperator } from '../../test/support/launch.ts';
+import { parseMetrics, seriesParts, sumMetric } from '../../test/support/metrics.ts';
 
 export interface Sample {
   /** Series text -> value, e.g. `pgcluster_kube_writes_total{verb="patch",resource="pods"}`. */
@@ -61,83 +61,47 @@ export async function buildOperator(): Promise<void> {
 }
 
 export async function startOperator(opts: OperatorOpts): Promise<OperatorProc> {
-  const port = await freePort();
   const logFile = join(opts.logDir, `operator-${opts.name}.log`);
-  const args = [
-    ...NODE_FLAGS,
-    ...(opts.preloads ?? []).flatMap((p) => ['--import', p]),
-    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=operator-${opts.name}.cpuprofile`] : []),
-    join(repoRoot, operatorEntry(opts.preloads ?? [])),
-  ];
   const startedAt = mono();
-  // The parent-death signal (setpriv) ends the operator with us, even if we are killed.
-  const proc: Proc = startProc(`operator-${opts.name}`, process.execPath, args, {
+  const op = await launchOperator({
+    kubeconfig: opts.kubeconfig,
+    namespaces: opts.namespaces,
     logFile,
-    cwd: repoRoot,
-    deathSignal: 'TERM',
-    env: {
-      ...process.env,
-      KUBECONFIG: opts.kubeconfig,
-      WATCH_NAMESPACE: opts.namespaces.join(','),
-      METRICS_BIND_ADDRESS: `127.0.0.1:${port}`,
-      LOG_LEVEL: 'info',
-      NODE_OPTIONS: '',
-      ...opts.env,
-    },
+    entry: operatorEntry(opts.preloads ?? []),
+    nodeArgs: [
+      ...(opts.preloads ?? []).flatMap((p) => ['--import', p]),
+      ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=operator-${opts.name}.cpuprofile`] : []),
+    ],
+    env: opts.env,
+    readyTimeoutMs: 120_000,
   });
-  const base = `http://127.0.0.1:${port}`;
-  let dead: string | undefined;
-  void proc.exited.then((c) => { dead = String(c); });
-  try {
-    await until('the operator to answer /readyz', async () => {
-      if (dead !== undefined) throw new Error(`the operator exited (${dead}):\n${logTail(logFile, 30)}`);
-      return (await fetch(`${base}/readyz`)).ok;
-    }, 120_000, 50);
-  } catch (e) {
-    await proc.stop('SIGKILL');
-    throw new Error(`${(e as Error).message}\n${logTail(logFile, 30)}`);
-  }
   const readyAt = mono();
+  const pid = op.proc.pid;
   return {
-    pid: proc.pid,
+    pid,
     logFile,
     startedAt,
     readyAt,
     async scrape() {
-      const text = await (await fetch(`${base}/metrics`)).text();
+      const text = await (await fetch(op.metricsUrl)).text();
       return { series: parseMetrics(text), at: mono() };
     },
     logLines(text: string) {
       return readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes(text)).length;
     },
     memory() {
-      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
       return { rss: kb('VmRSS'), peak: kb('VmHWM') };
     },
     // SIGTERM: the operator stops heartbeats, closes connections and exits 0 (and writes its CPU profile).
-    stop: () => proc.stop('SIGTERM', 20_000),
+    stop: async () => { await op.stop('SIGTERM', 20_000); },
   };
-}
-
-export function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
 }
 
 /** Sum of a metric over the series whose labels include `labels`. */
 export function metric(s: Sample, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const [k, v] of s.series) {
-    if (k !== name && !k.startsWith(`${name}{`)) continue;
-    if (Object.entries(labels).every(([l, val]) => k.includes(`${l}="${val}"`))) sum += v;
-  }
-  return sum;
+  return sumMetric(s.series, name, labels);
 }
 
 /** Per-label breakdown of a counter's increase between two samples, e.g. writes by resource. */
@@ -145,8 +109,7 @@ export function deltaBy(a: Sample, b: Sample, name: string, label: string): Reco
   const out: Record<string, number> = {};
   for (const [k, v] of b.series) {
     if (!k.startsWith(`${name}{`)) continue;
-    const m = new RegExp(`${label}="([^"]*)"`).exec(k);
-    const key = m?.[1] ?? '';
+    const key = seriesParts(k).labels[label] ?? '';
     const d = v - (a.series.get(k) ?? 0);
     if (d) out[key] = (out[key] ?? 0) + d;
   }

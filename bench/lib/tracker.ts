@@ -8,8 +8,9 @@ import { Informer } from '../../src/kube/informer.ts';
 import type { PodObject } from '../../src/kube/pods.ts';
 import type { ConfigMapObject, PgClusterObject } from '../../src/kube/resources.ts';
 import { mono } from './util.ts';
+import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
+import { paths } from '../../src/kube/resources.ts';
 
-export const PEERS_ANNOTATION = 'pgcluster.io/peers';
 const MANAGED = 'app.kubernetes.io/managed-by=pgcluster-operator';
 
 export interface PodState {
@@ -90,11 +91,11 @@ export class Tracker {
 
   constructor(kube: KubeClient, namespaces: string[]) {
     for (const ns of namespaces) {
-      const pods = new Informer<PodObject>(kube, { path: `/api/v1/namespaces/${ns}/pods`, log: silent });
+      const pods = new Informer<PodObject>(kube, { path: paths.pods(ns), log: silent });
       pods.on((ev, obj) => this.#pod(ev, obj));
-      const cms = new Informer<ConfigMapObject>(kube, { path: `/api/v1/namespaces/${ns}/configmaps`, labelSelector: MANAGED, log: silent });
+      const cms = new Informer<ConfigMapObject>(kube, { path: paths.configMaps(ns), labelSelector: MANAGED, log: silent });
       cms.on((ev, obj) => this.#cm(ev, obj));
-      const pcs = new Informer<PgClusterObject>(kube, { path: `/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, log: silent });
+      const pcs = new Informer<PgClusterObject>(kube, { path: paths.pgclusters(ns), log: silent });
       pcs.on((ev, obj) => {
         this.events.pgclusters++;
         if (ev === 'delete') this.pgclusters.delete(k(ns, obj.metadata.name));
@@ -230,7 +231,7 @@ export class Tracker {
     const deleting = gone || !!obj.metadata.deletionTimestamp;
     const st: PodState = {
       ns, name: obj.metadata.name, labels: obj.metadata.labels ?? {}, ip, ready, deleting, gone,
-      annotation: obj.metadata.annotations?.[PEERS_ANNOTATION],
+      annotation: obj.metadata.annotations?.[DEFAULT_POD_ANNOTATION],
       readyAt: prev?.readyAt ?? (ready && ip ? at : undefined),
       goneAt: prev?.goneAt ?? (deleting ? at : undefined),
     };

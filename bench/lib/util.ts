@@ -1,5 +1,6 @@
 // Small helpers shared by the benchmark: timing, statistics, progress output.
 import { performance } from 'node:perf_hooks';
+import { waitFor } from '../../test/support/poll.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -45,42 +46,11 @@ export function summarize(values: number[]): Summary {
   };
 }
 
-/** Runs fn over items with at most `limit` in flight; rejects with the first error after all settle. */
-export async function pool<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  let firstErr: unknown;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      try {
-        out[i] = await fn(items[i]!, i);
-      } catch (e) {
-        firstErr ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (firstErr !== undefined) throw firstErr;
-  return out;
-}
+export { mapLimited as pool } from '../../src/core/limit.ts';
 
-/** Polls fn until it returns a truthy value; throws after timeoutMs with `what`. */
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T> {
-  const deadline = mono() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      lastErr = e;
-    }
-    if (mono() > deadline) {
-      throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(0)} s waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
+/** Polls fn until it returns a value (see waitFor: not undefined, not false); throws after timeoutMs with `what`. */
+export function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number, intervalMs = 100): Promise<T> {
+  return waitFor(fn, { message: what, timeoutMs, intervalMs });
 }
 
 export function randomSuffix(): string {

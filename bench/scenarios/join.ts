@@ -12,6 +12,7 @@ import { WRITE_CONCURRENCY as OPERATOR_WRITE_CONCURRENCY } from '../../src/contr
 import { cpuByRole, cpuDelta } from '../lib/procstat.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 const TARGET_MS = 250;
 const IDLE_MS = 6000;
@@ -57,7 +58,7 @@ export const join: Scenario = {
       // The floor is a PATCH over an open connection, alone and as the operator fans out (same concurrency,
       // and 4x as wide to show whether more in flight would help). While the fan-out runs, the CPU every
       // process on the machine spends on it: what a PATCH costs the API server, etcd and the watchers.
-      const patch = (pod: string, v: string) => kube.patch(`/api/v1/namespaces/${ns}/pods/${pod}`, { metadata: { annotations: { 'bench.pgcluster.io/probe': v } } }, 'pods');
+      const patch = (pod: string, v: string) => kube.patch(paths.pod(ns, pod), { metadata: { annotations: { 'bench.pgcluster.io/probe': v } } }, 'pods');
       const patchOne: number[] = [];
       for (const i of range(pick(ctx.mode, { full: 50, quick: 30, smoke: 5 }))) {
         const t0 = mono();

@@ -9,6 +9,7 @@ import { request as httpRequest } from 'node:http';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { diedError, freePort, logTail, startProc, waitReady, type Proc } from './proc.ts';
+import { errorMessage } from '../../src/errors.ts';
 
 export interface KubeStack {
   kubeconfig: string;
@@ -135,7 +136,7 @@ async function ready(p: Proc, what: string, check: () => Promise<boolean>, timeo
     await waitReady(p, what, check, timeoutMs);
   } catch (e) {
     const hint = hintFor(p.logFile);
-    throw hint ? new Error(`${(e as Error).message}\n${hint}`) : e;
+    throw hint ? new Error(`${errorMessage(e)}\n${hint}`) : e;
   }
 }
 

@@ -1,30 +1,40 @@
 // What every reconcile needs, in one place (kube-rs controller-rs's Context).
+import type { Clock } from '../core/clock.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
-import type { KubeClient, KubeObject } from '../kube/client.ts';
-import type { Store } from '../kube/informer.ts';
+import type { KubeObject } from '../kube/client.ts';
 import type { ConfigMapObject, PgClusterObject } from '../kube/resources.ts';
 import type { PodObject } from '../kube/pods.ts';
-import type { WorkQueue } from './workqueue.ts';
+import type { Writer } from './apply.ts';
 import type { EndpointPool } from './endpointPool.ts';
 import type { ClusterRuntime } from './runtime.ts';
+import type { SecretSource } from './secrets.ts';
+import type { WorkQueue } from './workqueue.ts';
+
+/** The read side of an informer cache (kube/informer.ts's Store), as reconcile sees it. */
+export interface Cache<T> {
+  get(ns: string, name: string): T | undefined;
+  inNamespace(ns: string): Iterable<T>;
+}
 
 export interface Context {
-  kube: KubeClient;
   log: Logger;
   metrics: Metrics;
-  pgclusters: Store<PgClusterObject>;
-  pods: Store<PodObject>;
-  configMaps: Store<ConfigMapObject>;
+  pgclusters: Cache<PgClusterObject>;
+  pods: Cache<PodObject>;
+  configMaps: Cache<ConfigMapObject>;
+  writer: Writer;
+  secrets: SecretSource;
   pool: EndpointPool;
   runtimes: Map<string, ClusterRuntime>;
-  queue: WorkQueue;
+  queue: Pick<WorkQueue, 'add'>;
   /** Writes whose watch event has not arrived yet (see WriteMemo). */
   written: WriteMemo;
-  /** This process, for Events' reportingInstance. */
-  identity: string;
-  now: () => number;
+  clock: Clock;
 }
+
+/** Memo entries older than this are dropped (a pod deleted right after we patched it is never observed). */
+const MEMO_MAX_AGE_MS = 60_000;
 
 /**
  * Remembers what we wrote until the informer catches up, so that a reconcile running before the watch
@@ -33,21 +43,23 @@ export interface Context {
 export class WriteMemo {
   #memo = new Map<string, { staleVersion: string | undefined; obj: unknown; at: number }>();
   #slim: (o: KubeObject) => KubeObject;
-  #lastSweep = Date.now();
+  #clock: Clock;
+  #lastSweep: number;
 
   /** `slim` keeps only what the cache would (a PATCH answers with the whole object). */
-  constructor(slim: (o: KubeObject) => KubeObject = (o) => o) {
+  constructor(clock: Clock, slim: (o: KubeObject) => KubeObject = (o) => o) {
+    this.#clock = clock;
     this.#slim = slim;
+    this.#lastSweep = clock.monotonic();
   }
 
   record(key: string, before: KubeObject | undefined, written: unknown): void {
-    const now = Date.now();
+    const now = this.#clock.monotonic();
     const obj = written && typeof written === 'object' && 'metadata' in written ? this.#slim(written as KubeObject) : written;
     this.#memo.set(key, { staleVersion: before?.metadata.resourceVersion, obj, at: now });
-    // Entries nobody looks at again (a pod deleted right after we patched it) must not pile up.
-    if (now - this.#lastSweep > 60_000) {
+    if (now - this.#lastSweep > MEMO_MAX_AGE_MS) {
       this.#lastSweep = now;
-      for (const [k, m] of this.#memo) if (now - m.at > 60_000) this.#memo.delete(k);
+      for (const [k, m] of this.#memo) if (now - m.at > MEMO_MAX_AGE_MS) this.#memo.delete(k);
     }
   }
 
@@ -61,5 +73,9 @@ export class WriteMemo {
 
   forget(key: string): void {
     this.#memo.delete(key);
+  }
+
+  get size(): number {
+    return this.#memo.size;
   }
 }

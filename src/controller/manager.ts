@@ -6,12 +6,18 @@ import { Informer, Store, objectKey, stripManagedFields } from '../kube/informer
 import { paths, type ConfigMapObject, type PgClusterObject } from '../kube/resources.ts';
 import { slimPod, type PodObject } from '../kube/pods.ts';
 import { matchesSelector } from '../core/selector.ts';
-import { CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION } from '../core/spec.ts';
+import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL } from '../core/spec.ts';
+import { systemClock, type Clock } from '../core/clock.ts';
+import { UserError } from '../errors.ts';
+import { getSecret } from '../kube/resources.ts';
 import type { PgEndpoint } from '../postgres/endpoint.ts';
+import { kubeWriter } from './apply.ts';
 import { WriteMemo, type Context } from './context.ts';
 import { EndpointPool } from './endpointPool.ts';
-import { errorPolicy, reconcile } from './reconcile.ts';
+import { errorPolicy, reportUserError } from './errorPolicy.ts';
+import { RESYNC_MS, reconcile, type ReconcileResult } from './reconcile.ts';
 import type { ClusterRuntime } from './runtime.ts';
+import { SecretSource } from './secrets.ts';
 import { WorkQueue } from './workqueue.ts';
 
 export interface ManagerOptions {
@@ -22,28 +28,39 @@ export interface ManagerOptions {
   namespaces: string[] | undefined;
   identity: string;
   workers?: number;
+  clock?: Clock;
+}
+
+interface Stores {
+  pgclusters: Store<PgClusterObject>;
+  pods: Store<PodObject>;
+  configMaps: Store<ConfigMapObject>;
 }
 
 export class Manager {
   readonly ctx: Context;
+  #stores: Stores;
+  #queue: WorkQueue;
   #workers: number;
   #running: Promise<void> | undefined;
 
   constructor(opts: ManagerOptions) {
     const { kube, log, metrics } = opts;
+    const clock = opts.clock ?? systemClock;
     const scopes = opts.namespaces ?? [undefined];
     const informers = <T extends PgClusterObject | PodObject | ConfigMapObject>(path: (ns?: string) => string, extra: { labelSelector?: string; resyncMs?: number; transform?: (o: KubeObject) => KubeObject } = {}) =>
       new Store<T>(scopes.map((ns) => new Informer<T>(kube, { path: path(ns), log, ...extra })));
-    const queue = new WorkQueue({ hooks: metrics.queueHooks() });
+    const queue = new WorkQueue({ hooks: metrics.queueHooks(), clock });
+    this.#queue = queue;
     const runtimes = new Map<string, ClusterRuntime>();
     const pool = new EndpointPool(
       log,
       (id) => {
         let received: { inc(): void } | undefined;
         return {
-          onCommit: (payloads) => {
+          onCommit: (names) => {
             metrics.notifyCommits.inc({ endpoint: id() });
-            metrics.notificationsSent.inc({ endpoint: id() }, Math.max(0, payloads - 1)); // minus the liveness probe
+            metrics.notificationsSent.inc({ endpoint: id() }, names);
           },
           // Once per notification (10,000 per heartbeat at 10,000 pods): the labelled child, looked up once.
           onPayload: () => (received ??= metrics.notificationsReceived.labels({ endpoint: id() })).inc(),
@@ -53,14 +70,17 @@ export class Manager {
       },
       (ep) => this.#watchEndpoint(ep),
     );
-    this.ctx = {
-      kube, log, metrics, queue, runtimes, pool,
+    this.#stores = {
       pgclusters: informers<PgClusterObject>(paths.pgclusters, { resyncMs: 600_000 }),
       pods: informers<PodObject>(paths.pods, { transform: (o) => slimPod(o as PodObject) }),
       configMaps: informers<ConfigMapObject>(paths.configMaps, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
-      written: new WriteMemo((o) => (o.kind === 'Pod' ? slimPod(o as PodObject) : stripManagedFields(o))),
-      identity: opts.identity,
-      now: Date.now,
+    };
+    this.ctx = {
+      log, metrics, queue, runtimes, pool, clock,
+      ...this.#stores,
+      writer: kubeWriter(kube, opts.identity, clock),
+      secrets: new SecretSource((ns, name) => getSecret(kube, ns, name), clock),
+      written: new WriteMemo(clock, (o) => (o.kind === 'Pod' ? slimPod(o as PodObject) : stripManagedFields(o))),
     };
     this.#workers = opts.workers ?? 4;
   }
@@ -82,10 +102,11 @@ export class Manager {
 
   /** Fills the caches; a standby replica does this too, so that it is ready to take over at once. */
   async startCaches(): Promise<void> {
-    const { pgclusters, pods, configMaps, queue, log } = this.ctx;
+    const { pgclusters, pods, configMaps } = this.#stores;
+    const { queue, log } = this.ctx;
     pgclusters.on((_e, pc) => queue.add(objectKey(pc)));
     configMaps.on((_e, cm) => {
-      const owner = cm.metadata.labels?.[CLUSTER_LABEL];
+      const owner = cm.metadata.labels?.[CLUSTER_KEY];
       if (owner && cm.metadata.namespace) queue.add(`${cm.metadata.namespace}/${owner}`);
     });
     pods.on((_e, pod, old) => this.#enqueueForPod(pod, old));
@@ -96,13 +117,14 @@ export class Manager {
 
   /** Reconciles (and so heartbeats): only the leader does this. */
   runWorkers(): void {
-    const { pgclusters, queue, log } = this.ctx;
-    log.info('reconciling');
+    const { pgclusters } = this.#stores;
+    const queue = this.#queue;
+    this.ctx.log.info('reconciling');
     for (const pc of pgclusters.all()) queue.add(objectKey(pc));
     this.#running = queue.run(this.#workers, async (key) => {
       const end = this.ctx.metrics.reconcileTime.startTimer({ controller: 'pgcluster' });
       try {
-        const r = await reconcile(this.ctx, key);
+        const r = await this.#reconcile(key);
         this.ctx.metrics.reconcileTotal.inc({ controller: 'pgcluster', result: r.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
         return r;
       } catch (err) {
@@ -114,8 +136,19 @@ export class Manager {
     }, (key, err, retryInMs) => errorPolicy(this.ctx, key, err, retryInMs));
   }
 
+  /** reconcile, with the error policy's answer to a UserError: a condition and an Event, no backoff retry. */
+  async #reconcile(key: string): Promise<ReconcileResult> {
+    try {
+      return await reconcile(this.ctx, key);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      await reportUserError(this.ctx, key, err);
+      return { requeueAfterMs: RESYNC_MS };
+    }
+  }
+
   get synced(): boolean {
-    const { pgclusters, pods, configMaps } = this.ctx;
+    const { pgclusters, pods, configMaps } = this.#stores;
     return [pgclusters, pods, configMaps].every((s) => s.informers.every((i) => i.hasSynced));
   }
 
@@ -126,17 +159,26 @@ export class Manager {
       const sel = pc.spec?.selector;
       const concerned =
         (sel && (matchesSelector(pod.metadata.labels ?? {}, sel) || (old && matchesSelector(old.metadata.labels ?? {}, sel)))) ||
-        pod.metadata.annotations?.[OWNER_ANNOTATION] === pc.metadata.name;
+        pod.metadata.annotations?.[CLUSTER_KEY] === pc.metadata.name;
       if (concerned) this.ctx.queue.add(objectKey(pc));
     }
   }
 
-  /** Stops heartbeats first (so no pod is announced by a stopping operator), then everything else. */
-  async stop(): Promise<void> {
-    const { queue, pool, pgclusters, pods, configMaps } = this.ctx;
-    queue.shutDown();
+  /**
+   * Stops heartbeats first (no pod is announced by a stopping operator), lets reconciles in flight finish,
+   * then hands over (the caller releases the Lease: a standby takes over at once, not after the connections
+   * have been closed), then closes connections and caches.
+   */
+  async stop(handOver: () => Promise<void> = async () => {}): Promise<void> {
+    const { pool, runtimes } = this.ctx;
+    const { pgclusters, pods, configMaps } = this.#stores;
+    const silence = () => { for (const rt of runtimes.values()) rt.attachment?.endpoint.setAnnouncer(rt.key, null); };
+    this.#queue.shutDown();
+    silence();
+    await this.#running;
+    silence(); // a reconcile that was in flight may have announced again
+    await handOver();
     await pool.closeAll();
     for (const s of [pgclusters, pods, configMaps]) s.stop();
-    await this.#running;
   }
 }

@@ -2,6 +2,7 @@
 // key already waiting coalesce into one, a key added while it is processed runs once more afterwards, and
 // failures back off per key.
 import { Backoff } from '../core/backoff.ts';
+import { systemClock, type Clock, type Timer } from '../core/clock.ts';
 
 export interface WorkQueueHooks {
   onAdd?(): void;
@@ -19,22 +20,29 @@ export class WorkQueue {
   #queued = new Map<string, number>(); // key -> enqueue time (dirty set)
   #processing = new Set<string>();
   #redo = new Set<string>(); // added while processing
-  #delayed = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  #delayed = new Map<string, { at: number; timer: Timer }>();
   #failures = new Map<string, Backoff>();
   #waiters: (() => void)[] = [];
   #shuttingDown = false;
   #hooks: WorkQueueHooks;
   #backoffBaseMs: number;
   #backoffMaxMs: number;
+  #clock: Clock;
 
-  constructor(opts: { hooks?: WorkQueueHooks; backoffBaseMs?: number; backoffMaxMs?: number } = {}) {
+  constructor(opts: { hooks?: WorkQueueHooks; backoffBaseMs?: number; backoffMaxMs?: number; clock?: Clock } = {}) {
     this.#hooks = opts.hooks ?? {};
+    this.#clock = opts.clock ?? systemClock;
     this.#backoffBaseMs = opts.backoffBaseMs ?? 100;
     this.#backoffMaxMs = opts.backoffMaxMs ?? 60_000;
   }
 
   get length(): number {
     return this.#queue.length;
+  }
+
+  /** Keys waiting, running, or due later: 0 when the queue has nothing left to do. */
+  get pending(): number {
+    return this.#queue.length + this.#processing.size + this.#delayed.size;
   }
 
   add(key: string): void {
@@ -45,7 +53,7 @@ export class WorkQueue {
       this.#redo.add(key);
       return;
     }
-    this.#queued.set(key, performance.now());
+    this.#queued.set(key, this.#clock.monotonic());
     this.#queue.push(key);
     this.#hooks.onDepth?.(this.#queue.length);
     this.#waiters.shift()?.();
@@ -55,15 +63,14 @@ export class WorkQueue {
   addAfter(key: string, delayMs: number): void {
     if (this.#shuttingDown) return;
     if (delayMs <= 0) return this.add(key);
-    const at = Date.now() + delayMs;
+    const at = this.#clock.monotonic() + delayMs;
     const pending = this.#delayed.get(key);
     if (pending && pending.at <= at) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
+    pending?.timer.cancel();
+    const timer = this.#clock.setTimer(() => {
       this.#delayed.delete(key);
       this.add(key);
     }, delayMs);
-    timer.unref();
     this.#delayed.set(key, { at, timer });
   }
 
@@ -90,7 +97,7 @@ export class WorkQueue {
       for (;;) {
         const key = await this.#next();
         if (key === undefined) return;
-        const started = performance.now();
+        const started = this.#clock.monotonic();
         try {
           const result = await handler(key);
           this.forget(key);
@@ -98,7 +105,7 @@ export class WorkQueue {
         } catch (err) {
           onError(key, err, this.addRateLimited(key));
         } finally {
-          this.#hooks.onWorkDuration?.((performance.now() - started) / 1000);
+          this.#hooks.onWorkDuration?.((this.#clock.monotonic() - started) / 1000);
           this.#done(key);
         }
       }
@@ -112,11 +119,12 @@ export class WorkQueue {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
     const key = this.#queue.shift() as string;
-    const enqueued = this.#queued.get(key) ?? performance.now();
+    const now = this.#clock.monotonic();
+    const enqueued = this.#queued.get(key) ?? now;
     this.#queued.delete(key);
     this.#processing.add(key);
     this.#hooks.onDepth?.(this.#queue.length);
-    this.#hooks.onQueueLatency?.((performance.now() - enqueued) / 1000);
+    this.#hooks.onQueueLatency?.((now - enqueued) / 1000);
     this.#hooks.onActive?.(this.#processing.size);
     return key;
   }
@@ -129,7 +137,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.#shuttingDown = true;
-    for (const d of this.#delayed.values()) clearTimeout(d.timer);
+    for (const d of this.#delayed.values()) d.timer.cancel();
     this.#delayed.clear();
     for (const w of this.#waiters.splice(0)) w();
   }

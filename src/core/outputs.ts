@@ -1,4 +1,4 @@
-// The desired outputs (DESIGN.md section 3). No timestamps: they change exactly when membership does.
+// The desired outputs (README, "Outputs"). No timestamps: they change exactly when membership does.
 import type { Peer } from './peerTable.ts';
 
 export interface PeersDocument {

@@ -1,4 +1,4 @@
-// The PgCluster API (DESIGN.md section 2) and its effective values once defaults are applied.
+// The PgCluster API (docs/architecture.md, "The API"; the user-facing contract) and its effective values once defaults are applied.
 import { parseDuration } from './duration.ts';
 import { isNonEmptySelector, type LabelSelector } from './selector.ts';
 
@@ -7,11 +7,15 @@ export const API_VERSION = 'v1alpha1';
 export const PLURAL = 'pgclusters';
 export const FINALIZER = 'pgcluster.io/finalizer';
 export const NODE_NAME_ANNOTATION = 'pgcluster.io/node-name';
-/** Marks a pod as annotated by a PgCluster, so the annotation can be removed when the pod stops matching. */
-export const OWNER_ANNOTATION = 'pgcluster.io/cluster';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'pgcluster-operator';
-export const CLUSTER_LABEL = 'pgcluster.io/cluster';
+/**
+ * The PgCluster's name under one key: a label on the ConfigMaps it owns, and the marker annotation on every pod
+ * it annotated (so that what it wrote is removed when the pod stops matching or the PgCluster goes).
+ */
+export const CLUSTER_KEY = 'pgcluster.io/cluster';
+/** spec.output.podAnnotation when unset. */
+export const DEFAULT_POD_ANNOTATION = 'pgcluster.io/peers';
 
 export type NodeNameMode = 'ip' | 'dns' | 'hostname';
 
@@ -98,10 +102,16 @@ export function defaultPeerTimeoutMs(heartbeatMs: number): number {
   return Math.max(3 * heartbeatMs, 3 * LIBCLUSTER_HEARTBEAT_MS);
 }
 
+/** The output names with their defaults; needs no valid spec (the finalizer cleans up after any object). */
+export function outputNames(pc: Pick<PgCluster, 'metadata' | 'spec'>): { configMapName: string; podAnnotation: string } {
+  const o = pc.spec?.output;
+  return { configMapName: o?.configMapName || `${pc.metadata.name}-peers`, podAnnotation: o?.podAnnotation ?? DEFAULT_POD_ANNOTATION };
+}
+
 export type SpecResult = { ok: true; spec: EffectiveSpec } | { ok: false; message: string };
 
 /**
- * Applies DESIGN.md's defaults and re-checks what the CRD enforces, so that an object stored before a
+ * Applies the documented defaults (README, CRD descriptions) and re-checks what the CRD enforces, so that an object stored before a
  * stricter CRD (or with validation bypassed) is reported instead of misbehaving.
  */
 export function effectiveSpec(pc: PgCluster): SpecResult {
@@ -142,8 +152,7 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
       clusterDomain: s.nodeName?.clusterDomain || 'cluster.local',
       publishNotReadyPods: s.publishNotReadyPods ?? false,
       maxPeers,
-      configMapName: s.output?.configMapName || `${pc.metadata.name}-peers`,
-      podAnnotation: s.output?.podAnnotation ?? 'pgcluster.io/peers',
+      ...outputNames(pc),
     },
   };
 }

@@ -122,7 +122,7 @@ export class KubeClient {
     try {
       return await this.get<T>(path);
     } catch (err) {
-      if (err instanceof KubeApiError && err.status === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }
@@ -161,7 +161,7 @@ export class KubeClient {
     try {
       await this.request('DELETE', path);
     } catch (err) {
-      if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+      if (!isNotFound(err)) throw err;
     }
   }
 
@@ -244,4 +244,7 @@ export function isConflict(err: unknown): boolean {
 }
 export function isNotFound(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 404;
+}
+export function isForbidden(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 403;
 }

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
 import { KubeApiError } from './client.ts';
 import { Backoff } from '../core/backoff.ts';
+import { errorMessage } from '../errors.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete' | 'resync';
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
@@ -214,10 +215,6 @@ export class Informer<T extends KubeObject> {
 export function stripManagedFields<T extends KubeObject>(obj: T): T {
   if ('managedFields' in obj.metadata) delete (obj.metadata as { managedFields?: unknown }).managedFields;
   return obj;
-}
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** The caches of one resource across the watched scope (all namespaces, or one informer per namespace). */

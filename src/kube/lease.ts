@@ -1,8 +1,10 @@
 // Leader election on a coordination.k8s.io Lease, with client-go's rules: a lease is taken over only when
 // its record has not changed for leaseDuration by OUR clock (no trust in the holder's clock), updates are
 // guarded by resourceVersion, and a leader that cannot renew within renewDeadline steps down.
+import { systemClock, type Clock, type Timer } from '../core/clock.ts';
+import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { KubeApiError, type KubeClient } from './client.ts';
+import { isConflict, isNotFound, type KubeClient } from './client.ts';
 
 interface LeaseSpec {
   holderIdentity?: string;
@@ -31,21 +33,25 @@ export interface LeaderElectionOptions {
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
   log: Logger;
+  clock?: Clock;
 }
 
 export class LeaderElector {
   #kube: KubeClient;
-  #o: Required<LeaderElectionOptions>;
+  #o: Required<Omit<LeaderElectionOptions, 'clock'>>;
+  #clock: Clock;
   #observed: { record: string; at: number } | undefined;
   #leading = false;
   #stopped = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: Timer | undefined;
   #lastRenew = 0;
   #lease: Lease | undefined;
 
   constructor(kube: KubeClient, opts: LeaderElectionOptions) {
     this.#kube = kube;
-    this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...opts };
+    const { clock, ...rest } = opts;
+    this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...rest };
+    this.#clock = clock ?? systemClock;
   }
 
   get leading(): boolean {
@@ -62,10 +68,10 @@ export class LeaderElector {
       const tick = async (): Promise<void> => {
         if (this.#stopped) return;
         const ok = await this.#tryAcquireOrRenew().catch((err: unknown) => {
-          this.#o.log.warn({ err: (err as Error).message, lease: this.#o.name }, 'leader election: lease update failed');
+          this.#o.log.warn({ err: errorMessage(err), lease: this.#o.name }, 'leader election: lease update failed');
           return false;
         });
-        const now = Date.now();
+        const now = this.#clock.now();
         if (ok) {
           this.#lastRenew = now;
           if (!this.#leading) {
@@ -79,21 +85,21 @@ export class LeaderElector {
           onLost();
           return;
         }
-        this.#timer = setTimeout(() => void tick(), this.#o.retryPeriodMs);
+        this.#timer = this.#clock.setTimer(() => void tick(), this.#o.retryPeriodMs);
       };
       void tick();
     });
   }
 
   async #tryAcquireOrRenew(): Promise<boolean> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const id = this.#o.identity;
     const durationS = Math.ceil(this.#o.leaseDurationMs / 1000);
     let lease: Lease | undefined;
     try {
       lease = await this.#kube.get<Lease>(`${this.#path}/${encodeURIComponent(this.#o.name)}`);
     } catch (err) {
-      if (!(err instanceof KubeApiError && err.status === 404)) throw err;
+      if (!isNotFound(err)) throw err;
     }
     if (!lease) {
       const fresh: Lease = {
@@ -115,7 +121,7 @@ export class LeaderElector {
     try {
       this.#lease = await this.#kube.update<Lease>(`${this.#path}/${encodeURIComponent(this.#o.name)}`, { ...lease, spec }, 'leases');
     } catch (err) {
-      if (err instanceof KubeApiError && err.status === 409) return false; // someone else won this round
+      if (isConflict(err)) return false; // someone else won this round
       throw err;
     }
     this.#observed = { record: JSON.stringify(this.#lease.spec), at: now };
@@ -125,10 +131,10 @@ export class LeaderElector {
   /** Stops renewing and, if leading, hands the lease back so a standby takes over at once. */
   async release(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     if (!this.#leading || !this.#lease) return;
     this.#leading = false;
-    const now = Date.now();
+    const now = this.#clock.now();
     try {
       await this.#kube.update(`${this.#path}/${encodeURIComponent(this.#o.name)}`, {
         ...this.#lease,
@@ -136,7 +142,7 @@ export class LeaderElector {
       }, 'leases');
       this.#o.log.info({ lease: this.#o.name }, 'leader election: lease released');
     } catch (err) {
-      this.#o.log.warn({ err: (err as Error).message }, 'leader election: could not release the lease; a standby takes over when it expires');
+      this.#o.log.warn({ err: errorMessage(err) }, 'leader election: could not release the lease; a standby takes over when it expires');
     }
   }
 }

@@ -9,9 +9,13 @@ export const paths = {
   pgcluster: (ns: string, name: string) => `/apis/${API_GROUP}/${API_VERSION}/namespaces/${enc(ns)}/${PLURAL}/${enc(name)}`,
   pods: (ns?: string) => (ns ? `/api/v1/namespaces/${enc(ns)}/pods` : '/api/v1/pods'),
   pod: (ns: string, name: string) => `/api/v1/namespaces/${enc(ns)}/pods/${enc(name)}`,
+  podStatus: (ns: string, name: string) => `/api/v1/namespaces/${enc(ns)}/pods/${enc(name)}/status`,
   configMaps: (ns?: string) => (ns ? `/api/v1/namespaces/${enc(ns)}/configmaps` : '/api/v1/configmaps'),
   configMap: (ns: string, name: string) => `/api/v1/namespaces/${enc(ns)}/configmaps/${enc(name)}`,
+  secrets: (ns: string) => `/api/v1/namespaces/${enc(ns)}/secrets`,
   secret: (ns: string, name: string) => `/api/v1/namespaces/${enc(ns)}/secrets/${enc(name)}`,
+  namespaces: () => '/api/v1/namespaces',
+  namespace: (name: string) => `/api/v1/namespaces/${enc(name)}`,
   events: (ns: string) => `/api/v1/namespaces/${enc(ns)}/events`,
 };
 
@@ -66,8 +70,8 @@ export interface EventInput {
 }
 
 /** A core/v1 Event on the PgCluster, as `kubectl describe pgcluster` shows them. */
-export function createEvent(kube: KubeClient, pc: PgClusterObject, ev: EventInput, reportingInstance: string): Promise<unknown> {
-  const now = new Date().toISOString();
+export function createEvent(kube: KubeClient, pc: PgClusterObject, ev: EventInput, reportingInstance: string, nowMs: number): Promise<unknown> {
+  const now = new Date(nowMs).toISOString();
   return kube.create(paths.events(pc.metadata.namespace), {
     apiVersion: 'v1',
     kind: 'Event',

@@ -1,4 +1,4 @@
-// Turns what pg and Node throw into a reason (DESIGN §2: a condition reason) and a message a person can act
+// Turns what pg and Node throw into a reason (the Connected condition's reason, see docs/architecture.md) and a message a person can act
 // on. Pure. Messages never quote the URL; the server's own text is included only after redact().
 import { errorText, type UrlSecrets } from './redact.ts';
 
@@ -151,4 +151,14 @@ export function classifySendError(err: unknown, secrets: UrlSecrets | undefined)
 /** True when the error came with a server ErrorResponse, i.e. the connection itself is probably fine. */
 export function isServerError(err: unknown): boolean {
   return fields(err).sqlstate !== undefined;
+}
+
+/**
+ * The server refused this statement and the connection stays usable: an ErrorResponse that is not of class
+ * 57P (operator intervention: a terminated backend or a shutdown, which end the connection — those arrive
+ * as a lost connection and are classified there).
+ */
+export function isStatementRefused(err: unknown): boolean {
+  const { sqlstate } = fields(err);
+  return sqlstate !== undefined && !sqlstate.startsWith('57P');
 }

@@ -1,4 +1,4 @@
-// Parses a libpq connection URI (DESIGN §2: "postgres://user:pass@host:5432/db?sslmode=verify-full") into
+// Parses a libpq connection URI (README, "PgCluster": "postgres://user:pass@host:5432/db?sslmode=verify-full") into
 // what `pg` needs, with libpq's meaning of sslmode rather than pg's (pg 8 treats prefer/require/verify-ca
 // as verify-full and prints a warning; a user who copies a URI from a cloud console means libpq's):
 //

@@ -1,5 +1,5 @@
 // Pure helpers that keep a Postgres URL's secrets out of anything we print: logs, condition messages,
-// Events, metric labels. The URL is a secret as a whole (DESIGN §5), and errors from pg and from Node's
+// Events, metric labels. The URL is a secret as a whole (docs/architecture.md, "Secrets"), and errors from pg and from Node's
 // socket layer quote parts of it: the host and resolved address ("connect ECONNREFUSED 10.1.2.3:5432"),
 // the user and database ('no pg_hba.conf entry for host "10.1.2.3", user "app", database "chat"').
 //

@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { createNamespace, crdForRelease, kubectl, kubectlJson, lockStack, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
+import { createNamespace, kubectl, kubectlJson, lockStack, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
+import { crdForRelease, installCrd, waitForCrdEstablished } from '../support/crd.ts';
+import { testKube } from '../support/operator.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
@@ -230,8 +232,10 @@ test('helm install into a fresh namespace under the restricted Pod Security Stan
   try {
     // Pods that break the restricted profile are refused by the API server: the ReplicaSet could not create any.
     await kubectl(['label', 'namespace', ns.name, 'pod-security.kubernetes.io/enforce=restricted']);
-    // Other tests apply manifests/crd at any moment: the release adopts it.
-    await crdForRelease(release, ns.name);
+    // Other test files running at the same time apply manifests/crd whenever they start: checking whether the
+    // CRD exists and then installing raced with them ("already exists"). So it always exists first, and the
+    // release adopts it, as README.md tells users who installed the CRD with kubectl first.
+    await crdForRelease(testKube(), release, ns.name);
     const inst = await helm(['install', release, CHART, '--namespace', ns.name]);
     assert.match(inst.stdout, /STATUS: deployed/);
     assert.match(inst.stdout, /kubectl -n <app-namespace> get pgclusters/, 'NOTES.txt tells what to do next');
@@ -354,7 +358,7 @@ test('RBAC with the operator ServiceAccount token: everything the operator needs
   await ensureNamespace(OPERATOR_NS);
   // The CRD must be served for the operator's preflight reads (idempotent: other tests apply it too).
   await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=chart-test', '-f', CRD_FILE]);
-  await kubectl(['wait', '--for=condition=Established', `crd/${CRD_NAME}`, '--timeout=60s']);
+  await waitForCrdEstablished(testKube(), CRD_NAME);
   // Only the chart's RBAC, for the ServiceAccount the token belongs to; a release name of our own so that the
   // ClusterRole does not collide with anyone else's, and leader election on to get the Lease Role too.
   const rbac = await template(release, OPERATOR_NS, [

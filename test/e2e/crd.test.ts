@@ -1,5 +1,5 @@
 // The PgCluster CRD against a real kube-apiserver: it installs, prints its columns, applies its defaults,
-// and refuses every bad spec with the message of the rule that the spec breaks (DESIGN.md section 2).
+// and refuses every bad spec with the message of the rule that the spec breaks (README, "PgCluster").
 //
 // Every invalid case asserts the distinctive text of each rule it breaks (the schema keyword's standard
 // message and the CEL rule's own message), so removing any one validation from the CRD fails a case here.
@@ -11,6 +11,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { createNamespace, kubectl, kubectlJson, requireEnv, runBin, waitFor, type RunResult } from '../support/env.ts';
+import { waitForCrdEstablished } from '../support/crd.ts';
+import { testKube } from '../support/operator.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CRD_FILE = join(ROOT, 'manifests', 'crd', 'pgcluster.io_pgclusters.yaml');
@@ -58,7 +60,7 @@ before(async () => {
   assert.equal(applied.code, 0, `the CRD does not apply:\n${applied.stderr}`);
   // The API server accepts some doubtful CRDs with a warning (e.g. about CEL cost or unknown fields): none allowed.
   assert.doesNotMatch(applied.stderr, /warning/i, `applying the CRD gave warnings:\n${applied.stderr}`);
-  await kubectl(['wait', '--for=condition=Established', `crd/${CRD_NAME}`, '--timeout=60s']);
+  await waitForCrdEstablished(testKube(), CRD_NAME);
   const ns = await createNamespace('crd-test');
   NS = ns.name;
   cleanupNamespace = ns.cleanup;

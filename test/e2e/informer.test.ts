@@ -8,6 +8,7 @@ import { KubeClient } from '../../src/kube/client.ts';
 import { Informer, type InformerEvent } from '../../src/kube/informer.ts';
 import type { ConfigMapObject } from '../../src/kube/resources.ts';
 import { createNamespace, kubectl, requireEnv, waitFor } from '../support/env.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 let ns: { name: string; cleanup(): Promise<void> };
 before(async () => { ns = await createNamespace('e2e-inf'); });
@@ -30,7 +31,7 @@ test('an informer recovers from errors, follows changes and resyncs', async () =
   const errors: unknown[] = [];
   const events: [InformerEvent, string][] = [];
   const inf = new Informer<ConfigMapObject>(new KubeClient(limited), {
-    path: `/api/v1/namespaces/${n}/configmaps`, log: pino({ level: 'silent' }), resyncMs: 700,
+    path: paths.configMaps(n), log: pino({ level: 'silent' }), resyncMs: 700,
     onError: (e) => errors.push(e),
   });
   inf.on((e, o) => events.push([e, o.metadata.name]));
@@ -76,7 +77,7 @@ test('a quiet watch stays open: no restart and no warning while nothing changes'
   }
   const errors: unknown[] = [];
   const inf = new Informer<ConfigMapObject>(new CountingClient(kc), {
-    path: `/api/v1/namespaces/${n}/secrets`, log: pino({ level: 'silent' }), onError: (e) => errors.push(e),
+    path: paths.secrets(n), log: pino({ level: 'silent' }), onError: (e) => errors.push(e),
   });
   inf.start();
   try {

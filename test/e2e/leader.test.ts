@@ -3,17 +3,18 @@
 // never lose a live member on the way.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { microTime } from '../../src/kube/lease.ts';
-import { createNamespace, kubectl, requireEnv, waitFor } from '../support/env.ts';
+import { createNamespace, requireEnv, waitFor } from '../support/env.ts';
+import { installCrd } from '../support/crd.ts';
 import { createPgCluster, createPod, createSecret, startOperator, testKube, waitForPeers, type OperatorProcess } from '../support/operator.ts';
+import { watchPeers } from '../support/watch.ts';
 
 const kube = testKube();
 let ns: { name: string; cleanup(): Promise<void> };
 const ops: OperatorProcess[] = [];
 
 before(async () => {
-  await kubectl(['apply', '-f', 'manifests/crd/pgcluster.io_pgclusters.yaml']);
+  await installCrd(kube);
   ns = await createNamespace('e2e-ha');
 });
 after(async () => {
@@ -36,7 +37,8 @@ test('two replicas: one leads, the standby takes over within the lease duration,
   const members = ['ha@10.90.0.1', 'ha@10.90.0.2', 'ha@10.90.0.3'];
   await waitForPeers(kube, n, 'ha-peers', ['ha-1', 'ha-2', 'ha-3'], members);
 
-  const leaderOf = async () => (await kube.get<{ spec: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${n}/leases/pgcluster-operator`)).spec.holderIdentity;
+  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${n}/leases/pgcluster-operator`;
+  const leaderOf = async () => (await kube.get<{ spec: { holderIdentity?: string } }>(leasePath)).spec.holderIdentity;
   const status = async () => Promise.all(ops.map((o) => o.metric('leader_election_master_status')));
   const first = await leaderOf();
   assert.ok(first === 'replica-a' || first === 'replica-b');
@@ -47,27 +49,38 @@ test('two replicas: one leads, the standby takes over within the lease duration,
   assert.equal(await standby.metric('pgcluster_kube_writes_total'), 0, 'the standby writes nothing');
   assert.equal(await standby.metric('pgcluster_notify_transactions_total'), 0, 'the standby sends no heartbeats');
 
-  const seen: string[][] = [];
-  const abort = await kube.watch(`/api/v1/namespaces/${n}/configmaps`, { fieldSelector: 'metadata.name=ha-peers' }, (type, obj) => {
-    if (type === 'MODIFIED') seen.push(((obj as { data?: { peers?: string } }).data?.peers ?? '').split('\n').filter(Boolean));
-  }, () => {});
+  const watch = await watchPeers(kube, n, 'ha-peers');
   const killedAt = Date.now();
   await leader.stop('SIGKILL'); // no chance to release the lease: the standby must wait for it to expire
   await waitFor(async () => (await leaderOf()) === (leaderIdx === 0 ? 'replica-b' : 'replica-a'), { message: 'the standby takes the lease', timeoutMs: 15_000, intervalMs: 100 });
   const takeoverMs = Date.now() - killedAt;
   await waitFor(async () => (await standby.metric('leader_election_master_status')) === 1, { message: 'the new leader reports leading' });
-  // The new leader heartbeats: its notify transactions grow.
+  // The new leader heartbeats, and has reconciled the PgCluster (the gauge is set after its outputs are applied).
   await waitFor(async () => (await standby.metric('pgcluster_notify_transactions_total')) > 0, { message: 'the new leader heartbeats' });
-  await sleep(2_000);
-  abort.abort();
-  assert.ok(takeoverMs <= 4_000 + 2_000, `took over ${takeoverMs} ms after the leader died (lease 4s)`);
+  await waitFor(async () => (await standby.metric('pgcluster_peers', { name: 'ha' })) === 3, { message: 'the new leader has reconciled' });
+  const seen = watch.stop();
+  // The lease is taken once unchanged for its duration (4 s) by the standby's clock, which it reads every
+  // retry period (4 s / 7.5); the standby had seen the last renewal at most one retry period after it.
+  const retryMs = 4_000 / 7.5;
+  assert.ok(takeoverMs <= 4_000 + 2 * retryMs + 1_000, `took over ${takeoverMs} ms after the leader died (lease 4s, retry ${retryMs} ms, 1 s for API calls)`);
   for (const peers of seen) assert.deepEqual(peers, members, 'no write during failover dropped a live member');
 
-  // A graceful stop releases the lease at once.
+  // A graceful stop releases the lease: the next holder takes the released record, without waiting for it to
+  // expire. Read from the Lease's own history: the time the stopping process took to drain is not the claim.
   const again = await startOperator({ namespaces: [n], env: { ...env, POD_NAME: 'replica-c' } });
   ops.push(again);
-  const stoppedAt = Date.now();
+  const records: { holderIdentity?: string; renewTime?: string; acquireTime?: string }[] = [];
+  const abortLease = await kube.watch(`/apis/coordination.k8s.io/v1/namespaces/${n}/leases`, { fieldSelector: 'metadata.name=pgcluster-operator' }, (_type, obj) => {
+    records.push((obj as { spec: { holderIdentity?: string; renewTime?: string; acquireTime?: string } }).spec);
+  }, () => {});
+  await waitFor(() => records.length > 0, { message: 'the Lease watch to start' });
   assert.equal(await standby.stop('SIGTERM'), 0, 'exit 0 on SIGTERM');
   await waitFor(async () => (await leaderOf()) === 'replica-c', { message: 'replica-c leads after a graceful handover', timeoutMs: 10_000, intervalMs: 100 });
-  assert.ok(Date.now() - stoppedAt < 3_000, 'a released lease is taken without waiting for expiry');
+  await waitFor(() => records.at(-1)?.holderIdentity === 'replica-c', { message: 'the watch sees replica-c take the lease' });
+  abortLease.abort();
+  const taken = records.findIndex((r) => r.holderIdentity === 'replica-c');
+  const released = records[taken - 1];
+  assert.equal(released?.holderIdentity, '', `replica-c took a released lease: ${JSON.stringify(records)}`);
+  const waitedMs = Date.parse(records[taken]?.acquireTime ?? '') - Date.parse(released?.renewTime ?? '');
+  assert.ok(waitedMs < 4_000, `taken ${waitedMs} ms after it was released, not after its 4 s duration`);
 });

@@ -4,7 +4,8 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { embeddedPostgresBinDir, startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
 import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
-import { createNamespace, kubectl, waitFor } from '../support/env.ts';
+import { createNamespace, waitFor } from '../support/env.ts';
+import { installCrd } from '../support/crd.ts';
 import { condition, createPgCluster, createPod, createSecret, getPgCluster, startOperator, testKube, waitForPeers, type OperatorProcess } from '../support/operator.ts';
 
 const kube = testKube();
@@ -13,7 +14,7 @@ let ns: { name: string; cleanup(): Promise<void> };
 let op: OperatorProcess;
 
 before(async () => {
-  await kubectl(['apply', '-f', 'manifests/crd/pgcluster.io_pgclusters.yaml']);
+  await installCrd(kube);
   server = await startPostgres({ binDir: embeddedPostgresBinDir() });
   ns = await createNamespace('e2e-pg18');
   op = await startOperator({ namespaces: [ns.name] });

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import YAML from 'yaml';
 import { createNamespace, kubectl, requireEnv } from '../support/env.ts';
+import { installCrd } from '../support/crd.ts';
+import { testKube } from '../support/operator.ts';
 import { freePort } from '../../scripts/stack/proc.ts';
 import { startKube } from '../../scripts/stack/kube.ts';
 
@@ -30,7 +32,7 @@ function runOperator(kubeconfig: string, env: Record<string, string> = {}) {
 }
 
 before(async () => {
-  await kubectl(['apply', '-f', 'manifests/crd/pgcluster.io_pgclusters.yaml']);
+  await installCrd(testKube());
   ns = await createNamespace('e2e-start');
 });
 after(async () => ns?.cleanup());

@@ -106,32 +106,8 @@ export async function createNamespace(prefix: string): Promise<{ name: string; c
   };
 }
 
-/**
- * Polls fn until it returns a value other than undefined/false (which waitFor returns), or throws after
- * timeoutMs with message and the last error/value seen.
- */
-export async function waitFor<T>(
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  opts: { timeoutMs?: number; intervalMs?: number; message: string },
-): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 30_000;
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? last.message : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.message} (last: ${detail})`);
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
-  }
-}
+import { waitFor } from './poll.ts';
+export { holdsFor, waitFor } from './poll.ts';
 
 /**
  * A lock shared by the test files of one stack (they run in parallel processes), for what is cluster-wide:
@@ -154,18 +130,4 @@ export async function lockStack(name: string, timeoutMs = 15 * 60_000): Promise<
     }
   }, { timeoutMs, intervalMs: 500, message: `the ${name} lock (held by another test file)` });
   return () => rmSync(dir, { recursive: true, force: true });
-}
-
-export const CRD_NAME = 'pgclusters.pgcluster.io';
-
-/**
- * Readies the CRD for a `helm install` of the chart as release/namespace: other test files apply it with
- * kubectl at any moment, so it is applied here first (idempotent) and labelled for the release to adopt, as
- * the chart README tells users who installed the CRD with kubectl. Hold lockStack('crd-release') around it.
- */
-export async function crdForRelease(release: string, namespace: string): Promise<void> {
-  const file = join(import.meta.dirname, '..', '..', 'manifests', 'crd', 'pgcluster.io_pgclusters.yaml');
-  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=test-support', '-f', file]);
-  await kubectl(['label', '--overwrite', 'crd', CRD_NAME, 'app.kubernetes.io/managed-by=Helm']);
-  await kubectl(['annotate', '--overwrite', 'crd', CRD_NAME, `meta.helm.sh/release-name=${release}`, `meta.helm.sh/release-namespace=${namespace}`]);
 }

@@ -1,75 +1,50 @@
 // Runs the real operator program (src/main.ts) as a child process against the test stack, and drives
 // pods the way a kubelet would report them.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
-import { freePort } from '../../scripts/stack/proc.ts';
 import { requireEnv, waitFor } from './env.ts';
-import { NODE_FLAGS } from '../../src/nodeFlags.ts';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+import { reportPodStatus } from './kubelet.ts';
+import { launchOperator } from './launch.ts';
+import { parseMetrics, sumMetric } from './metrics.ts';
+import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
+import { paths } from '../../src/kube/resources.ts';
 
 export interface OperatorProcess {
   metricsUrl: string;
   logs(): string;
   /** A metric's value summed over the series that match `labels`. */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
-  child: ChildProcess;
+  /** One scrape, read as metric(): for figures that must come from the same moment. */
+  scrape(): Promise<(name: string, labels?: Record<string, string>) => number>;
+  /** Answers the exit code (or the signal's name). */
+  stop(signal?: NodeJS.Signals): Promise<number | string>;
 }
 
+const logDir = mkdtempSync(join(tmpdir(), 'pgco-e2e-operator-'));
+let launched = 0;
+
+/** The operator (src/main.ts) against the test stack, logging at debug level to a file of its own. */
 export async function startOperator(opts: { namespaces: string[]; env?: Record<string, string> }): Promise<OperatorProcess> {
-  const stack = requireEnv();
-  const port = await freePort();
-  const child = spawn(process.execPath, [...NODE_FLAGS, join(repoRoot, 'src/main.ts')], {
-    cwd: repoRoot,
-    env: {
-      ...process.env,
-      KUBECONFIG: stack.kubeconfig,
-      WATCH_NAMESPACE: opts.namespaces.join(','),
-      METRICS_BIND_ADDRESS: `127.0.0.1:${port}`,
-      LOG_LEVEL: 'debug',
-      ...opts.env,
+  const logFile = join(logDir, `operator-${process.pid}-${++launched}.log`);
+  const op = await launchOperator({ kubeconfig: requireEnv().kubeconfig, namespaces: opts.namespaces, logFile, logLevel: 'debug', env: opts.env });
+  const scrape = async () => parseMetrics(await (await fetch(op.metricsUrl)).text());
+  return {
+    metricsUrl: op.metricsUrl,
+    logs: () => readFileSync(logFile, 'utf8'),
+    metric: async (name, labels = {}) => sumMetric(await scrape(), name, labels),
+    scrape: async () => {
+      const series = await scrape();
+      return (name, labels = {}) => sumMetric(series, name, labels);
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
-  child.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const metricsUrl = `http://127.0.0.1:${port}/metrics`;
-  const op: OperatorProcess = {
-    metricsUrl,
-    child,
-    logs: () => out,
-    metric: async (name, labels = {}) => parseMetric(await (await fetch(metricsUrl)).text(), name, labels),
-    stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
-      return exited;
-    },
+    stop: (signal = 'SIGTERM') => op.stop(signal),
   };
-  await waitFor(async () => child.exitCode === null && (await fetch(`http://127.0.0.1:${port}/readyz`)).ok, {
-    timeoutMs: 30_000,
-    message: 'the operator to become ready',
-  }).catch((err: Error) => {
-    child.kill('SIGKILL');
-    throw new Error(`${err.message}\n--- operator output ---\n${out.slice(-4000)}`);
-  });
-  return op;
 }
 
 export function parseMetric(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[4]);
-  }
-  return sum;
+  return sumMetric(parseMetrics(text), name, labels);
 }
 
 /** A Kubernetes client for the tests themselves (admin). */
@@ -94,7 +69,7 @@ export interface TestPod {
 }
 
 export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promise<void> {
-  await kube.create(`/api/v1/namespaces/${ns}/pods`, {
+  await kube.create(paths.pods(ns), {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: p.name, labels: p.labels ?? {}, annotations: p.annotations ?? {} },
@@ -109,30 +84,21 @@ export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promi
   await setPodStatus(kube, ns, p.name, { ip: p.ip, ready: p.ready ?? true });
 }
 
-export async function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean }): Promise<void> {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now });
-  await kube.patch(`/api/v1/namespaces/${ns}/pods/${name}/status`, {
-    status: {
-      phase: 'Running',
-      podIP: s.ip,
-      podIPs: s.ip ? [{ ip: s.ip }] : undefined,
-      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', s.ready), cond('Ready', s.ready)],
-    },
-  }, 'pods/status', 'strategic');
+export function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean }): Promise<void> {
+  return reportPodStatus(kube, ns, name, s);
 }
 
 /** Deletes a pod at once (there is no kubelet to finish a graceful deletion). */
 export async function deletePod(kube: KubeClient, ns: string, name: string): Promise<void> {
-  await kube.request('DELETE', `/api/v1/namespaces/${ns}/pods/${name}`, { body: { gracePeriodSeconds: 0 } });
+  await kube.request('DELETE', paths.pod(ns, name), { body: { gracePeriodSeconds: 0 } });
 }
 
 export async function createSecret(kube: KubeClient, ns: string, name: string, data: Record<string, string>): Promise<void> {
-  await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: data }, 'secrets');
+  await kube.create(paths.secrets(ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: data }, 'secrets');
 }
 
 export async function createPgCluster(kube: KubeClient, ns: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, { apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name }, spec }, 'pgclusters');
+  await kube.create(paths.pgclusters(ns), { apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name }, spec }, 'pgclusters');
 }
 
 export interface PgClusterJson {
@@ -141,7 +107,7 @@ export interface PgClusterJson {
 }
 
 export function getPgCluster(kube: KubeClient, ns: string, name: string): Promise<PgClusterJson | undefined> {
-  return kube.getOptional<PgClusterJson>(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters/${name}`);
+  return kube.getOptional<PgClusterJson>(paths.pgcluster(ns, name));
 }
 
 export function condition(pc: PgClusterJson | undefined, type: string) {
@@ -149,13 +115,13 @@ export function condition(pc: PgClusterJson | undefined, type: string) {
 }
 
 export async function configMapPeers(kube: KubeClient, ns: string, name: string): Promise<string[] | undefined> {
-  const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${name}`);
+  const cm = await kube.getOptional<{ data?: Record<string, string> }>(paths.configMap(ns, name));
   if (!cm) return undefined;
   return (cm.data?.peers ?? '').split('\n').filter(Boolean);
 }
 
-export async function podAnnotation(kube: KubeClient, ns: string, pod: string, key = 'pgcluster.io/peers'): Promise<string | undefined> {
-  const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${ns}/pods/${pod}`);
+export async function podAnnotation(kube: KubeClient, ns: string, pod: string, key = DEFAULT_POD_ANNOTATION): Promise<string | undefined> {
+  const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(ns, pod));
   return p.metadata.annotations?.[key];
 }
 

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startSim, type Sim } from '../../../bench/lib/libcluster-sim.ts';
+import { startLibclusterNode, type LibclusterNode } from '../../../scripts/stack/libcluster-node.ts';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { runCommand } from '../../../scripts/stack/proc.ts';
 import { BEAM_APP_IMAGE, buildBeamAppImage, createTestHost, importImage, REAL_NODE_TAINT, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
@@ -174,7 +174,7 @@ test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is 
   const outside = `outside@${ip}`;
   let host: TestHost | undefined;
   let beam: ChildProcess | undefined;
-  let sim: Sim | undefined;
+  let sim: LibclusterNode | undefined;
   const dir = mkdtempSync(join(tmpdir(), 'pgco-outside-'));
   let log = '';
   try {
@@ -188,7 +188,7 @@ test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is 
     beam.stderr?.on('data', (b: Buffer) => { log += b.toString(); });
     await waitFor(() => log.includes(`started ${outside}`), { timeoutMs: 60_000, message: `the outside BEAM node to start (log: ${log})` });
     // A bare `name@host` NOTIFY every 5 s from connections of its own, as libcluster_postgres does.
-    sim = await startSim(pgServer.url, [{ name: outside, channel }], 5_000);
+    sim = await startLibclusterNode(pgServer.url, channel, outside, 5_000);
     const pods = await expectCluster('with the outside node', 5, [outside]);
     for (const p of pods) {
       assert.match(log, new RegExp(`connected ${nodeOf(p).replace(/\./g, '\\.')}\\b`), `the outside node saw ${nodeOf(p)} connect`);

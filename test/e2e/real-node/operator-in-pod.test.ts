@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { buildImage } from '../../../scripts/stack/image.ts';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { BUSYBOX_IMAGE, importImage, REAL_NODE_TAINT } from '../../../scripts/stack/realnode.ts';
-import { createNamespace, CRD_NAME, crdForRelease, kubectl, kubectlJson, lockStack, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
+import { createNamespace, kubectl, kubectlJson, lockStack, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { testKube } from '../../support/operator.ts';
+import { CRD_NAME, crdForRelease } from '../../support/crd.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -200,7 +201,7 @@ test('helm install with the local image: the operator pod becomes Ready on the r
   // Pods that break the restricted Pod Security Standard are refused by the API server.
   await kubectl(['label', 'namespace', opNs.name, 'pod-security.kubernetes.io/enforce=restricted']);
   // Other tests apply the CRD with kubectl: the release adopts it, as the README tells such users.
-  await crdForRelease(RELEASE, opNs.name);
+  await crdForRelease(kube, RELEASE, opNs.name);
   const [repository, tag] = imageRef.split(/:(?=[^:]+$)/) as [string, string];
   const t0 = Date.now();
   await runBin('helm', ['install', RELEASE, CHART, '--namespace', opNs.name,

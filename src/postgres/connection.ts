@@ -1,0 +1,291 @@
+// The connections' life (docs/architecture.md, "Postgres"): a ConnectionPair keeps one listener and one
+// sender up, each reconnecting on its own with capped, jittered backoff; connectOnce opens one (TLS as
+// libpq's sslmode says, keepalive on), checks it is a primary, LISTENs if it is the listener, and turns every
+// failure on the way into a Failure with an actionable message.
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { backoffDelay } from '../core/backoff.ts';
+import type { Clock, Timer } from '../core/clock.ts';
+import {
+  classifyConnectError, classifyListenError, classifyLostConnection, isStatementRefused, READ_REPLICA_MESSAGE,
+  type Failure, type Which,
+} from './classify.ts';
+import { tlsOptions, type ParsedPgUrl } from './connstring.ts';
+import { errorText, type UrlSecrets } from './redact.ts';
+
+/** Postgres identifier quoting: LISTEN "chan" keeps the exact spelling pg_notify('chan', ...) uses. */
+export function quoteIdent(s: string): string {
+  return `"${s.replace(/"/g, '""')}"`;
+}
+
+export interface PairEvents {
+  /** A connection is usable (connected, a primary, LISTENs done); `again`: not its first time. */
+  ready(c: Conn, again: boolean): void;
+  /** A connection was dropped (already ended, its reconnect scheduled). */
+  lost(c: Conn, f: Failure): void;
+  /** A notification on the listener. */
+  notification(channel: string, payload: string): void;
+}
+
+export interface PairOptions {
+  parsed: ParsedPgUrl;
+  secrets: UrlSecrets;
+  ca: string | undefined;
+  connectTimeoutMs: number;
+  backoff: { baseMs: number; maxMs: number };
+  clock: Clock;
+  log: Logger;
+  /** The channels to LISTEN on when the listener (re)connects. */
+  channels(): Iterable<string>;
+  events: PairEvents;
+}
+
+/** The listener and the sender of one endpoint. */
+export class ConnectionPair {
+  readonly listener = newConn('listener');
+  readonly sender = newConn('sender');
+  readonly #o: PairOptions;
+  readonly #retry = new Map<Conn, Timer>();
+  #closed = false;
+
+  constructor(o: PairOptions) {
+    this.#o = o;
+  }
+
+  /** Both connections are usable. */
+  get ready(): boolean {
+    return this.listener.ready && this.sender.ready;
+  }
+
+  start(): void {
+    this.#connect(this.listener);
+    this.#connect(this.sender);
+  }
+
+  /** A healthy endpoint starts its backoff afresh at the next loss. */
+  resetBackoff(): void {
+    this.listener.attempt = 0;
+    this.sender.attempt = 0;
+  }
+
+  /** Drops connection c (if still generation gen), reports why, and schedules a reconnect. */
+  lose(c: Conn, gen: number, f: Failure): void {
+    if (this.#closed || c.gen !== gen) return;
+    c.gen++;
+    const client = c.client;
+    c.client = null;
+    c.connected = false;
+    c.listenIssued = false;
+    c.ready = false;
+    if (client) void endClient(client);
+    const delay = backoffDelay(c.attempt, this.#o.backoff);
+    c.attempt++;
+    this.#o.log.debug({ which: c.which, reason: f.reason, retryInMs: delay }, f.message);
+    this.#retry.get(c)?.cancel();
+    this.#retry.set(c, this.#o.clock.setTimer(() => this.#connect(c), delay));
+    this.#o.events.lost(c, f);
+  }
+
+  /** LISTEN/UNLISTEN on the live listener, if any (else the next connect LISTENs every channel); a refused
+   * LISTEN fails the listener. */
+  listenCommand(channel: string, listen: boolean): void {
+    const c = this.listener;
+    const client = c.client;
+    if (this.#closed || !client || !c.listenIssued) return;
+    const gen = c.gen;
+    client.query(`${listen ? 'LISTEN' : 'UNLISTEN'} ${quoteIdent(channel)}`).then(() => undefined, (err: unknown) => {
+      if (this.#closed || c.gen !== gen) return;
+      if (listen && isStatementRefused(err)) this.lose(c, gen, classifyListenError(err, this.#o.secrets));
+      else if (!listen) this.#o.log.debug({ error: errorText(err, this.#o.secrets) }, 'UNLISTEN failed');
+      // Connection-level failures arrive through 'error'/'end' as well.
+    });
+  }
+
+  /** Ends both connections; no events afterwards. */
+  close(): Promise<void> {
+    this.#closed = true;
+    const ends: Promise<void>[] = [];
+    for (const c of [this.listener, this.sender]) {
+      this.#retry.get(c)?.cancel();
+      this.#retry.delete(c);
+      c.gen++;
+      c.ready = false;
+      c.connected = false;
+      if (c.client) ends.push(endClient(c.client));
+      c.client = null;
+    }
+    return Promise.all(ends).then(() => undefined);
+  }
+
+  #connect(c: Conn): void {
+    this.#retry.delete(c);
+    if (this.#closed) return;
+    const o = this.#o;
+    const gen = ++c.gen;
+    const down = (client: pg.Client, err: Error | undefined) => {
+      // Failures while connecting are handled by connectOnce; afterwards the first of 'error'/'end' wins.
+      if (this.#closed || c.gen !== gen || c.client !== client || !c.connected) return;
+      this.lose(c, gen, classifyLostConnection(err, c.which, o.secrets));
+    };
+    void connectOnce(c, {
+      parsed: o.parsed, secrets: o.secrets, ca: o.ca, connectTimeoutMs: o.connectTimeoutMs,
+      stale: () => this.#closed || c.gen !== gen,
+      wire: (client) => {
+        client.on('error', (err: Error) => down(client, err));
+        client.on('end', () => down(client, undefined));
+        if (c.which === 'listener') {
+          client.on('notification', (m: pg.Notification) => {
+            if (!this.#closed && c.gen === gen) o.events.notification(m.channel, m.payload ?? '');
+          });
+        }
+      },
+      // Built and issued in one synchronous step with listenIssued, so a new subscription either is in this
+      // list or issues its own LISTEN after it (pg runs a client's queries in order).
+      listenSql: c.which === 'listener' ? () => {
+        c.listenIssued = true;
+        return [...o.channels()].map((ch) => `LISTEN ${quoteIdent(ch)}`).join('; ');
+      } : undefined,
+    }).then((r) => {
+      if (r.ok === 'stale') return;
+      if (!r.ok) return this.lose(c, gen, r.failure);
+      c.ready = true;
+      const again = c.everReady;
+      c.everReady = true;
+      o.log.debug({ which: c.which }, 'connection ready');
+      o.events.ready(c, again);
+    }, (err: unknown) => {
+      // connectOnce handles its own errors; this is a last line of defence against a bug.
+      this.lose(c, gen, { reason: 'Error', message: `internal error while connecting: ${errorText(err, o.secrets)}` });
+    });
+  }
+}
+
+export interface Conn {
+  readonly which: Which;
+  client: pg.Client | null;
+  /** Bumped on every connect attempt and every loss; callbacks from older generations are ignored. */
+  gen: number;
+  /** client.connect() resolved. */
+  connected: boolean;
+  /** Listener only: the LISTEN of every channel has been issued (later subscribes LISTEN on their own). */
+  listenIssued: boolean;
+  /** Fully usable: connected, not a replica, LISTENs done. */
+  ready: boolean;
+  everReady: boolean;
+  attempt: number;
+}
+
+export function newConn(which: Which): Conn {
+  return { which, client: null, gen: 0, connected: false, listenIssued: false, ready: false, everReady: false, attempt: 0 };
+}
+
+/** A URL that pg cannot use at all (a TLS option that cannot be applied, ...): not worth a server round trip. */
+class ConfigError extends Error {}
+
+export interface ConnectOptions {
+  parsed: ParsedPgUrl;
+  secrets: UrlSecrets;
+  ca: string | undefined;
+  /** Used when the URL has no connect_timeout. */
+  connectTimeoutMs: number;
+  /** The attempt no longer matters (closed, or superseded): stop and end what was opened. */
+  stale(): boolean;
+  /** Wires the client's events before it connects (errors, end, notifications). */
+  wire(client: pg.Client): void;
+  /** Listener only: the LISTEN statements, built when they are issued (see Conn.listenIssued). */
+  listenSql?(): string;
+}
+
+export type ConnectResult = { ok: true; client: pg.Client } | { ok: false; failure: Failure } | { ok: 'stale' };
+
+/** Opens, checks and (for the listener) LISTENs one connection. Never throws. */
+export async function connectOnce(c: Conn, o: ConnectOptions): Promise<ConnectResult> {
+  let step: 'connect' | 'check' | 'listen' = 'connect';
+  try {
+    const client = await open(c, o);
+    if (o.stale()) {
+      void endClient(client);
+      return { ok: 'stale' };
+    }
+    c.connected = true;
+    step = 'check';
+    const r = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    if (o.stale()) return { ok: 'stale' };
+    if (r.rows[0]?.r === true) return { ok: false, failure: { reason: 'ReadReplica', message: READ_REPLICA_MESSAGE } };
+    if (o.listenSql) {
+      step = 'listen';
+      await client.query(o.listenSql());
+      if (o.stale()) return { ok: 'stale' };
+    }
+    return { ok: true, client };
+  } catch (err) {
+    if (o.stale()) return { ok: 'stale' };
+    if (err instanceof ConfigError) return { ok: false, failure: { reason: 'Error', message: err.message } };
+    if (step === 'connect') return { ok: false, failure: classifyConnectError(err, o.secrets, { timeoutMs: o.parsed.connectTimeoutMs ?? o.connectTimeoutMs }) };
+    if (isStatementRefused(err)) {
+      return {
+        ok: false,
+        failure: step === 'listen' ? classifyListenError(err, o.secrets) : { reason: 'Error', message: `SELECT pg_is_in_recovery() failed: ${errorText(err, o.secrets)}` },
+      };
+    }
+    return { ok: false, failure: classifyLostConnection(err, c.which, o.secrets) };
+  }
+}
+
+/** Opens a client (TLS first for sslmode=prefer, plain if the server has no TLS). */
+async function open(c: Conn, o: ConnectOptions): Promise<pg.Client> {
+  const { parsed } = o;
+  const attempt = async (plain: boolean): Promise<pg.Client> => {
+    let ssl;
+    try {
+      ssl = tlsOptions(parsed, { ca: o.ca, plain });
+    } catch (e) {
+      throw new ConfigError(errorText(e, o.secrets));
+    }
+    let client: pg.Client;
+    try {
+      client = new pg.Client({
+        connectionString: parsed.connectionString,
+        ssl,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+        connectionTimeoutMillis: parsed.connectTimeoutMs ?? o.connectTimeoutMs,
+        application_name: `pgcluster-operator/${c.which}`,
+      });
+    } catch (e) {
+      throw new ConfigError(`the Postgres URL cannot be used: ${errorText(e, o.secrets)}`);
+    }
+    o.wire(client);
+    c.client = client;
+    try {
+      await client.connect();
+    } catch (e) {
+      if (c.client === client) c.client = null;
+      void endClient(client);
+      throw e;
+    }
+    return client;
+  };
+  try {
+    return await attempt(false);
+  } catch (e) {
+    if (parsed.sslmode === 'prefer' && !(e instanceof ConfigError) && /does not support SSL/i.test(errorText(e)) && !o.stale()) {
+      return attempt(true);
+    }
+    throw e;
+  }
+}
+
+/** End a client without ever rejecting or hanging: after 2 s the socket is destroyed. */
+export function endClient(client: pg.Client): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      try { client.connection.stream.destroy(); } catch { /* already gone */ }
+      resolve();
+    }, 2000);
+    client.end().then(() => undefined, () => undefined).finally(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,144 @@
+// Fixtures for unit tests of the controller: objects as the caches hold them, a Writer that records every
+// call (and can be told to fail one), in-memory caches, and a Context around them.
+import pino from 'pino';
+import type { Writer } from '../../src/controller/apply.ts';
+import { WriteMemo, type Cache, type Context } from '../../src/controller/context.ts';
+import type { EndpointPool } from '../../src/controller/endpointPool.ts';
+import { SecretSource } from '../../src/controller/secrets.ts';
+import { FINALIZER, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
+import type { KubeObject } from '../../src/kube/client.ts';
+import type { PodObject } from '../../src/kube/pods.ts';
+import type { ConfigMapObject, EventInput, PgClusterObject, SecretObject } from '../../src/kube/resources.ts';
+import { Metrics } from '../../src/metrics.ts';
+import { FakeClock } from './fakeClock.ts';
+
+export const NS = 'prod';
+
+export function pgcluster(name: string, spec: PgClusterSpec, extra: { status?: PgClusterStatus; finalizers?: string[]; deleting?: boolean } = {}): PgClusterObject {
+  return {
+    apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster',
+    metadata: {
+      name, namespace: NS, uid: `uid-${name}`, generation: 1, resourceVersion: '1',
+      finalizers: extra.finalizers ?? [FINALIZER], ...(extra.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+    },
+    spec,
+    ...(extra.status ? { status: extra.status } : {}),
+  };
+}
+
+export function pod(name: string, o: { labels?: Record<string, string>; annotations?: Record<string, string>; ip?: string; ready?: boolean; rv?: string } = {}): PodObject {
+  return {
+    metadata: { name, namespace: NS, uid: `uid-${name}`, resourceVersion: o.rv ?? '1', labels: o.labels ?? {}, annotations: o.annotations ?? {} },
+    spec: {},
+    status: { phase: 'Running', podIP: o.ip, conditions: [{ type: 'Ready', status: (o.ready ?? true) ? 'True' : 'False' }] },
+  };
+}
+
+export const chatSpec: PgClusterSpec = { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: 'chat' };
+
+export type WriterCall =
+  | { verb: 'createConfigMap'; name: string; data: Record<string, string> }
+  | { verb: 'patchConfigMap'; name: string; data: Record<string, string | null> }
+  | { verb: 'deleteConfigMap'; name: string }
+  | { verb: 'patchPodAnnotations'; name: string; annotations: Record<string, string | null> }
+  | { verb: 'patchStatus'; name: string; status: PgClusterStatus }
+  | { verb: 'setFinalizers'; name: string; finalizers: string[] }
+  | { verb: 'createEvent'; name: string; event: EventInput };
+
+/** A Writer that records calls in order; `fail` makes a call throw (once per match) before it is recorded. */
+export class RecordingWriter implements Writer {
+  calls: WriterCall[] = [];
+  fail: ((c: WriterCall) => unknown) | undefined;
+  #rv = 100;
+
+  #do<T>(c: WriterCall, result: () => T): Promise<T> {
+    const err = this.fail?.(c);
+    if (err !== undefined) return Promise.reject(err);
+    this.calls.push(c);
+    return Promise.resolve(result());
+  }
+  #written<T extends KubeObject>(o: T): T {
+    return { ...o, metadata: { ...o.metadata, resourceVersion: String(++this.#rv) } };
+  }
+  verbs(): string[] {
+    return this.calls.map((c) => `${c.verb} ${c.name}`);
+  }
+  createConfigMap(cm: ConfigMapObject) {
+    return this.#do({ verb: 'createConfigMap', name: cm.metadata.name, data: cm.data ?? {} }, () => this.#written(cm));
+  }
+  patchConfigMap(ns: string, name: string, patch: { data: Record<string, string | null>; labels: Record<string, string> }) {
+    const data = Object.fromEntries(Object.entries(patch.data).filter((e): e is [string, string] => e[1] !== null));
+    return this.#do({ verb: 'patchConfigMap', name, data: patch.data }, () => this.#written<ConfigMapObject>({ metadata: { name, namespace: ns, labels: patch.labels }, data }));
+  }
+  deleteConfigMap(_ns: string, name: string) {
+    return this.#do({ verb: 'deleteConfigMap', name }, () => undefined);
+  }
+  patchPodAnnotations(ns: string, name: string, annotations: Record<string, string | null>) {
+    const kept = Object.fromEntries(Object.entries(annotations).filter((e): e is [string, string] => e[1] !== null));
+    return this.#do({ verb: 'patchPodAnnotations', name, annotations }, () => this.#written<PodObject>({ kind: 'Pod', metadata: { name, namespace: ns, annotations: kept } }));
+  }
+  patchStatus(ns: string, name: string, status: PgClusterStatus) {
+    return this.#do({ verb: 'patchStatus', name, status }, () => this.#written<PgClusterObject>({ metadata: { name, namespace: ns }, spec: {}, status }));
+  }
+  setFinalizers(pc: PgClusterObject, finalizers: string[]) {
+    return this.#do({ verb: 'setFinalizers', name: pc.metadata.name, finalizers }, () => undefined);
+  }
+  createEvent(pc: PgClusterObject, event: EventInput) {
+    return this.#do({ verb: 'createEvent', name: pc.metadata.name, event }, () => undefined);
+  }
+}
+
+/** An informer cache stand-in: objects by namespace/name. */
+export class MapCache<T extends KubeObject> implements Cache<T> {
+  #m = new Map<string, T>();
+  constructor(items: T[] = []) {
+    for (const o of items) this.set(o);
+  }
+  set(o: T): void {
+    this.#m.set(`${o.metadata.namespace}/${o.metadata.name}`, o);
+  }
+  delete(ns: string, name: string): void {
+    this.#m.delete(`${ns}/${name}`);
+  }
+  get(ns: string, name: string): T | undefined {
+    return this.#m.get(`${ns}/${name}`);
+  }
+  *inNamespace(ns: string): Generator<T> {
+    for (const o of this.#m.values()) if (o.metadata.namespace === ns) yield o;
+  }
+}
+
+export interface TestContext extends Context {
+  writer: RecordingWriter;
+  clock: FakeClock;
+  pgclusters: MapCache<PgClusterObject>;
+  pods: MapCache<PodObject>;
+  configMaps: MapCache<ConfigMapObject>;
+  added: string[];
+}
+
+/** A Context for reconcile with no API server and no Postgres: `secrets` answers from a map. */
+export function testContext(o: { pgclusters?: PgClusterObject[]; pods?: PodObject[]; configMaps?: ConfigMapObject[]; secrets?: Record<string, SecretObject> } = {}): TestContext {
+  const clock = new FakeClock();
+  const added: string[] = [];
+  const secrets = o.secrets ?? {};
+  const noPool = {
+    acquire: () => { throw new Error('this test has no Postgres: give the PgCluster a Secret that does not resolve'); },
+    release: () => {},
+  } as unknown as EndpointPool;
+  return {
+    log: pino({ level: 'silent' }),
+    metrics: new Metrics({ defaultMetrics: false }),
+    pgclusters: new MapCache(o.pgclusters),
+    pods: new MapCache(o.pods),
+    configMaps: new MapCache(o.configMaps),
+    writer: new RecordingWriter(),
+    secrets: new SecretSource(async (ns, name) => secrets[`${ns}/${name}`], clock),
+    pool: noPool,
+    runtimes: new Map(),
+    queue: { add: (k: string) => void added.push(k) },
+    written: new WriteMemo(clock),
+    clock,
+    added,
+  };
+}

@@ -1,0 +1,146 @@
+// apply.ts through a recording Writer, and reconcile end to end on in-memory caches (no API server, no
+// Postgres): the controller-rs "scenario" style. The e2e suite covers the same against real servers.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { applyOutputs, applyStatus } from '../../src/controller/apply.ts';
+import type { OutputsPlan } from '../../src/controller/plan.ts';
+import { reconcile, RESYNC_MS } from '../../src/controller/reconcile.ts';
+import { reportUserError } from '../../src/controller/errorPolicy.ts';
+import { FINALIZER, CLUSTER_KEY, DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
+import { UserError } from '../../src/errors.ts';
+import { KubeApiError } from '../../src/kube/client.ts';
+import type { ConfigMapObject } from '../../src/kube/resources.ts';
+import { chatSpec, NS, pgcluster, pod, testContext } from '../support/controllerKit.ts';
+import { eventually as until } from '../support/poll.ts';
+
+const conflict = () => new KubeApiError('POST', '/x', 409, 'AlreadyExists', 'exists');
+const gone = () => new KubeApiError('PATCH', '/x', 404, 'NotFound', 'gone');
+
+describe('applyOutputs', () => {
+  const pc = pgcluster('chat', chatSpec);
+  const created: OutputsPlan = {
+    configMap: { kind: 'create', object: { metadata: { name: 'chat-peers', namespace: NS }, data: { peers: 'a@b\n' } } },
+    deleteConfigMaps: [], podPatches: [{ pod: pod('p1'), annotations: { x: 'y' } }, { pod: pod('p2'), annotations: { x: 'y' } }],
+  };
+
+  test('the ConfigMap first, then the pods; each write remembered until the cache shows it', async () => {
+    const ctx = testContext();
+    await applyOutputs(ctx, pc, created);
+    assert.deepEqual(ctx.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations p1', 'patchPodAnnotations p2']);
+    assert.equal(ctx.written.size, 3);
+    assert.ok(ctx.written.observe('pod:prod/p1', pod('p1'))?.metadata.annotations?.x === 'y', 'a stale cache reads as our write');
+  });
+
+  test('renamed ConfigMaps are deleted before the patch', async () => {
+    const ctx = testContext();
+    const before: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, resourceVersion: '3' } };
+    await applyOutputs(ctx, pc, { configMap: { kind: 'patch', name: 'chat-peers', data: { peers: '' }, labels: {}, before }, deleteConfigMaps: ['old'], podPatches: [] });
+    assert.deepEqual(ctx.writer.verbs(), ['deleteConfigMap old', 'patchConfigMap chat-peers']);
+  });
+
+  test('a ConfigMap that exists and is not ours is a UserError (OutputConflict), and no pod is written', async () => {
+    const ctx = testContext();
+    ctx.writer.fail = (c) => (c.verb === 'createConfigMap' ? conflict() : undefined);
+    await assert.rejects(applyOutputs(ctx, pc, created), (e: unknown) => e instanceof UserError && e.reason === 'OutputConflict' && /already exists and is not labelled/.test(e.message));
+    assert.deepEqual(ctx.writer.verbs(), []);
+  });
+
+  test('a pod deleted meanwhile (404) is skipped; another failure fails the apply after every pod was tried', async () => {
+    const ctx = testContext();
+    ctx.writer.fail = (c) => (c.verb === 'patchPodAnnotations' && c.name === 'p1' ? gone() : undefined);
+    await applyOutputs(ctx, pc, created);
+    assert.deepEqual(ctx.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations p2']);
+    const ctx2 = testContext();
+    ctx2.writer.fail = (c) => (c.verb === 'patchPodAnnotations' && c.name === 'p1' ? new Error('500') : undefined);
+    await assert.rejects(applyOutputs(ctx2, pc, created), /500/);
+    assert.deepEqual(ctx2.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations p2']);
+  });
+
+  test('applyStatus: the status, then its Events; none without a write', async () => {
+    const ctx = testContext();
+    await applyStatus(ctx, pc, undefined);
+    assert.deepEqual(ctx.writer.verbs(), []);
+    await applyStatus(ctx, pc, { status: { members: 1 }, before: pc, events: [{ type: 'Warning', reason: 'R', message: 'm' }] });
+    assert.deepEqual(ctx.writer.verbs(), ['patchStatus chat', 'createEvent chat']);
+  });
+});
+
+describe('reconcile scenarios', () => {
+  const members = () => [pod('a', { labels: { app: 'chat' }, ip: '10.0.0.1' }), pod('b', { labels: { app: 'chat' }, ip: '10.0.0.2' })];
+
+  test('no finalizer yet: only the finalizer is written', async () => {
+    const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec, { finalizers: [] })], pods: members() });
+    assert.deepEqual(await reconcile(ctx, 'prod/chat'), {});
+    assert.deepEqual(ctx.writer.calls, [{ verb: 'setFinalizers', name: 'chat', finalizers: [FINALIZER] }]);
+  });
+
+  test('Secret missing: outputs list the members, Connected False/SecretNotFound with an Event, Ready NotConnected; a second pass writes nothing', async () => {
+    const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: members() });
+    const r = await reconcile(ctx, 'prod/chat');
+    assert.equal(r.requeueAfterMs, RESYNC_MS);
+    assert.deepEqual(ctx.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations a', 'patchPodAnnotations b', 'patchStatus chat', 'createEvent chat', 'createEvent chat']);
+    const cm = ctx.writer.calls[0];
+    assert.ok(cm?.verb === 'createConfigMap');
+    assert.equal(cm.data.peers, 'chat@10.0.0.1\nchat@10.0.0.2\n');
+    const status = ctx.writer.calls.find((c) => c.verb === 'patchStatus');
+    assert.ok(status?.verb === 'patchStatus');
+    assert.deepEqual(status.status.conditions?.map((c) => [c.type, c.status, c.reason]), [['Connected', 'False', 'SecretNotFound'], ['Ready', 'False', 'NotConnected']]);
+    assert.equal(status.status.members, 2);
+    await until(() => ctx.writer.calls.filter((c) => c.verb === 'createEvent').length === 2, 'both Events');
+    // The caches have not caught up; the write memo answers for them: no second write.
+    ctx.writer.calls = [];
+    await reconcile(ctx, 'prod/chat');
+    assert.deepEqual(ctx.writer.verbs(), []);
+  });
+
+  test('a pod leaves: the ConfigMap and the remaining pod are patched, the leaver loses our annotation', async () => {
+    const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: members() });
+    await reconcile(ctx, 'prod/chat');
+    ctx.writer.calls = [];
+    const value = 'chat@10.0.0.1,chat@10.0.0.2';
+    const ann = { [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat' };
+    ctx.pods.set(pod('a', { labels: { app: 'chat' }, ip: '10.0.0.1', annotations: ann, rv: '2' }));
+    ctx.pods.set(pod('b', { labels: { app: 'web' }, ip: '10.0.0.2', annotations: ann, rv: '2' }));
+    await reconcile(ctx, 'prod/chat');
+    const patches = ctx.writer.calls.filter((c) => c.verb === 'patchPodAnnotations').map((c) => c.verb === 'patchPodAnnotations' && [c.name, c.annotations]);
+    assert.deepEqual(patches, [
+      ['a', { [DEFAULT_POD_ANNOTATION]: 'chat@10.0.0.1', [CLUSTER_KEY]: 'chat' }],
+      ['b', { [DEFAULT_POD_ANNOTATION]: null, [CLUSTER_KEY]: null }],
+    ]);
+  });
+
+  test('an invalid spec: Ready False/InvalidSpec and nothing else', async () => {
+    const ctx = testContext({ pgclusters: [pgcluster('chat', { ...chatSpec, channel: 'Bad-Channel' })], pods: members() });
+    assert.deepEqual(await reconcile(ctx, 'prod/chat'), {});
+    assert.deepEqual(ctx.writer.verbs(), ['patchStatus chat', 'createEvent chat']);
+  });
+
+  test('deleted: our annotations and ConfigMap go, then the finalizer', async () => {
+    const ann = { [DEFAULT_POD_ANNOTATION]: 'x@y', [CLUSTER_KEY]: 'chat', 'other': 'kept' };
+    const cm: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, labels: { [CLUSTER_KEY]: 'chat' } } };
+    const ctx = testContext({
+      pgclusters: [pgcluster('chat', { ...chatSpec, channel: 'Invalid-Spec-Still-Cleaned' }, { deleting: true, finalizers: [FINALIZER, 'else'] })],
+      pods: [pod('a', { annotations: ann }), pod('b', { annotations: { [DEFAULT_POD_ANNOTATION]: 'z', [CLUSTER_KEY]: 'other' } })],
+      configMaps: [cm],
+    });
+    await reconcile(ctx, 'prod/chat');
+    assert.deepEqual(ctx.writer.calls, [
+      { verb: 'patchPodAnnotations', name: 'a', annotations: { [CLUSTER_KEY]: null, [DEFAULT_POD_ANNOTATION]: null } },
+      { verb: 'deleteConfigMap', name: 'chat-peers' },
+      { verb: 'setFinalizers', name: 'chat', finalizers: ['else'] },
+    ]);
+  });
+
+  test('the error policy turns a UserError into Ready False with its reason and one Event', async () => {
+    const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: members() });
+    ctx.writer.fail = (c) => (c.verb === 'createConfigMap' ? conflict() : undefined);
+    const err = await reconcile(ctx, 'prod/chat').then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof UserError);
+    await reportUserError(ctx, 'prod/chat', err);
+    await reportUserError(ctx, 'prod/chat', err); // again: the memo shows the condition; no second write
+    assert.deepEqual(ctx.writer.verbs(), ['patchStatus chat', 'createEvent chat']);
+    const ev = ctx.writer.calls[1];
+    assert.ok(ev?.verb === 'createEvent');
+    assert.deepEqual([ev.event.type, ev.event.reason], ['Warning', 'OutputConflict']);
+  });
+});
