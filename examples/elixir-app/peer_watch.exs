@@ -42,6 +42,10 @@ defmodule PeerWatch do
       System.halt(0)
     end)
     log("started #{node()} reading #{file} every #{poll_ms} ms")
+    # Peers that found this node before the monitor above existed (its name was published once the VM was
+    # up): their nodeup is not sent again, so report them now.
+    for n <- Node.list(), do: log("connected #{n}")
+    report()
     send(self(), :poll)
 
     loop(%{
