@@ -34,7 +34,7 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(8)} ${s.title}`).join('\n')}
   --quick    shorter windows and smaller N (a few minutes in all)
   --smoke    tiny sizes, for the bench smoke test (figures are not meaningful)
   --profile  run the operator with --cpu-prof; profiles go next to its logs
-  --out DIR  where the JSON goes (default bench/results; latest.json only there)
+  --out DIR  where the JSON goes (default bench/results; latest.json only there, for full runs of every scenario)
   --what-if NAME  preload bench/whatif/NAME.ts into the operator: measures a proposed src/ change
              (results are marked; latest.json is not touched)
   --operator-node-options=FLAGS  NODE_OPTIONS for the operator, e.g. --operator-node-options=--max-old-space-size=256
@@ -136,7 +136,9 @@ async function main(): Promise<number> {
   const tag = [mode, ...whatIf.map((w) => `whatif-${w}`), ...(operatorNodeOptions ? ['node-options'] : [])].join('-');
   const file = join(outDir, `${started.toISOString().replace(/[:]/g, '-').replace(/\..*$/, '')}-${tag}.json`);
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  if (defaultOut && mode !== 'smoke' && whatIf.length === 0 && !operatorNodeOptions) writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  // latest.json is the latest full run of every scenario (the README's table): not a quick, partial or what-if run.
+  const complete = mode === 'full' && selected.length === SCENARIOS.length;
+  if (defaultOut && complete && whatIf.length === 0 && !operatorNodeOptions) writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
 
   process.stdout.write(`\n${report.table()}\n\n`);
   process.stdout.write(`machine: ${result.machine.cpus} x ${result.machine.cpuModel}, ${result.machine.memoryGiB} GiB; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start\n`);

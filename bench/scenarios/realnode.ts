@@ -51,7 +51,11 @@ function podSpec(name: string, basename: string, cm: string) {
             { name: 'ELIXIR_ERL_OPTIONS', value: '+fnu +S 1 +sbwt none' },
           ],
           readinessProbe: { exec: { command: ['sh', '-c', `epmd -names | grep -q "^name ${basename} "`] }, periodSeconds: 1, failureThreshold: 1 },
-          volumeMounts: [{ name: 'annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true }],
+          // The app reads both files (their union): the annotation's and the ConfigMap's.
+          volumeMounts: [
+            { name: 'annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true },
+            { name: 'configmap', mountPath: '/etc/pgcluster/peers', readOnly: true },
+          ],
           resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
         },
         {

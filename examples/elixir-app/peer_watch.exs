@@ -6,10 +6,12 @@
 #
 #     elixir --name "demo@$POD_IP" --cookie "$RELEASE_COOKIE" peer_watch.exs
 #
-# It polls the peers file the kubelet mounts into the pod (PEERS_FILE, default
-# /etc/pgcluster/annotation/peers: the downward-API file of the pod's pgcluster.io/peers annotation,
-# comma-separated; a mounted ConfigMap `peers` file, one name per line, works too), calls Node.connect/1 for
-# every name in it that is not itself, and prints one line per event, each starting with the Unix time in ms:
+# It polls the peers files the kubelet mounts into the pod (PEERS_FILES, comma-separated, default
+# /etc/pgcluster/peers/peers,/etc/pgcluster/annotation/peers: the ConfigMap's `peers` file, one name per line,
+# and the downward-API file of the pod's pgcluster.io/peers annotation, comma-separated; a missing file
+# counts as empty), takes the union of the names (the kubelet refreshes the two files separately, and either
+# can lag: see the README), calls Node.connect/1 for every name that is not itself, and prints one line per
+# event, each starting with the Unix time in ms:
 #
 #     <ms> seen <node>           the name appeared in the file
 #     <ms> gone <node>           the name left the file
@@ -24,7 +26,7 @@ defmodule PeerWatch do
   @retry_ms 1_000
 
   def run do
-    file = System.get_env("PEERS_FILE", "/etc/pgcluster/annotation/peers")
+    file = System.get_env("PEERS_FILES", "/etc/pgcluster/peers/peers,/etc/pgcluster/annotation/peers")
     poll_ms = env_int("POLL_MS", 200)
     grace_ms = env_int("OWN_NAME_GRACE_MS", 30_000)
 
@@ -111,16 +113,21 @@ defmodule PeerWatch do
 
   defp check_own_name(s, _names), do: s
 
-  # Comma- or newline-separated names; a missing or empty file is an empty list (the pod may start first).
-  defp read(file) do
-    case File.read(file) do
-      {:ok, text} ->
-        text |> String.split([",", "\n"], trim: true) |> Enum.map(&String.trim/1)
-        |> Enum.reject(&(&1 == "")) |> Enum.map(&String.to_atom/1) |> MapSet.new()
-
-      {:error, _} ->
-        MapSet.new()
-    end
+  # The union of the files' names (comma- or newline-separated); a missing or empty file adds nothing (the
+  # pod may start before the operator has written anything).
+  defp read(files) do
+    files
+    |> String.split(",", trim: true)
+    |> Enum.flat_map(fn file ->
+      case File.read(String.trim(file)) do
+        {:ok, text} -> String.split(text, [",", "\n"], trim: true)
+        {:error, _} -> []
+      end
+    end)
+    |> Enum.map(&String.trim/1)
+    |> Enum.reject(&(&1 == ""))
+    |> Enum.map(&String.to_atom/1)
+    |> MapSet.new()
   end
 
   defp report, do: log("nodes #{Node.list() |> Enum.map(&Atom.to_string/1) |> Enum.sort() |> Enum.join(",")}")

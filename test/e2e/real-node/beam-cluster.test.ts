@@ -97,10 +97,17 @@ const deployment = (replicas: number) => ({
           ],
           // Ready once the node is registered with its epmd, so the operator announces only names that answer.
           readinessProbe: { exec: { command: ['sh', '-c', `epmd -names | grep -q "^name ${BASENAME} "`] }, periodSeconds: 1, failureThreshold: 1 },
-          volumeMounts: [{ name: 'peers', mountPath: '/etc/pgcluster/annotation', readOnly: true }],
+          // Both files the app reads by default: the annotation's and the ConfigMap's.
+          volumeMounts: [
+            { name: 'peers', mountPath: '/etc/pgcluster/annotation', readOnly: true },
+            { name: 'configmap', mountPath: '/etc/pgcluster/peers', readOnly: true },
+          ],
           resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
         }],
-        volumes: [{ name: 'peers', downwardAPI: { items: [{ path: 'peers', fieldRef: { fieldPath: "metadata.annotations['pgcluster.io/peers']" } }] } }],
+        volumes: [
+          { name: 'peers', downwardAPI: { items: [{ path: 'peers', fieldRef: { fieldPath: "metadata.annotations['pgcluster.io/peers']" } }] } },
+          { name: 'configmap', configMap: { name: `${CLUSTER}-peers`, optional: true } },
+        ],
       },
     },
   },
@@ -182,7 +189,7 @@ test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is 
     // Its own peers file holds only itself: it waits for the pods to connect (and does not warn).
     writeFileSync(join(dir, 'peers'), outside);
     beam = spawn(host.exec[0]!, [...host.exec.slice(1), 'elixir', '--name', outside, '--cookie', cookie, join(import.meta.dirname, '..', '..', '..', 'examples', 'elixir-app', 'peer_watch.exs')], {
-      env: { ...process.env, HOME: dir, PEERS_FILE: join(dir, 'peers'), ELIXIR_ERL_OPTIONS: '+fnu +S 1' }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: dir, PEERS_FILES: join(dir, 'peers'), ELIXIR_ERL_OPTIONS: '+fnu +S 1' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     beam.stdout?.on('data', (b: Buffer) => { log += b.toString(); });
     beam.stderr?.on('data', (b: Buffer) => { log += b.toString(); });
