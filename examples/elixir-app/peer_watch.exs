@@ -19,7 +19,7 @@
 #     <ms> disconnected <node>   it went down (nodedown)
 #     <ms> nodes <a,b,...>       Node.list() after every connect or disconnect
 #     <ms> warning <text>        e.g. its own name is not in the file (wrong basename, short names)
-#     <ms> stopping ...          SIGTERM: it disconnects from every node and exits
+#     <ms> stopping ...          SIGTERM: it exits at once (every connection closes together)
 #
 # A peer that cannot be reached is retried every second, without blocking the others or crashing.
 defmodule PeerWatch do
@@ -36,11 +36,12 @@ defmodule PeerWatch do
     end
 
     :ok = :net_kernel.monitor_nodes(true)
-    # On SIGTERM (the pod is deleted), leave at once: the peers see nodedown now rather than after the VM's
-    # default shutdown (seconds), or the kubelet's SIGKILL at the end of the grace period.
+    # On SIGTERM (the pod is deleted), leave at once: the VM exits and every connection closes together, so
+    # the peers see nodedown now rather than after the VM's default shutdown (seconds). Not one disconnect
+    # after another: with OTP 25+'s global (prevent_overlapping_partitions), peers that lose this node at
+    # different moments would disconnect from each other.
     {:ok, _} = System.trap_signal(:sigterm, fn ->
-      log("stopping: disconnecting from #{length(Node.list())} nodes")
-      Enum.each(Node.list(), &Node.disconnect/1)
+      log("stopping: leaving #{length(Node.list())} nodes")
       System.halt(0)
     end)
     log("started #{node()} reading #{file} every #{poll_ms} ms")
