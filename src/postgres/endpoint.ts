@@ -97,7 +97,7 @@ export class PgEndpoint {
     this.echoTimeoutMs = opts.echoTimeoutMs ?? 3000;
     this.scheduler = new HeartbeatScheduler({ coalesceMs: opts.coalesceMs ?? 10, livenessIntervalMs: opts.livenessIntervalMs ?? 5000 });
     this.secrets = secretsOfUrl(opts.url);
-    const parsed = parsePgUrl(opts.url);
+    const parsed = opts.parsed ? { ok: true as const, value: opts.parsed } : parsePgUrl(opts.url);
     const since = this.clock.now();
     if (!parsed.ok) {
       this.parsed = null;

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.ts';
 import type { FailureReason } from './classify.ts';
+import type { ParsedPgUrl } from './connstring.ts';
 
 export type EndpointState =
   | { phase: 'Connecting' | 'Listening'; since: number }
@@ -32,6 +33,8 @@ export interface Subscription {
 
 export interface EndpointOptions {
   url: string;
+  /** The URL already parsed (parsePgUrl), when the caller has done so. */
+  parsed?: ParsedPgUrl;
   log: Logger;
   hooks?: EndpointHooks;
   /** PEM CA bundle for TLS (used unless the URL names an sslrootcert). */
