@@ -14,6 +14,7 @@ import { startLibclusterNode } from './stack/libcluster-node.ts';
 import { launchOperator, type LaunchedOperator } from '../test/support/launch.ts';
 import { waitFor } from '../test/support/env.ts';
 import { CRD_FILE, waitForCrdEstablished } from '../test/support/crd.ts';
+import { createPgCluster, createPodObject, createSecret } from '../test/support/objects.ts';
 import { paths } from '../src/kube/resources.ts';
 import { errorMessage } from '../src/errors.ts';
 
@@ -75,26 +76,15 @@ async function main(): Promise<void> {
   await kubectl('apply', '-f', CRD_FILE);
   await waitForCrdEstablished(kube);
   await kubectl('create', 'namespace', NS);
-  await kube.create(paths.secrets(NS), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'chat-db' }, stringData: { url: stack.postgres.url } }, 'secrets');
-  await kube.create(paths.pgclusters(NS), {
-    apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: 'chat' },
-    spec: { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'chat-db' } }, channel: CHANNEL, heartbeatInterval: '2s', peerTimeout: '6s' },
-  }, 'pgclusters');
+  await createSecret(kube, NS, 'chat-db', { url: stack.postgres.url });
+  await createPgCluster(kube, NS, 'chat', { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'chat-db' } }, channel: CHANNEL, heartbeatInterval: '2s', peerTimeout: '6s' });
   say(await kubectl('get', 'pgcluster', 'chat', '-n', NS, '-o', 'yaml'));
 
   heading('starting the operator (logs: ' + join(dir, 'operator.log') + ')');
   operator = await launchOperator({ kubeconfig: stack.kube.kubeconfig, namespaces: [NS], logFile: join(dir, 'operator.log'), env: stack.env });
   say(`metrics: curl -s ${operator.metricsUrl} | grep ^pgcluster_`);
 
-  const pod = (i: number) => ({
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name: `chat-${i}`, labels: { app: 'chat' } },
-    spec: {
-      nodeName: KWOK_NODE,
-      tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
-      containers: [{ name: 'app', image: 'elixir-app:demo' }],
-    },
-  });
+  const startPod = (i: number) => createPodObject(kube, NS, { name: `chat-${i}`, labels: { app: 'chat' }, node: KWOK_NODE, image: 'elixir-app:demo', gracePeriodSeconds: 30 });
   const show = async (what: string) => {
     heading(what);
     say('$ kubectl get pgclusters -n demo -o wide');
@@ -107,9 +97,9 @@ async function main(): Promise<void> {
 
   // Each step, then what the PgCluster's status must show once the operator has followed it.
   const steps: [string, () => Promise<void>, { members: number; peers: number }][] = [
-    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await kube.create(paths.pods(NS), pod(i), 'pods'); }, { members: 3, peers: 3 }],
+    ['3 pods start (kwok makes them Running and Ready with an IP)', async () => { for (const i of [0, 1, 2]) await startPod(i); }, { members: 3, peers: 3 }],
     ['an Elixir node running libcluster_postgres joins over Postgres (NOTIFY its name every 2 s)', async () => { foreign = await elixirNode(stack!.postgres.url); }, { members: 3, peers: 4 }],
-    ['a 4th pod starts', async () => { await kube.create(paths.pods(NS), pod(3), 'pods'); }, { members: 4, peers: 5 }],
+    ['a 4th pod starts', async () => { await startPod(3); }, { members: 4, peers: 5 }],
     ['pod chat-0 is deleted', async () => { await kube.request('DELETE', paths.pod(NS, 'chat-0'), { body: { gracePeriodSeconds: 0 } }); }, { members: 3, peers: 4 }],
     ['the Elixir node stops: it expires after peerTimeout (6 s)', async () => { await foreign?.stop(); foreign = undefined; }, { members: 3, peers: 3 }],
   ];

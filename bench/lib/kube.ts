@@ -3,9 +3,9 @@
 import type { KubeClient } from '../../src/kube/client.ts';
 import { isNotFound } from '../../src/kube/client.ts';
 import { reportPodStatus } from '../../test/support/kubelet.ts';
+import { createPgCluster as createPgClusterObject, createPodObject, createSecret as createSecretObject } from '../../test/support/objects.ts';
 import { pool, randomSuffix } from './util.ts';
 import { paths } from '../../src/kube/resources.ts';
-
 
 export async function createNamespace(kube: KubeClient, prefix: string): Promise<string> {
   const name = `bench-${prefix}-${randomSuffix()}`;
@@ -13,8 +13,8 @@ export async function createNamespace(kube: KubeClient, prefix: string): Promise
   return name;
 }
 
-export async function createSecret(kube: KubeClient, ns: string, name: string, url: string): Promise<void> {
-  await kube.create(paths.secrets(ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: { url } }, 'secrets');
+export function createSecret(kube: KubeClient, ns: string, name: string, url: string): Promise<void> {
+  return createSecretObject(kube, ns, name, { url });
 }
 
 export interface PgClusterSpec {
@@ -25,31 +25,18 @@ export interface PgClusterSpec {
   peerTimeout?: string;
 }
 
-export async function createPgCluster(kube: KubeClient, ns: string, name: string, s: PgClusterSpec): Promise<void> {
-  await kube.create(paths.pgclusters(ns), {
-    apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name },
-    spec: {
-      selector: { matchLabels: { app: s.app } },
-      postgres: { urlSecretRef: { name: s.secret } },
-      channel: s.channel,
-      ...(s.heartbeatInterval ? { heartbeatInterval: s.heartbeatInterval } : {}),
-      ...(s.peerTimeout ? { peerTimeout: s.peerTimeout } : {}),
-    },
-  }, 'pgclusters');
+export function createPgCluster(kube: KubeClient, ns: string, name: string, s: PgClusterSpec): Promise<void> {
+  return createPgClusterObject(kube, ns, name, {
+    selector: { matchLabels: { app: s.app } },
+    postgres: { urlSecretRef: { name: s.secret } },
+    channel: s.channel,
+    ...(s.heartbeatInterval ? { heartbeatInterval: s.heartbeatInterval } : {}),
+    ...(s.peerTimeout ? { peerTimeout: s.peerTimeout } : {}),
+  });
 }
 
-export async function createPod(kube: KubeClient, ns: string, name: string, labels: Record<string, string>, node: string): Promise<void> {
-  await kube.create(paths.pods(ns), {
-    apiVersion: 'v1', kind: 'Pod',
-    metadata: { name, labels },
-    spec: {
-      nodeName: node,
-      containers: [{ name: 'app', image: 'example.invalid/app:1' }],
-      terminationGracePeriodSeconds: 1,
-      // kwok's node carries no taints, but be explicit that these go nowhere real.
-      tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
-    },
-  }, 'pods');
+export function createPod(kube: KubeClient, ns: string, name: string, labels: Record<string, string>, node: string): Promise<void> {
+  return createPodObject(kube, ns, { name, labels, node, gracePeriodSeconds: 1 });
 }
 
 export async function createPods(kube: KubeClient, ns: string, names: string[], labelsOf: (name: string) => Record<string, string>, node: string, concurrency = 16): Promise<void> {

@@ -1,6 +1,7 @@
 // One PgEndpoint per distinct Postgres URL, shared by every PgCluster that uses it, closed with the last.
 import { PgEndpoint, type EndpointHooks } from '../postgres/endpoint.ts';
 import type { Logger } from '../log.ts';
+import type { ParsedPgUrl } from '../postgres/connstring.ts';
 
 export class EndpointPool {
   #entries = new Map<string, { endpoint: PgEndpoint; users: Set<string> }>();
@@ -15,11 +16,11 @@ export class EndpointPool {
   }
 
   /** The endpoint for `url`, registering `user` (a PgCluster key) as one of its users. */
-  acquire(url: string, user: string): PgEndpoint {
+  acquire(url: string, user: string, parsed?: ParsedPgUrl): PgEndpoint {
     let entry = this.#entries.get(url);
     if (!entry) {
       let id = '';
-      const endpoint = new PgEndpoint({ url, log: this.#log, hooks: this.#hooks(() => id) });
+      const endpoint = new PgEndpoint({ url, parsed, log: this.#log, hooks: this.#hooks(() => id) });
       id = endpoint.id;
       entry = { endpoint, users: new Set() };
       this.#entries.set(url, entry);

@@ -118,7 +118,7 @@ async function listen(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, rt
     rt.detach(ctx.pool);
     return { type: 'Connected', status: 'False', reason: found.reason, message: found.message };
   }
-  const a = rt.attach(ctx.pool, found.url, spec.channel, (payload) => onPayload(ctx, rt.key, payload));
+  const a = rt.attach(ctx.pool, found, spec.channel, (payload) => onPayload(ctx, rt.key, payload));
   return connectedCondition(a.endpoint.state(), spec.channel, a.endpoint.id);
 }
 

@@ -1,6 +1,7 @@
 // The in-memory side of one PgCluster: its peer table and its attachment to a Postgres endpoint.
 import { PeerTable } from '../core/peerTable.ts';
 import { parseNodeName } from '../core/payload.ts';
+import type { ParsedPgUrl } from '../postgres/connstring.ts';
 import type { PgEndpoint } from '../postgres/endpoint.ts';
 import type { EndpointPool } from './endpointPool.ts';
 
@@ -67,11 +68,11 @@ export class ClusterRuntime {
   }
 
   /** Attaches to the endpoint of `url` on `channel`, replacing a different previous attachment. */
-  attach(pool: EndpointPool, url: string, channel: string, onPayload: (payload: string) => void): Attachment {
+  attach(pool: EndpointPool, { url, parsed }: { url: string; parsed: ParsedPgUrl }, channel: string, onPayload: (payload: string) => void): Attachment {
     const a = this.#attachment;
     if (a && a.url === url && a.channel === channel) return a;
     this.detach(pool);
-    const endpoint = pool.acquire(url, this.key);
+    const endpoint = pool.acquire(url, this.key, parsed);
     const subscription = endpoint.subscribe(channel, onPayload);
     this.#everListening = false;
     this.#attachment = { url, endpoint, channel, subscription };

@@ -2,7 +2,7 @@
 // Every outcome a user must fix is a reason and a message for the Connected condition; only API failures
 // that may pass (a 500, a timeout) are thrown, for the work queue to retry.
 import type { Clock } from '../core/clock.ts';
-import { parsePgUrl } from '../postgres/connstring.ts';
+import { parsePgUrl, type ParsedPgUrl } from '../postgres/connstring.ts';
 import { isForbidden } from '../kube/client.ts';
 import type { SecretObject } from '../kube/resources.ts';
 
@@ -11,7 +11,8 @@ import type { SecretObject } from '../kube/resources.ts';
 export const SECRET_TTL_MS = 30_000;
 
 export type SecretReason = 'SecretForbidden' | 'SecretNotFound' | 'SecretKeyMissing' | 'InvalidURL';
-export type UrlLookup = { ok: true; url: string } | { ok: false; reason: SecretReason; message: string };
+/** A usable URL comes parsed too: the endpoint does not parse it again. */
+export type UrlLookup = { ok: true; url: string; parsed: ParsedPgUrl } | { ok: false; reason: SecretReason; message: string };
 
 export interface SecretRef {
   namespace: string;
@@ -24,7 +25,7 @@ export class SecretSource {
   #clock: Clock;
   #ttlMs: number;
   /** Per PgCluster key: the last good lookup. */
-  #cache = new Map<string, { ref: string; url: string; at: number }>();
+  #cache = new Map<string, { ref: string; url: string; parsed: ParsedPgUrl; at: number }>();
 
   constructor(read: (ns: string, name: string) => Promise<SecretObject | undefined>, clock: Clock, ttlMs = SECRET_TTL_MS) {
     this.#read = read;
@@ -36,9 +37,9 @@ export class SecretSource {
   async url(owner: string, ref: SecretRef): Promise<UrlLookup> {
     const refKey = `${ref.namespace}/${ref.name}/${ref.key}`;
     const hit = this.#cache.get(owner);
-    if (hit && hit.ref === refKey && this.#clock.now() - hit.at < this.#ttlMs) return { ok: true, url: hit.url };
+    if (hit && hit.ref === refKey && this.#clock.now() - hit.at < this.#ttlMs) return { ok: true, url: hit.url, parsed: hit.parsed };
     const r = await this.#lookup(ref);
-    if (r.ok) this.#cache.set(owner, { ref: refKey, url: r.url, at: this.#clock.now() });
+    if (r.ok) this.#cache.set(owner, { ref: refKey, url: r.url, parsed: r.parsed, at: this.#clock.now() });
     else this.#cache.delete(owner);
     return r;
   }
@@ -67,6 +68,6 @@ export class SecretSource {
     const url = Buffer.from(encoded, 'base64').toString('utf8').trim();
     const parsed = parsePgUrl(url);
     if (!parsed.ok) return { ok: false, reason: 'InvalidURL', message: `Secret ${ns}/${name} key "${key}": ${parsed.message}` };
-    return { ok: true, url };
+    return { ok: true, url, parsed: parsed.value };
   }
 }

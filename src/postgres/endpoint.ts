@@ -10,15 +10,9 @@
 //   ep.state(); const off = ep.onState((s) => ...);
 //   sub.close(); await ep.close();
 //
-// Connections: one listener (LISTEN "<channel>" per subscribed channel, refcounted, never in a transaction)
-// and one sender. Both with TCP keepalive; either one reconnects on its own with capped full-jitter
-// exponential backoff, and the listener re-LISTENs everything.
-//
-// Sending: heartbeats fire at wall-clock multiples of each announcer's interval, so announcers with equal (or
-// dividing) intervals fire together. Everything due at once — heartbeats, names new to an announcer (held
-// for at most coalesceMs so that a burst of joins shares a statement) and one liveness probe — goes out as ONE
-// statement, `SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)`: one transaction, one
-// commit. Never two statements in flight: what becomes due meanwhile waits for the next one.
+// Connections (connection.ts): one listener (LISTEN "<channel>" per subscribed channel, refcounted, never in
+// a transaction) and one sender, each reconnecting on its own. Sending (scheduler.ts): everything due at once
+// goes out as ONE statement, `SELECT pg_notify(c, p) FROM unnest(...)`; never two statements in flight.
 //
 // Liveness: the listener also LISTENs on a private channel (pgco_probe_<random>; never a PgCluster channel,
 // whose libcluster_postgres nodes would try to dial whatever is sent there). Every statement carries one
@@ -38,7 +32,7 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
-import { classifySendError, isStatementRefused, NO_ECHO_MESSAGE, type Failure, type FailureReason } from './classify.ts';
+import { classifySendError, isStatementRefused, NO_ECHO_MESSAGE, type Failure } from './classify.ts';
 import { ConnectionPair, type Conn } from './connection.ts';
 import { parsePgUrl, type ParsedPgUrl } from './connstring.ts';
 import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
@@ -47,52 +41,9 @@ import { HeartbeatScheduler, validChannel, validPayload, type Link } from './sch
 
 export type { FailureReason } from './classify.ts';
 
-export type EndpointState =
-  | { phase: 'Connecting' | 'Listening'; since: number }
-  | { phase: 'Failed'; reason: FailureReason; message: string; since: number };
+import type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subscription } from './types.ts';
 
-export interface EndpointHooks {
-  /** A statement committed: `names` node names NOTIFYed in it (the liveness probe is not counted), `ms` from
-   * sending it to its completion. */
-  onCommit?(names: number, ms: number): void;
-  /** A notification arrived on a subscribed channel (not counted: the private probe channel). */
-  onPayload?(channel: string): void;
-  /** A probe came back; rttMs from sending the statement to hearing the probe. */
-  onEcho?(rttMs: number): void;
-  /** A connection was re-established after it had been lost (not called for the first connect). */
-  onReconnect?(which: 'listener' | 'sender'): void;
-}
-
-export interface Announcement {
-  channel: string;
-  intervalMs: number;
-  /** Node names to NOTIFY on the channel, each as one bare payload. */
-  names: readonly string[];
-}
-
-export interface Subscription {
-  close(): void;
-}
-
-export interface EndpointOptions {
-  url: string;
-  log: Logger;
-  hooks?: EndpointHooks;
-  /** PEM CA bundle for TLS (used unless the URL names an sslrootcert). */
-  ca?: string;
-  /** Default 3000. */
-  echoTimeoutMs?: number;
-  /** Default 5000. */
-  livenessIntervalMs?: number;
-  /** Default { baseMs: 250, maxMs: 30000 }. */
-  backoff?: { baseMs: number; maxMs: number };
-  /** How long a newly added name may wait for others to share its statement. Default 10. */
-  coalesceMs?: number;
-  /** Wall clock for alignment and `since`, monotonic clock for echo deadlines, timers. Default: the system's. */
-  clock?: Clock;
-  /** TCP+TLS+startup timeout when the URL has no connect_timeout. Default 10000. */
-  connectTimeoutMs?: number;
-}
+export type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subscription } from './types.ts';
 
 const NOTIFY_SQL = 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
 
@@ -146,7 +97,7 @@ export class PgEndpoint {
     this.echoTimeoutMs = opts.echoTimeoutMs ?? 3000;
     this.scheduler = new HeartbeatScheduler({ coalesceMs: opts.coalesceMs ?? 10, livenessIntervalMs: opts.livenessIntervalMs ?? 5000 });
     this.secrets = secretsOfUrl(opts.url);
-    const parsed = parsePgUrl(opts.url);
+    const parsed = opts.parsed ? { ok: true as const, value: opts.parsed } : parsePgUrl(opts.url);
     const since = this.clock.now();
     if (!parsed.ok) {
       this.parsed = null;

@@ -245,8 +245,14 @@ describe('PgEndpoint against real Postgres', () => {
     await sleep(3000);
     const commits = [...rec.commits];
     const heard = [...plain.got];
-    await sleep(100); // let the last statement's counters settle before reading them
-    const afterRows = await sql<{ calls: string }>(srv.url, 'SELECT coalesce(sum(calls), 0) AS calls FROM pg_stat_statements WHERE query = $1', [NOTIFY_SQL]);
+    // The server counts a statement once it has finished it: wait until it has counted every commit we saw
+    // (it must never count more; that is checked below).
+    const calls = async () => Number((await sql<{ calls: string }>(srv.url, 'SELECT coalesce(sum(calls), 0) AS calls FROM pg_stat_statements WHERE query = $1', [NOTIFY_SQL]))[0]!.calls);
+    const callsBefore = Number(before[0]!.calls);
+    const callsAfter = await waitFor(async () => {
+      const n = await calls();
+      return n - callsBefore >= commits.length && n;
+    }, { timeoutMs: 2000, intervalMs: 20, message: 'pg_stat_statements to count every commit' });
 
     // 3 boundaries passed: at even seconds both groups are due, at odd ones only the 1 s group.
     assert.equal(commits.length, 3, `one commit per tick: ${JSON.stringify(commits)}`);
@@ -259,7 +265,7 @@ describe('PgEndpoint against real Postgres', () => {
     // Server side: exactly as many executions of the NOTIFY statement as commits we saw (each statement is
     // one autocommitted transaction). pg_stat_statements counts statements exactly; pg_stat_database's
     // xact_commit would include our own queries and autovacuum, so it is not used.
-    assert.equal(Number(afterRows[0]!.calls) - Number(before[0]!.calls), commits.length);
+    assert.equal(callsAfter - callsBefore, commits.length);
 
     // The plain client heard bare names, exactly once per tick each, on the right channels.
     const expected = commits.reduce((n, c) => n + c.names, 0);
@@ -326,7 +332,8 @@ describe('PgEndpoint against real Postgres', () => {
     const rec = recorder();
     const ep = endpoint(srv.url, { hooks: rec.hooks, livenessIntervalMs: 60_000 });
     await listening(ep);
-    await sleep(100);
+    // Listening means a statement has completed; nothing else is due (heartbeats an hour away, liveness a minute).
+    await waitFor(() => rec.commits.length > 0, { timeoutMs: 2000, message: 'the first statement completed' });
     const senders = await sql<{ pid: number }>(srv.url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcluster-operator/sender'");
     assert.equal(senders.length, 1);
     const pid = senders[0]!.pid;
@@ -345,7 +352,7 @@ describe('PgEndpoint against real Postgres', () => {
       process.kill(pid, 'SIGCONT');
     }
     await waitFor(() => plain.got.length === 11, { timeoutMs: 2000, message: 'all 11 names' });
-    await sleep(100);
+    await waitFor(() => rec.commits.length >= 2, { timeoutMs: 2000, message: 'both statements completed' });
     assert.deepEqual(rec.commits.map((c) => c.names), [1, 10], 'the stuck statement, then one with all 10 queued names');
     assert.equal(ep.state().phase, 'Listening');
     await plain.client.end();

@@ -7,6 +7,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
 import { requireEnv, waitFor } from './env.ts';
 import { reportPodStatus } from './kubelet.ts';
+import { createPodObject, type PodInput } from './objects.ts';
 import { launchOperator } from './launch.ts';
 import { parseMetrics, sumMetric } from './metrics.ts';
 import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
@@ -58,29 +59,11 @@ export function testKube(): KubeClient {
 // the pods/status subresource, as a kubelet would (kwok does the same for the demo and benchmarks).
 const FAKE_NODE = 'pgco-test-node';
 
-export interface TestPod {
-  name: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ip?: string;
-  ready?: boolean;
-  hostname?: string;
-  subdomain?: string;
-}
+/** A pod on the fake node, with the status a kubelet would report (Ready unless `ready: false`). */
+export type TestPod = Omit<PodInput, 'node'> & { ip?: string; ready?: boolean };
 
 export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promise<void> {
-  await kube.create(paths.pods(ns), {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: p.name, labels: p.labels ?? {}, annotations: p.annotations ?? {} },
-    spec: {
-      nodeName: FAKE_NODE,
-      hostname: p.hostname,
-      subdomain: p.subdomain,
-      containers: [{ name: 'app', image: 'example.invalid/app:1' }],
-      terminationGracePeriodSeconds: 0,
-    },
-  }, 'pods');
+  await createPodObject(kube, ns, { ...p, node: FAKE_NODE });
   await setPodStatus(kube, ns, p.name, { ip: p.ip, ready: p.ready ?? true });
 }
 
@@ -93,13 +76,7 @@ export async function deletePod(kube: KubeClient, ns: string, name: string): Pro
   await kube.request('DELETE', paths.pod(ns, name), { body: { gracePeriodSeconds: 0 } });
 }
 
-export async function createSecret(kube: KubeClient, ns: string, name: string, data: Record<string, string>): Promise<void> {
-  await kube.create(paths.secrets(ns), { apiVersion: 'v1', kind: 'Secret', metadata: { name }, stringData: data }, 'secrets');
-}
-
-export async function createPgCluster(kube: KubeClient, ns: string, name: string, spec: Record<string, unknown>): Promise<void> {
-  await kube.create(paths.pgclusters(ns), { apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name }, spec }, 'pgclusters');
-}
+export { createPgCluster, createSecret } from './objects.ts';
 
 export interface PgClusterJson {
   metadata: { name: string; finalizers?: string[] };
