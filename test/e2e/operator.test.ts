@@ -156,7 +156,13 @@ describe('operator end to end', () => {
       return s.tx - s0.tx >= 5 && s;
     }, { message: 'five more heartbeat transactions', timeoutMs: 15_000 });
     assert.equal(s1.writes - s0.writes, 0, 'no Kubernetes write during steady heartbeats');
-    assert.equal(s1.sent - s0.sent, (s1.tx - s0.tx) * everyMember, `${s1.sent - s0.sent} names in ${s1.tx - s0.tx} transactions: ${everyMember} in each`);
+    // Every transaction that carries names carries all of them (a tick is never split). One may carry only the
+    // liveness probe: seen once in a loaded CI run (112 names in 5 transactions of 28), its deadline falling
+    // between two heartbeat boundaries; more than one in the window would be a second commit per tick.
+    const sent = s1.sent - s0.sent;
+    const tx = s1.tx - s0.tx;
+    assert.equal(sent % everyMember, 0, `${sent} names in ${tx} transactions: not whole ticks of ${everyMember}`);
+    assert.ok(sent / everyMember >= tx - 1, `${sent} names in ${tx} transactions: more than one without the ${everyMember} members`);
   });
 
   test('a libcluster_postgres-style foreign node is a remote peer, expires after peerTimeout, and hears our bare names', async () => {
