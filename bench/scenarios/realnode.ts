@@ -17,7 +17,8 @@ import { cleanupNamespace, createNamespace, createSecret } from '../lib/kube.ts'
 import type { OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
-import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, buildBeamAppImage, importImage, REAL_NODE_TAINT } from '../../scripts/stack/realnode.ts';
+import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, buildBeamAppImage, importImage } from '../../scripts/stack/realnode.ts';
+import { beamAppContainer, fileWatcherContainer, onRealNode, parseFileWatcherLine, peersVolumes } from '../../scripts/stack/apps.ts';
 
 const run = promisify(execFile);
 const ANNOTATION = 'pgcluster.io/peers';
@@ -39,50 +40,9 @@ function podSpec(name: string, basename: string, cm: string) {
   return {
     apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: basename } },
     spec: {
-      tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }],
-      terminationGracePeriodSeconds: 2,
-      containers: [
-        {
-          name: 'app', image: BEAM_APP_IMAGE, imagePullPolicy: 'Never',
-          env: [
-            { name: 'NODE_BASENAME', value: basename },
-            { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-            { name: 'RELEASE_COOKIE', valueFrom: { secretKeyRef: { name: 'cookie', key: 'cookie' } } },
-            { name: 'ELIXIR_ERL_OPTIONS', value: '+fnu +S 1 +sbwt none' },
-          ],
-          readinessProbe: { exec: { command: ['sh', '-c', `epmd -names | grep -q "^name ${basename} "`] }, periodSeconds: 1, failureThreshold: 1 },
-          // The app reads both files (their union): the annotation's and the ConfigMap's.
-          volumeMounts: [
-            { name: 'annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true },
-            { name: 'configmap', mountPath: '/etc/pgcluster/peers', readOnly: true },
-          ],
-          resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-        },
-        {
-          // Logs "<uptime> annotation|configmap <names>" when a mounted file changes (polled every 50 ms).
-          name: 'files', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never',
-          command: ['sh', '-c', [
-            'la=x; lc=x',
-            'while true; do',
-            '  a=$(cat /etc/pgcluster/annotation/peers 2>/dev/null)',
-            '  c=$(cat /etc/pgcluster/configmap/peers 2>/dev/null | tr "\\n" "," | sed "s/,$//")',
-            '  t=$(cut -d" " -f1 /proc/uptime)',
-            '  [ "$a" != "$la" ] && echo "$t annotation $a" && la=$a',
-            '  [ "$c" != "$lc" ] && echo "$t configmap $c" && lc=$c',
-            '  sleep 0.05',
-            'done',
-          ].join('\n')],
-          volumeMounts: [
-            { name: 'annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true },
-            { name: 'configmap', mountPath: '/etc/pgcluster/configmap', readOnly: true },
-          ],
-          resources: { requests: { cpu: '5m', memory: '8Mi' }, limits: { memory: '16Mi' } },
-        },
-      ],
-      volumes: [
-        { name: 'annotation', downwardAPI: { items: [{ path: 'peers', fieldRef: { fieldPath: `metadata.annotations['${ANNOTATION}']` } }] } },
-        { name: 'configmap', configMap: { name: cm, optional: true } },
-      ],
+      ...onRealNode,
+      containers: [beamAppContainer({ basename, cookieSecret: 'cookie', configMap: cm }), fileWatcherContainer('files', cm, 0.05)],
+      volumes: peersVolumes(cm).volumes,
     },
   };
 }
@@ -99,8 +59,8 @@ async function allLines(ctx: BenchCtx, ns: string, basename: string): Promise<Ma
     const [, pod, container, l] = pre as unknown as [string, string, string, string];
     const lines = out.get(pod) ?? [];
     out.set(pod, lines);
-    const f = container === 'files' ? /^(\d+\.\d+) (annotation|configmap) ?(.*)$/.exec(l) : null;
-    if (f) lines.push({ at: Number(f[1]) * 1000 + offset, kind: f[2] as Kind, names: f[3]!.split(',').filter(Boolean) });
+    const f = container === 'files' ? parseFileWatcherLine(l) : undefined;
+    if (f) lines.push({ at: f.uptime * 1000 + offset, kind: f.file, names: f.names });
     const a = container === 'app' ? /^(\d{13}) nodes ?(.*)$/.exec(l) : null;
     if (a) lines.push({ at: Number(a[1]), kind: 'cluster', names: a[2]!.split(',').filter(Boolean) });
   }

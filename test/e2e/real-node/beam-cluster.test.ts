@@ -15,7 +15,8 @@ import { after, before, test } from 'node:test';
 import { startLibclusterNode, type LibclusterNode } from '../../../scripts/stack/libcluster-node.ts';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { runCommand } from '../../../scripts/stack/proc.ts';
-import { BEAM_APP_IMAGE, buildBeamAppImage, createTestHost, importImage, REAL_NODE_TAINT, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
+import { BEAM_APP_IMAGE, buildBeamAppImage, createTestHost, importImage, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
+import { beamAppContainer, onRealNode, peersVolumes } from '../../../scripts/stack/apps.ts';
 import { createNamespace, kubectl, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
@@ -76,40 +77,12 @@ async function expectCluster(what: string, count: number, extra: string[] = []):
   }, { timeoutMs: 120_000, intervalMs: 500, message: `${what}: every app pod's Node.list() holds the others (${detail})` });
 }
 
-const deployment = (replicas: number) => ({
-  apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: BASENAME },
+const deployment = (replicas: number, name = BASENAME, app = beamAppContainer({ basename: BASENAME, cookieSecret: 'beam-cookie', configMap: `${CLUSTER}-peers` }), labels: Record<string, string> = { app: BASENAME }) => ({
+  apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
   spec: {
     replicas,
-    selector: { matchLabels: { app: BASENAME } },
-    template: {
-      metadata: { labels: { app: BASENAME } },
-      spec: {
-        tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }],
-        terminationGracePeriodSeconds: 2,
-        containers: [{
-          name: 'app', image: BEAM_APP_IMAGE, imagePullPolicy: 'Never',
-          env: [
-            { name: 'NODE_BASENAME', value: BASENAME },
-            { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-            { name: 'RELEASE_COOKIE', valueFrom: { secretKeyRef: { name: 'beam-cookie', key: 'cookie' } } },
-            // One scheduler thread: five VMs share two cores with the control plane.
-            { name: 'ELIXIR_ERL_OPTIONS', value: '+fnu +S 1 +sbwt none' },
-          ],
-          // Ready once the node is registered with its epmd, so the operator announces only names that answer.
-          readinessProbe: { exec: { command: ['sh', '-c', `epmd -names | grep -q "^name ${BASENAME} "`] }, periodSeconds: 1, failureThreshold: 1 },
-          // Both files the app reads by default: the annotation's and the ConfigMap's.
-          volumeMounts: [
-            { name: 'peers', mountPath: '/etc/pgcluster/annotation', readOnly: true },
-            { name: 'configmap', mountPath: '/etc/pgcluster/peers', readOnly: true },
-          ],
-          resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-        }],
-        volumes: [
-          { name: 'peers', downwardAPI: { items: [{ path: 'peers', fieldRef: { fieldPath: "metadata.annotations['pgcluster.io/peers']" } }] } },
-          { name: 'configmap', configMap: { name: `${CLUSTER}-peers`, optional: true } },
-        ],
-      },
-    },
+    selector: { matchLabels: labels },
+    template: { metadata: { labels }, spec: { ...onRealNode, containers: [app], volumes: peersVolumes(`${CLUSTER}-peers`).volumes } },
   },
 });
 
@@ -210,13 +183,9 @@ test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is 
 
 test('a pod started under the wrong node name says so; the others keep trying to reach it without crashing', async () => {
   // The classic libcluster failure: the app's name differs from the one the operator publishes for its pod.
-  const wrong = deployment(1);
-  wrong.metadata.name = `${BASENAME}-wrong`;
-  const c = wrong.spec.template.spec.containers[0]!;
-  c.env = [...c.env.filter((e) => e.name !== 'NODE_BASENAME'), { name: 'NODE_BASENAME', value: 'other' }, { name: 'OWN_NAME_GRACE_MS', value: '3000' }];
-  c.readinessProbe = { exec: { command: ['sh', '-c', 'epmd -names | grep -q "^name other "'] }, periodSeconds: 1, failureThreshold: 1 };
-  (wrong.spec.template.metadata.labels as Record<string, string>).variant = 'wrong';
-  wrong.spec.selector.matchLabels = { app: BASENAME, variant: 'wrong' } as typeof wrong.spec.selector.matchLabels;
+  const wrong = deployment(1, `${BASENAME}-wrong`,
+    beamAppContainer({ basename: 'other', cookieSecret: 'beam-cookie', configMap: `${CLUSTER}-peers`, env: [{ name: 'OWN_NAME_GRACE_MS', value: '3000' }] }),
+    { app: BASENAME, variant: 'wrong' });
   await kubectl(['apply', '-f', '-'], { ns: ns.name, input: JSON.stringify(wrong) });
   const pod = await waitFor(async () => {
     const list = await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${ns.name}/pods?labelSelector=variant%3Dwrong`);

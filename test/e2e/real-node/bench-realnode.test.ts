@@ -2,11 +2,11 @@
 // (3 real BEAM pods, one leave and one join, one join with the annotation output off) prints its rows, the
 // anchors beside them, and writes its JSON. Not a timing test: only that every figure is there and sane.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { runCommand } from '../../../scripts/stack/proc.ts';
 import { requireRealNode } from '../../support/env.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..', '..');
@@ -17,15 +17,7 @@ interface Row { key: string; value: number | null; target: string; status: strin
 
 test('npm run bench -- --smoke realnode: API, file and cluster figures with the anchors beside them', async () => {
   requireRealNode(); // the bench reuses this stack and its real node
-  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bench/run.ts'), '--smoke', '--out', out, 'realnode'], { cwd: repoRoot, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
-    child.on('error', rej);
-    child.on('exit', (code) => res({ code: code ?? 1, stdout, stderr }));
-  });
+  const r = await runCommand(process.execPath, [join(repoRoot, 'bench/run.ts'), '--smoke', '--out', out, 'realnode'], { cwd: repoRoot });
   assert.equal(r.code, 0, `bench exited ${r.code}:\n${r.stdout}\n${r.stderr.slice(-4000)}`);
   assert.match(r.stdout, /^realnode\s+join: -> in every Node\.list\(\), p99\s+[\d,.]+ ms\s+<= 2000 ms\s+(pass|miss)$/m);
   assert.match(r.stdout, /^realnode\s+join anchor: libcluster Kubernetes strategy/m);

@@ -10,7 +10,8 @@ import { after, before, test } from 'node:test';
 import { join } from 'node:path';
 import { buildImage } from '../../../scripts/stack/image.ts';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
-import { BUSYBOX_IMAGE, importImage, REAL_NODE_TAINT } from '../../../scripts/stack/realnode.ts';
+import { importImage, REAL_NODE_TAINT } from '../../../scripts/stack/realnode.ts';
+import { ANNOTATION_FILE, CONFIGMAP_FILE, fileWatcherContainer, onRealNode, parseFileWatcherLine, peersVolumes } from '../../../scripts/stack/apps.ts';
 import { createNamespace, kubectl, kubectlJson, lockStack, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { testKube } from '../../support/operator.ts';
 import { CRD_NAME, crdForRelease } from '../../support/crd.ts';
@@ -55,7 +56,7 @@ async function appPods(): Promise<PodJson[]> {
 
 /** The peers files as the app sees them, read inside the pod. */
 async function filesOf(pod: string): Promise<{ annotation: string[]; configmap: string[] }> {
-  const out = await kubectl(['exec', pod, '--', 'sh', '-c', 'cat /etc/pgcluster/annotation/peers; echo; echo ---; cat /etc/pgcluster/configmap/peers 2>/dev/null'], { ns: appNs.name });
+  const out = await kubectl(['exec', pod, '--', 'sh', '-c', `cat ${ANNOTATION_FILE}; echo; echo ---; cat ${CONFIGMAP_FILE} 2>/dev/null`], { ns: appNs.name });
   const [a = '', c = ''] = out.split('---\n');
   return { annotation: a.trim().split(',').filter(Boolean), configmap: c.trim().split('\n').filter(Boolean) };
 }
@@ -70,12 +71,10 @@ async function fileChangeTimes(pod: string, want: string[]): Promise<{ started?:
   const key = [...want].sort().join(',');
   const out: { started?: number; annotation?: number; configmap?: number } = {};
   for (const line of log.split('\n')) {
-    const m = /^(\d+\.\d+) (annotation|configmap) (.*)$/.exec(line.trim());
-    if (!m) continue;
-    out.started ??= (Number(m[1]) + uptimeOffset) * 1000; // the app's first line: its first read
-    const peers = m[3]!.split(',').filter(Boolean).sort().join(',');
-    const which = m[2] as 'annotation' | 'configmap';
-    if (peers === key && out[which] === undefined) out[which] = (Number(m[1]) + uptimeOffset) * 1000;
+    const l = parseFileWatcherLine(line);
+    if (!l) continue;
+    out.started ??= (l.uptime + uptimeOffset) * 1000; // the app's first line: its first read
+    if (l.names.slice().sort().join(',') === key && out[l.file] === undefined) out[l.file] = (l.uptime + uptimeOffset) * 1000;
   }
   return out;
 }
@@ -132,35 +131,8 @@ const appDeployment = (replicas: number) => ({
     selector: { matchLabels: { app: BASENAME } },
     template: {
       metadata: { labels: { app: BASENAME } },
-      spec: {
-        tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }],
-        terminationGracePeriodSeconds: 1,
-        containers: [{
-          name: 'app', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never',
-          // The app of the README's "reading the peers" section: poll the mounted files, log each change.
-          command: ['sh', '-c', [
-            'la=x; lc=x',
-            'while true; do',
-            '  a=$(cat /etc/pgcluster/annotation/peers 2>/dev/null)',
-            '  c=$(cat /etc/pgcluster/configmap/peers 2>/dev/null | tr "\\n" "," | sed "s/,$//")',
-            '  t=$(cut -d" " -f1 /proc/uptime)',
-            '  [ "$a" != "$la" ] && echo "$t annotation $a" && la=$a',
-            '  [ "$c" != "$lc" ] && echo "$t configmap $c" && lc=$c',
-            '  sleep 0.1',
-            'done',
-          ].join('\n')],
-          volumeMounts: [
-            { name: 'peers-annotation', mountPath: '/etc/pgcluster/annotation', readOnly: true },
-            { name: 'peers-configmap', mountPath: '/etc/pgcluster/configmap', readOnly: true },
-          ],
-          resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
-        }],
-        volumes: [
-          { name: 'peers-annotation', downwardAPI: { items: [{ path: 'peers', fieldRef: { fieldPath: "metadata.annotations['pgcluster.io/peers']" } }] } },
-          // optional: the ConfigMap appears after the first pods start.
-          { name: 'peers-configmap', configMap: { name: PEERS_CM, optional: true } },
-        ],
-      },
+      // The app of the README's "reading the peers" section: it polls the mounted files and logs each change.
+      spec: { ...onRealNode, containers: [fileWatcherContainer('app', PEERS_CM, 0.1)], volumes: peersVolumes(PEERS_CM).volumes },
     },
   },
 });
