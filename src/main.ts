@@ -2,7 +2,8 @@
 // pgcluster-operator: forms clusters of pods over Postgres LISTEN/NOTIFY. See README.md.
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { createLogger, type Logger } from './log.ts';
+import { createLogger, installCrashHandlers, type Logger } from './log.ts';
+import { errorText } from './postgres/redact.ts';
 import { Metrics } from './metrics.ts';
 import { KubeClient, KubeApiError, isForbidden, isNotFound, loadKubeConfig } from './kube/client.ts';
 import { errorMessage } from './errors.ts';
@@ -134,13 +135,10 @@ async function main(): Promise<void> {
 
 function fatal(log: Logger, err: unknown): never {
   if (err instanceof StartupError) log.fatal(err.message);
-  else log.fatal({ err }, `startup failed: ${errorMessage(err)}`);
+  else log.fatal({ error: errorText(err) }, 'startup failed');
   process.exit(1);
 }
 
-process.on('unhandledRejection', (reason) => {
-  // A bug, not an expected failure: log it with context rather than die silently mid-heartbeat.
-  createLogger().error({ err: reason }, 'unhandled promise rejection');
-});
+installCrashHandlers(createLogger());
 
 await main();

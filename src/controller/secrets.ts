@@ -62,8 +62,8 @@ export class SecretSource {
     if (!secret) return { ok: false, reason: 'SecretNotFound', message: `Secret ${ns}/${name} not found: create it with the Postgres URI under key "${key}"` };
     const encoded = secret.data?.[key];
     if (encoded === undefined) {
-      const keys = Object.keys(secret.data ?? {}).join(', ') || 'none';
-      return { ok: false, reason: 'SecretKeyMissing', message: `Secret ${ns}/${name} has no key "${key}" (keys: ${keys}): add it or set spec.postgres.urlSecretRef.key` };
+      // Its other keys are not listed: status and Events are read by people who may not read the Secret.
+      return { ok: false, reason: 'SecretKeyMissing', message: `Secret ${ns}/${name} has no key "${key}": add it, or set spec.postgres.urlSecretRef.key to the key that holds the URI` };
     }
     const url = Buffer.from(encoded, 'base64').toString('utf8').trim();
     const parsed = parsePgUrl(url);

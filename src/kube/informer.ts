@@ -1,6 +1,7 @@
 // A list+watch cache that survives what client-node's informer does not: it restarts a failed watch with
 // capped backoff, relists on 410 Gone, resumes a cleanly closed watch from the last resourceVersion, and
 // periodically replays its cache so that level-based reconcilers catch anything they missed.
+import { errorText } from '../postgres/redact.ts';
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
 import { KubeApiError } from './client.ts';
@@ -115,7 +116,7 @@ export class Informer<T extends KubeObject> {
       try {
         h(event, obj, old);
       } catch (err) {
-        this.#opts.log.error({ err, path: this.path }, 'informer handler failed');
+        this.#opts.log.error({ error: errorText(err), path: this.path }, 'informer handler failed');
       }
     }
   }

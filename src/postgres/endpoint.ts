@@ -29,7 +29,7 @@
 // TLS follows libpq's sslmode meanings (see connstring.ts), not pg's.
 //
 // Secrets: the URL never appears in a log line, state message or error; everything from pg is redacted.
-import { randomBytes, scryptSync } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
 import { classifySendError, isStatementRefused, NO_ECHO_MESSAGE, type Failure } from './classify.ts';
@@ -52,7 +52,16 @@ export { quoteIdent } from './connection.ts';
 /** A short, stable id for a URL that is safe to show. scrypt (a few ms, not a fast hash), so that the id does
  * not let someone who knows the rest of the URL test password guesses quickly. */
 export function endpointId(url: string): string {
-  return scryptSync(url, 'pgcluster-operator/endpoint-id/v1', 6, { N: 1 << 12, r: 8, p: 1 }).toString('hex');
+  // Derived without the password, so that an id seen in status or metrics cannot be used to test password
+  // guesses offline. URLs that differ only in their password (a rotation) share an id: same server, user, db.
+  let withoutPassword = url;
+  try {
+    const u = new URL(url);
+    u.password = '';
+    u.searchParams.delete('password');
+    withoutPassword = u.toString();
+  } catch { /* not a URL: endpoints are only made for parsed URLs */ }
+  return createHash('sha256').update('pgcluster-operator/endpoint-id/v2\0').update(withoutPassword).digest('hex').slice(0, 12);
 }
 
 export class PgEndpoint {

@@ -55,11 +55,16 @@ test('redact: an unparsable URL still has its password found', () => {
   assert.equal(errorText(undefined), 'undefined');
 });
 
-test('endpointId: short, stable, distinct, and not the URL', () => {
+test('endpointId: short, stable, distinct per server/user/db, and independent of the password', () => {
   const a = endpointId(URL1);
   assert.match(a, /^[0-9a-f]{12}$/);
   assert.equal(endpointId(URL1), a);
-  assert.notEqual(endpointId(URL1.replace('Pa55', 'Pa56')), a);
+  // The id is shown in status and metric labels: it must not let anyone test password guesses offline.
+  assert.equal(endpointId(URL1.replace('Pa55', 'Pa56')), a, 'the id depends on the password');
+  assert.equal(endpointId(`${URL1}&password=other`), a, 'the id depends on a password parameter');
+  for (const other of [URL1.replace('chatuser', 'otheruser'), URL1.replace('6432', '5432'), URL1.replace('/chatdb', '/otherdb'), URL1.replace('db.internal', 'db2.internal')]) {
+    assert.notEqual(endpointId(other), a, other);
+  }
 });
 
 test('quoteIdent', () => {
