@@ -209,7 +209,12 @@ export async function connectOnce(c: Conn, o: ConnectOptions): Promise<ConnectRe
     }
     c.connected = true;
     step = 'check';
-    const r = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    // One statement: is this a primary, and turn off the session timeouts a role or database may set
+    // (idle_session_timeout would end the idle listener and make Connected flap; the others must not cut
+    // a NOTIFY statement short either). Only those this server knows: idle_session_timeout is Postgres 14+.
+    const r = await client.query<{ r: boolean }>(`SELECT pg_is_in_recovery() AS r,
+      (SELECT count(set_config(name, '0', false)) FROM pg_settings
+        WHERE name IN ('idle_session_timeout', 'statement_timeout', 'idle_in_transaction_session_timeout')) AS n`);
     if (o.stale()) return { ok: 'stale' };
     if (r.rows[0]?.r === true) return { ok: false, failure: { reason: 'ReadReplica', message: READ_REPLICA_MESSAGE } };
     if (o.listenSql) {
