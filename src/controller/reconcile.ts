@@ -45,7 +45,8 @@ export async function reconcile(ctx: Context, key: string): Promise<ReconcileRes
 
   // Observe: members from the pods, the listener, the peers.
   const rt = runtimeFor(ctx, key, spec);
-  const now = ctx.clock.now();
+  // Peer times are monotonic: a wall-clock step (NTP, a VM resumed) must not expire every remote peer at once.
+  const now = ctx.clock.monotonic();
   rt.seedOnce(() => remotePeersFromConfigMap(ctx.configMaps.get(ns, spec.configMapName)?.data), now);
   const selection = selectMembers(ctx.pods.inNamespace(ns), spec);
   const change = rt.table.setMembers(selection.members, now);
@@ -81,7 +82,7 @@ export async function reconcile(ctx: Context, key: string): Promise<ReconcileRes
   await applyStatus(ctx, pc, planStatus(pc, ctx.written.observe(statusKey, pc), fields, [connection, ready], ctx.clock.now()));
 
   const next = rt.table.nextExpiry();
-  return { requeueAfterMs: next === undefined ? RESYNC_MS : Math.min(RESYNC_MS, Math.max(10, next - ctx.clock.now() + 5)) };
+  return { requeueAfterMs: next === undefined ? RESYNC_MS : Math.min(RESYNC_MS, Math.max(10, next - ctx.clock.monotonic() + 5)) };
 }
 
 export function splitKey(key: string): [string, string] {
@@ -126,7 +127,7 @@ async function listen(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, rt
 function onPayload(ctx: Context, key: string, payload: string): void {
   const rt = ctx.runtimes.get(key);
   if (!rt) return;
-  const r = rt.receive(payload, ctx.clock.now());
+  const r = rt.receive(payload, ctx.clock.monotonic());
   if (r.outcome === 'invalid') {
     const [namespace, name] = splitKey(key);
     ctx.metrics.invalidPayloads.inc({ namespace, name, problem: r.problem ?? 'unknown' });
