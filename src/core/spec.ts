@@ -136,6 +136,10 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
   }
   const mode = s.nodeName?.mode ?? 'ip';
   if (mode !== 'ip' && mode !== 'dns' && mode !== 'hostname') return fail(`spec.nodeName.mode "${mode}" must be ip, dns or hostname`);
+  const podAnnotation = s.output?.podAnnotation ?? DEFAULT_POD_ANNOTATION;
+  if (podAnnotation === NODE_NAME_ANNOTATION || podAnnotation === CLUSTER_KEY) {
+    return fail(`spec.output.podAnnotation "${podAnnotation}" is a key the operator itself reads or writes on pods: choose another, such as ${DEFAULT_POD_ANNOTATION}`);
+  }
   const maxPeers = s.maxPeers ?? 1000;
   if (!Number.isInteger(maxPeers) || maxPeers < 1) return fail('spec.maxPeers must be a positive integer');
   return {

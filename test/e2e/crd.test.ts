@@ -272,6 +272,7 @@ const MSG = {
   clusterDomain: 'nodeName.clusterDomain must be a DNS name',
   configMapName: 'output.configMapName must be a ConfigMap name',
   podAnnotation: 'output.podAnnotation must be "" (no annotation) or an annotation key',
+  podAnnotationOwn: 'output.podAnnotation must not be pgcluster.io/node-name or pgcluster.io/cluster',
 };
 const cel = (path: string, message: string) => `${path}: Invalid value: "string": ${message}`;
 const celObject = (path: string, message: string) => `${path}: Invalid value: "object": ${message}`;
@@ -546,6 +547,11 @@ const BAD: Bad[] = [
       expect: [pattern('spec.output.podAnnotation'), cel('spec.output.podAnnotation', MSG.podAnnotation)],
     }),
   ),
+  ...['pgcluster.io/node-name', 'pgcluster.io/cluster'].map((podAnnotation): Bad => ({
+    name: `output.podAnnotation ${podAnnotation}, a key of the operator's own`,
+    mutate: (s) => { s.output = { podAnnotation }; },
+    expect: [cel('spec.output.podAnnotation', MSG.podAnnotationOwn), 'choose another key'],
+  })),
   {
     name: 'output.podAnnotation longer than 317 characters',
     mutate: (s) => { s.output = { podAnnotation: `${Array(64).fill('abcd').join('.')}/peers` }; },

@@ -86,6 +86,8 @@ describe('effectiveSpec', () => {
     ['heartbeat 2h', { ...base, heartbeatInterval: '2h' }, /heartbeatInterval/],
     ['peerTimeout < 2x', { ...base, heartbeatInterval: '5s', peerTimeout: '9s' }, /peerTimeout/],
     ['mode', { ...base, nodeName: { mode: 'pod' } }, /mode/],
+    ['podAnnotation pgcluster.io/node-name (read by the operator)', { ...base, output: { podAnnotation: 'pgcluster.io/node-name' } }, /podAnnotation .*choose another/],
+    ['podAnnotation pgcluster.io/cluster (the operator\'s marker)', { ...base, output: { podAnnotation: 'pgcluster.io/cluster' } }, /podAnnotation .*choose another/],
   ];
   for (const [name, spec, msg] of bad) {
     test(`refuses ${name}`, () => {
