@@ -19,6 +19,11 @@ export class FakeClock implements Clock {
     return this.#mono;
   }
 
+  /** Steps the wall clock alone (NTP, a resumed VM), as a system clock can; monotonic time does not move. */
+  stepWall(ms: number): void {
+    this.#now += ms;
+  }
+
   setTimer(fn: () => void, ms: number): Timer {
     const entry = { at: this.#mono + Math.max(0, ms), seq: this.#seq++, fn };
     this.#timers.push(entry);
