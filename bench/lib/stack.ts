@@ -10,7 +10,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
 import { KubeClient } from '../../src/kube/client.ts';
 import { startStack } from '../../scripts/stack/index.ts';
-import { KWOK_NODE } from '../../scripts/stack/kube.ts';
+import { isReady, KWOK_NODE } from '../../scripts/stack/kube.ts';
 import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
 import { say, until } from './util.ts';
 
@@ -100,8 +100,7 @@ export async function openStack(opts: { realNode?: boolean } = {}): Promise<Benc
 
   // The kwok node must be there (and Ready): every bench pod is bound to it.
   await until(`node ${KWOK_NODE} Ready (is kwok running in this stack?)`, async () => {
-    const n = await stack.kube.getOptional<{ status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${KWOK_NODE}`);
-    return n?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    return isReady(await stack.kube.getOptional<Parameters<typeof isReady>[0]>(`/api/v1/nodes/${KWOK_NODE}`));
   }, 60_000, 250);
   await applyCrd(stack);
   return stack;

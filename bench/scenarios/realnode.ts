@@ -9,7 +9,6 @@
 // output off: the ConfigMap file alone, which waits for the kubelet's periodic resync.
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
@@ -18,7 +17,8 @@ import type { OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
 import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, buildBeamAppImage, importImage } from '../../scripts/stack/realnode.ts';
-import { beamAppContainer, fileWatcherContainer, onRealNode, parseFileWatcherLine, peersVolumes } from '../../scripts/stack/apps.ts';
+import { beamAppContainer, fileWatcherContainer, onRealNode, parseAppLine, parseFileWatcherLine, peersVolumes } from '../../scripts/stack/apps.ts';
+import { isReady } from '../../scripts/stack/kube.ts';
 
 const run = promisify(execFile);
 const ANNOTATION = 'pgcluster.io/peers';
@@ -32,9 +32,6 @@ type Kind = 'annotation' | 'configmap' | 'cluster';
 interface Line { at: number; kind: Kind; names: string[] }
 interface EventTimes { kind: 'join' | 'leave'; api: number; annotation: number; configmap: number; cluster: number }
 
-const ready = (p: PodJson) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-/** /proc/uptime of this machine (pods share its kernel) to wall-clock ms. */
-const uptimeOffsetMs = () => Date.now() - Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
 
 function podSpec(name: string, basename: string, cm: string) {
   return {
@@ -51,7 +48,6 @@ function podSpec(name: string, basename: string, cm: string) {
 async function allLines(ctx: BenchCtx, ns: string, basename: string): Promise<Map<string, Line[]>> {
   const { stdout } = await run(join(ctx.stack.binDir, 'kubectl'), ['-n', ns, 'logs', '-l', `app=${basename}`, '--all-containers', '--prefix',
     '--max-log-requests=100', '--ignore-errors', '--tail=-1'], { env: { ...process.env, KUBECONFIG: ctx.stack.kubeconfig }, maxBuffer: 64 << 20 });
-  const offset = uptimeOffsetMs();
   const out = new Map<string, Line[]>();
   for (const raw of stdout.split('\n')) {
     const pre = /^\[pod\/([^/]+)\/(\w+)\] (.*)$/.exec(raw.trim());
@@ -60,9 +56,9 @@ async function allLines(ctx: BenchCtx, ns: string, basename: string): Promise<Ma
     const lines = out.get(pod) ?? [];
     out.set(pod, lines);
     const f = container === 'files' ? parseFileWatcherLine(l) : undefined;
-    if (f) lines.push({ at: f.uptime * 1000 + offset, kind: f.file, names: f.names });
-    const a = container === 'app' ? /^(\d{13}) nodes ?(.*)$/.exec(l) : null;
-    if (a) lines.push({ at: Number(a[1]), kind: 'cluster', names: a[2]!.split(',').filter(Boolean) });
+    if (f) lines.push({ at: f.at, kind: f.file, names: f.names });
+    const a = container === 'app' ? parseAppLine(l) : undefined;
+    if (a?.event === 'nodes') lines.push({ at: a.at, kind: 'cluster', names: a.arg.split(',').filter(Boolean) });
   }
   return out;
 }
@@ -150,7 +146,7 @@ export const realnode: Scenario = {
         let wrong = '';
         await until(`realnode: ${what}: ${live.length} pods Ready and clustered`, async () => {
           const pods = (await podsJson()).filter((p) => !p.metadata.deletionTimestamp);
-          if (pods.length !== live.length || !pods.every((p) => ready(p) && p.status.podIP)) { wrong = `${pods.filter(ready).length}/${live.length} Ready`; return false; }
+          if (pods.length !== live.length || !pods.every((p) => isReady(p) && p.status.podIP)) { wrong = `${pods.filter(isReady).length}/${live.length} Ready`; return false; }
           const names = pods.map((p) => `${basename}@${p.status.podIP}`).sort();
           const all = await allLines(ctx, ns, basename);
           for (const p of pods) {
@@ -205,7 +201,7 @@ export const realnode: Scenario = {
       };
       const readyAt = async (pod: string) => until(`realnode: ${pod} Ready`, async () => {
         const p = (await podsJson()).find((x) => x.metadata.name === pod);
-        return p && ready(p) && p.status.podIP ? { t: Date.now(), name: `${basename}@${p.status.podIP}` } : false;
+        return p && isReady(p) && p.status.podIP ? { t: Date.now(), name: `${basename}@${p.status.podIP}` } : false;
       }, 120_000, 50);
 
       const ALL: Kind[] = ['annotation', 'configmap', 'cluster'];

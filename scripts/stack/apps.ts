@@ -1,6 +1,7 @@
 // The app pods the real-node tests and the realnode benchmark run: the pieces they share, so that a test and
 // the benchmark measure the same thing. Mount points: /etc/pgcluster/annotation/peers (the downward-API file
 // of the pod's peers annotation) and /etc/pgcluster/peers/peers (the ConfigMap), as the README's examples.
+import { readFileSync } from 'node:fs';
 import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, REAL_NODE_TAINT } from './realnode.ts';
 
 export const ANNOTATION_FILE = '/etc/pgcluster/annotation/peers';
@@ -22,8 +23,8 @@ export function peersVolumes(configMap: string, annotation = 'pgcluster.io/peers
 
 /**
  * A busybox container that polls both peers files every `pollSeconds` and logs
- * "<uptime s> annotation|configmap <names, comma-separated>" when one changes (uptime: the machine's clock,
- * which pods share; the reader adds the offset to wall time).
+ * "<uptime s> annotation|configmap <names, comma-separated>" when one changes (busybox's date has no
+ * sub-second format; /proc/uptime is the machine's, which pods share: parseFileWatcherLine maps it to wall time).
  */
 export function fileWatcherContainer(name: string, configMap: string, pollSeconds: number) {
   return {
@@ -44,10 +45,20 @@ export function fileWatcherContainer(name: string, configMap: string, pollSecond
   };
 }
 
-/** The line fileWatcherContainer logs, parsed: uptime seconds, which file, the names. */
-export function parseFileWatcherLine(line: string): { uptime: number; file: 'annotation' | 'configmap'; names: string[] } | undefined {
+let uptimeOffsetMs: number | undefined;
+
+/** The line fileWatcherContainer logs, parsed: when (wall-clock ms), which file, the names. */
+export function parseFileWatcherLine(line: string): { at: number; file: 'annotation' | 'configmap'; names: string[] } | undefined {
   const m = /^(\d+\.\d+) (annotation|configmap) ?(.*)$/.exec(line.trim());
-  return m ? { uptime: Number(m[1]), file: m[2] as 'annotation' | 'configmap', names: m[3]!.split(',').filter(Boolean) } : undefined;
+  if (!m) return undefined;
+  uptimeOffsetMs ??= Date.now() - Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+  return { at: Number(m[1]) * 1000 + uptimeOffsetMs, file: m[2] as 'annotation' | 'configmap', names: m[3]!.split(',').filter(Boolean) };
+}
+
+/** A line of examples/elixir-app's output: "<unix ms> <event> <arg>" (seen, gone, connected, nodes, warning ...). */
+export function parseAppLine(line: string): { at: number; event: string; arg: string } | undefined {
+  const m = /^(\d{13}) (\w+) ?(.*)$/.exec(line.trim());
+  return m ? { at: Number(m[1]), event: m[2]!, arg: m[3]! } : undefined;
 }
 
 /**

@@ -7,7 +7,7 @@ import { globSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCommand, type CommandResult } from './proc.ts';
+import { cacheDir, runCommand, type CommandResult } from './proc.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -45,7 +45,7 @@ export async function findEngine(): Promise<Engine> {
  * ulimits no higher than this process's hard limits (a runtime that raises a hard limit fails without
  * CAP_SYS_RESOURCE). Nothing global changes.
  */
-export async function containersEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+async function writeContainersConf(dir: string): Promise<NodeJS.ProcessEnv> {
   const hard = async (flag: string) => Number((await runCommand('sh', ['-c', `ulimit -H${flag}`])).stdout.trim()) || 1024;
   const nofile = await hard('n');
   const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
@@ -60,6 +60,19 @@ export async function containersEnv(dir: string): Promise<NodeJS.ProcessEnv> {
     '',
   ].join('\n'));
   return { ...process.env, CONTAINERS_CONF: conf };
+}
+
+let engineEnv: Promise<{ engine: Engine; env: NodeJS.ProcessEnv }> | undefined;
+
+/** The engine and its environment (the containers.conf above, in the cache dir), worked out once per process. */
+export function containerEngine(): Promise<{ engine: Engine; env: NodeJS.ProcessEnv }> {
+  engineEnv ??= (async () => {
+    const engine = await findEngine();
+    const dir = join(cacheDir(), 'containers');
+    mkdirSync(dir, { recursive: true });
+    return { engine, env: await writeContainersConf(dir) };
+  })();
+  return engineEnv;
 }
 
 /** The image names the Dockerfile builds FROM (stage names excluded). */
@@ -177,10 +190,9 @@ async function buildStandIn(engine: Engine, env: NodeJS.ProcessEnv, names: strin
  */
 export async function buildDebianImage(ref: string, opts: { include: string[]; files: Record<string, string>; changes: string[]; log?: Log }): Promise<void> {
   const log = opts.log ?? ((l: string) => console.error(`[image] ${l}`));
-  const engine = await findEngine();
+  const { engine, env } = await containerEngine();
   const work = mkdtempSync(join(tmpdir(), 'pgco-debimage-'));
   try {
-    const env = await containersEnv(work);
     const h = createHash('sha256').update(`${STANDIN_RECIPE}\0${opts.include.join(',')}\0${opts.changes.join('\0')}\0`);
     for (const [dest, src] of Object.entries(opts.files).sort()) h.update(`${dest}\0`).update(readFileSync(src)).update('\0');
     const hash = h.digest('hex').slice(0, 32);
@@ -229,10 +241,7 @@ export function imageRef(): string {
 
 export async function buildImage(opts: { log?: Log; noCache?: boolean } = {}): Promise<ImageResult> {
   const log = opts.log ?? ((l: string) => console.error(`[image] ${l}`));
-  const engine = await findEngine();
-  const confDir = join(process.env.PGCO_CACHE_DIR ?? join(process.env.HOME ?? tmpdir(), '.cache', 'pgcluster-operator'), 'containers');
-  mkdirSync(confDir, { recursive: true });
-  const env = await containersEnv(confDir);
+  const { engine, env } = await containerEngine();
   const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
   const bases = fromImages(dockerfile);
   const recipe = `${STANDIN_RECIPE};node=${nodeVersion()};npm=${STANDIN_NPM}`;
@@ -274,10 +283,9 @@ export async function buildImage(opts: { log?: Log; noCache?: boolean } = {}): P
 
 /** Builds a small local image (Containerfile in ctxDir, FROM scratch), skipped when its context is unchanged. */
 export async function buildLocalImage(ref: string, ctxDir: string): Promise<void> {
-  const engine = await findEngine();
-  const env = await containersEnv(ctxDir);
+  const { engine, env } = await containerEngine();
   const h = createHash('sha256');
-  for (const f of readdirSync(ctxDir).filter((f) => f !== 'containers.conf').sort()) h.update(`${f}\0`).update(readFileSync(join(ctxDir, f))).update('\0');
+  for (const f of readdirSync(ctxDir).sort()) h.update(`${f}\0`).update(readFileSync(join(ctxDir, f))).update('\0');
   const hash = h.digest('hex').slice(0, 32);
   if ((await imageLabel(engine, env, ref, CONTEXT_LABEL)) === hash) return;
   must(await runCommand(engine, buildArgs(engine, ref, 'Containerfile', hash), { env, cwd: ctxDir }), `${engine} build ${ref}`);
@@ -285,10 +293,7 @@ export async function buildLocalImage(ref: string, ctxDir: string): Promise<void
 
 /** Saves an image into a docker-archive tarball (for `ctr images import`). */
 export async function saveImage(ref: string, file: string): Promise<void> {
-  const engine = await findEngine();
-  const env = await containersEnv(mkdtempSync(join(tmpdir(), 'pgco-conf-')));
+  const { engine, env } = await containerEngine();
   rmSync(file, { force: true });
   must(await runCommand(engine, ['save', '--format', 'docker-archive', '-o', file, ref], { env }), `${engine} save ${ref}`);
-  rmSync(env.CONTAINERS_CONF!, { force: true });
-  rmSync(dirname(env.CONTAINERS_CONF!), { recursive: true, force: true });
 }

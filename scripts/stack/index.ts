@@ -1,6 +1,5 @@
 // The whole test stack: Kubernetes control plane + one throwaway Postgres, and the env that points tools at it.
 import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { OPERATOR_SA_USER, startKube, type KubeStack } from './kube.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
@@ -23,11 +22,6 @@ export interface StackOpts {
   controllerManager?: boolean;
   /** Add a real node (containerd, runc, CNI bridge, kubelet, kube-scheduler); needs root. */
   realNode?: boolean;
-}
-
-/** scripts/build-binaries.sh's cache, where the stack also keeps the small images it builds. */
-export function cacheDir(): string {
-  return process.env.PGCO_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'pgcluster-operator');
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -53,7 +47,7 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   let realNode: RealNode | undefined;
   if (opts.realNode) {
     try {
-      realNode = await startRealNode({ dir, kube, cacheDir: cacheDir() });
+      realNode = await startRealNode({ dir, kube });
     } catch (e) {
       await Promise.allSettled([kube.stop(), postgres.destroy()]);
       throw new Error(`the test stack did not start: the real node failed:\n${(e as Error).message}`);

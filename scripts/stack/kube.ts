@@ -82,6 +82,11 @@ export async function ensureBinaries(components: string[]): Promise<Record<strin
 
 export interface HttpResult { status: number; body: string }
 
+/** A Node or a Pod whose Ready condition is True. */
+export function isReady(o: { status?: { conditions?: { type: string; status: string }[] } } | undefined): boolean {
+  return o?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
 /** A GET/POST against the API server, verifying its serving cert against ca. */
 export function kubeRequest(url: string, opts: { ca: string; token?: string; method?: string; body?: unknown }): Promise<HttpResult> {
   return new Promise((resolvePromise, reject) => {
@@ -269,8 +274,7 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
       // kwok takes the node over and reports it Ready: then pods bound to it come alive.
       waits.push(ready(kwok, `managing node ${KWOK_NODE} (Ready)`, async () => {
         const r = await api(`/api/v1/nodes/${KWOK_NODE}`);
-        const n = JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } };
-        return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        return isReady(JSON.parse(r.body) as Parameters<typeof isReady>[0]);
       }, 60_000));
     }
     if (opts.controllerManager) {

@@ -2,6 +2,8 @@
 // ours, find free ports, and turn "it died" into an error that shows why.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 
 export interface Proc {
@@ -153,4 +155,9 @@ export function runCommand(cmd: string, args: string[], opts: {
     child.stdin.on('error', () => {}); // a command that exits without reading stdin
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** scripts/build-binaries.sh's cache ($PGCO_CACHE_DIR), where the stack also keeps what it builds once. */
+export function cacheDir(): string {
+  return process.env.PGCO_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'pgcluster-operator');
 }

@@ -12,10 +12,10 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { ensureBinaries, kubeconfigYaml, kubeRequest, NODE_USER, REAL_NODE, SCHEDULER_USER, type KubeStack } from './kube.ts';
+import { ensureBinaries, isReady, kubeconfigYaml, kubeRequest, NODE_USER, REAL_NODE, SCHEDULER_USER, type KubeStack } from './kube.ts';
 import { buildDebianImage, buildLocalImage, saveImage } from './image.ts';
 import { fileURLToPath } from 'node:url';
-import { diedError, freePort, logTail, pidAlive, runCommand, startProc, waitReady, type Proc } from './proc.ts';
+import { cacheDir, diedError, freePort, logTail, pidAlive, runCommand, startProc, waitReady, type Proc } from './proc.ts';
 
 export const BRIDGE = 'pgco0';
 export const BRIDGE_IP = '10.201.0.1';
@@ -88,11 +88,28 @@ function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
+async function netnsNames(): Promise<string[]> {
+  return (await runCommand('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+}
+
 async function cleanupNetwork(knownNetns: Set<string>): Promise<void> {
   await runCommand('ip', ['link', 'del', BRIDGE]);
   // Network namespaces containerd made for our pods (when they were not torn down through CNI).
-  const now = (await runCommand('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
-  for (const ns of now) if (ns.startsWith('cni-') && !knownNetns.has(ns)) await runCommand('ip', ['netns', 'delete', ns]);
+  for (const ns of await netnsNames()) if (ns.startsWith('cni-') && !knownNetns.has(ns)) await runCommand('ip', ['netns', 'delete', ns]);
+}
+
+/**
+ * What a node leaves behind once its processes are stopped (or killed with the stack): shims of its containerd
+ * and what runs under them (by PID), mounts under its dir, the bridge and pod network namespaces, the lock.
+ */
+async function removeLeftovers(dir: string, knownNetns: Set<string>): Promise<void> {
+  for (const pid of await shimPids(join(dir, 'containerd', 'containerd.sock'))) {
+    for (const child of childrenOf(pid)) try { process.kill(child, 'SIGKILL'); } catch { /* gone */ }
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+  for (const mp of mountsUnder(dir)) await runCommand('umount', ['-l', mp]);
+  await cleanupNetwork(knownNetns);
+  if (existsSync(LOCK) && !pidAlive(Number(readFileSync(LOCK, 'utf8').trim()) || 0)) rmSync(LOCK, { force: true });
 }
 
 /** Relays TCP from addr:port to 127.0.0.1:target (the pods' way to the API server). */
@@ -109,9 +126,9 @@ function relay(addr: string, port: number, target: number): Promise<Server> {
 }
 
 /** The pause binary from the Kubernetes module's own source, static, in a FROM scratch image. */
-async function buildPauseImage(cacheDir: string): Promise<void> {
-  const modRoot = (await sh('sh', ['-c', `cd ${cacheDir}/src/kube-* && PATH=/usr/local/go/bin:$PATH go list -m -f '{{.Dir}}' k8s.io/kubernetes`], 'finding k8s.io/kubernetes in the Go module cache')).trim();
-  const ctx = join(cacheDir, 'pause-image');
+async function buildPauseImage(cache: string): Promise<void> {
+  const modRoot = (await sh('sh', ['-c', `cd ${cache}/src/kube-* && PATH=/usr/local/go/bin:$PATH go list -m -f '{{.Dir}}' k8s.io/kubernetes`], 'finding k8s.io/kubernetes in the Go module cache')).trim();
+  const ctx = join(cache, 'pause-image');
   mkdirSync(ctx, { recursive: true });
   if (!existsSync(join(ctx, 'pause'))) {
     await sh('gcc', ['-Os', '-static', '-Wall', '-Werror', '-DVERSION=v3.10-pgco', '-o', join(ctx, 'pause'), join(modRoot, 'build', 'pause', 'linux', 'pause.c')], 'compiling pause.c');
@@ -120,8 +137,8 @@ async function buildPauseImage(cacheDir: string): Promise<void> {
   await buildLocalImage(PAUSE_IMAGE, ctx);
 }
 
-async function buildBusyboxImage(cacheDir: string): Promise<void> {
-  const ctx = join(cacheDir, 'busybox-image');
+async function buildBusyboxImage(cache: string): Promise<void> {
+  const ctx = join(cache, 'busybox-image');
   mkdirSync(ctx, { recursive: true });
   const bb = existsSync('/bin/busybox') ? '/bin/busybox' : '/usr/bin/busybox';
   await sh('cp', [bb, join(ctx, 'busybox')], 'copying busybox');
@@ -147,7 +164,7 @@ export async function buildBeamAppImage(): Promise<void> {
   });
 }
 
-export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheDir: string; log?: (l: string) => void }): Promise<RealNode> {
+export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: (l: string) => void }): Promise<RealNode> {
   const log = opts.log ?? ((l: string) => console.error(`[real-node] ${l}`));
   await checkRealNodePrerequisites();
   const dir = resolve(opts.dir, 'node');
@@ -156,7 +173,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheD
   const { kube } = opts;
   // containerd puts pod cgroups under k8s.io in each v1 hierarchy; remove them at stop if we made them.
   const cgroupParents = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, 'k8s.io')).filter((d) => !existsSync(d));
-  const knownNetns = new Set((await runCommand('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
+  const knownNetns = new Set(await netnsNames());
   const procs: Proc[] = [];
   let apiRelay: Server | undefined;
   const sock = join(dir, 'containerd', 'containerd.sock');
@@ -183,13 +200,11 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheD
       if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
     for (const p of [...procs].reverse()) await p.stop('SIGTERM', 15_000);
-    for (const pid of await shimPids(sock)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     apiRelay?.close();
-    // 3. Mounts (pod volumes, overlay snapshots, sandbox shm), network, files.
-    for (const mp of mountsUnder(dir)) await runCommand('umount', ['-l', mp]);
-    await cleanupNetwork(knownNetns);
-    for (const d of cgroupParents) removeCgroupTree(d);
+    // 3. Shims, mounts (pod volumes, overlay snapshots, sandbox shm), network, cgroups, the lock.
     if (existsSync(LOCK) && readFileSync(LOCK, 'utf8').trim() === String(process.pid)) rmSync(LOCK, { force: true });
+    await removeLeftovers(dir, knownNetns);
+    for (const d of cgroupParents) removeCgroupTree(d);
   })();
 
   try {
@@ -244,8 +259,8 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheD
 
     const loadImage = (ref: string) => importImage(endpoint, ref);
     log('building the pause and busybox images');
-    await buildPauseImage(opts.cacheDir);
-    await buildBusyboxImage(opts.cacheDir);
+    await buildPauseImage(cacheDir());
+    await buildBusyboxImage(cacheDir());
     await loadImage(PAUSE_IMAGE);
     await loadImage(BUSYBOX_IMAGE);
 
@@ -287,8 +302,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; cacheD
     try {
       await waitReady(kl, `registered and Ready (Node ${REAL_NODE})`, async () => {
         const r = await kube.api(`/api/v1/nodes/${REAL_NODE}`);
-        const n = JSON.parse(r.body) as { status?: { conditions?: { type: string; status: string }[] } };
-        return n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        return isReady(JSON.parse(r.body) as Parameters<typeof isReady>[0]);
       }, 90_000);
     } catch (e) {
       throw new Error(`${(e as Error).message}\ncontainerd log:\n${logTail(containerd.logFile, 10)}`);
@@ -363,20 +377,18 @@ export async function importImage(containerdEndpoint: string, ref: string): Prom
 }
 
 /**
- * For a stack whose process was killed before it could stop the node (`npm run stack -- down` after a crash):
- * kills the shims and containers of its containerd by PID, unmounts what is under its dir, removes the bridge.
+ * For a stack whose process was killed before it could stop the node (`npm run stack -- down` after a crash).
+ * Which pod network namespaces and cgroups were its own is no longer known: those of containerd's CRI
+ * (cni-*, k8s.io) that nothing runs in any more go; one with a process in it belongs to someone else.
  */
 export async function cleanupRealNodeLeftovers(stackDir: string): Promise<void> {
   const dir = resolve(stackDir, 'node');
   if (!existsSync(dir)) return;
-  const sock = join(dir, 'containerd', 'containerd.sock');
-  for (const pid of await shimPids(sock)) {
-    for (const child of childrenOf(pid)) try { process.kill(child, 'SIGKILL'); } catch { /* gone */ }
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  await removeLeftovers(dir, new Set(await netnsNames())); // its processes first: then its namespaces are empty
+  for (const ns of await netnsNames()) {
+    if (ns.startsWith('cni-') && (await runCommand('ip', ['netns', 'pids', ns])).stdout.trim() === '') await runCommand('ip', ['netns', 'delete', ns]);
   }
-  for (const mp of mountsUnder(dir)) await runCommand('umount', ['-l', mp]);
-  await runCommand('ip', ['link', 'del', BRIDGE]);
-  if (existsSync(LOCK) && !pidAlive(Number(readFileSync(LOCK, 'utf8').trim()))) rmSync(LOCK, { force: true });
+  for (const c of readdirSync('/sys/fs/cgroup')) removeCgroupTree(join('/sys/fs/cgroup', c, 'k8s.io'));
 }
 
 function childrenOf(pid: number): number[] {

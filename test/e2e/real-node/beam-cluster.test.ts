@@ -16,10 +16,11 @@ import { startLibclusterNode, type LibclusterNode } from '../../../scripts/stack
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { runCommand } from '../../../scripts/stack/proc.ts';
 import { BEAM_APP_IMAGE, buildBeamAppImage, createTestHost, importImage, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
-import { beamAppContainer, onRealNode, peersVolumes } from '../../../scripts/stack/apps.ts';
+import { beamAppContainer, onRealNode, parseAppLine, peersVolumes } from '../../../scripts/stack/apps.ts';
 import { createNamespace, kubectl, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
+import { isReady } from '../../../scripts/stack/kube.ts';
 
 const BASENAME = 'beam';
 const CLUSTER = 'beam';
@@ -38,7 +39,6 @@ let operator: OperatorProcess | undefined;
 let channel: string;
 const cookie = randomBytes(24).toString('hex');
 
-const ready = (p: PodJson) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const nodeOf = (p: PodJson) => `${BASENAME}@${p.status.podIP}`;
 
 async function livePods(): Promise<PodJson[]> {
@@ -49,10 +49,7 @@ async function livePods(): Promise<PodJson[]> {
 /** The app's event lines ("<ms> <event> <args>"), from its log. */
 async function events(pod: string): Promise<{ at: number; event: string; arg: string }[]> {
   const log = await kubectl(['logs', pod], { ns: ns.name });
-  return log.split('\n').flatMap((l) => {
-    const m = /^(\d{13}) (\w+) ?(.*)$/.exec(l.trim());
-    return m ? [{ at: Number(m[1]), event: m[2]!, arg: m[3]! }] : [];
-  });
+  return log.split('\n').flatMap((l) => parseAppLine(l) ?? []);
 }
 
 /** Node.list() as the app last printed it. */
@@ -66,7 +63,7 @@ async function expectCluster(what: string, count: number, extra: string[] = []):
   let detail = '';
   return waitFor(async () => {
     const pods = await livePods();
-    if (pods.length !== count || !pods.every((p) => ready(p) && p.status.podIP)) { detail = `${pods.length} pods, not all Ready`; return false; }
+    if (pods.length !== count || !pods.every((p) => isReady(p) && p.status.podIP)) { detail = `${pods.length} pods, not all Ready`; return false; }
     const names = pods.map(nodeOf);
     for (const p of pods) {
       const want = [...names.filter((n) => n !== nodeOf(p)), ...extra].sort();
@@ -189,7 +186,7 @@ test('a pod started under the wrong node name says so; the others keep trying to
   await kubectl(['apply', '-f', '-'], { ns: ns.name, input: JSON.stringify(wrong) });
   const pod = await waitFor(async () => {
     const list = await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${ns.name}/pods?labelSelector=variant%3Dwrong`);
-    return list.items.find((p) => ready(p) && p.status.podIP);
+    return list.items.find((p) => isReady(p) && p.status.podIP);
   }, { timeoutMs: 60_000, message: 'the misnamed pod Ready' });
   const warning = await waitFor(async () => (await events(pod.metadata.name)).find((e) => e.event === 'warning'),
     { timeoutMs: 60_000, message: 'the misnamed pod to warn' });

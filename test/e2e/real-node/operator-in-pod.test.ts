@@ -16,6 +16,7 @@ import { createNamespace, kubectl, kubectlJson, lockStack, requireRealNode, runB
 import { testKube } from '../../support/operator.ts';
 import { CRD_NAME, crdForRelease } from '../../support/crd.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
+import { isReady } from '../../../scripts/stack/kube.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
@@ -39,15 +40,11 @@ let opNs: Awaited<ReturnType<typeof createNamespace>>;
 let appNs: Awaited<ReturnType<typeof createNamespace>>;
 let imageRef: string;
 let unlockCrd: (() => void) | undefined;
-/** Seconds between this machine's wall clock and /proc/uptime, which pods share (one kernel). */
-let uptimeOffset: number;
 const refreshMs: { annotation: number[]; configmap: number[] } = { annotation: [], configmap: [] };
 /** Refreshes slower than a second, with where they happened (printed: the kubelet's periodic resync shows up here). */
 const slow: string[] = [];
 
-const ready = (p: PodJson) => p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 const nodeName = (p: PodJson) => `${BASENAME}@${p.status.podIP}`;
-const uptimeNow = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
 
 async function appPods(): Promise<PodJson[]> {
   const list = await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${appNs.name}/pods?labelSelector=app%3D${BASENAME}`);
@@ -73,8 +70,8 @@ async function fileChangeTimes(pod: string, want: string[]): Promise<{ started?:
   for (const line of log.split('\n')) {
     const l = parseFileWatcherLine(line);
     if (!l) continue;
-    out.started ??= (l.uptime + uptimeOffset) * 1000; // the app's first line: its first read
-    if (l.names.slice().sort().join(',') === key && out[l.file] === undefined) out[l.file] = (l.uptime + uptimeOffset) * 1000;
+    out.started ??= l.at; // the app's first line: its first read
+    if (l.names.slice().sort().join(',') === key && out[l.file] === undefined) out[l.file] = l.at;
   }
   return out;
 }
@@ -89,7 +86,7 @@ async function expectFilesShowMembers(what: string, expectCount: number): Promis
   let want: string[] = [];
   const live = await waitFor(async () => {
     const pods = (await appPods()).filter((p) => !p.metadata.deletionTimestamp);
-    if (pods.length !== expectCount || !pods.every((p) => ready(p) && p.status.podIP)) return false;
+    if (pods.length !== expectCount || !pods.every((p) => isReady(p) && p.status.podIP)) return false;
     want = pods.map(nodeName).sort();
     const key = want.join(',');
     const cm = await kube.getOptional<{ data?: Record<string, string> }>(`/api/v1/namespaces/${appNs.name}/configmaps/${PEERS_CM}`);
@@ -140,8 +137,6 @@ const appDeployment = (replicas: number) => ({
 before(async () => {
   env = requireRealNode();
   kube = testKube();
-  const up = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-  uptimeOffset = Date.now() / 1000 - up;
   imageRef = (await buildImage({ log: (l) => { if (!l.startsWith('  ')) console.error(`[image] ${l}`); } })).ref;
   await importImage(env.containerd, imageRef);
   pgServer = await startPostgres({ extraListen: { address: env.hostIp, clientCidr: env.podCidr } });
@@ -182,7 +177,7 @@ test('helm install with the local image: the operator pod becomes Ready on the r
     '--set', `tolerations[0].key=${REAL_NODE_TAINT.key}`, '--set', 'tolerations[0].operator=Exists']);
   const pod = await waitFor(async () => {
     const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name });
-    return pods.items.find(ready);
+    return pods.items.find(isReady);
   }, { timeoutMs: 120_000, message: `the operator pod Ready (kubectl -n ${opNs.name} describe pod; kubectl -n ${opNs.name} logs deploy/${FULL})` });
   console.log(`# operator pod: helm install -> Ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   assert.equal(pod.spec.nodeName, env.node, 'it runs on the real node');
@@ -245,7 +240,7 @@ test('kubectl logs of the operator pod is JSON', async () => {
 });
 
 test('deleting the operator pod: the Deployment\'s new pod takes over, no output ever drops a live member', async () => {
-  const memberPods = (await appPods()).filter((p) => ready(p) && !p.metadata.deletionTimestamp);
+  const memberPods = (await appPods()).filter((p) => isReady(p) && !p.metadata.deletionTimestamp);
   const members = memberPods.map(nodeName).sort();
   assert.equal(members.length, 4);
   const [old] = (await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name })).items;
@@ -270,7 +265,7 @@ test('deleting the operator pod: the Deployment\'s new pod takes over, no output
     await kubectl(['delete', 'pod', old.metadata.name, '--wait=false'], { ns: opNs.name });
     const fresh = await waitFor(async () => {
       const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name });
-      return pods.items.find((p) => p.metadata.name !== old.metadata.name && ready(p));
+      return pods.items.find((p) => p.metadata.name !== old.metadata.name && isReady(p));
     }, { timeoutMs: 120_000, message: 'a new operator pod Ready' });
     // Once the old pod is gone, only the new one can publish a change: a pod added now must appear.
     await waitFor(async () => (await runBin('kubectl', ['-n', opNs.name, 'get', 'pod', old.metadata.name, '--ignore-not-found', '-o', 'name'])).stdout.trim() === '',

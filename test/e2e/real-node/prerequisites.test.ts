@@ -2,28 +2,21 @@
 // package that brings it. Each case runs the real script in a child process with a PATH (or a user) that
 // lacks what it needs.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startProc, waitReady } from '../../../scripts/stack/proc.ts';
+import { runCommand, startProc, waitReady } from '../../../scripts/stack/proc.ts';
 import { requireRealNode } from '../../support/env.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 let bin: string;
 
-/** Runs `node <args>` in the repository with env changes; resolves with the exit code and the output. */
-function node(args: string[], env: NodeJS.ProcessEnv, pre: string[] = []): Promise<{ code: number; out: string }> {
-  return new Promise((res, rej) => {
-    const [cmd, argv] = pre.length ? [pre[0]!, [...pre.slice(1), process.execPath, ...args]] : [process.execPath, args];
-    const child = spawn(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { out += b.toString(); });
-    child.on('error', rej);
-    child.on('close', (code) => res({ code: code ?? 1, out }));
-  });
+/** Runs `node <args>` in the repository with env changes (behind `pre`, e.g. setpriv): exit code and output. */
+async function node(args: string[], env: NodeJS.ProcessEnv, pre: string[] = []): Promise<{ code: number; out: string }> {
+  const [cmd, argv] = pre.length ? [pre[0]!, [...pre.slice(1), process.execPath, ...args]] : [process.execPath, args];
+  const r = await runCommand(cmd, argv, { cwd: ROOT, env: { ...process.env, ...env } });
+  return { code: r.code, out: r.stdout + r.stderr };
 }
 
 before(() => {
