@@ -2,17 +2,18 @@
 //
 // Runs the scenarios of issue 5 against the real stack (kube-apiserver + etcd, kwok, real Postgres, the real
 // operator process), prints one table and writes the figures as JSON to bench/results/<date>-<mode>.json
-// (and bench/results/latest.json). With PGCO_STACK_DIR, KUBECONFIG and DATABASE_URL set (`source .stack/env`,
+// (and bench/results/latest.json), with SVG plots next to it (bench/lib/plots.ts). With PGCO_STACK_DIR, KUBECONFIG and DATABASE_URL set (`source .stack/env`,
 // or under `npm test`) it uses that stack; otherwise it starts its own in a temp dir and stops it at the end.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { K8S_VERSION } from '../scripts/stack/kube.ts';
 import { postgresBinDir } from '../scripts/stack/postgres.ts';
 import type { BenchCtx, Mode, Scenario } from './lib/context.ts';
 import { machine, Report } from './lib/report.ts';
+import { mergeDocs, writePlots, type ResultsDoc } from './lib/plots.ts';
 import { buildOperator, operatorEntry } from './lib/operator.ts';
 import { openStack, repoRoot, type BenchStack } from './lib/stack.ts';
 import { mono, say } from './lib/util.ts';
@@ -23,10 +24,15 @@ import { scale } from './scenarios/scale.ts';
 import { churn } from './scenarios/churn.ts';
 import { pgload } from './scenarios/pgload.ts';
 import { realnode } from './scenarios/realnode.ts';
+import { flood } from './scenarios/flood.ts';
+import { leave } from './scenarios/leave.ts';
+import { bystanders } from './scenarios/bystanders.ts';
+import { rollout } from './scenarios/rollout.ts';
 
-const SCENARIOS: Scenario[] = [joinScenario, expiry, steady, scale, churn, pgload, realnode];
+const SCENARIOS: Scenario[] = [joinScenario, expiry, steady, scale, churn, pgload, flood, leave, rollout, bystanders, realnode];
 
 const USAGE = `usage: npm run bench -- [--quick | --smoke] [--profile] [--out DIR] [scenario ...]
+       npm run bench -- --plot RESULTS.json [RESULTS.json ...] [--stem NAME]
 
 scenarios (default: all, in this order):
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(8)} ${s.title}`).join('\n')}
@@ -39,6 +45,9 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(8)} ${s.title}`).join('\n')}
              (results are marked; latest.json is not touched)
   --operator-node-options=FLAGS  NODE_OPTIONS for the operator, e.g. --operator-node-options=--max-old-space-size=256
              (marked like --what-if)
+  --plot     no run: (re)renders the SVG plots of existing results files, next to the first one as
+             <stem>-<plot>.svg; several files are merged, each scenario's details from the last file that has
+             them. --stem NAME names them (default: the first file's name), e.g. --stem latest
 `;
 
 async function main(): Promise<number> {
@@ -51,6 +60,8 @@ async function main(): Promise<number> {
       out: { type: 'string' },
       'what-if': { type: 'string', multiple: true, default: [] },
       'operator-node-options': { type: 'string', default: '' },
+      plot: { type: 'boolean', default: false },
+      stem: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -58,6 +69,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  if (values.plot) return plotOnly(positionals, values.stem);
   const mode: Mode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
   const unknown = positionals.filter((p) => !SCENARIOS.some((s) => s.name === p));
   if (unknown.length) {
@@ -142,12 +154,37 @@ async function main(): Promise<number> {
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   // latest.json is the latest full run of every scenario (the README's table): not a quick, partial or what-if run.
   const complete = mode === 'full' && selected.length === SCENARIOS.length;
-  if (defaultOut && complete && whatIf.length === 0 && !operatorNodeOptions) writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
+  const latest = defaultOut && complete && whatIf.length === 0 && !operatorNodeOptions;
+  if (latest) writeFileSync(join(outDir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
 
   process.stdout.write(`\n${report.table()}\n\n`);
   process.stdout.write(`machine: ${result.machine.cpus} x ${result.machine.cpuModel}, ${result.machine.memoryGiB} GiB; load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start\n`);
   process.stdout.write(`results: ${file}\n`);
-  return Object.keys(report.errors).length ? 1 : 0;
+  // The JSON is written first: a plot that fails loses no figure, but fails the run.
+  const plotsOk = await plots(result, file, latest ? [stemOf(file), 'latest'] : [stemOf(file)]);
+  return Object.keys(report.errors).length || !plotsOk ? 1 : 0;
+}
+
+const stemOf = (file: string) => basename(file).replace(/\.json$/, '');
+
+/** Writes the plots of `doc` next to `file` under each stem; prints their paths and any failure. */
+async function plots(doc: ResultsDoc, file: string, stems: string[]): Promise<boolean> {
+  const r = await writePlots(doc, file, stems).catch((err: unknown) => ({ written: [], errors: [{ name: 'all', error: (err as Error).stack ?? String(err) }] }));
+  for (const f of r.written) process.stdout.write(`plot: ${f}\n`);
+  for (const e of r.errors) process.stderr.write(`plot ${e.name} FAILED: ${e.error}\n`);
+  if (!r.written.length && !r.errors.length) process.stdout.write('plots: none (no scenario with plotted data)\n');
+  return r.errors.length === 0;
+}
+
+/** `--plot FILE...`: the plots of existing results files, without running anything. */
+async function plotOnly(files: string[], stem: string | undefined): Promise<number> {
+  if (!files.length) {
+    process.stderr.write(`--plot needs at least one results file\n\n${USAGE}`);
+    return 2;
+  }
+  const docs = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as ResultsDoc);
+  const first = resolve(files[0]!);
+  return (await plots(mergeDocs(docs), first, [stem ?? stemOf(first)])) ? 0 : 1;
 }
 
 /** The commit the operator under test was run from, and whether src/ had uncommitted changes. */

@@ -2,7 +2,7 @@
 // dir, run the tests against it with node's test runner, stop the stack, exit with the runner's code.
 // Nothing is skipped: a missing prerequisite (Postgres binaries, Go, a failed build) fails the run.
 import { spawn } from 'node:child_process';
-import { existsSync, globSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, globSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,9 +102,14 @@ async function main(): Promise<number> {
   const args = ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...nodeOpts, ...files];
   say(`node ${args.join(' ')}`);
   testRun = run(process.execPath, args, { ...process.env, ...stack?.env });
-  const code = await testRun.done;
+  let code = await testRun.done;
   if (stopping) await new Promise((r) => setTimeout(r, 60_000)); // the signal handler exits
   say(`tests ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${secs(tTests)}`);
+  if (stackDir && stack) {
+    const leaks = sweepLogs(join(stackDir, 'operator-logs'), stack.env.DATABASE_URL ?? '');
+    say(`log sweep: ${leaks.files} operator log(s) read, ${leaks.found.length ? `FAILED: a secret in ${leaks.found.join('; ')}` : 'no secret in any'}`);
+    if (leaks.found.length && code === 0) code = 1;
+  }
 
   if (stack && stackDir) {
     await stack.stop();
@@ -116,6 +121,24 @@ async function main(): Promise<number> {
     }
   }
   return code;
+}
+
+/**
+ * Every operator log the tests wrote, read for secrets: the stack's database password (every test's Secret
+ * holds it), and any URL that carries a password. Answers where (file:line), never the line itself.
+ */
+function sweepLogs(dir: string, databaseUrl: string): { files: number; found: string[] } {
+  if (!existsSync(dir)) return { files: 0, found: [] };
+  const password = databaseUrl ? decodeURIComponent(new URL(databaseUrl).password) : '';
+  const urlWithPassword = /[a-z][a-z0-9+.-]*:\/\/[^\s/@:"]+:[^\s/@"]+@/i;
+  const files = readdirSync(dir).filter((f) => f.endsWith('.log'));
+  const found: string[] = [];
+  for (const f of files) {
+    readFileSync(join(dir, f), 'utf8').split('\n').forEach((line, i) => {
+      if ((password && line.includes(password)) || urlWithPassword.test(line)) found.push(`${f}:${i + 1}`);
+    });
+  }
+  return { files: files.length, found: found.slice(0, 10) };
 }
 
 try {

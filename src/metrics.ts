@@ -2,6 +2,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const CONTROLLER = 'pgcluster';
+const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
+/** Every condition type a PgCluster can have (README, conditions table). */
+export const CONDITION_TYPES = ['Connected', 'Ready', 'Degraded', 'Authenticated'] as const;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -19,16 +22,39 @@ export class Metrics {
 
   readonly members = new Gauge({ name: 'pgcluster_members', help: 'Selected pods announced on the channel', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly peers = new Gauge({ name: 'pgcluster_peers', help: 'Distinct names in the outputs', labelNames: ['namespace', 'name'], registers: [this.registry] });
+  readonly statusCondition = new Gauge({ name: 'pgcluster_status_condition', help: 'The status conditions of each PgCluster: 1 for the current status of each type, 0 for the others', labelNames: ['namespace', 'name', 'type', 'status'], registers: [this.registry] });
   readonly droppedPeers = new Gauge({ name: 'pgcluster_dropped_peers', help: 'Names not published because of maxPeers', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly notificationsSent = new Counter({ name: 'pgcluster_notifications_sent_total', help: 'Node names NOTIFYed (heartbeats and announcements)', labelNames: ['endpoint'], registers: [this.registry] });
   readonly notifyCommits = new Counter({ name: 'pgcluster_notify_transactions_total', help: 'pg_notify statements (one transaction, one commit each)', labelNames: ['endpoint'], registers: [this.registry] });
   readonly notificationsReceived = new Counter({ name: 'pgcluster_notifications_received_total', help: 'Notifications received on PgCluster channels', labelNames: ['endpoint'], registers: [this.registry] });
+  readonly remoteNames = new Counter({ name: 'pgcluster_remote_names_total', help: 'New remote node names heard on the channel (and names refused by maxPeers)', labelNames: ['namespace', 'name'], registers: [this.registry] });
+  readonly notifyFlood = new Gauge({ name: 'pgcluster_notify_flood', help: '1 while new remote names arrive faster than 100 a second (a NOTIFY flood)', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly invalidPayloads = new Counter({ name: 'pgcluster_invalid_payloads_total', help: 'Received payloads dropped as invalid', labelNames: ['namespace', 'name', 'problem'], registers: [this.registry] });
+  readonly notifyQueueUsage = new Gauge({ name: 'pgcluster_notify_queue_usage', help: 'Fill of the Postgres server notification queue (pg_notification_queue_usage, 0 to 1), read with each NOTIFY statement', labelNames: ['endpoint'], registers: [this.registry] });
   readonly postgresConnected = new Gauge({ name: 'pgcluster_postgres_connected', help: '1 when the listener is LISTENing and hears its own notifications', labelNames: ['endpoint'], registers: [this.registry] });
   readonly postgresReconnects = new Counter({ name: 'pgcluster_postgres_reconnects_total', help: 'Reconnections to Postgres', labelNames: ['endpoint', 'connection'], registers: [this.registry] });
   readonly heartbeatRtt = new Histogram({ name: 'pgcluster_heartbeat_rtt_seconds', help: 'Time from sending a notification to hearing it back', labelNames: ['endpoint'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry] });
   readonly kubeWrites = new Counter({ name: 'pgcluster_kube_writes_total', help: 'Writes to the Kubernetes API', labelNames: ['verb', 'resource'], registers: [this.registry] });
+  /** One annotation fan-out pass: its first PATCH issued to its last answered (controller/fanout.ts). */
+  readonly fanOutPass = new Histogram({ name: 'pgcluster_annotation_fanout_seconds', help: 'One pass of pod annotation writes, first issued to last answered', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
   readonly joinToPublished = new Histogram({ name: 'pgcluster_join_to_published_seconds', help: 'From a membership change seen to the outputs written', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry] });
+
+  /** What the pod cache holds, read at each scrape (set by the manager). */
+  podCache: () => { pods: number; watches: number } = () => ({ pods: 0, watches: 0 });
+  readonly cachedPods: Gauge = new Gauge({
+    name: 'pgcluster_cached_pods', help: 'Pods in the operator\'s cache: only pods some PgCluster selects or the operator wrote on', registers: [this.registry],
+    collect: (): void => this.cachedPods.set(this.podCache().pods),
+  });
+  readonly podWatches: Gauge = new Gauge({
+    name: 'pgcluster_pod_watches', help: 'Pod watches open: per namespace with PgClusters, one per distinct selector and one for the pods written on', registers: [this.registry],
+    collect: (): void => this.podWatches.set(this.podCache().watches),
+  });
+
+  /** Exports a PgCluster's conditions (kube-state-metrics' shape: one series per type and status); `drop` removes types. */
+  setConditions(namespace: string, name: string, conditions: readonly { type: string; status: string }[], drop: readonly string[] = []): void {
+    for (const c of conditions) for (const status of CONDITION_STATUSES) this.statusCondition.set({ namespace, name, type: c.type, status }, c.status === status ? 1 : 0);
+    for (const type of drop) for (const status of CONDITION_STATUSES) this.statusCondition.remove({ namespace, name, type, status });
+  }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });

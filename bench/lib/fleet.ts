@@ -2,7 +2,8 @@
 // measures what the operator costs when nothing changes.
 import type { KubeClient } from '../../src/kube/client.ts';
 import { createNamespace, createPgCluster, createPod, createSecret, cleanupNamespace } from './kube.ts';
-import { delta, deltaBy, metric, type OperatorProc } from './operator.ts';
+import { delta, deltaBy, metric, type OperatorProc, type Sample } from './operator.ts';
+import { operator, pick, type BenchCtx } from './context.ts';
 import { PgStats } from './pg.ts';
 import type { Report } from './report.ts';
 import { exactly, below } from './report.ts';
@@ -89,7 +90,9 @@ export async function awaitPublished(fleet: Fleet, what: string, timeoutMs: numb
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, rej) => { timer = setTimeout(() => {
       const p = fleet.tracker.allProgress();
-      rej(new Error(`${what}: only ${p.ok}/${p.total} outputs right after ${timeoutMs / 1000} s`));
+      // What is wrong, so that a failure in CI can be read: the bench's view of a few outputs against the pods.
+      const wrong = fleet.tracker.allWrong(3).map((w) => `${w.key} has [${w.have.slice(0, 5).join(' ')}] wants [${w.want.slice(0, 5).join(' ')}]`);
+      rej(new Error(`${what}: only ${p.ok}/${p.total} outputs right after ${timeoutMs / 1000} s; ${wrong.join('; ')}; kwok IP changes seen: ${fleet.tracker.ipChanges.length}`));
     }, timeoutMs); });
     return await Promise.race([done, timeout]).finally(() => clearTimeout(timer));
   } finally {
@@ -114,6 +117,8 @@ export interface SteadyResult {
   heapUsedMB: number;
   heapTotalMB: number;
   externalMB: number;
+  /** RSS by mapping at the end of the window (MB): the node executable, other files, anonymous. */
+  rssByMappingMB: { nodeBinary: number; otherFiles: number; anonymous: number };
 }
 
 /**
@@ -148,7 +153,9 @@ export async function measureSteady(op: OperatorProc, tracker: Tracker, database
     const tx = delta(s0, s1, 'pgcluster_notify_transactions_total');
     const sent = delta(s0, s1, 'pgcluster_notifications_sent_total');
     const mem = op.memory();
+    const map = op.memoryMap();
     return {
+      rssByMappingMB: { nodeBinary: map.nodeBinary / 2 ** 20, otherFiles: map.otherFiles / 2 ** 20, anonymous: map.anonymous / 2 ** 20 },
       seconds: dt,
       kubeWrites: writes,
       kubeWritesByResource: deltaBy(s0, s1, 'pgcluster_kube_writes_total', 'resource'),
@@ -181,4 +188,29 @@ export function reportSteady(report: Report, scenario: string, r: SteadyResult, 
   report.add(scenario, 'cpu_percent', 'operator CPU, % of one core', r.cpuPercent, '%', below(targets.cpuPercent, '%'));
   report.add(scenario, 'rss_mb', 'operator RSS', r.rssMB, 'MB', below(targets.rssMB, 'MB'));
   report.add(scenario, 'peak_rss_mb', 'operator peak RSS (VmHWM)', r.peakRssMB, 'MB');
+}
+
+export interface PublishedRun {
+  /** Operator start -> every output of the fleet published. */
+  publishS: number;
+  rssAtPublishMB: number;
+  /** The operator's metrics when everything was published. */
+  atPublish: Sample;
+  steady: SteadyResult;
+}
+
+/** A fresh operator on the fleet: time to publish everything, then a steady window; the operator is stopped after. */
+export async function publishAndMeasure(ctx: BenchCtx, name: string, fleet: Fleet, watch: string[], databaseUrl: string, seconds: number,
+  publishTimeoutMs = pick(ctx.mode, { full: 600_000, quick: 300_000, smoke: 120_000 })): Promise<PublishedRun> {
+  let op: OperatorProc | undefined;
+  try {
+    op = await operator(ctx, name, watch);
+    const publishedAt = await awaitPublished(fleet, name, publishTimeoutMs);
+    const atPublish = await op.scrape();
+    const mem = op.memory();
+    const steady = await measureSteady(op, fleet.tracker, databaseUrl, seconds, 5000);
+    return { publishS: (publishedAt - op.startedAt) / 1000, rssAtPublishMB: mem.rss / 2 ** 20, atPublish, steady };
+  } finally {
+    await op?.stop();
+  }
 }

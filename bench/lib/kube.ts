@@ -23,6 +23,8 @@ export interface PgClusterSpec {
   channel: string;
   heartbeatInterval?: string;
   peerTimeout?: string;
+  /** spec.output.annotationMinInterval */
+  annotationMinInterval?: string;
 }
 
 export function createPgCluster(kube: KubeClient, ns: string, name: string, s: PgClusterSpec): Promise<void> {
@@ -32,6 +34,7 @@ export function createPgCluster(kube: KubeClient, ns: string, name: string, s: P
     channel: s.channel,
     ...(s.heartbeatInterval ? { heartbeatInterval: s.heartbeatInterval } : {}),
     ...(s.peerTimeout ? { peerTimeout: s.peerTimeout } : {}),
+    ...(s.annotationMinInterval ? { output: { annotationMinInterval: s.annotationMinInterval } } : {}),
   });
 }
 

@@ -1,10 +1,9 @@
 // Members announcing themselves the libcluster_postgres way (LibclusterPostgres.Strategy): each member is a
 // libcluster stand-in (scripts/stack/libcluster-node.ts) with its own two connections, in a child process so
 // that their work is not the bench's; the parent talks to it over IPC (startSim below).
-import { fork, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { mapLimited } from '../../src/core/limit.ts';
 import { errorMessage } from '../../src/errors.ts';
+import { forkSim } from './simChild.ts';
 import { startLibclusterNode, type LibclusterNode } from '../../scripts/stack/libcluster-node.ts';
 
 export interface SimMember {
@@ -31,36 +30,10 @@ export interface Sim {
 
 /** Starts the simulator; resolves once every member is connected, LISTENing and heartbeating. */
 export async function startSim(url: string, members: SimMember[], intervalMs: number): Promise<Sim> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const replies: ((m: unknown) => void)[] = [];
-  let exited = false;
-  const gone = new Promise<void>((res) => child.on('exit', () => { exited = true; res(); }));
-  child.on('message', (m) => replies.shift()?.(m));
-  const ask = <T>(msg: Msg): Promise<T> => new Promise<T>((resolve, reject) => {
-    if (exited) { reject(new Error('the libcluster simulator exited')); return; }
-    replies.push((m) => {
-      const r = m as { error?: string };
-      if (r.error) reject(new Error(r.error)); else resolve(m as T);
-    });
-    child.send(msg);
-    void gone.then(() => reject(new Error('the libcluster simulator exited')));
-  });
-  try {
-    await ask<{ ok: true }>({ cmd: 'start', url, members, intervalMs });
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw e;
-  }
+  const sim = await forkSim<Msg>(import.meta.url, 'libcluster simulator', { cmd: 'start', url, members, intervalMs });
   return {
-    stats: () => ask<SimStats>({ cmd: 'stats' }),
-    stop: async () => {
-      if (!exited) {
-        child.send({ cmd: 'stop' } satisfies Msg);
-        const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-        await gone;
-        clearTimeout(t);
-      }
-    },
+    stats: () => sim.ask<SimStats>({ cmd: 'stats' }),
+    stop: () => sim.stop(30_000),
   };
 }
 

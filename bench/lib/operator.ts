@@ -1,7 +1,7 @@
 // The real operator program (node src/main.ts) as a child process, as in production: info-level JSON logs
 // (to a file), its own metrics port; figures come from its /metrics and from /proc.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './stack.ts';
 import { mono } from './util.ts';
@@ -26,7 +26,36 @@ export interface OperatorProc {
   logLines(text: string): number;
   /** VmRSS and VmHWM (peak) from /proc, in bytes. */
   memory(): { rss: number; peak: number };
+  /** Resident bytes by what is mapped (/proc/<pid>/smaps): what the RSS is made of. */
+  memoryMap(): MemoryMap;
   stop(): Promise<void>;
+}
+
+/** Resident memory by mapping, in bytes. */
+export interface MemoryMap {
+  /** The `node` executable's pages (its code and read-only data, shared with any other node process). */
+  nodeBinary: number;
+  /** Other files mapped: shared libraries, ICU data. */
+  otherFiles: number;
+  /** Anonymous memory: the V8 heap, code V8 compiled, malloc, thread stacks. */
+  anonymous: number;
+}
+
+/** Sums the Rss of each mapping of /proc/<pid>/smaps by kind. */
+export function memoryMapOf(smaps: string, executable: string): MemoryMap {
+  const out: MemoryMap = { nodeBinary: 0, otherFiles: 0, anonymous: 0 };
+  let kind: keyof MemoryMap = 'anonymous';
+  for (const line of smaps.split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (header) {
+      const path = header[1] ?? '';
+      kind = path === executable ? 'nodeBinary' : path.startsWith('/') ? 'otherFiles' : 'anonymous';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]) * 1024;
+  }
+  return out;
 }
 
 export interface OperatorOpts {
@@ -73,6 +102,7 @@ export async function startOperator(opts: OperatorOpts): Promise<OperatorProc> {
       ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=operator-${opts.name}.cpuprofile`] : []),
     ],
     env: opts.env,
+    logLevel: process.env.BENCH_LOG_LEVEL,
     readyTimeoutMs: 120_000,
   });
   const readyAt = mono();
@@ -93,6 +123,9 @@ export async function startOperator(opts: OperatorOpts): Promise<OperatorProc> {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
       return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+    },
+    memoryMap() {
+      return memoryMapOf(readFileSync(`/proc/${pid}/smaps`, 'utf8'), readlinkSync(`/proc/${pid}/exe`));
     },
     // SIGTERM: the operator stops heartbeats, closes connections and exits 0 (and writes its CPU profile).
     stop: async () => { await op.stop('SIGTERM', 20_000); },
@@ -118,4 +151,10 @@ export function deltaBy(a: Sample, b: Sample, name: string, label: string): Reco
 
 export function delta(a: Sample, b: Sample, name: string, labels: Record<string, string> = {}): number {
   return metric(b, name, labels) - metric(a, name, labels);
+}
+
+/** The mean, in ms, of what a `*_seconds` histogram observed between two samples, and how many (NaN if none). */
+export function histogramMeanMs(a: Sample, b: Sample, name: string): { meanMs: number; count: number } {
+  const count = delta(a, b, `${name}_count`);
+  return { meanMs: count ? (delta(a, b, `${name}_sum`) / count) * 1000 : NaN, count };
 }

@@ -54,3 +54,13 @@ export function cpuDelta(before: Map<string, number>, after: Map<string, number>
   }
   return Object.fromEntries(Object.entries(out).sort((a, b) => b[1] - a[1]));
 }
+
+/**
+ * CPU seconds of the API server and etcd: this stack's processes when their pids are known, otherwise every
+ * process of that name (a reused stack; other stacks on the machine then count too).
+ */
+export function controlPlaneCpuSeconds(pids: Record<string, number>): number {
+  const names = ['kube-apiserver', 'etcd'];
+  const known = names.map((n) => pids[n]).filter((p): p is number => p !== undefined);
+  return processCpu().filter((p) => (known.length === names.length ? known.includes(p.pid) : names.includes(p.comm))).reduce((s, p) => s + p.seconds, 0);
+}

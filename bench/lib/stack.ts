@@ -25,6 +25,8 @@ export interface BenchStack {
   kube: KubeClient;
   reused: boolean;
   kwokNode: string;
+  /** Pids of the stack's own processes by name (etcd, kube-apiserver, ...): known only for a stack started here. */
+  pids: Record<string, number>;
   /** The real node (kubelet on containerd), when a scenario asked for it (openStack({ realNode: true })). */
   realNode?: { name: string; containerd: string; hostIp: string; podCidr: string };
   /**
@@ -54,7 +56,7 @@ export async function openStack(opts: { realNode?: boolean } = {}): Promise<Benc
     say(`reusing the stack in ${PGCO_STACK_DIR}`);
     stack = {
       dir: PGCO_STACK_DIR, kubeconfig: KUBECONFIG, databaseUrl: DATABASE_URL, binDir: join(PGCO_STACK_DIR, 'bin'),
-      kube: kubeClient(KUBECONFIG), reused: true, kwokNode: KWOK_NODE,
+      kube: kubeClient(KUBECONFIG), reused: true, kwokNode: KWOK_NODE, pids: {},
       newPostgres: async () => { throw new Error('unset'); },
       stop: async () => {},
     };
@@ -68,7 +70,7 @@ export async function openStack(opts: { realNode?: boolean } = {}): Promise<Benc
     const s = await startStack({ dir, kwok: true, controllerManager: opts.realNode ?? false, realNode: opts.realNode ?? false });
     stack = {
       dir, kubeconfig: s.kube.kubeconfig, databaseUrl: s.postgres.url, binDir: s.kube.binDir,
-      kube: kubeClient(s.kube.kubeconfig), reused: false, kwokNode: KWOK_NODE,
+      kube: kubeClient(s.kube.kubeconfig), reused: false, kwokNode: KWOK_NODE, pids: s.kube.pids,
       newPostgres: async () => { throw new Error('unset'); },
       stop: () => s.stop(),
     };

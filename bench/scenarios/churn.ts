@@ -9,7 +9,7 @@ import { delta, deltaBy, type OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
 import { channelName, mono, pool, range, say, summarize, until, withTimeout } from '../lib/util.ts';
-import { round1, settle } from './join.ts';
+import { fanOutFloor, round1, settle } from './join.ts';
 
 export const churn: Scenario = {
   name: 'churn',
@@ -30,6 +30,12 @@ export const churn: Scenario = {
       const old = range(size).map((i) => `churn-a-${String(i).padStart(3, '0')}`);
       await pool(old, 16, (p) => kubelet.start(ns, p, { app: 'churn' }));
       await until('all pods Ready', () => tracker.members(ns, 'churn').length === size, 120_000);
+      // The fan-out floor of this run, on as many pods no PgCluster selects (item 5 of issue 13: the tail is
+      // judged against it, not in absolute ms).
+      const floorPods = range(size).map((i) => `floor-${i}`);
+      await pool(floorPods, 16, (p) => kubelet.start(ns, p, { app: 'floor' }));
+      await until('floor pods Ready', () => tracker.members(ns, 'floor').length === size, 120_000);
+      const floor = summarize(await fanOutFloor(kube, ns, floorPods, pick(ctx.mode, { full: 10, quick: 5, smoke: 2 }), 'o')).p50;
       op = await operator(ctx, 'churn', [ns]);
       await withTimeout(tracker.expectAll([{ ns, cm: c.cm, pods: old, app: 'churn', basename: 'churn' }]), 120_000, 'initial members published');
       await settle(op);
@@ -84,10 +90,12 @@ export const churn: Scenario = {
       r.add(S, 'coalescing', 'coalescing: naive / actual output writes', outputWrites ? naive / outputWrites : null, 'x');
       r.add(S, 'join_p50_ms', `join latency during churn p50 (${js.n} joins)`, js.p50, 'ms');
       r.add(S, 'join_p99_ms', 'join latency during churn p99', js.p99, 'ms', atMost(250, 'ms'));
+      r.add(S, 'floor_fanout_p50_ms', `floor: ${size} annotation PATCHes at the operator's concurrency, p50`, floor, 'ms');
+      r.add(S, 'join_p99_vs_floor', 'join latency during churn p99 / fan-out floor', js.p99 / floor, 'x', atMost(2, 'x'));
       r.add(S, 'leave_p99_ms', 'leave latency during churn p99', ls.p99, 'ms');
       r.add(S, 'cm_join_p99_ms', 'ConfigMap alone: join latency during churn p99', summarize(j.map((x) => x.cmMs)).p99, 'ms');
       r.detail(S, {
-        size, surge, rolloutSeconds: rolloutS, convergedSeconds: convergedS, changes, naive, outputWrites, totalWrites: total,
+        size, surge, floorFanOutMs: floor, rolloutSeconds: rolloutS, convergedSeconds: convergedS, changes, naive, outputWrites, totalWrites: total,
         writesByResource: byResource, joinMs: js, leaveMs: ls, 
         samples: { joins: j.map((x) => round1(x.ms)), leaves: l.map((x) => round1(x.ms)) },
       });

@@ -4,7 +4,7 @@
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
 import { createNamespace, createPgCluster, BenchKubelet, createSecret, cleanupNamespace } from '../lib/kube.ts';
 import { awaitJoin, awaitLeave, diagnose, type ClusterRef } from '../lib/membership.ts';
-import { delta, metric, type OperatorProc } from '../lib/operator.ts';
+import { delta, histogramMeanMs, metric, type OperatorProc } from '../lib/operator.ts';
 import { notifyRoundTrips } from '../lib/pg.ts';
 import { atMost } from '../lib/report.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
@@ -70,11 +70,7 @@ export const join: Scenario = {
       const fanOutRounds = pick(ctx.mode, { full: 10, quick: 5, smoke: 2 });
       const roles = { operator: op.pid, 'bench (this process)': process.pid };
       const cpu0 = cpuByRole(roles);
-      for (const r of range(fanOutRounds)) {
-        const t0 = mono();
-        await pool(floorPods, OPERATOR_WRITE_CONCURRENCY, (p) => patch(p, `o${r}`));
-        fanOut.push(mono() - t0);
-      }
+      fanOut.push(...await fanOutFloor(kube, ns, floorPods, fanOutRounds, 'o'));
       await sleep(200); // let the watchers finish with the last events
       const fanOutCpu = cpuDelta(cpu0, cpuByRole(roles));
       const patches = fanOutRounds * size;
@@ -97,6 +93,9 @@ export const join: Scenario = {
       const s0 = await op.scrape();
       const joins: Latency[] = [];
       const leaves: Latency[] = [];
+      // The floor again after every round, so that it samples the machine as the rounds do: its tail is the
+      // API server's on this machine at that moment, which a floor measured once beforehand does not show.
+      const floorDuring: number[] = [];
       for (const r of range(rounds)) {
         const victim = tracker.members(ns, 'join').map((p) => p.name).sort()[0]!;
         const left = awaitLeave(tracker, c, victim);
@@ -107,6 +106,8 @@ export const join: Scenario = {
         const joined = awaitJoin(tracker, c, pod);
         await kubelet.start(ns, pod, { app: 'join' });
         joins.push(await withTimeout(joined, 30_000, `${pod} in the outputs`).catch(explain));
+        await sleep(100 + Math.random() * 300);
+        floorDuring.push(...await fanOutFloor(kube, ns, floorPods, 1, `r${r}-`));
         await sleep(100 + Math.random() * 300);
         if ((r + 1) % 10 === 0) say(`join: ${r + 1}/${rounds} rounds`);
       }
@@ -122,10 +123,9 @@ export const join: Scenario = {
         await kubelet.start(ns, pod, { app: 'join' });
         idleJoins.push((await withTimeout(joined, 30_000, `${pod} in the outputs`).catch(explain)).ms);
       }
-      const internalN = delta(s0, s1, 'pgcluster_join_to_published_seconds_count');
-      const internalMean = internalN ? (delta(s0, s1, 'pgcluster_join_to_published_seconds_sum') / internalN) * 1000 : NaN;
-      const reconciles = delta(s0, s1, 'controller_runtime_reconcile_time_seconds_count');
-      const reconcileMean = reconciles ? (delta(s0, s1, 'controller_runtime_reconcile_time_seconds_sum') / reconciles) * 1000 : NaN;
+      const internalMean = histogramMeanMs(s0, s1, 'pgcluster_join_to_published_seconds').meanMs;
+      const { meanMs: passMean, count: passes } = histogramMeanMs(s0, s1, 'pgcluster_annotation_fanout_seconds');
+      const { meanMs: reconcileMean, count: reconciles } = histogramMeanMs(s0, s1, 'controller_runtime_reconcile_time_seconds');
 
       const j = summarize(joins.map((x) => x.ms));
       const l = summarize(leaves.map((x) => x.ms));
@@ -143,6 +143,18 @@ export const join: Scenario = {
       p.add(S, 'idle_join_max_ms', `join latency after ${IDLE_MS / 1000} s without any Kubernetes request, max of ${idleJoins.length}`, summarize(idleJoins).max, 'ms');
       p.add(S, 'cm_p50_ms', 'ConfigMap alone: join+leave latency p50', cmOnly.p50, 'ms');
       p.add(S, 'cm_p99_ms', 'ConfigMap alone: join+leave latency p99', cmOnly.p99, 'ms');
+      // Issue 13 item 5: the tail against the fan-out floor of the same run (absolute times drift here): p99
+      // against the p99 of the floor taken between the rounds (as many samples, the same moments), and
+      // against the median of the floor taken before them.
+      const during = summarize(floorDuring);
+      const floor = summarize(fanOut).p50;
+      p.add(S, 'join_p99_vs_floor', `join latency p99 / fan-out floor p99 (${during.n} floors between the rounds)`, j.p99 / during.p99, 'x', atMost(1.5, 'x'));
+      p.add(S, 'leave_p99_vs_floor', 'leave latency p99 / fan-out floor p99 (between the rounds)', l.p99 / during.p99, 'x', atMost(1.5, 'x'));
+      p.add(S, 'join_p50_vs_floor', 'join latency p50 / fan-out floor p50 (between the rounds)', j.p50 / during.p50, 'x');
+      p.add(S, 'join_p99_vs_floor_p50', 'join latency p99 / fan-out floor p50 (before the rounds)', j.p99 / floor, 'x');
+      p.add(S, 'leave_p99_vs_floor_p50', 'leave latency p99 / fan-out floor p50 (before the rounds)', l.p99 / floor, 'x');
+      p.add(S, 'floor_during_p50_ms', `floor between the rounds: ${size} annotation PATCHes, ${OPERATOR_WRITE_CONCURRENCY} in flight, p50`, during.p50, 'ms');
+      p.add(S, 'floor_during_p99_ms', 'floor between the rounds, p99', during.p99, 'ms');
       p.add(S, 'floor_notify_p50_ms', 'floor: pg_notify round trip p50', notify.p50, 'ms');
       p.add(S, 'floor_patch_p50_ms', 'floor: one annotation PATCH round trip p50', summarize(patchOne).p50, 'ms');
       p.add(S, 'floor_fanout_p50_ms', `floor: ${size} annotation PATCHes, ${OPERATOR_WRITE_CONCURRENCY} in flight, p50`, summarize(fanOut).p50, 'ms');
@@ -150,11 +162,12 @@ export const join: Scenario = {
       const cpuTotal = Object.values(cpuMsPerPatch).reduce((a, b) => a + b, 0);
       p.add(S, 'floor_cpu_per_patch_ms', `floor: machine CPU per annotation PATCH (${Object.entries(cpuMsPerPatch).slice(0, 4).map(([k, v]) => `${k} ${v}`).join(', ')})`, cpuTotal, 'ms');
       p.add(S, 'operator_internal_mean_ms', 'operator: change seen -> outputs written, mean', internalMean, 'ms');
+      p.add(S, 'operator_fanout_pass_mean_ms', `operator: one annotation fan-out pass (first PATCH issued -> last answered), mean of ${passes}`, passMean, 'ms');
       p.add(S, 'libcluster_k8s_poll_mean_ms', 'baseline: libcluster Kubernetes strategy, 5 s polling, mean (computed)', 2500, 'ms');
       p.add(S, 'libcluster_k8s_poll_max_ms', 'baseline: same, worst case (computed)', 5000, 'ms');
       p.detail(S, {
         members: size, rounds, joinsMs: j, leavesMs: l, allMs: all, configMapOnlyMs: cmOnly, floorNotifyMs: notify, floorPatchMs: summarize(patchOne),
-        floorFanOutMs: summarize(fanOut), fanOutCpuMsPerPatch: cpuMsPerPatch, floorFanOutWideMs: summarize(fanOutWide), operatorJoinToPublishedMeanMs: internalMean, reconcileMeanMs: reconcileMean, reconciles,
+        floorFanOutMs: summarize(fanOut), floorDuringRoundsMs: during, fanOutCpuMsPerPatch: cpuMsPerPatch, floorFanOutWideMs: summarize(fanOutWide), operatorJoinToPublishedMeanMs: internalMean, fanOutPassMeanMs: passMean, fanOutPasses: passes, reconcileMeanMs: reconcileMean, reconciles,
         idleJoinsMs: summarize(idleJoins), writesDuringRounds: delta(s0, s1, 'pgcluster_kube_writes_total'), 
         samples: { joins: joins.map((x) => round1(x.ms)), leaves: leaves.map((x) => round1(x.ms)), configMapJoins: joins.map((x) => round1(x.cmMs)), configMapLeaves: leaves.map((x) => round1(x.cmMs)) },
       });
@@ -176,6 +189,20 @@ async function livePodsWithIps(kube: KubeClient, ns: string, names: string[]): P
   const hits = all.items.filter((p) => p.status?.podIP && ips.has(p.status.podIP))
     .map((p) => `${p.metadata.namespace === ns ? '' : `${p.metadata.namespace}/`}${p.metadata.name}=${p.status?.podIP}${p.metadata.deletionTimestamp ? '(deleting)' : ''}`);
   return `live pods with those IPs: ${hits.join(' ') || '-'}`;
+}
+
+/**
+ * The fan-out floor: `pods.length` annotation PATCHes at the operator's concurrency, `rounds` times, over the
+ * bench's open connection, on pods no PgCluster selects (no reconcile wakes); the durations in ms.
+ */
+export async function fanOutFloor(kube: KubeClient, ns: string, pods: string[], rounds: number, tag: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const r of range(rounds)) {
+    const t0 = mono();
+    await pool(pods, OPERATOR_WRITE_CONCURRENCY, (p) => kube.patch(paths.pod(ns, p), { metadata: { annotations: { 'bench.pgcluster.io/probe': `${tag}${r}` } } }, 'pods'));
+    out.push(mono() - t0);
+  }
+  return out;
 }
 
 /** Waits until the operator has made no Kubernetes write for 3 s (status and Events after startup). */

@@ -4,6 +4,8 @@
 //   api      pod Ready (or deleted) -> every other member's annotation in the API shows it
 //   file     -> every other member's mounted annotation file, and separately its mounted ConfigMap file
 //   cluster  -> every other member's Node.list() contains it (join) / no longer lists it (leave)
+//   dns      -> every other member's resolver: the PgCluster's headless Service (output.service), asked of
+//               the real node's CoreDNS every 100 ms by a second busybox sidecar, answers with its IP / without
 // Beside it, anchors computed from the same events: libcluster's Kubernetes strategy and Phoenix's
 // dns_cluster, both polling every 5 s (see anchors() for the model). Then a few joins with the annotation
 // output off: the ConfigMap file alone, which waits for the kubelet's periodic resync.
@@ -16,8 +18,8 @@ import { cleanupNamespace, createNamespace, createSecret } from '../lib/kube.ts'
 import type { OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
-import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, buildBeamAppImage, importImage } from '../../scripts/stack/realnode.ts';
-import { beamAppContainer, fileWatcherContainer, onRealNode, parseAppLine, parseFileWatcherLine, peersVolumes } from '../../scripts/stack/apps.ts';
+import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, buildBeamAppImage, CLUSTER_DOMAIN, importImage } from '../../scripts/stack/realnode.ts';
+import { beamAppContainer, dnsWatcherContainer, fileWatcherContainer, onRealNode, parseAppLine, parseDnsWatcherLine, parseFileWatcherLine, peersVolumes } from '../../scripts/stack/apps.ts';
 import { isReady } from '../../scripts/stack/kube.ts';
 
 const run = promisify(execFile);
@@ -28,17 +30,17 @@ interface PodJson {
   metadata: { name: string; annotations?: Record<string, string>; deletionTimestamp?: string };
   status: { podIP?: string; conditions?: { type: string; status: string }[] };
 }
-type Kind = 'annotation' | 'configmap' | 'cluster';
+type Kind = 'annotation' | 'configmap' | 'cluster' | 'dns';
 interface Line { at: number; kind: Kind; names: string[] }
-interface EventTimes { kind: 'join' | 'leave'; api: number; annotation: number; configmap: number; cluster: number }
+interface EventTimes { kind: 'join' | 'leave'; api: number; annotation: number; configmap: number; cluster: number; dns: number }
 
 
-function podSpec(name: string, basename: string, cm: string) {
+function podSpec(name: string, basename: string, cm: string, dnsQuery: string) {
   return {
     apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: basename } },
     spec: {
       ...onRealNode,
-      containers: [beamAppContainer({ basename, cookieSecret: 'cookie', configMap: cm }), fileWatcherContainer('files', cm, 0.05)],
+      containers: [beamAppContainer({ basename, cookieSecret: 'cookie', configMap: cm }), fileWatcherContainer('files', cm, 0.05), dnsWatcherContainer('dns', dnsQuery, 0.1)],
       volumes: peersVolumes(cm).volumes,
     },
   };
@@ -59,6 +61,9 @@ async function allLines(ctx: BenchCtx, ns: string, basename: string): Promise<Ma
     if (f) lines.push({ at: f.at, kind: f.file, names: f.names });
     const a = container === 'app' ? parseAppLine(l) : undefined;
     if (a?.event === 'nodes') lines.push({ at: a.at, kind: 'cluster', names: a.arg.split(',').filter(Boolean) });
+    // Addresses as the names dns_cluster would dial: <its own basename>@<IP>.
+    const d = container === 'dns' ? parseDnsWatcherLine(l) : undefined;
+    if (d) lines.push({ at: d.at, kind: 'dns', names: d.addresses.map((ip) => `${basename}@${ip}`) });
   }
   return out;
 }
@@ -127,13 +132,13 @@ export const realnode: Scenario = {
       await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cookie' }, stringData: { cookie: randomBytes(24).toString('hex') } }, 'secrets');
       await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, {
         apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: 'rn' },
-        spec: { selector: { matchLabels: { app: basename } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channelName(ns, 'rn') },
+        spec: { selector: { matchLabels: { app: basename } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channelName(ns, 'rn'), output: { service: {} } },
       }, 'pgclusters');
       op = await operator(ctx, 'realnode', [ns]);
 
       const addPod = async () => {
         const name = `rn-${String(seq++).padStart(3, '0')}`;
-        await kube.create(`/api/v1/namespaces/${ns}/pods`, podSpec(name, basename, cm), 'pods');
+        await kube.create(`/api/v1/namespaces/${ns}/pods`, podSpec(name, basename, cm, `rn-peers.${ns}.svc.${CLUSTER_DOMAIN}.`), 'pods');
         live.push(name);
         return name;
       };
@@ -183,7 +188,7 @@ export const realnode: Scenario = {
         })();
         const result = await until(`realnode: ${kind} of ${pod} (${name}) seen by ${others.length} members`, async () => {
           const all = await allLines(ctx, ns, basename);
-          const firsts: Record<Kind, number> = { annotation: NaN, configmap: NaN, cluster: NaN };
+          const firsts: Record<Kind, number> = { annotation: NaN, configmap: NaN, cluster: NaN, dns: NaN };
           for (const o of others) {
             const lines = (all.get(o) ?? []).filter((l) => l.at >= since);
             for (const k of views) {
@@ -197,14 +202,14 @@ export const realnode: Scenario = {
         }, withApi ? 120_000 : 400_000, withApi ? 200 : 2000).finally(() => { measuring = false; });
         await apiPoll;
         const after = (t: number) => Math.max(0, t - t0);
-        return { kind, api: after(api), annotation: after(result.annotation), configmap: after(result.configmap), cluster: after(result.cluster) };
+        return { kind, api: after(api), annotation: after(result.annotation), configmap: after(result.configmap), cluster: after(result.cluster), dns: after(result.dns) };
       };
       const readyAt = async (pod: string) => until(`realnode: ${pod} Ready`, async () => {
         const p = (await podsJson()).find((x) => x.metadata.name === pod);
         return p && isReady(p) && p.status.podIP ? { t: Date.now(), name: `${basename}@${p.status.podIP}` } : false;
       }, 120_000, 50);
 
-      const ALL: Kind[] = ['annotation', 'configmap', 'cluster'];
+      const ALL: Kind[] = ['annotation', 'configmap', 'cluster', 'dns'];
       /** The oldest pod leaves (measured when `leaveViews`), then a new one joins, measured from Ready. */
       const round = async (leaveViews: Kind[], joinViews: Kind[]) => {
         const victim = live.shift()!;
@@ -224,7 +229,7 @@ export const realnode: Scenario = {
       for (let i = 0; i < rounds; i++) {
         const { leave, join } = await round(ALL, ALL);
         events.push(leave!, join);
-        say(`realnode: round ${i + 1}/${rounds}: join api ${join.api.toFixed(0)} / files ${join.annotation.toFixed(0)}, ${join.configmap.toFixed(0)} / cluster ${join.cluster.toFixed(0)} ms; leave cluster ${leave!.cluster.toFixed(0)} ms`);
+        say(`realnode: round ${i + 1}/${rounds}: join api ${join.api.toFixed(0)} / files ${join.annotation.toFixed(0)}, ${join.configmap.toFixed(0)} / cluster ${join.cluster.toFixed(0)} ms; dns ${join.dns.toFixed(0)} ms; leave cluster ${leave!.cluster.toFixed(0)} / dns ${leave!.dns.toFixed(0)} ms`);
         await settled(`round ${i + 1}`);
       }
 
@@ -244,12 +249,14 @@ export const realnode: Scenario = {
       d.join_annotation = rows('join_file_annotation', 'join: -> every mounted annotation file', joins.map((e) => e.annotation), 1000);
       d.join_configmap = rows('join_file_configmap', 'join: -> every mounted ConfigMap file', joins.map((e) => e.configmap), 1000);
       d.join_cluster = rows('join_cluster', 'join: -> in every Node.list()', joins.map((e) => e.cluster), 2000);
+      d.join_dns = rows('join_dns', 'join: -> in every member\'s DNS answer (CoreDNS, TTL 5 s)', joins.map((e) => e.dns));
       d.join_libcluster_k8s = rows('join_anchor_libcluster_k8s', 'join anchor: libcluster Kubernetes strategy (5 s API polling)', anchor.map((a) => a.libcluster));
       d.join_dns_cluster = rows('join_anchor_dns_cluster', 'join anchor: dns_cluster (5 s DNS polling, 5 s TTL)', anchor.map((a) => a.dns));
       d.leave_api = rows('leave_api', 'leave: deleted -> off every annotation (API)', leaves.map((e) => e.api));
       d.leave_annotation = rows('leave_file_annotation', 'leave: -> off every mounted annotation file', leaves.map((e) => e.annotation), 1000);
       d.leave_configmap = rows('leave_file_configmap', 'leave: -> off every mounted ConfigMap file', leaves.map((e) => e.configmap), 1000);
       d.leave_cluster = rows('leave_cluster', 'leave: -> gone from every Node.list()', leaves.map((e) => e.cluster), 2000);
+      d.leave_dns = rows('leave_dns', 'leave: -> gone from every member\'s DNS answer', leaves.map((e) => e.dns));
 
       // The ConfigMap file alone: annotation output off. The app reads the (now empty) annotation file, so
       // only the ConfigMap file is measured; leaves are not (each would wait a resync too).

@@ -22,37 +22,70 @@ export function peersVolumes(configMap: string, annotation = 'pgcluster.io/peers
 }
 
 /**
- * A busybox container that polls both peers files every `pollSeconds` and logs
- * "<uptime s> annotation|configmap <names, comma-separated>" when one changes (busybox's date has no
- * sub-second format; /proc/uptime is the machine's, which pods share: parseFileWatcherLine maps it to wall time).
+ * A busybox container that runs `probe` (shell lines that set variables and log changes with "$t", the machine's
+ * uptime: busybox's date has no sub-second format, and pods share /proc/uptime) every `pollSeconds`.
  */
-export function fileWatcherContainer(name: string, configMap: string, pollSeconds: number) {
+function watcherContainer(name: string, init: string, probe: string[], pollSeconds: number) {
   return {
     name, image: BUSYBOX_IMAGE, imagePullPolicy: 'Never',
-    command: ['sh', '-c', [
-      'la=x; lc=x',
-      'while true; do',
-      `  a=$(cat ${ANNOTATION_FILE} 2>/dev/null)`,
-      `  c=$(cat ${CONFIGMAP_FILE} 2>/dev/null | tr "\\n" "," | sed "s/,$//")`,
-      '  t=$(cut -d" " -f1 /proc/uptime)',
-      '  [ "$a" != "$la" ] && echo "$t annotation $a" && la=$a',
-      '  [ "$c" != "$lc" ] && echo "$t configmap $c" && lc=$c',
-      `  sleep ${pollSeconds}`,
-      'done',
-    ].join('\n')],
-    volumeMounts: peersVolumes(configMap).mounts,
+    command: ['sh', '-c', [init, 'while true; do', ...probe.map((l) => `  ${l}`), `  sleep ${pollSeconds}`, 'done'].join('\n')],
     resources: { requests: { cpu: '5m', memory: '8Mi' }, limits: { memory: '32Mi' } },
   };
 }
 
+/**
+ * A busybox container that polls both peers files every `pollSeconds` and logs
+ * "<uptime s> annotation|configmap <names, comma-separated>" when one changes (parseFileWatcherLine maps the
+ * uptime to wall time).
+ */
+export function fileWatcherContainer(name: string, configMap: string, pollSeconds: number) {
+  return {
+    ...watcherContainer(name, 'la=x; lc=x', [
+      `a=$(cat ${ANNOTATION_FILE} 2>/dev/null)`,
+      `c=$(cat ${CONFIGMAP_FILE} 2>/dev/null | tr "\\n" "," | sed "s/,$//")`,
+      't=$(cut -d" " -f1 /proc/uptime)',
+      '[ "$a" != "$la" ] && echo "$t annotation $a" && la=$a',
+      '[ "$c" != "$lc" ] && echo "$t configmap $c" && lc=$c',
+    ], pollSeconds),
+    volumeMounts: peersVolumes(configMap).mounts,
+  };
+}
+
+/**
+ * A busybox container that asks the cluster DNS for `query`'s A records every `pollSeconds` (busybox
+ * nslookup, which sends to the nameserver of the pod's resolv.conf, the way an app's resolver does: no cache
+ * in the pod) and logs "<uptime s> dns <addresses, comma-separated>" when the answer changes; an answer
+ * without addresses (NXDOMAIN, none yet) logs an empty list. Like Phoenix's dns_cluster or libcluster's
+ * DNSPoll, which poll the same name. `query` should end with a dot: no search-list expansion.
+ */
+export function dnsWatcherContainer(name: string, query: string, pollSeconds: number) {
+  return watcherContainer(name, 'last=x', [
+    `a=$(nslookup -type=a ${query} 2>/dev/null | awk '/^Name:/{n=1} n && /^Address/{print $2}' | sort | tr "\\n" "," | sed "s/,$//")`,
+    't=$(cut -d" " -f1 /proc/uptime)',
+    '[ "$a" != "$last" ] && echo "$t dns $a" && last=$a',
+  ], pollSeconds);
+}
+
 let uptimeOffsetMs: number | undefined;
+
+/** A line "<uptime s> <what> <comma-separated list>" of the watchers above: when (wall-clock ms), what, the list. */
+function parseWatcherLine<W extends string>(line: string, what: readonly W[]): { at: number; what: W; items: string[] } | undefined {
+  const m = /^(\d+\.\d+) (\w+) ?(.*)$/.exec(line.trim());
+  if (!m || !(what as readonly string[]).includes(m[2]!)) return undefined;
+  uptimeOffsetMs ??= Date.now() - Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
+  return { at: Number(m[1]) * 1000 + uptimeOffsetMs, what: m[2] as W, items: m[3]!.split(',').filter(Boolean) };
+}
 
 /** The line fileWatcherContainer logs, parsed: when (wall-clock ms), which file, the names. */
 export function parseFileWatcherLine(line: string): { at: number; file: 'annotation' | 'configmap'; names: string[] } | undefined {
-  const m = /^(\d+\.\d+) (annotation|configmap) ?(.*)$/.exec(line.trim());
-  if (!m) return undefined;
-  uptimeOffsetMs ??= Date.now() - Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * 1000;
-  return { at: Number(m[1]) * 1000 + uptimeOffsetMs, file: m[2] as 'annotation' | 'configmap', names: m[3]!.split(',').filter(Boolean) };
+  const p = parseWatcherLine(line, ['annotation', 'configmap'] as const);
+  return p && { at: p.at, file: p.what, names: p.items };
+}
+
+/** The line dnsWatcherContainer logs, parsed: when (wall-clock ms), the addresses the DNS answered. */
+export function parseDnsWatcherLine(line: string): { at: number; addresses: string[] } | undefined {
+  const p = parseWatcherLine(line, ['dns'] as const);
+  return p && { at: p.at, addresses: p.items };
 }
 
 /** A line of examples/elixir-app's output: "<unix ms> <event> <arg>" (seen, gone, connected, nodes, warning ...). */

@@ -22,6 +22,8 @@ export interface StackOpts {
   controllerManager?: boolean;
   /** Add a real node (containerd, runc, CNI bridge, kubelet, kube-scheduler); needs root. */
   realNode?: boolean;
+  /** promtool in the bin dir (default true; the demo has no use for it). */
+  promtool?: boolean;
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -34,7 +36,7 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   // Postgres is quick; start it alongside the (slower) control plane and clean up either if the other fails.
   const [pgRes, kubeRes] = await Promise.allSettled([
     startPostgres({ dir: join(dir, 'postgres') }),
-    startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true, realNode: opts.realNode ?? false }),
+    startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true, realNode: opts.realNode ?? false, promtool: opts.promtool ?? true }),
   ]);
   if (pgRes.status === 'rejected' || kubeRes.status === 'rejected') {
     if (pgRes.status === 'fulfilled') await pgRes.value.destroy();

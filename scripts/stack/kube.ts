@@ -36,6 +36,8 @@ export interface KubeOpts {
   /** Prepare the control plane for a real kubelet (scripts/stack/realnode.ts): Node authorization, a node
    *  token, ServiceAccount token volumes for pods, kube-root-ca.crt in every namespace, a tainted kwok node. */
   realNode?: boolean;
+  /** Put promtool (built from the Prometheus module) in the bin dir, for the alerting-rule tests. */
+  promtool?: boolean;
 }
 
 export const K8S_VERSION = 'v1.34.4';
@@ -151,7 +153,7 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
   const assets = process.env.KUBEBUILDER_ASSETS;
 
   // Binaries: everything through build-binaries.sh, which prefers KUBEBUILDER_ASSETS for kube/etcd/kcm.
-  const comps = ['kube', 'etcd', 'helm', ...(opts.kwok ? ['kwok'] : []), ...(opts.controllerManager ? ['kcm'] : [])];
+  const comps = ['kube', 'etcd', 'helm', ...(opts.kwok ? ['kwok'] : []), ...(opts.controllerManager ? ['kcm'] : []), ...(opts.promtool ? ['promtool'] : [])];
   if (assets) {
     for (const b of ['kube-apiserver', 'etcd', 'kubectl']) {
       if (!existsSync(join(assets, b))) throw new Error(`KUBEBUILDER_ASSETS=${assets} has no ${b}; point it at a setup-envtest dir or unset it to build from source`);
@@ -165,6 +167,7 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
     'kube-apiserver': dirs.kube!, kubectl: dirs.kube!, etcd: dirs.etcd!, helm: dirs.helm!,
     ...(opts.kwok ? { kwok: dirs.kwok! } : {}),
     ...(opts.controllerManager ? { 'kube-controller-manager': dirs.kcm! } : {}),
+    ...(opts.promtool ? { promtool: dirs.promtool! } : {}),
   };
   for (const [name, d] of Object.entries(bins)) {
     const real = join(d, name);
@@ -258,6 +261,10 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
         `--kubeconfig=${kubeconfig}`, '--manage-all-nodes=false',
         '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
         '--cidr=10.244.0.1/16', '--node-ip=10.240.0.10',
+        // A node Lease renewed like a kubelet's. Without it kwok refreshes the Node's status only every ~55 s,
+        // past the node-lifecycle controller's 50 s grace period (it runs beside a real node): the Node went
+        // Unknown for a few seconds each minute and every kwok pod was marked NotReady, then Ready again.
+        '--node-lease-duration-seconds=40',
       ], { logFile: join(dir, 'kwok.log'), deathSignal: 'TERM', env: { ...process.env, HOME: dir } });
       procs.push(kwok);
       pids.kwok = kwok.pid;

@@ -101,6 +101,8 @@ export interface PostgresOpts {
   binDir?: string;
   /** Also listen on this address of the machine (e.g. the real node's bridge) and admit clients from clientCidr. */
   extraListen?: { address: string; clientCidr: string };
+  /** More postgresql.conf settings (e.g. a small max_notify_queue_pages, to fill the queue in a test). */
+  settings?: Record<string, string>;
 }
 
 export async function startPostgres(opts: PostgresOpts = {}): Promise<PostgresServer> {
@@ -143,6 +145,7 @@ export async function startPostgres(opts: PostgresOpts = {}): Promise<PostgresSe
     'max_connections = 2500', 'shared_buffers = 32MB', 'huge_pages = off',
     `password_encryption = 'scram-sha-256'`,
     'logging_collector = off', `log_line_prefix = '%m [%p] '`,
+    ...Object.entries(opts.settings ?? {}).map(([k, v]) => `${k} = '${v}'`),
     '',
   ].join('\n'));
 

@@ -8,6 +8,10 @@
 // TCP relay in this process forwards it to the API server on loopback (TLS passes through; the server's
 // certificate names the Service IP). Nothing touches iptables: no masquerading, no port mapping — pods talk
 // to each other and to this machine only.
+//
+// Cluster DNS: CoreDNS (scripts/build-binaries.sh coredns) with its kubernetes plugin serves CLUSTER_DOMAIN on
+// BRIDGE_IP:53, and the kubelet's clusterDNS points pods' resolv.conf at it. No forward plugin: a name outside
+// the cluster domain gets no answer, so a pod is never led to dial anything beyond this machine.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +29,15 @@ const POD_RANGE_END = '10.201.0.199';
 export const TEST_HOST_IPS = Array.from({ length: 55 }, (_, i) => `10.201.0.${200 + i}`);
 /** The first IP of the API server's --service-cluster-ip-range: the `kubernetes` Service. */
 export const KUBERNETES_SERVICE_IP = '10.0.0.1';
+/** The cluster domain CoreDNS serves and the kubelet writes into pods' resolv.conf search list. */
+export const CLUSTER_DOMAIN = 'cluster.local';
+/** The pods' nameserver: CoreDNS listens on the bridge's gateway address. */
+export const CLUSTER_DNS_IP = BRIDGE_IP;
+/**
+ * Record TTL of the kubernetes plugin and the most the cache plugin keeps an answer: the plugin's own default
+ * (5 s). kubeadm's default Corefile uses 30 for both, so there a change takes up to 30 s longer to be seen.
+ */
+export const CLUSTER_DNS_TTL_SECONDS = 5;
 /** Only pods that tolerate this run on the real node, so no other test's pod ever tries to pull an image. */
 export const REAL_NODE_TAINT = { key: 'pgcluster.io/real-node', value: 'true', effect: 'NoSchedule' };
 export const PAUSE_IMAGE = 'localhost/pgco-pause:3.10';
@@ -208,9 +221,10 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
   })();
 
   try {
-    const { node } = await ensureBinaries(['node']);
+    const { node, coredns: corednsDir } = await ensureBinaries(['node', 'coredns']);
     // Beside kubectl and helm in the stack's bin dir (on the PATH of `source .stack/env` and of the tests).
     for (const b of ['kubelet', 'kube-scheduler']) symlinkSync(join(node!, b), join(kube.binDir, b));
+    symlinkSync(join(corednsDir!, 'coredns'), join(kube.binDir, 'coredns'));
     const kubelet = join(kube.binDir, 'kubelet');
     const scheduler = join(kube.binDir, 'kube-scheduler');
 
@@ -221,6 +235,28 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
     await sh('ip', ['addr', 'add', `${KUBERNETES_SERVICE_IP}/32`, 'dev', BRIDGE], 'adding the kubernetes Service IP');
     await sh('ip', ['link', 'set', BRIDGE, 'up'], 'bringing the pod bridge up');
     apiRelay = await relay(KUBERNETES_SERVICE_IP, 443, Number(new URL(kube.server).port));
+
+    // Cluster DNS, as kubeadm's Corefile has it less forward, prometheus, loop and reload; its informers
+    // sync while the images are built, and it is waited for below. The admin kubeconfig: it lists and
+    // watches Services, EndpointSlices and Namespaces.
+    const [dnsHealthPort, dnsReadyPort] = [await freePort(), await freePort()];
+    writeFileSync(join(dir, 'Corefile'), [
+      '.:53 {',
+      `  bind ${CLUSTER_DNS_IP}`,
+      '  errors',
+      `  health 127.0.0.1:${dnsHealthPort}`,
+      `  ready 127.0.0.1:${dnsReadyPort}`,
+      `  kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {`,
+      `    kubeconfig ${kube.kubeconfig}`,
+      '    fallthrough in-addr.arpa ip6.arpa',
+      `    ttl ${CLUSTER_DNS_TTL_SECONDS}`,
+      '  }',
+      `  cache ${CLUSTER_DNS_TTL_SECONDS}`,
+      '}',
+      '',
+    ].join('\n'));
+    const coredns = startProc('coredns', join(kube.binDir, 'coredns'), ['-conf', join(dir, 'Corefile')], { logFile: join(dir, 'coredns.log'), deathSignal: 'TERM', cwd: dir });
+    procs.push(coredns);
 
     // containerd with a config, root, state and socket of its own.
     const cni = cniDir()!;
@@ -263,6 +299,8 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
     await buildBusyboxImage(cacheDir());
     await loadImage(PAUSE_IMAGE);
     await loadImage(BUSYBOX_IMAGE);
+    // Ready once the kubernetes plugin has synced its informers.
+    await waitReady(coredns, `ready (${CLUSTER_DNS_IP}:53, /ready)`, async () => (await fetch(`http://127.0.0.1:${dnsReadyPort}/ready`).catch(() => undefined))?.status === 200, 60_000);
 
     // kubelet: cgroupfs without QoS cgroups (cgroup v1 hybrid host), no iptables, its own root dir.
     const kdir = join(dir, 'kubelet');
@@ -281,6 +319,8 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
       imageGCHighThresholdPercent: 100, imageGCLowThresholdPercent: 99,
       registerWithTaints: [REAL_NODE_TAINT],
       resolvConf: '', volumePluginDir: join(kdir, 'volume-plugins'),
+      // Pods' resolv.conf: `nameserver CLUSTER_DNS_IP`, `search <ns>.svc.cluster.local svc.cluster.local cluster.local`.
+      clusterDNS: [CLUSTER_DNS_IP], clusterDomain: CLUSTER_DOMAIN,
       // Default refresh behaviour of users' clusters (syncFrequency 1m, configMapAndSecretChangeDetectionStrategy Watch).
     }, null, 2));
     const kl = startProc('kubelet', kubelet, [

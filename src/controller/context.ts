@@ -1,9 +1,10 @@
 // What every reconcile needs, in one place (kube-rs controller-rs's Context).
 import type { Clock } from '../core/clock.ts';
+import type { Semaphore } from '../core/limit.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { KubeObject } from '../kube/client.ts';
-import type { ConfigMapObject, PgClusterObject } from '../kube/resources.ts';
+import type { ConfigMapObject, EndpointSliceObject, PgClusterObject, ServiceObject } from '../kube/resources.ts';
 import type { PodObject } from '../kube/pods.ts';
 import type { Writer } from './apply.ts';
 import type { EndpointPool } from './endpointPool.ts';
@@ -18,19 +19,36 @@ export interface Cache<T> {
 }
 
 export interface Context {
+  /** This operator's identity (its pod name): the sender of its side-channel messages. */
+  identity: string;
   log: Logger;
   metrics: Metrics;
   pgclusters: Cache<PgClusterObject>;
-  pods: Cache<PodObject>;
+  /** Only selected pods and pods written on (kube/watchSet.ts); `synced` says when a PgCluster's watches have filled. */
+  pods: Cache<PodObject> & { synced(ns: string, selectors: readonly string[]): boolean };
   configMaps: Cache<ConfigMapObject>;
+  /** Ours only (labelled): the DNS output's Services and EndpointSlices. */
+  services: Cache<ServiceObject>;
+  endpointSlices: Cache<EndpointSliceObject>;
   writer: Writer;
   secrets: SecretSource;
   pool: EndpointPool;
   runtimes: Map<string, ClusterRuntime>;
-  queue: Pick<WorkQueue, 'add'>;
+  queue: Pick<WorkQueue, 'add' | 'addAfter'>;
+  /**
+   * Every PgCluster's annotation PATCHes share it (WRITE_CONCURRENCY in flight in all): 1,000 fan-outs at once
+   * would otherwise put tens of thousands of requests on the API server together.
+   */
+  podWrites: Semaphore;
   /** Writes whose watch event has not arrived yet (see WriteMemo). */
   written: WriteMemo;
   clock: Clock;
+}
+
+/** A work-queue key, `<namespace>/<name>`, as its two parts. */
+export function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
 }
 
 /** Memo entries older than this are dropped (a pod deleted right after we patched it is never observed). */

@@ -8,19 +8,24 @@ export class EndpointPool {
   #log: Logger;
   #hooks: (endpointId: () => string) => EndpointHooks;
   #onCreate: (ep: PgEndpoint) => void;
+  #identity: string | undefined;
+  #closed = false;
 
-  constructor(log: Logger, hooks: (endpointId: () => string) => EndpointHooks, onCreate: (ep: PgEndpoint) => void) {
+  constructor(log: Logger, hooks: (endpointId: () => string) => EndpointHooks, onCreate: (ep: PgEndpoint) => void, identity?: string) {
     this.#log = log;
     this.#hooks = hooks;
     this.#onCreate = onCreate;
+    this.#identity = identity;
   }
 
   /** The endpoint for `url`, registering `user` (a PgCluster key) as one of its users. */
   acquire(url: string, user: string, parsed?: ParsedPgUrl): PgEndpoint {
+    // A reconcile still running when the replica stops must not open new connections (and announce).
+    if (this.#closed) throw new Error('the Postgres endpoints are closed: this replica is stopping');
     let entry = this.#entries.get(url);
     if (!entry) {
       let id = '';
-      const endpoint = new PgEndpoint({ url, parsed, log: this.#log, hooks: this.#hooks(() => id) });
+      const endpoint = new PgEndpoint({ url, parsed, log: this.#log, hooks: this.#hooks(() => id), ...(this.#identity ? { identity: this.#identity } : {}) });
       id = endpoint.id;
       entry = { endpoint, users: new Set() };
       this.#entries.set(url, entry);
@@ -45,7 +50,9 @@ export class EndpointPool {
     return this.#entries.size;
   }
 
+  /** Closes every endpoint; acquire refuses from now on. */
   async closeAll(): Promise<void> {
+    this.#closed = true;
     const all = [...this.#entries.values()];
     this.#entries.clear();
     await Promise.allSettled(all.map((e) => e.endpoint.close()));

@@ -3,19 +3,23 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { KubeClient, KubeObject } from '../kube/client.ts';
 import { Informer, Store, objectKey, stripManagedFields } from '../kube/informer.ts';
-import { paths, type ConfigMapObject, type PgClusterObject } from '../kube/resources.ts';
+import { WatchSet } from '../kube/watchSet.ts';
+import { paths, type ConfigMapObject, type EndpointSliceObject, type EventInput, type PgClusterObject, type ServiceObject } from '../kube/resources.ts';
+import { SLICE_MANAGED_BY, SLICE_MANAGED_BY_LABEL } from './dnsOutput.ts';
 import { slimPod, type PodObject } from '../kube/pods.ts';
 import { matchesSelector } from '../core/selector.ts';
-import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL } from '../core/spec.ts';
+import { onlyOwnAnnotationsChanged, ownedKeys } from '../core/ownership.ts';
+import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, outputNames, podWatches } from '../core/spec.ts';
 import { systemClock, type Clock } from '../core/clock.ts';
-import { UserError } from '../errors.ts';
 import { getSecret } from '../kube/resources.ts';
 import type { PgEndpoint } from '../postgres/endpoint.ts';
-import { kubeWriter } from './apply.ts';
-import { WriteMemo, type Context } from './context.ts';
+import { WRITE_CONCURRENCY, fencedWriter, kubeWriter, recordEvent } from './apply.ts';
+import { Semaphore } from '../core/limit.ts';
+import { splitKey, WriteMemo, type Context } from './context.ts';
 import { EndpointPool } from './endpointPool.ts';
-import { errorPolicy, reportUserError } from './errorPolicy.ts';
-import { RESYNC_MS, reconcile, type ReconcileResult } from './reconcile.ts';
+import { errorPolicy } from './errorPolicy.ts';
+import { reconcile } from './reconcile.ts';
+import { queueFilling } from '../core/notifyQueue.ts';
 import type { ClusterRuntime } from './runtime.ts';
 import { SecretSource } from './secrets.ts';
 import { WorkQueue } from './workqueue.ts';
@@ -33,8 +37,11 @@ export interface ManagerOptions {
 
 interface Stores {
   pgclusters: Store<PgClusterObject>;
-  pods: Store<PodObject>;
+  /** Only the pods some PgCluster selects or the operator wrote on (kube/watchSet.ts): per namespace, per selector. */
+  pods: WatchSet<PodObject>;
   configMaps: Store<ConfigMapObject>;
+  services: Store<ServiceObject>;
+  endpointSlices: Store<EndpointSliceObject>;
 }
 
 export class Manager {
@@ -43,12 +50,14 @@ export class Manager {
   #queue: WorkQueue;
   #workers: number;
   #running: Promise<void> | undefined;
+  /** False once this replica must not write to Kubernetes any more (stopping, or it lost its Lease). */
+  #mayWrite = true;
 
   constructor(opts: ManagerOptions) {
     const { kube, log, metrics } = opts;
     const clock = opts.clock ?? systemClock;
     const scopes = opts.namespaces ?? [undefined];
-    const informers = <T extends PgClusterObject | PodObject | ConfigMapObject>(path: (ns?: string) => string, extra: { labelSelector?: string; resyncMs?: number; transform?: (o: KubeObject) => KubeObject } = {}) =>
+    const informers = <T extends KubeObject>(path: (ns?: string) => string, extra: { labelSelector?: string; resyncMs?: number; transform?: (o: KubeObject) => KubeObject } = {}) =>
       new Store<T>(scopes.map((ns) => new Informer<T>(kube, { path: path(ns), log, ...extra })));
     const queue = new WorkQueue({ hooks: metrics.queueHooks(), clock });
     this.#queue = queue;
@@ -66,24 +75,54 @@ export class Manager {
           onPayload: () => (received ??= metrics.notificationsReceived.labels({ endpoint: id() })).inc(),
           onEcho: (ms) => metrics.heartbeatRtt.observe({ endpoint: id() }, ms / 1000),
           onReconnect: (which) => metrics.postgresReconnects.inc({ endpoint: id(), connection: which }),
+          onQueueUsage: (usage) => this.#queueUsage(id(), usage),
         };
       },
       (ep) => this.#watchEndpoint(ep),
+      opts.identity,
     );
     this.#stores = {
       pgclusters: informers<PgClusterObject>(paths.pgclusters, { resyncMs: 600_000 }),
-      pods: informers<PodObject>(paths.pods, { transform: (o) => slimPod(o as PodObject) }),
+      pods: new WatchSet<PodObject>(kube, { path: (ns) => paths.pods(ns), transform: (o) => slimPod(o as PodObject), log }),
       configMaps: informers<ConfigMapObject>(paths.configMaps, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
+      // The DNS output's objects: ours only, by label (a cluster's other Services and slices are not cached).
+      services: informers<ServiceObject>(paths.services, { labelSelector: `${MANAGED_BY_LABEL}=${MANAGED_BY}` }),
+      endpointSlices: informers<EndpointSliceObject>(paths.endpointSlices, { labelSelector: `${SLICE_MANAGED_BY_LABEL}=${SLICE_MANAGED_BY}` }),
     };
+    metrics.podCache = () => ({ pods: this.#stores.pods.size, watches: this.#stores.pods.watchCount });
     this.ctx = {
-      log, metrics, queue, runtimes, pool, clock,
+      identity: opts.identity, log, metrics, queue, runtimes, pool, clock,
       ...this.#stores,
-      writer: kubeWriter(kube, opts.identity, clock),
+      writer: fencedWriter(kubeWriter(kube, opts.identity, clock), () => this.#mayWrite),
       secrets: new SecretSource((ns, name) => getSecret(kube, ns, name), clock),
       written: new WriteMemo(clock, (o) => (o.kind === 'Pod' ? slimPod(o as PodObject) : stripManagedFields(o))),
+      podWrites: new Semaphore(WRITE_CONCURRENCY),
     };
     this.#workers = opts.workers ?? 4;
   }
+
+  /** The server's notification queue: a gauge, and an Event on each PgCluster of the endpoint when it starts or stops filling. */
+  #queueUsage(endpoint: string, usage: number): void {
+    const { metrics, runtimes, pgclusters, log } = this.ctx;
+    metrics.notifyQueueUsage.set({ endpoint }, usage);
+    const was = this.#queueFilling.has(endpoint);
+    const now = queueFilling(was, usage);
+    if (now === was) return;
+    if (now) this.#queueFilling.add(endpoint);
+    else this.#queueFilling.delete(endpoint);
+    const percent = (usage * 100).toFixed(1);
+    const ev: EventInput = now
+      ? { type: 'Warning', reason: 'NotifyQueueFilling', message: `the Postgres server's notification queue is ${percent} % full: a session somewhere on that server LISTENs and does not read (a long transaction, a stuck client). When it is full, every NOTIFY on the server fails at commit, this operator's heartbeats and the applications' own. Find it: SELECT pid, application_name, state, xact_start FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' ORDER BY xact_start` }
+      : { type: 'Normal', reason: 'NotifyQueueDrained', message: `the Postgres server's notification queue is back to ${percent} % full` };
+    log.warn({ endpoint, usage }, now ? 'the Postgres notification queue is filling' : 'the Postgres notification queue drained');
+    for (const rt of runtimes.values()) {
+      if (rt.attachment?.endpoint.id !== endpoint) continue;
+      const [ns, name] = splitKey(rt.key);
+      const pc = pgclusters.get(ns, name);
+      if (pc) recordEvent(this.ctx, pc, ev);
+    }
+  }
+  #queueFilling = new Set<string>();
 
   #watchEndpoint(ep: PgEndpoint): void {
     const { metrics, runtimes, queue, log } = this.ctx;
@@ -102,17 +141,39 @@ export class Manager {
 
   /** Fills the caches; a standby replica does this too, so that it is ready to take over at once. */
   async startCaches(): Promise<void> {
-    const { pgclusters, pods, configMaps } = this.#stores;
+    const { pgclusters, pods, configMaps, services, endpointSlices } = this.#stores;
     const { queue, log } = this.ctx;
-    pgclusters.on((_e, pc) => queue.add(objectKey(pc)));
+    // The pod watches follow the PgClusters (before the reconcile the event queues: it finds them started).
+    const watchPods = () => pods.set(podWatches(pgclusters.all()));
+    pgclusters.on((event, pc, old) => {
+      // Only a PgCluster that comes, goes or changes its selector changes the watches (status writes do not).
+      const selectorChanged = event === 'add' || event === 'delete' || (event === 'update' && JSON.stringify(old?.spec?.selector) !== JSON.stringify(pc.spec?.selector));
+      if (selectorChanged) watchPods();
+      queue.add(objectKey(pc));
+    });
+    pods.onSynced((ns) => {
+      for (const pc of pgclusters.inNamespace(ns)) queue.add(objectKey(pc));
+    });
     configMaps.on((_e, cm) => {
+      const ns = cm.metadata.namespace ?? '';
       const owner = cm.metadata.labels?.[CLUSTER_KEY];
-      if (owner && cm.metadata.namespace) queue.add(`${cm.metadata.namespace}/${owner}`);
+      if (owner) queue.add(`${ns}/${owner}`);
+      // A PgCluster whose output name this ConfigMap holds (e.g. one in conflict, now deleted) looks again.
+      for (const pc of pgclusters.inNamespace(ns)) if (pc.metadata.name !== owner && outputNames(pc).configMapName === cm.metadata.name) queue.add(objectKey(pc));
     });
     pods.on((_e, pod, old) => this.#enqueueForPod(pod, old));
-    for (const s of [pgclusters, pods, configMaps]) s.start();
-    await Promise.all([pgclusters.waitForSync(), pods.waitForSync(), configMaps.waitForSync()]);
-    log.info({ pgclusters: [...pgclusters.all()].length }, 'caches synced');
+    for (const s of [services, endpointSlices]) {
+      s.on((_e, o) => {
+        const owner = o.metadata.labels?.[CLUSTER_KEY];
+        if (owner && o.metadata.namespace) queue.add(`${o.metadata.namespace}/${owner}`);
+      });
+    }
+    const all = [pgclusters, configMaps, services, endpointSlices];
+    for (const s of all) s.start();
+    await Promise.all(all.map((s) => s.waitForSync()));
+    watchPods();
+    await pods.waitForSync();
+    log.info({ pgclusters: [...pgclusters.all()].length, pods: pods.size, podWatches: pods.watchCount }, 'caches synced');
   }
 
   /** Reconciles (and so heartbeats): only the leader does this. */
@@ -124,7 +185,7 @@ export class Manager {
     this.#running = queue.run(this.#workers, async (key) => {
       const end = this.ctx.metrics.reconcileTime.startTimer({ controller: 'pgcluster' });
       try {
-        const r = await this.#reconcile(key);
+        const r = await reconcile(this.ctx, key);
         this.ctx.metrics.reconcileTotal.inc({ controller: 'pgcluster', result: r.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
         return r;
       } catch (err) {
@@ -136,49 +197,64 @@ export class Manager {
     }, (key, err, retryInMs) => errorPolicy(this.ctx, key, err, retryInMs));
   }
 
-  /** reconcile, with the error policy's answer to a UserError: a condition and an Event, no backoff retry. */
-  async #reconcile(key: string): Promise<ReconcileResult> {
-    try {
-      return await reconcile(this.ctx, key);
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err;
-      await reportUserError(this.ctx, key, err);
-      return { requeueAfterMs: RESYNC_MS };
-    }
-  }
-
   get synced(): boolean {
-    const { pgclusters, pods, configMaps } = this.#stores;
-    return [pgclusters, pods, configMaps].every((s) => s.informers.every((i) => i.hasSynced));
+    const { pgclusters, pods, configMaps, services, endpointSlices } = this.#stores;
+    return pods.allSynced && [pgclusters, configMaps, services, endpointSlices].every((s) => s.informers.every((i) => i.hasSynced));
   }
 
-  /** A pod event concerns every PgCluster of its namespace that selects it now, selected it before, or annotated it. */
+  /**
+   * A pod event concerns every PgCluster of its namespace that selects it now, selected it before, or annotated
+   * it — except an update that is only that PgCluster's own annotation write coming back.
+   */
   #enqueueForPod(pod: PodObject, old: PodObject | undefined): void {
     const ns = pod.metadata.namespace ?? '';
+    const sameButAnnotations = old !== undefined && sameExceptAnnotations(old, pod);
     for (const pc of this.ctx.pgclusters.inNamespace(ns)) {
+      if (sameButAnnotations && onlyOwnAnnotationsChanged(old?.metadata.annotations ?? {}, pod.metadata.annotations ?? {}, pc.metadata.name)) continue;
       const sel = pc.spec?.selector;
       const concerned =
         (sel && (matchesSelector(pod.metadata.labels ?? {}, sel) || (old && matchesSelector(old.metadata.labels ?? {}, sel)))) ||
-        pod.metadata.annotations?.[CLUSTER_KEY] === pc.metadata.name;
+        ownedKeys(pod.metadata.annotations ?? {}, pc.metadata.name, pc.status?.podAnnotation).length > 0;
       if (concerned) this.ctx.queue.add(objectKey(pc));
     }
   }
 
+  /** Stops every announcer of every endpoint: no pod is announced from here on, until a reconcile runs. */
+  #silence(): void {
+    for (const rt of this.ctx.runtimes.values()) rt.attachment?.endpoint.setAnnouncer(rt.key, null);
+  }
+
   /**
-   * Stops heartbeats first (no pod is announced by a stopping operator), lets reconciles in flight finish,
-   * then hands over (the caller releases the Lease: a standby takes over at once, not after the connections
-   * have been closed), then closes connections and caches.
+   * A graceful stop (docs/architecture.md, "Shutdown and leadership"): heartbeats off at once, reconciles in
+   * flight finish, then no more Kubernetes writes and the Postgres connections end (a NOTIFY in flight has
+   * committed or failed when its connection is closed); only then `handOver` (the caller releases the Lease,
+   * so a standby takes over at once, and can never overlap with this replica); then the caches stop.
    */
   async stop(handOver: () => Promise<void> = async () => {}): Promise<void> {
-    const { pool, runtimes } = this.ctx;
-    const { pgclusters, pods, configMaps } = this.#stores;
-    const silence = () => { for (const rt of runtimes.values()) rt.attachment?.endpoint.setAnnouncer(rt.key, null); };
     this.#queue.shutDown();
-    silence();
+    this.#silence();
     await this.#running;
-    silence(); // a reconcile that was in flight may have announced again
+    this.#silence(); // a reconcile that was in flight may have announced again
+    this.#mayWrite = false;
+    await this.ctx.pool.closeAll();
     await handOver();
-    await pool.closeAll();
-    for (const s of [pgclusters, pods, configMaps]) s.stop();
+    for (const s of Object.values(this.#stores)) s.stop();
   }
+
+  /**
+   * The Lease is lost: stop all work at once, without waiting for reconciles in flight (their writes are
+   * refused from now on), and end the Postgres connections. The caller then exits.
+   */
+  async abandon(): Promise<void> {
+    this.#mayWrite = false;
+    this.#queue.shutDown();
+    this.#silence();
+    await this.ctx.pool.closeAll();
+  }
+}
+
+/** Two cached (slimmed) copies of a pod that differ in their annotations at most. */
+function sameExceptAnnotations(a: PodObject, b: PodObject): boolean {
+  const rest = (p: PodObject) => JSON.stringify([p.metadata.labels, p.metadata.deletionTimestamp, p.spec, p.status]);
+  return rest(a) === rest(b);
 }

@@ -4,12 +4,13 @@
 import { getCondition, nowRfc3339, setCondition, statusEqual, type ConditionInput } from '../core/conditions.ts';
 import { formatDuration } from '../core/duration.ts';
 import { isEligible, podNodeName } from '../core/nodeName.ts';
-import { annotationValue, configMapData } from '../core/outputs.ts';
+import { ANNOTATION_BUDGET, CONFIGMAP_DATA_BUDGET, annotationValue, configMapData } from '../core/outputs.ts';
 import type { Member, Peer } from '../core/peerTable.ts';
 import { matchesSelector } from '../core/selector.ts';
-import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, type Condition, type EffectiveSpec, type PgClusterStatus } from '../core/spec.ts';
+import { markedOwner, markerKey, markerValue, olderClaimant, ownedKeys, type Claim } from '../core/ownership.ts';
+import { ANNOTATED_LABEL, CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, effectiveSpec, type Condition, type EffectiveSpec, type PgClusterStatus } from '../core/spec.ts';
 import { podView, type PodObject } from '../kube/pods.ts';
-import { ownerReference, type ConfigMapObject, type EventInput, type PgClusterObject } from '../kube/resources.ts';
+import { ownedBy, ownerReference, type ConfigMapObject, type EventInput, type PgClusterObject } from '../kube/resources.ts';
 import type { EndpointState } from '../postgres/endpoint.ts';
 
 // ---- members ------------------------------------------------------------------------------------------
@@ -77,13 +78,28 @@ export interface ReadyInput {
   everListening: boolean;
   members: number;
   remote: number;
+  /** Names left out for maxPeers, and for the outputs' byte budgets. */
   dropped: number;
+  droppedForSize: number;
   unannounced: readonly string[];
+  outputs: OutputReport;
+}
+
+/** What kept an output from being written: someone else owns it, or the API server refused it. */
+export interface OutputReport {
+  configMapConflict: string | undefined;
+  /** The DNS output's Service is someone else's. */
+  serviceConflict?: string | undefined;
+  podConflicts: readonly PodConflict[];
+  /** Writes the API server refused (422, 413): what and why, in its words. */
+  rejected: readonly string[];
 }
 
 export function readyCondition(r: ReadyInput): ConditionInput {
   const { spec, connection } = r;
   const unannouncedNote = r.unannounced.length ? `; ${r.unannounced.length} selected pod(s) not announced: ${r.unannounced.slice(0, 3).join('; ')}` : '';
+  const problem = outputProblem(spec.podAnnotation, r.outputs);
+  if (problem) return { type: 'Ready', status: 'False', reason: problem.reason, message: `${problem.message}${unannouncedNote}` };
   if (connection.status !== 'True' && (!r.attached || !r.everListening)) {
     return { type: 'Ready', status: 'False', reason: r.attached ? 'WaitingForListener' : 'NotConnected', message: `peers not yet heard from the channel (${connection.reason}); outputs list members only${unannouncedNote}` };
   }
@@ -91,10 +107,37 @@ export function readyCondition(r: ReadyInput): ConditionInput {
     return { type: 'Ready', status: 'False', reason: 'Disconnected', message: `Postgres listener is down (${connection.reason}): outputs keep the last known peers and follow the pods; remote peers do not expire until it is back${unannouncedNote}` };
   }
   const published = `${r.members} member(s) and ${r.remote} remote peer(s) published to ConfigMap ${spec.configMapName}${spec.podAnnotation ? ` and pod annotation ${spec.podAnnotation}` : ''}`;
+  if (r.droppedForSize > 0) {
+    return { type: 'Ready', status: 'True', reason: 'OutputSizeExceeded', message: `${published}; ${r.droppedForSize} name(s) not published: the outputs are full (ConfigMap data ${CONFIGMAP_DATA_BUDGET / 1024} KiB, pod annotation ${ANNOTATION_BUDGET / 1024} KiB; remote peers are left out before members)${r.dropped ? `, and ${r.dropped} more for maxPeers ${spec.maxPeers}` : ''}${unannouncedNote}` };
+  }
   if (r.dropped > 0) {
     return { type: 'Ready', status: 'True', reason: 'MaxPeersExceeded', message: `${published}; ${r.dropped} name(s) not published: maxPeers is ${spec.maxPeers}${unannouncedNote}` };
   }
   return { type: 'Ready', status: 'True', reason: 'PeersPublished', message: `${published}; heartbeat every ${formatDuration(spec.heartbeatMs)}${unannouncedNote}` };
+}
+
+/** Degraded (minMembers set): True below it, the alarm users otherwise build by hand. Ready is not affected. */
+export function degradedCondition(members: number, minMembers: number): ConditionInput {
+  return members < minMembers
+    ? { type: 'Degraded', status: 'True', reason: 'BelowMinMembers', message: `${members} member(s) announced, fewer than minMembers ${minMembers}` }
+    : { type: 'Degraded', status: 'False', reason: 'EnoughMembers', message: `${members} member(s) announced, at least minMembers ${minMembers}` };
+}
+
+/** Conditions whose True is the bad news (Kubernetes' "abnormal-true" polarity). */
+const ABNORMAL_TRUE = new Set(['Degraded']);
+
+function outputProblem(podAnnotation: string, o: OutputReport): { reason: 'OutputConflict' | 'OutputRejected'; message: string } | undefined {
+  const conflicts: string[] = [];
+  if (o.configMapConflict) conflicts.push(o.configMapConflict);
+  if (o.serviceConflict) conflicts.push(o.serviceConflict);
+  if (o.podConflicts.length) {
+    const examples = o.podConflicts.slice(0, 3).map((c) => (c.owner ? `${c.pod} (owned by the older PgCluster ${c.owner})` : `${c.pod} (a value this PgCluster did not write)`));
+    conflicts.push(`annotation ${podAnnotation} is left alone on ${o.podConflicts.length} selected pod(s): ${examples.join(', ')}; set a spec.output.podAnnotation of this PgCluster's own, or remove the value if it is stale (kubectl annotate pod <pod> ${podAnnotation}-)`);
+  }
+  const rejected = o.rejected.length ? `the API server refused ${o.rejected.length} write(s): ${o.rejected.slice(0, 2).join('; ')}` : '';
+  if (conflicts.length) return { reason: 'OutputConflict', message: [...conflicts, ...(rejected ? [rejected] : [])].join('; ') };
+  if (rejected) return { reason: 'OutputRejected', message: `${rejected}; the other outputs are written` };
+  return undefined;
 }
 
 // ---- writes -------------------------------------------------------------------------------------------
@@ -106,7 +149,10 @@ export type ConfigMapWrite =
 export interface PodPatch {
   /** The pod as cached: its resourceVersion is what the write memo waits for the cache to move past. */
   pod: PodObject;
+  /** Sets (string) or removes (null) annotations. */
   annotations: Record<string, string | null>;
+  /** Only while this annotation still holds this value (our marker): what we wrote is all we remove. */
+  guard?: { key: string; value: string };
 }
 
 export interface StatusWrite {
@@ -117,11 +163,21 @@ export interface StatusWrite {
   events: EventInput[];
 }
 
+/** A selected pod whose annotation is left alone: another PgCluster owns the key there, or no PgCluster. */
+export interface PodConflict {
+  pod: string;
+  /** The older PgCluster that owns the key on this pod; undefined: a value someone else put there. */
+  owner: string | undefined;
+}
+
 export interface OutputsPlan {
   configMap: ConfigMapWrite | undefined;
   /** ConfigMaps of this PgCluster under an old output.configMapName: deleted before the patch. */
   deleteConfigMaps: string[];
   podPatches: PodPatch[];
+  /** Why the ConfigMap is not ours to write (left alone, reported), if it is not. */
+  configMapConflict: string | undefined;
+  podConflicts: PodConflict[];
 }
 
 export interface ObservedOutputs {
@@ -129,68 +185,115 @@ export interface ObservedOutputs {
   configMap: ConfigMapObject | undefined;
   /** Every ConfigMap of ours in the namespace (cached). */
   configMaps: readonly ConfigMapObject[];
+  /** A create under configMapName was refused lately (409): an object the cache does not hold has the name. */
+  configMapTaken: boolean;
   /** Every pod in the namespace: as cached, and as observed through our writes. */
   pods: readonly { cached: PodObject; observed: PodObject }[];
-  /** The annotation key written before, if it differs from the one wanted now (it comes off the pods). */
-  staleKey: string | undefined;
+  /** The key in status.podAnnotation: what an earlier version's single marker (pgcluster.io/cluster) covers. */
+  legacyKey: string | undefined;
+  /** The other PgClusters of the namespace that write a pod annotation. */
+  rivals: readonly Claim[];
 }
 
 export function planOutputs(pc: PgClusterObject, spec: EffectiveSpec, selected: readonly PodObject[], peers: readonly Peer[], o: ObservedOutputs): OutputsPlan {
-  return { ...planConfigMap(pc, spec, peers, o), podPatches: planAnnotations(pc, spec, selected, peers, o) };
+  return { ...planConfigMap(pc, spec, peers, o), ...planAnnotations(pc, spec, selected, peers, o) };
 }
 
-function planConfigMap(pc: PgClusterObject, spec: EffectiveSpec, peers: readonly Peer[], o: ObservedOutputs): Omit<OutputsPlan, 'podPatches'> {
+/** A ConfigMap of this name exists and is not labelled as ours: the cache does not hold it, a create said 409. */
+export function configMapTakenMessage(ns: string, name: string): string {
+  return `ConfigMap ${ns}/${name} exists and is not this PgCluster's (it is not labelled ${MANAGED_BY_LABEL}=${MANAGED_BY}), so it is left alone: delete it, or set spec.output.configMapName to a free name`;
+}
+
+function planConfigMap(pc: PgClusterObject, spec: EffectiveSpec, peers: readonly Peer[], o: ObservedOutputs): Pick<OutputsPlan, 'configMap' | 'deleteConfigMaps' | 'configMapConflict'> {
   const ns = pc.metadata.namespace;
+  const name = spec.configMapName;
   const data = configMapData(spec.channel, peers);
   const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_KEY]: pc.metadata.name };
   const observed = o.configMap;
+  const none = { configMap: undefined, deleteConfigMaps: [] };
   if (!observed) {
-    return { configMap: { kind: 'create', object: { metadata: { name: spec.configMapName, namespace: ns, labels, ownerReferences: [ownerReference(pc)] }, data } }, deleteConfigMaps: [] };
+    if (o.configMapTaken) return { ...none, configMapConflict: configMapTakenMessage(ns, name) };
+    return { configMap: { kind: 'create', object: { metadata: { name, namespace: ns, labels, ownerReferences: [ownerReference(pc)] }, data } }, deleteConfigMaps: [], configMapConflict: undefined };
+  }
+  if (!ownedBy(observed, pc)) {
+    const owner = observed.metadata.ownerReferences?.find((r) => r.kind === 'PgCluster')?.name;
+    return {
+      ...none,
+      configMapConflict: owner
+        ? `ConfigMap ${ns}/${name} belongs to PgCluster ${owner}, so it is left alone: give this PgCluster another spec.output.configMapName`
+        : `ConfigMap ${ns}/${name} is labelled ${MANAGED_BY_LABEL}=${MANAGED_BY} but is not owned by this PgCluster, so it is left alone: delete it (it is then created again, owned), or set spec.output.configMapName to a free name`,
+    };
   }
   const deleteConfigMaps = o.configMaps
-    .filter((cm) => cm.metadata.labels?.[CLUSTER_KEY] === pc.metadata.name && cm.metadata.ownerReferences?.some((r) => r.uid === pc.metadata.uid))
+    .filter((cm) => cm.metadata.labels?.[CLUSTER_KEY] === pc.metadata.name && ownedBy(cm, pc))
     .map((cm) => cm.metadata.name)
-    .filter((name) => name !== spec.configMapName);
+    .filter((n) => n !== name);
   const current = observed.data ?? {};
   const stale = Object.keys(current).filter((k) => !(k in data));
   const same = stale.length === 0 && Object.entries(data).every(([k, v]) => current[k] === v) && observed.metadata.labels?.[CLUSTER_KEY] === pc.metadata.name;
-  if (same) return { configMap: undefined, deleteConfigMaps };
+  if (same) return { configMap: undefined, deleteConfigMaps, configMapConflict: undefined };
   const patch: Record<string, string | null> = { ...data };
   for (const k of stale) patch[k] = null;
-  return { configMap: { kind: 'patch', name: spec.configMapName, data: patch, labels, before: observed }, deleteConfigMaps };
+  return { configMap: { kind: 'patch', name, data: patch, labels, before: observed }, deleteConfigMaps, configMapConflict: undefined };
 }
 
-function planAnnotations(pc: PgClusterObject, spec: EffectiveSpec, selected: readonly PodObject[], peers: readonly Peer[], o: ObservedOutputs): PodPatch[] {
-  const name = pc.metadata.name;
+/**
+ * On each selected pod, the annotation and its marker where this PgCluster owns the key (README, "Who owns
+ * what"); off every pod, what this PgCluster wrote and no longer wants (another key, a pod no longer
+ * selected), each removal guarded by our marker.
+ */
+function planAnnotations(pc: PgClusterObject, spec: EffectiveSpec, selected: readonly PodObject[], peers: readonly Peer[], o: ObservedOutputs): Pick<OutputsPlan, 'podPatches' | 'podConflicts'> {
+  const me = { name: pc.metadata.name, created: timestamp(pc.metadata.creationTimestamp) };
+  const key = spec.podAnnotation;
   const value = annotationValue(peers);
   const selectedNames = new Set(selected.map((p) => p.metadata.name));
-  const { staleKey } = o;
-  const patches: PodPatch[] = [];
-  if (spec.podAnnotation) {
-    for (const { cached, observed } of o.pods) {
-      if (!selectedNames.has(cached.metadata.name)) continue;
-      const a = observed.metadata.annotations ?? {};
-      const hasStale = staleKey !== undefined && a[staleKey] !== undefined;
-      if (a[spec.podAnnotation] !== value || a[CLUSTER_KEY] !== name || hasStale) {
-        patches.push({ pod: cached, annotations: { ...(hasStale ? { [staleKey]: null } : {}), [spec.podAnnotation]: value, [CLUSTER_KEY]: name } });
-      }
+  const podPatches: PodPatch[] = [];
+  const podConflicts: PodConflict[] = [];
+  for (const { cached, observed } of o.pods) {
+    if (observed.metadata.deletionTimestamp) continue;
+    const a = observed.metadata.annotations ?? {};
+    const wanted = key !== '' && selectedNames.has(observed.metadata.name);
+    const owned = ownedKeys(a, me.name, o.legacyKey);
+    for (const own of owned) {
+      if (wanted && own.key === key) continue;
+      podPatches.push({ pod: cached, annotations: removal(a, [own.key, own.marker]), guard: { key: own.marker, value: own.markerValue } });
+    }
+    if (!wanted) continue;
+    const older = olderClaimant(me, o.rivals, key, observed.metadata.labels ?? {});
+    if (older) {
+      podConflicts.push({ pod: observed.metadata.name, owner: older.name });
+      continue;
+    }
+    const owner = markedOwner(a, key);
+    const legacy = owned.some((k) => k.marker === CLUSTER_KEY && k.key === key);
+    if (owner === undefined && !legacy && a[key] !== undefined) {
+      podConflicts.push({ pod: observed.metadata.name, owner: undefined });
+      continue;
+    }
+    // Ours, free, or marked by a PgCluster that no longer claims it here (younger, gone, or elsewhere).
+    // The label lets the pod cache find the pod again once no selector does (core/spec.ts, ANNOTATED_LABEL).
+    if (a[key] !== value || owner !== me.name || legacy || observed.metadata.labels?.[ANNOTATED_LABEL] !== 'true') {
+      podPatches.push({ pod: cached, annotations: { [key]: value, [markerKey(key)]: markerValue(me.name, key), ...(legacy ? { [CLUSTER_KEY]: null } : {}) } });
     }
   }
-  // Pods we annotated that no longer match (or the annotation was turned off): remove what we wrote.
-  for (const { cached, observed } of o.pods) {
-    if (observed.metadata.annotations?.[CLUSTER_KEY] !== name) continue;
-    if (spec.podAnnotation && selectedNames.has(observed.metadata.name)) continue;
-    if (observed.metadata.deletionTimestamp) continue;
-    patches.push({ pod: cached, annotations: annotationRemoval(observed, [spec.podAnnotation, staleKey]) });
-  }
-  return patches;
+  return { podPatches, podConflicts };
 }
 
-/** The patch that takes our marker and each of `keys` (those present; "" or undefined: none) off a pod. */
-export function annotationRemoval(pod: PodObject, keys: readonly (string | undefined)[]): Record<string, string | null> {
-  const out: Record<string, string | null> = { [CLUSTER_KEY]: null };
-  for (const k of keys) if (k && pod.metadata.annotations?.[k] !== undefined) out[k] = null;
+/** The patch that removes each of `keys` that a pod has. */
+export function removal(annotations: Readonly<Record<string, string>>, keys: readonly string[]): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const k of keys) if (annotations[k] !== undefined) out[k] = null;
   return out;
+}
+
+const timestamp = (t: string | Date | undefined): string => (t instanceof Date ? t.toISOString() : t ?? '');
+
+/** The PgCluster's claim on its pods' annotation, as its rivals see it; undefined: it writes none. */
+export function claimOf(pc: PgClusterObject): Claim | undefined {
+  if (pc.metadata.deletionTimestamp) return undefined;
+  const r = effectiveSpec(pc);
+  if (!r.ok || r.spec.podAnnotation === '') return undefined;
+  return { name: pc.metadata.name, created: timestamp(pc.metadata.creationTimestamp), selector: r.spec.selector, podAnnotation: r.spec.podAnnotation };
 }
 
 /**
@@ -200,10 +303,12 @@ export function annotationRemoval(pod: PodObject, keys: readonly (string | undef
 export function planStatus(
   pc: PgClusterObject, observed: PgClusterObject | undefined,
   fields: Omit<PgClusterStatus, 'conditions' | 'observedGeneration'>, conditions: readonly ConditionInput[], now: number,
+  /** Condition types that no longer apply (e.g. Degraded once minMembers is unset): removed. */
+  drop: readonly string[] = [],
 ): StatusWrite | undefined {
   const before = observed?.status ?? {};
   const nowIso = nowRfc3339(now);
-  let conds: Condition[] = before.conditions ?? [];
+  let conds: Condition[] = (before.conditions ?? []).filter((c) => !drop.includes(c.type));
   for (const c of conditions) conds = setCondition(conds, { ...c, observedGeneration: pc.metadata.generation }, nowIso);
   const desired: PgClusterStatus = { ...before, ...fields, observedGeneration: pc.metadata.generation, conditions: conds };
   if (statusEqual(before, desired)) return undefined;
@@ -211,9 +316,10 @@ export function planStatus(
   for (const c of conditions) {
     const prev = getCondition(before.conditions, c.type);
     if (prev && prev.status === c.status && prev.reason === c.reason) continue;
-    if (!prev && c.status === 'True') continue;
     if (c.status === 'Unknown') continue;
-    events.push({ type: c.status === 'True' ? 'Normal' : 'Warning', reason: c.reason, message: c.message });
+    const bad = ABNORMAL_TRUE.has(c.type) ? c.status === 'True' : c.status !== 'True';
+    if (!prev && !bad) continue;
+    events.push({ type: bad ? 'Warning' : 'Normal', reason: c.reason, message: c.message });
   }
   return { status: desired, before: observed, events };
 }

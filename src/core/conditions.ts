@@ -19,18 +19,16 @@ export function statusEqual(a: PgClusterStatus | undefined, b: PgClusterStatus):
   return canonical(a ?? {}) === canonical(b);
 }
 
+/** Every field, in one key order; absent counts as 0 (the API server may drop a 0 we never wrote). */
 function canonical(s: PgClusterStatus): string {
-  const conditions = [...(s.conditions ?? [])]
+  const { conditions: conds, ...rest } = s;
+  const fields: Record<string, unknown> = { droppedPeers: 0, unannouncedPods: 0, conflictingPods: 0 };
+  for (const [k, v] of Object.entries(rest)) if (v !== undefined) fields[k] = v;
+  const conditions = [...(conds ?? [])]
     .map((c) => ({ ...c, lastTransitionTime: normalizeTime(c.lastTransitionTime) }))
     .sort((x, y) => (x.type < y.type ? -1 : 1));
   return JSON.stringify({
-    observedGeneration: s.observedGeneration,
-    channel: s.channel,
-    members: s.members,
-    peers: s.peers,
-    droppedPeers: s.droppedPeers ?? 0,
-    unannouncedPods: s.unannouncedPods ?? 0,
-    podAnnotation: s.podAnnotation,
+    fields: Object.keys(fields).sort().map((k) => [k, fields[k]]),
     conditions: conditions.map((c) => [c.type, c.status, c.reason, c.message, c.lastTransitionTime, c.observedGeneration]),
   });
 }

@@ -22,3 +22,23 @@ export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (
 export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   await mapLimited(items, limit, fn);
 }
+
+/** At most `limit` tasks at once across every caller, first come first served. */
+export class Semaphore {
+  #free: number;
+  #waiting: (() => void)[] = [];
+  constructor(limit: number) {
+    this.#free = limit;
+  }
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}

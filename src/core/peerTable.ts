@@ -16,11 +16,12 @@ export type HearResult = 'member' | 'tombstoned' | 'new' | 'refreshed' | 'over-l
 /** Names refused for maxPeers are remembered (for status) up to this many, then only counted. */
 const MAX_TRACKED_OVERFLOW = 10_000;
 
-const byNode = (a: { node: string }, b: { node: string }): number => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
+export const byNode = (a: { node: string }, b: { node: string }): number => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
 
 export class PeerTable {
   #members = new Map<string, Member>();
-  #remote = new Map<string, { host: string; lastHeard: number }>();
+  /** `signed`: heard in a verified signed message (or seeded from our own earlier output), not only bare. */
+  #remote = new Map<string, { host: string; lastHeard: number; signed: boolean }>();
   #tombstones = new Map<string, number>(); // node -> until
   #overflow = new Map<string, number>(); // node -> lastHeard
   #pausedAt: number | undefined;
@@ -58,8 +59,8 @@ export class PeerTable {
     return this.#members.has(node);
   }
 
-  /** A valid name heard on the channel. */
-  hear(node: string, host: string, now: number): HearResult {
+  /** A valid name heard on the channel (bare), or in a verified signed message (`signed`). */
+  hear(node: string, host: string, now: number, signed = false): HearResult {
     if (this.#members.has(node)) return 'member';
     const until = this.#tombstones.get(node);
     if (until !== undefined) {
@@ -69,14 +70,44 @@ export class PeerTable {
     const entry = this.#remote.get(node);
     if (entry) {
       entry.lastHeard = now;
+      if (signed) entry.signed = true;
       return 'refreshed';
     }
     if (this.#members.size + this.#remote.size >= this.maxPeers) {
       if (this.#overflow.has(node) || this.#overflow.size < MAX_TRACKED_OVERFLOW) this.#overflow.set(node, now);
       return 'over-limit';
     }
-    this.#remote.set(node, { host, lastHeard: now });
+    this.#remote.set(node, { host, lastHeard: now, signed });
     return 'new';
+  }
+
+  /** Whether `node` is a remote peer, a departed member, or a name refused for maxPeers: known, not news. */
+  knows(node: string): boolean {
+    return this.#remote.has(node) || this.#tombstones.has(node) || this.#overflow.has(node);
+  }
+
+  /** Unsigned names are no longer accepted (spec.auth.acceptUnsigned became false): the remote peers heard
+   * only bare go at once. Answers them. */
+  dropUnsigned(): string[] {
+    const gone: string[] = [];
+    for (const [node, e] of this.#remote) {
+      if (e.signed) continue;
+      this.#remote.delete(node);
+      gone.push(node);
+    }
+    return gone;
+  }
+
+  /**
+   * Another operator said a remote node left (side channel): it goes at once and is tombstoned for
+   * peerTimeout, so that a late heartbeat of it cannot bring it back. Only a remote peer we know (a leave for
+   * anything else changes nothing and costs no memory). Answers whether it was removed.
+   */
+  forget(node: string, now: number): boolean {
+    if (!this.#remote.delete(node)) return false;
+    this.#overflow.delete(node);
+    this.#tombstones.set(node, now + this.peerTimeoutMs);
+    return true;
   }
 
   /** Removes remote names not heard within peerTimeout. Nothing expires while paused (disconnected). */
@@ -122,9 +153,10 @@ export class PeerTable {
     return next;
   }
 
-  /** Seeds remote peers published before a restart, so a restart does not drop live peers. */
+  /** Seeds remote peers published before a restart, so a restart does not drop live peers. Trusted as signed:
+   * they are what this PgCluster published itself (under its policy then); they expire like any other. */
   seedRemote(peers: readonly { node: string; host: string }[], now: number): void {
-    for (const p of peers) if (!this.#members.has(p.node)) this.hear(p.node, p.host, now);
+    for (const p of peers) if (!this.#members.has(p.node)) this.hear(p.node, p.host, now, true);
   }
 
   /** Members, then remote peers, sorted by node, capped at maxPeers (members first). */

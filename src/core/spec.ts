@@ -1,6 +1,7 @@
 // The PgCluster API (docs/architecture.md, "The API"; the user-facing contract) and its effective values once defaults are applied.
+import { createHash } from 'node:crypto';
 import { parseDuration } from './duration.ts';
-import { isNonEmptySelector, type LabelSelector } from './selector.ts';
+import { isNonEmptySelector, selectorProblem, selectorString, type LabelSelector } from './selector.ts';
 
 export const API_GROUP = 'pgcluster.io';
 export const API_VERSION = 'v1alpha1';
@@ -10,10 +11,19 @@ export const NODE_NAME_ANNOTATION = 'pgcluster.io/node-name';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'pgcluster-operator';
 /**
- * The PgCluster's name under one key: a label on the ConfigMaps it owns, and the marker annotation on every pod
- * it annotated (so that what it wrote is removed when the pod stops matching or the PgCluster goes).
+ * The PgCluster's name under one key: a label on the ConfigMaps it owns. Versions before 0.1.0's ownership
+ * markers (core/ownership.ts) also put it on the pods they annotated; such a marker is still honoured.
  */
 export const CLUSTER_KEY = 'pgcluster.io/cluster';
+/** The pod annotations that say which PgCluster wrote which key (core/ownership.ts). */
+export const OWNER_MARKER_PREFIX = 'pgcluster.io/owner-';
+/**
+ * On every pod the operator has written an annotation on. Its pod cache holds only the pods some PgCluster
+ * selects and the pods with this label (kube/watchSet.ts), so it still sees a pod that left every selector,
+ * to take its annotation off. Never removed: it only says "look here".
+ */
+export const ANNOTATED_LABEL = 'pgcluster.io/annotated';
+export const ANNOTATED_SELECTOR = `${ANNOTATED_LABEL}=true`;
 /** spec.output.podAnnotation when unset. */
 export const DEFAULT_POD_ANNOTATION = 'pgcluster.io/peers';
 
@@ -28,7 +38,9 @@ export interface PgClusterSpec {
   nodeName?: { basename?: string; mode?: string; clusterDomain?: string };
   publishNotReadyPods?: boolean;
   maxPeers?: number;
-  output?: { configMapName?: string; podAnnotation?: string };
+  minMembers?: number;
+  output?: { configMapName?: string; podAnnotation?: string; annotationMinInterval?: string; service?: { name?: string } };
+  auth?: { secretRef?: { name?: string; key?: string; previousKey?: string }; acceptUnsigned?: boolean };
 }
 
 export interface Condition {
@@ -47,6 +59,8 @@ export interface PgClusterStatus {
   peers?: number;
   droppedPeers?: number;
   unannouncedPods?: number;
+  /** Selected pods whose annotation is left alone: another PgCluster owns the key there, or no PgCluster. */
+  conflictingPods?: number;
   /** The pod annotation key last written ("" = none): a renamed or disabled key is removed from the pods. */
   podAnnotation?: string;
   conditions?: Condition[];
@@ -81,8 +95,26 @@ export interface EffectiveSpec {
   clusterDomain: string;
   publishNotReadyPods: boolean;
   maxPeers: number;
+  /** 0 = no minimum: no Degraded condition. */
+  minMembers: number;
   configMapName: string;
   podAnnotation: string; // "" = off
+  /** The quiet time between one annotation fan-out's end and the next one's start (controller/fanout.ts). */
+  annotationMinIntervalMs: number;
+  /** The headless Service of the peers' IPs (DNS output); "" = off. */
+  serviceName: string;
+  /** Signed side-channel messages (README, "Authenticated peers"); undefined = off. */
+  auth: EffectiveAuth | undefined;
+}
+
+export interface EffectiveAuth {
+  secretName: string;
+  /** The Secret's key holding the key that signs (and verifies). */
+  key: string;
+  /** The Secret's key that may hold a second key, accepted for verification only (rotation). */
+  previousKey: string;
+  /** false: names heard only as bare payloads on the channel are not published. */
+  acceptUnsigned: boolean;
 }
 
 export const CHANNEL_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -90,11 +122,16 @@ const MIN_HEARTBEAT_MS = 1000;
 const MAX_HEARTBEAT_MS = 3_600_000;
 const LIBCLUSTER_HEARTBEAT_MS = 5000;
 
-/** metadata.name lower-cased, [^a-z0-9_] -> "_", made a valid unquoted identifier. */
-export function defaultChannel(name: string): string {
-  let c = name.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+/**
+ * `<namespace>_<name>`, lower-cased, [^a-z0-9_] -> "_", made a valid unquoted identifier: PgClusters of one
+ * name in two namespaces on one database do not merge. Longer than 63 bytes (Postgres's identifier limit),
+ * it is cut to 54 and ends in "_" and 8 hex digits of a hash of namespace/name, so it stays distinct.
+ */
+export function defaultChannel(namespace: string, name: string): string {
+  let c = `${namespace}_${name}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
   if (!/^[a-z_]/.test(c)) c = `_${c}`;
-  return c.slice(0, 63);
+  if (c.length <= 63) return c;
+  return `${c.slice(0, 54)}_${createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 8)}`;
 }
 
 /** The larger of 3 x heartbeat and 15s: libcluster_postgres nodes heartbeat every 5s. */
@@ -103,10 +140,17 @@ export function defaultPeerTimeoutMs(heartbeatMs: number): number {
 }
 
 /** The output names with their defaults; needs no valid spec (the finalizer cleans up after any object). */
-export function outputNames(pc: Pick<PgCluster, 'metadata' | 'spec'>): { configMapName: string; podAnnotation: string } {
+export function outputNames(pc: Pick<PgCluster, 'metadata' | 'spec'>): { configMapName: string; podAnnotation: string; serviceName: string } {
   const o = pc.spec?.output;
-  return { configMapName: o?.configMapName || `${pc.metadata.name}-peers`, podAnnotation: o?.podAnnotation ?? DEFAULT_POD_ANNOTATION };
+  return {
+    configMapName: o?.configMapName || `${pc.metadata.name}-peers`,
+    podAnnotation: o?.podAnnotation ?? DEFAULT_POD_ANNOTATION,
+    serviceName: o?.service ? o.service.name || `${pc.metadata.name}-peers` : '',
+  };
 }
+
+/** A Service name: a DNS-1035 label. */
+export const SERVICE_NAME_PATTERN = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export type SpecResult = { ok: true; spec: EffectiveSpec } | { ok: false; message: string };
 
@@ -118,9 +162,11 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
   const s = pc.spec ?? {};
   const fail = (message: string): SpecResult => ({ ok: false, message });
   if (!isNonEmptySelector(s.selector)) return fail('spec.selector must have matchLabels or matchExpressions');
+  const badSelector = selectorProblem(s.selector);
+  if (badSelector) return fail(`spec.selector: ${badSelector}`);
   const secretName = s.postgres?.urlSecretRef?.name;
   if (!secretName) return fail('spec.postgres.urlSecretRef.name is required');
-  const channel = s.channel ?? defaultChannel(pc.metadata.name);
+  const channel = s.channel ?? defaultChannel(pc.metadata.namespace, pc.metadata.name);
   if (!CHANNEL_PATTERN.test(channel)) return fail(`spec.channel "${channel}" must match ${CHANNEL_PATTERN.source}`);
   const heartbeatMs = parseDuration(s.heartbeatInterval ?? '5s');
   if (heartbeatMs === undefined || heartbeatMs < MIN_HEARTBEAT_MS || heartbeatMs > MAX_HEARTBEAT_MS) {
@@ -137,11 +183,28 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
   const mode = s.nodeName?.mode ?? 'ip';
   if (mode !== 'ip' && mode !== 'dns' && mode !== 'hostname') return fail(`spec.nodeName.mode "${mode}" must be ip, dns or hostname`);
   const podAnnotation = s.output?.podAnnotation ?? DEFAULT_POD_ANNOTATION;
-  if (podAnnotation === NODE_NAME_ANNOTATION || podAnnotation === CLUSTER_KEY) {
+  if (podAnnotation === NODE_NAME_ANNOTATION || podAnnotation === CLUSTER_KEY || podAnnotation.startsWith(OWNER_MARKER_PREFIX)) {
     return fail(`spec.output.podAnnotation "${podAnnotation}" is a key the operator itself reads or writes on pods: choose another, such as ${DEFAULT_POD_ANNOTATION}`);
+  }
+  const names = outputNames(pc);
+  if (names.serviceName && !SERVICE_NAME_PATTERN.test(names.serviceName)) {
+    return fail(`spec.output.service.name "${names.serviceName}" must be a Service name (a DNS-1035 label: lower-case letters, digits and '-', starting with a letter, at most 63); set spec.output.service.name when the PgCluster's own name is not one`);
+  }
+  const annotationMinIntervalMs = parseDuration(s.output?.annotationMinInterval ?? '0s');
+  if (annotationMinIntervalMs === undefined || annotationMinIntervalMs > MAX_HEARTBEAT_MS) {
+    return fail(`spec.output.annotationMinInterval "${s.output?.annotationMinInterval}" must be a duration from 0s to 1h`);
   }
   const maxPeers = s.maxPeers ?? 1000;
   if (!Number.isInteger(maxPeers) || maxPeers < 1) return fail('spec.maxPeers must be a positive integer');
+  const minMembers = s.minMembers ?? 0;
+  if (!Number.isInteger(minMembers) || minMembers < 0) return fail('spec.minMembers must be an integer of at least 0');
+  let auth: EffectiveAuth | undefined;
+  if (s.auth !== undefined) {
+    const ref = s.auth.secretRef;
+    if (!ref?.name) return fail('spec.auth.secretRef.name is required: the Secret holding the key that signs side-channel messages');
+    auth = { secretName: ref.name, key: ref.key || 'key', previousKey: ref.previousKey || 'previousKey', acceptUnsigned: s.auth.acceptUnsigned ?? true };
+    if (auth.key === auth.previousKey) return fail(`spec.auth.secretRef.key and previousKey must differ (both are "${auth.key}")`);
+  }
   return {
     ok: true,
     spec: {
@@ -156,7 +219,38 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
       clusterDomain: s.nodeName?.clusterDomain || 'cluster.local',
       publishNotReadyPods: s.publishNotReadyPods ?? false,
       maxPeers,
-      ...outputNames(pc),
+      minMembers,
+      annotationMinIntervalMs,
+      ...names,
+      auth,
     },
   };
+}
+
+/** The pod watches a PgCluster needs in its namespace, as label selectors: the pods it selects, the pods written on. */
+export function podWatchSelectors(pc: Pick<PgCluster, 'spec'>): string[] {
+  const sel = pc.spec?.selector;
+  return isNonEmptySelector(sel) && !selectorProblem(sel) ? [ANNOTATED_SELECTOR, selectorString(sel)] : [ANNOTATED_SELECTOR];
+}
+
+/**
+ * Past this many distinct selectors in one namespace, its pods are watched whole (one watch, label selector
+ * ""): each watch holds a connection of its own to the API server, and a namespace of many PgClusters is
+ * mostly clustered pods anyway.
+ */
+export const MAX_SELECTOR_WATCHES_PER_NAMESPACE = 16;
+/** The label selector of a whole-namespace watch: every pod. */
+export const ALL_PODS = '';
+
+/** Every pod watch the PgClusters need: namespace -> label selectors. */
+export function podWatches(pgclusters: Iterable<Pick<PgCluster, 'metadata' | 'spec'>>): Map<string, Set<string>> {
+  const want = new Map<string, Set<string>>();
+  for (const pc of pgclusters) {
+    const ns = pc.metadata.namespace;
+    let set = want.get(ns);
+    if (!set) want.set(ns, (set = new Set()));
+    for (const s of podWatchSelectors(pc)) set.add(s);
+  }
+  for (const [ns, set] of want) if (set.size - 1 > MAX_SELECTOR_WATCHES_PER_NAMESPACE) want.set(ns, new Set([ALL_PODS]));
+  return want;
 }

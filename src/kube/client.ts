@@ -1,6 +1,6 @@
 // The one place that talks to the Kubernetes API: plain JSON over client-node's auth and TLS, so list,
 // watch and write all see objects in the same wire shape.
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
 import type { RequestOptions } from 'node:https';
 import { Agent, fetch, type Dispatcher, type Response } from 'undici';
@@ -200,13 +200,17 @@ export class KubeClient {
           for await (const chunk of res.body ?? []) {
             heardFromServer();
             buffered += decoder.decode(chunk as Uint8Array, { stream: true });
-            for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
-              const line = buffered.slice(0, nl);
-              buffered = buffered.slice(nl + 1);
-              if (!line.trim()) continue;
+            // One event per line; a chunk often holds many (a fan-out's events come back together): scan it
+            // once from a moving start rather than cutting the buffer after every line.
+            let start = 0;
+            for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n', start)) {
+              const line = buffered.slice(start, nl);
+              start = nl + 1;
+              if (!/\S/.test(line)) continue;
               const event = JSON.parse(line) as { type: string; object: unknown };
               onEvent(event.type, event.object);
             }
+            if (start > 0) buffered = buffered.slice(start);
           }
           finish(null);
         } catch (err) {
@@ -241,6 +245,14 @@ export function loadKubeConfig(): KubeConfig {
 
 export function isConflict(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 409;
+}
+/** 422: the object (or a JSON Patch test) failed validation. */
+export function isInvalid(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 422;
+}
+/** Refused for what was sent, not for when: invalid (422) or too large (413); sending it again cannot help. */
+export function isRefused(err: unknown): boolean {
+  return err instanceof KubeApiError && (err.status === 422 || err.status === 413);
 }
 export function isNotFound(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 404;

@@ -1,6 +1,9 @@
 // Leader election on a coordination.k8s.io Lease, with client-go's rules: a lease is taken over only when
-// its record has not changed for leaseDuration by OUR clock (no trust in the holder's clock), updates are
-// guarded by resourceVersion, and a leader that cannot renew within renewDeadline steps down.
+// its record has not changed for leaseDuration by OUR monotonic clock (no trust in the holder's clock, nor in
+// our own wall clock), updates are guarded by resourceVersion, and a leader steps down as soon as it cannot
+// renew within renewDeadline (< leaseDuration) of the start of its last successful renewal: so it has
+// stopped before the lease could have expired for anyone else. It also steps down at once when it reads the
+// Lease held by someone else.
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -13,12 +16,15 @@ interface LeaseSpec {
   renewTime?: string;
   leaseTransitions?: number;
 }
-interface Lease {
+export interface Lease {
   apiVersion: 'coordination.k8s.io/v1';
   kind: 'Lease';
   metadata: { name: string; namespace: string; resourceVersion?: string };
   spec: LeaseSpec;
 }
+
+/** The three calls leader election makes (a KubeClient; tests pass an in-memory one). */
+export type LeaseApi = Pick<KubeClient, 'get' | 'create' | 'update'>;
 
 /** MicroTime: RFC 3339 with exactly six fractional digits, which the API server requires. */
 export function microTime(ms: number): string {
@@ -36,21 +42,30 @@ export interface LeaderElectionOptions {
   clock?: Clock;
 }
 
+/** Why a leader stopped leading. */
+export type LostReason = 'RenewDeadlineExceeded' | 'HeldByAnother';
+
+type Attempt = 'ok' | 'held' | 'failed';
+
 export class LeaderElector {
-  #kube: KubeClient;
+  #kube: LeaseApi;
   #o: Required<Omit<LeaderElectionOptions, 'clock'>>;
   #clock: Clock;
+  /** The Lease record last read, and when (monotonic) it was first seen so. */
   #observed: { record: string; at: number } | undefined;
   #leading = false;
   #stopped = false;
   #timer: Timer | undefined;
-  #lastRenew = 0;
+  #deadline: Timer | undefined;
+  #attempt: Promise<unknown> = Promise.resolve();
   #lease: Lease | undefined;
 
-  constructor(kube: KubeClient, opts: LeaderElectionOptions) {
+  constructor(kube: LeaseApi, opts: LeaderElectionOptions) {
     this.#kube = kube;
     const { clock, ...rest } = opts;
     this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...rest };
+    if (!(this.#o.renewDeadlineMs < this.#o.leaseDurationMs)) throw new Error(`leader election: renewDeadline (${this.#o.renewDeadlineMs} ms) must be shorter than leaseDuration (${this.#o.leaseDurationMs} ms)`);
+    if (!(this.#o.retryPeriodMs < this.#o.renewDeadlineMs)) throw new Error(`leader election: retryPeriod (${this.#o.retryPeriodMs} ms) must be shorter than renewDeadline (${this.#o.renewDeadlineMs} ms)`);
     this.#clock = clock ?? systemClock;
   }
 
@@ -62,27 +77,48 @@ export class LeaderElector {
     return `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(this.#o.namespace)}/leases`;
   }
 
-  /** Resolves once this process leads; then keeps renewing and calls onLost if it ever fails to. */
-  acquire(onLost: () => void): Promise<void> {
+  get #leasePath(): string {
+    return `${this.#path}/${encodeURIComponent(this.#o.name)}`;
+  }
+
+  /**
+   * Resolves once this process leads; then keeps renewing every retry period. onLost is called once, at the
+   * latest renewDeadline after the start of the last successful renewal (a timer: a request that hangs does
+   * not delay it), or as soon as another holder is seen; the caller must stop all work at once.
+   */
+  acquire(onLost: (reason: LostReason) => void): Promise<void> {
+    const lose = (reason: LostReason, detail: string): void => {
+      if (!this.#leading || this.#stopped) return;
+      this.#leading = false;
+      this.#stopped = true;
+      this.#timer?.cancel();
+      this.#deadline?.cancel();
+      this.#o.log.error({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity, reason }, `leader election: lost the lease (${detail})`);
+      onLost(reason);
+    };
     return new Promise((resolve) => {
       const tick = async (): Promise<void> => {
         if (this.#stopped) return;
-        const ok = await this.#tryAcquireOrRenew().catch((err: unknown) => {
-          this.#o.log.warn({ err: errorMessage(err), lease: this.#o.name }, 'leader election: lease update failed');
-          return false;
+        // The renewal is as old as its start: the Lease's record may change at any moment after it.
+        const started = this.#clock.monotonic();
+        const attempt = this.#tryAcquireOrRenew().catch((err: unknown): Attempt => {
+          this.#o.log.warn({ err: errorMessage(err), lease: `${this.#o.namespace}/${this.#o.name}` }, 'leader election: lease update failed');
+          return 'failed';
         });
-        const now = this.#clock.now();
-        if (ok) {
-          this.#lastRenew = now;
+        this.#attempt = attempt;
+        const result = await attempt;
+        if (this.#stopped) return;
+        if (result === 'ok') {
+          this.#deadline?.cancel();
+          const left = started + this.#o.renewDeadlineMs - this.#clock.monotonic();
+          this.#deadline = this.#clock.setTimer(() => lose('RenewDeadlineExceeded', `could not renew within ${this.#o.renewDeadlineMs} ms`), left);
           if (!this.#leading) {
             this.#leading = true;
             this.#o.log.info({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity }, 'leader election: became leader');
             resolve();
           }
-        } else if (this.#leading && now - this.#lastRenew > this.#o.renewDeadlineMs) {
-          this.#leading = false;
-          this.#o.log.error({ lease: this.#o.name }, 'leader election: lost the lease (could not renew in time)');
-          onLost();
+        } else if (result === 'held' && this.#leading) {
+          lose('HeldByAnother', 'another replica holds it');
           return;
         }
         this.#timer = this.#clock.setTimer(() => void tick(), this.#o.retryPeriodMs);
@@ -91,16 +127,18 @@ export class LeaderElector {
     });
   }
 
-  async #tryAcquireOrRenew(): Promise<boolean> {
+  async #tryAcquireOrRenew(): Promise<Attempt> {
     const now = this.#clock.now();
+    const mono = this.#clock.monotonic();
     const id = this.#o.identity;
     const durationS = Math.ceil(this.#o.leaseDurationMs / 1000);
     let lease: Lease | undefined;
     try {
-      lease = await this.#kube.get<Lease>(`${this.#path}/${encodeURIComponent(this.#o.name)}`);
+      lease = await this.#kube.get<Lease>(this.#leasePath);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+    if (this.#stopped) return 'failed';
     if (!lease) {
       const fresh: Lease = {
         apiVersion: 'coordination.k8s.io/v1', kind: 'Lease',
@@ -108,41 +146,47 @@ export class LeaderElector {
         spec: { holderIdentity: id, leaseDurationSeconds: durationS, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
       };
       this.#lease = await this.#kube.create<Lease>(this.#path, fresh, 'leases');
-      return true;
+      this.#observed = { record: JSON.stringify(this.#lease.spec), at: mono };
+      return 'ok';
     }
     const record = JSON.stringify(lease.spec);
-    if (this.#observed?.record !== record) this.#observed = { record, at: now };
+    if (this.#observed?.record !== record) this.#observed = { record, at: mono };
     const holder = lease.spec.holderIdentity ?? '';
-    const expired = this.#observed.at + (lease.spec.leaseDurationSeconds ?? durationS) * 1000 <= now;
-    if (holder !== '' && holder !== id && !expired) return false;
+    const expired = this.#observed.at + (lease.spec.leaseDurationSeconds ?? durationS) * 1000 <= mono;
+    if (holder !== '' && holder !== id && !expired) return 'held';
     const spec: LeaseSpec = holder === id
       ? { ...lease.spec, renewTime: microTime(now), leaseDurationSeconds: durationS }
       : { holderIdentity: id, leaseDurationSeconds: durationS, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 };
     try {
-      this.#lease = await this.#kube.update<Lease>(`${this.#path}/${encodeURIComponent(this.#o.name)}`, { ...lease, spec }, 'leases');
+      this.#lease = await this.#kube.update<Lease>(this.#leasePath, { ...lease, spec }, 'leases');
     } catch (err) {
-      if (isConflict(err)) return false; // someone else won this round
+      if (isConflict(err)) return 'failed'; // the record changed under us: read it again next round
       throw err;
     }
-    this.#observed = { record: JSON.stringify(this.#lease.spec), at: now };
-    return true;
+    this.#observed = { record: JSON.stringify(this.#lease.spec), at: mono };
+    return 'ok';
   }
 
-  /** Stops renewing and, if leading, hands the lease back so a standby takes over at once. */
+  /**
+   * Stops renewing and, if leading, hands the lease back (holder empty, duration 1 s, as client-go's
+   * ReleaseOnCancel) so a standby takes over at once. Call it only once all work has stopped.
+   */
   async release(): Promise<void> {
     this.#stopped = true;
     this.#timer?.cancel();
+    this.#deadline?.cancel();
+    await this.#attempt; // a renewal in flight would otherwise make the release's update conflict
     if (!this.#leading || !this.#lease) return;
     this.#leading = false;
     const now = this.#clock.now();
     try {
-      await this.#kube.update(`${this.#path}/${encodeURIComponent(this.#o.name)}`, {
+      await this.#kube.update(this.#leasePath, {
         ...this.#lease,
         spec: { ...this.#lease.spec, holderIdentity: '', leaseDurationSeconds: 1, renewTime: microTime(now), acquireTime: microTime(now) },
       }, 'leases');
-      this.#o.log.info({ lease: this.#o.name }, 'leader election: lease released');
+      this.#o.log.info({ lease: `${this.#o.namespace}/${this.#o.name}` }, 'leader election: lease released');
     } catch (err) {
-      this.#o.log.warn({ err: errorMessage(err) }, 'leader election: could not release the lease; a standby takes over when it expires');
+      this.#o.log.warn({ err: errorMessage(err), lease: `${this.#o.namespace}/${this.#o.name}` }, 'leader election: could not release the lease; a standby takes over when it expires');
     }
   }
 }

@@ -1,5 +1,5 @@
 // Paths and writes for the resources the operator owns or touches. Every function here is one API call.
-import { API_GROUP, API_VERSION, PLURAL, type PgCluster, type PgClusterStatus } from '../core/spec.ts';
+import { ANNOTATED_LABEL, API_GROUP, API_VERSION, PLURAL, type PgCluster, type PgClusterStatus } from '../core/spec.ts';
 import type { KubeClient, KubeObject } from './client.ts';
 
 const enc = encodeURIComponent;
@@ -17,7 +17,34 @@ export const paths = {
   namespaces: () => '/api/v1/namespaces',
   namespace: (name: string) => `/api/v1/namespaces/${enc(name)}`,
   events: (ns: string) => `/api/v1/namespaces/${enc(ns)}/events`,
+  services: (ns?: string) => (ns ? `/api/v1/namespaces/${enc(ns)}/services` : '/api/v1/services'),
+  endpointSlices: (ns?: string) => (ns ? `/apis/discovery.k8s.io/v1/namespaces/${enc(ns)}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices'),
 };
+
+/** The DNS output's objects (README, "DNS output"). */
+export interface ServiceObject extends KubeObject {
+  spec?: { clusterIP?: string; selector?: Record<string, string>; publishNotReadyAddresses?: boolean; ports?: unknown[] };
+}
+export interface EndpointSliceObject extends KubeObject {
+  addressType?: 'IPv4' | 'IPv6' | 'FQDN';
+  endpoints?: { addresses: string[]; conditions?: { ready?: boolean }; targetRef?: { kind: string; name: string; namespace: string } }[] | null;
+  ports?: unknown[] | null;
+}
+/** The kinds of the DNS output, by their API resource (plural) name. */
+export type OutputKind = 'services' | 'endpointslices';
+const outputPath = (kind: OutputKind, ns: string) => (kind === 'services' ? paths.services(ns) : paths.endpointSlices(ns));
+const outputApi = (kind: OutputKind) => (kind === 'services' ? { apiVersion: 'v1', kind: 'Service' } : { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice' });
+
+export function createOutput<T extends KubeObject>(kube: KubeClient, kind: OutputKind, obj: T): Promise<T> {
+  return kube.create(outputPath(kind, obj.metadata.namespace ?? ''), { ...outputApi(kind), ...obj }, kind);
+}
+/** A merge patch; lists in it (endpoints) replace the object's. */
+export function patchOutput<T extends KubeObject>(kube: KubeClient, kind: OutputKind, ns: string, name: string, body: Record<string, unknown>): Promise<T> {
+  return kube.patch(`${outputPath(kind, ns)}/${enc(name)}`, body, kind);
+}
+export function deleteOutput(kube: KubeClient, kind: OutputKind, ns: string, name: string): Promise<void> {
+  return kube.delete(`${outputPath(kind, ns)}/${enc(name)}`, kind);
+}
 
 export interface ConfigMapObject extends KubeObject {
   data?: Record<string, string>;
@@ -29,6 +56,11 @@ export type PgClusterObject = PgCluster & KubeObject;
 
 export function ownerReference(pc: PgClusterObject) {
   return { apiVersion: `${API_GROUP}/${API_VERSION}`, kind: 'PgCluster', name: pc.metadata.name, uid: pc.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+/** Whether `obj` has an owner reference to this PgCluster (what the operator writes, it owns so). */
+export function ownedBy(obj: KubeObject, pc: PgClusterObject): boolean {
+  return obj.metadata.ownerReferences?.some((r) => r.uid === pc.metadata.uid) ?? false;
 }
 
 export function createConfigMap(kube: KubeClient, cm: ConfigMapObject): Promise<ConfigMapObject> {
@@ -45,9 +77,29 @@ export function deleteConfigMap(kube: KubeClient, ns: string, name: string): Pro
   return kube.delete(paths.configMap(ns, name), 'configmaps');
 }
 
-/** Sets (string) or removes (null) annotations on a pod. */
-export function patchPodAnnotations(kube: KubeClient, ns: string, name: string, annotations: Record<string, string | null>): Promise<unknown> {
-  return kube.patch(paths.pod(ns, name), { metadata: { annotations } }, 'pods');
+/** An annotation that must still hold a value for a patch to apply (a JSON Patch "test"). */
+export interface Guard {
+  key: string;
+  value: string;
+}
+
+/**
+ * Sets (string) or removes (null) annotations on a pod: a merge patch; with a guard, a JSON Patch that the
+ * API server applies only while the guard's annotation holds its value (422 otherwise). A guarded patch
+ * removes only annotations the pod has (a JSON Patch "remove" of a missing key fails).
+ */
+export function patchPodAnnotations(kube: KubeClient, ns: string, name: string, annotations: Record<string, string | null>, guard?: Guard): Promise<unknown> {
+  if (!guard) {
+    // A pod written on carries ANNOTATED_LABEL, for the operator's pod cache (kube/watchSet.ts).
+    const writes = Object.values(annotations).some((v) => v !== null);
+    return kube.patch(paths.pod(ns, name), { metadata: { annotations, ...(writes ? { labels: { [ANNOTATED_LABEL]: 'true' } } : {}) } }, 'pods');
+  }
+  const path = (k: string) => `/metadata/annotations/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+  const ops = [
+    { op: 'test', path: path(guard.key), value: guard.value },
+    ...Object.entries(annotations).map(([k, v]) => (v === null ? { op: 'remove', path: path(k) } : { op: 'add', path: path(k), value: v })),
+  ];
+  return kube.patch(paths.pod(ns, name), ops, 'pods', 'json');
 }
 
 export function patchStatus(kube: KubeClient, ns: string, name: string, status: PgClusterStatus): Promise<unknown> {

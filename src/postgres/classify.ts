@@ -8,6 +8,8 @@ export type FailureReason =
   | 'ReadReplica'
   | 'ListenRefused'
   | 'NoEcho'
+  | 'NotPostgres'
+  | 'ConnectTimeout'
   | 'InvalidURL'
   | 'Error';
 
@@ -23,9 +25,40 @@ export const NO_ECHO_MESSAGE =
   + 'Typical causes: a transaction-mode pooler such as PgBouncer between the operator and Postgres, or a broken '
   + 'connection. Connect directly to Postgres or use session pooling; reconnecting';
 
+/** NoEcho while other notifications kept arriving: the listener works but is behind (`seconds` at least). */
+export function listenerBehindMessage(seconds: number): string {
+  return `the listener is more than ${seconds}s behind: a NOTIFY sent by the operator was not heard back while other notifications kept arriving, `
+    + 'probably a NOTIFY flood on a channel faster than Postgres delivers to one listener (see pgcluster_notify_flood and the NotifyFlood Event). '
+    + 'Reconnecting drops the backlog; remote peers get a fresh peerTimeout';
+}
+
 export const READ_REPLICA_MESSAGE =
   'the server is a read replica (pg_is_in_recovery() is true): NOTIFY is impossible on a standby. '
   + 'Point the Secret at the primary (for example its read-write service)';
+
+/** The server at the URL's host and port does not speak the Postgres protocol (see wire.ts); `problem` says
+ * what it sent. */
+export function notPostgres(problem: string): Failure {
+  return {
+    reason: 'NotPostgres',
+    message: `the server at the host and port of the Secret's URL does not speak the Postgres protocol: ${problem}. `
+      + 'It is not a Postgres server (check the host and port in the URL: Postgres usually listens on 5432) or a proxy in between mangles the traffic; retrying',
+  };
+}
+
+/**
+ * The server accepted the TCP connection but did not finish what the operator asked within timeoutMs: the
+ * startup (`what` undefined) or one of the connect phase's queries (`what` names it).
+ */
+export function connectTimeout(timeoutMs: number, what?: string): Failure {
+  const s = `${Math.round(timeoutMs / 1000)}s`;
+  return {
+    reason: 'ConnectTimeout',
+    message: what === undefined
+      ? `the server accepted the connection but did not complete the Postgres startup within ${s}: it is probably not a Postgres server (check the host and port in the Secret's URL), or it is overloaded; retrying`
+      : `the server did not answer ${what} within ${s} after the connection was opened (a session blocked by a lock, an overloaded server, or something that only looks like Postgres); retrying`,
+  };
+}
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN',

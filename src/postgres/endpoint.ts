@@ -32,7 +32,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
-import { classifySendError, isStatementRefused, NO_ECHO_MESSAGE, type Failure } from './classify.ts';
+import { classifySendError, isStatementRefused, listenerBehindMessage, NO_ECHO_MESSAGE, type Failure } from './classify.ts';
 import { ConnectionPair, type Conn } from './connection.ts';
 import { parsePgUrl, type ParsedPgUrl } from './connstring.ts';
 import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
@@ -45,7 +45,10 @@ import type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subsc
 
 export type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subscription } from './types.ts';
 
-const NOTIFY_SQL = 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
+// One statement, one transaction: every due name, and the fill of the server's notification queue read on the
+// way (shared memory, no extra round trip) — a listener stuck in a transaction anywhere on the server holds
+// the queue, and when it is full every NOTIFY on the server fails at commit.
+export const NOTIFY_SQL = 'SELECT count(pg_notify(c, p)) AS n, pg_notification_queue_usage() AS usage FROM unnest($1::text[], $2::text[]) AS t(c, p)';
 
 export { quoteIdent } from './connection.ts';
 
@@ -93,6 +96,8 @@ export class PgEndpoint {
   private sendSeq = 0;
   private inFlight = false;
   private flushAgain = false;
+  /** When the listener last received a notification (monotonic): a probe overdue behind others is a backlog. */
+  private lastHeardAt = -Infinity;
   private wakeTimer: Timer | null = null;
   private wakeAt = Infinity;
   private closed = false;
@@ -121,6 +126,7 @@ export class PgEndpoint {
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       backoff: opts.backoff ?? { baseMs: 250, maxMs: 30_000 },
       channels: () => [this.probeChannel, ...this.subs.keys()],
+      identity: opts.identity,
       events: { ready: (c, again) => this.onReady(c, again), lost: (c, f) => this.onLost(c, f), notification: (ch, p) => this.onNotification(ch, p) },
     });
     this.conns.start();
@@ -182,6 +188,9 @@ export class PgEndpoint {
       if (!validChannel(a.channel) || a.channel === this.probeChannel) {
         throw new TypeError('PgEndpoint.setAnnouncer: the channel must be 1 to 63 bytes without NUL');
       }
+      if (a.side && (!validChannel(a.side.channel) || a.side.channel === this.probeChannel)) {
+        throw new TypeError('PgEndpoint.setAnnouncer: the side channel must be 1 to 63 bytes without NUL');
+      }
       if (!Number.isFinite(a.intervalMs) || a.intervalMs < 10) {
         throw new TypeError('PgEndpoint.setAnnouncer: intervalMs must be a finite number >= 10');
       }
@@ -192,7 +201,20 @@ export class PgEndpoint {
       if (validPayload(n)) names.add(n); else dropped++;
     }
     if (dropped > 0) this.log.warn({ announcer: key, dropped }, 'dropped node names that cannot be sent with pg_notify (empty, NUL, or 8000 bytes and more)');
-    this.scheduler.set(key, a && { channel: a.channel, intervalMs: a.intervalMs, names }, this.clock.now(), this.current.phase === 'Listening');
+    this.scheduler.set(key, a && { channel: a.channel, intervalMs: a.intervalMs, names, side: a.side }, this.clock.now(), this.current.phase === 'Listening');
+    this.reschedule();
+  }
+
+  /**
+   * NOTIFYs `payload` on `channel` once, in the next statement (within the coalescing delay), while Listening;
+   * dropped otherwise. For messages, not heartbeats: e.g. a "leave" on a side channel.
+   */
+  notifyOnce(channel: string, payload: string): void {
+    if (this.closed || this.current.phase !== 'Listening') return;
+    if (!validChannel(channel) || channel === this.probeChannel || !validPayload(payload)) {
+      throw new TypeError('PgEndpoint.notifyOnce: the channel must be 1 to 63 bytes and the payload 1 to 7999 bytes, without NUL');
+    }
+    this.scheduler.message(channel, payload, this.clock.now());
     this.reschedule();
   }
 
@@ -241,6 +263,7 @@ export class PgEndpoint {
 
   private onNotification(channel: string, payload: string): void {
     if (this.closed) return;
+    this.lastHeardAt = this.clock.monotonic();
     if (channel === this.probeChannel) {
       this.onProbe(payload);
       return;
@@ -311,6 +334,8 @@ export class PgEndpoint {
   /** Handles an overdue probe (now: monotonic); true when it dropped a connection. */
   private checkEcho(now: number): boolean {
     const which = this.probes.overdue(now, this.echoTimeoutMs);
+    // The probe's commit (its deadline less the timeout): notifications heard since then mean a backlog, not a deaf listener.
+    const behind = which === 'listener' && this.lastHeardAt > (this.probes.deadline(this.echoTimeoutMs) ?? Infinity) - this.echoTimeoutMs;
     const conns = this.conns;
     if (!conns) return false;
     if (which === 'sender') {
@@ -319,7 +344,7 @@ export class PgEndpoint {
         message: `the server did not complete a NOTIFY within ${this.echoTimeoutMs / 1000}s on the sending connection (a broken connection or an overloaded server); reconnecting`,
       });
     } else if (which === 'listener') {
-      conns.lose(conns.listener, conns.listener.gen, { reason: 'NoEcho', message: NO_ECHO_MESSAGE });
+      conns.lose(conns.listener, conns.listener.gen, { reason: 'NoEcho', message: behind ? listenerBehindMessage(this.echoTimeoutMs / 1000) : NO_ECHO_MESSAGE });
     }
     return which !== undefined;
   }
@@ -339,11 +364,13 @@ export class PgEndpoint {
     const seq = ++this.sendSeq;
     this.inFlight = true;
     this.log.trace({ names: batch.names }, 'notify');
-    client.query(NOTIFY_SQL, [batch.channels, batch.payloads]).then(() => {
+    client.query<{ usage: number | string | null }>(NOTIFY_SQL, [batch.channels, batch.payloads]).then((res) => {
       if (this.closed || seq !== this.sendSeq) return;
       this.inFlight = false;
       probe.committedAt = this.clock.monotonic();
       this.safe(() => this.hooks.onCommit?.(batch.names, probe.committedAt - probe.sentAt));
+      const usage = Number(res.rows[0]?.usage);
+      if (Number.isFinite(usage)) this.safe(() => this.hooks.onQueueUsage?.(usage));
       this.afterSend();
     }, (err: unknown) => {
       if (this.closed || seq !== this.sendSeq) return;

@@ -8,6 +8,7 @@ import { nextBoundary } from './timing.ts';
 export const SLACK_MS = 2;
 const MAX_CHANNEL_BYTES = 63; // NAMEDATALEN - 1; pg_notify rejects longer channel names
 const MAX_PAYLOAD_BYTES = 7999; // pg_notify: "payload string too long" at 8000
+const MAX_MESSAGES = 10_000;
 
 export function validChannel(ch: unknown): ch is string {
   return typeof ch === 'string' && ch.length > 0 && !ch.includes('\0') && Buffer.byteLength(ch) <= MAX_CHANNEL_BYTES;
@@ -22,6 +23,14 @@ export interface Announcer {
   intervalMs: number;
   /** Valid payloads (see validPayload). */
   names: ReadonlySet<string>;
+  /** Also says the names sent, as messages of its own on another channel (signed "alive", README
+   * "Authenticated peers"); sign() answers valid payloads, made at `now` (wall-clock ms). */
+  side?: SideAnnouncer | undefined;
+}
+
+export interface SideAnnouncer {
+  channel: string;
+  sign(names: readonly string[], now: number): string[];
 }
 
 interface AnnouncerState extends Announcer {
@@ -55,6 +64,8 @@ export class HeartbeatScheduler {
   #immediateAt = Infinity;
   #nextLivenessAt = 0;
   #probeWanted = false;
+  /** One-off notifications (e.g. a side-channel "leave"), sent once, in the next statement. */
+  #messages: { channel: string; payload: string }[] = [];
 
   constructor(o: { coalesceMs: number; livenessIntervalMs: number }) {
     this.#coalesceMs = o.coalesceMs;
@@ -81,6 +92,7 @@ export class HeartbeatScheduler {
       channel: a.channel,
       intervalMs: a.intervalMs,
       names: new Set(a.names),
+      side: a.side,
       nextAt: prev && prev.intervalMs === a.intervalMs ? prev.nextAt : nextBoundary(now, a.intervalMs),
       fresh,
       due: sameChannel && prev.due,
@@ -90,6 +102,17 @@ export class HeartbeatScheduler {
 
   clear(): void {
     this.#announcers.clear();
+    this.#messages = [];
+  }
+
+  /**
+   * A one-off notification, due within coalesceMs and sent once (only while listening: one queued while
+   * not is dropped, as stale news). Bounded: beyond MAX_MESSAGES pending, the oldest go.
+   */
+  message(channel: string, payload: string, now: number): void {
+    this.#messages.push({ channel, payload });
+    if (this.#messages.length > MAX_MESSAGES) this.#messages.splice(0, this.#messages.length - MAX_MESSAGES);
+    this.#immediateAt = Math.min(this.#immediateAt, now + this.#coalesceMs);
   }
 
   /** (Re)gained Listening: every current name is due now; heartbeats realign. */
@@ -126,26 +149,45 @@ export class HeartbeatScheduler {
   /**
    * Takes the next statement: the names of due announcers and fresh names (only while listening; otherwise
    * they are dropped: becoming Listening announces everything), one payload per distinct (channel, name),
-   * and the probe last. The liveness deadline restarts.
+   * and the probe last. An announcer's side messages for the names it sends come first, so that a receiver
+   * hears a name signed before it hears it bare. The liveness deadline restarts.
    */
   take(now: number, listening: boolean, probe: { channel: string; token: string }): Batch {
     const channels: string[] = [];
     const payloads: string[] = [];
+    const bareChannels: string[] = [];
+    const bare: string[] = [];
     const seen = new Set<string>();
     for (const a of this.#announcers.values()) {
       if (listening) {
-        for (const n of a.due ? a.names : a.fresh) {
+        const sending = a.due ? a.names : a.fresh;
+        if (a.side && sending.size > 0) {
+          for (const p of a.side.sign([...sending], now)) {
+            channels.push(a.side.channel);
+            payloads.push(p);
+          }
+        }
+        for (const n of sending) {
           const k = `${a.channel}\0${n}`;
           if (seen.has(k)) continue;
           seen.add(k);
-          channels.push(a.channel);
-          payloads.push(n);
+          bareChannels.push(a.channel);
+          bare.push(n);
         }
       }
       a.due = false;
       a.fresh.clear();
     }
-    const names = payloads.length;
+    const names = bare.length;
+    channels.push(...bareChannels);
+    payloads.push(...bare);
+    if (listening) {
+      for (const m of this.#messages) {
+        channels.push(m.channel);
+        payloads.push(m.payload);
+      }
+    }
+    this.#messages = [];
     channels.push(probe.channel);
     payloads.push(probe.token);
     this.#immediateAt = Infinity;

@@ -16,6 +16,8 @@ export interface EndpointHooks {
   onPayload?(channel: string): void;
   /** A probe came back; rttMs from sending the statement to hearing the probe. */
   onEcho?(rttMs: number): void;
+  /** pg_notification_queue_usage() (0 to 1) as read with each NOTIFY statement: the server's queue fill. */
+  onQueueUsage?(fraction: number): void;
   /** A connection was re-established after it had been lost (not called for the first connect). */
   onReconnect?(which: 'listener' | 'sender'): void;
 }
@@ -25,6 +27,8 @@ export interface Announcement {
   intervalMs: number;
   /** Node names to NOTIFY on the channel, each as one bare payload. */
   names: readonly string[];
+  /** Whenever names are sent, also send sign(those names, wall-clock now) on `channel` (signed "alive"). */
+  side?: { channel: string; sign(names: readonly string[], now: number): string[] } | undefined;
 }
 
 export interface Subscription {
@@ -51,5 +55,7 @@ export interface EndpointOptions {
   clock?: Clock;
   /** TCP+TLS+startup timeout when the URL has no connect_timeout. Default 10000. */
   connectTimeoutMs?: number;
+  /** Who runs the connections (the operator's identity, a pod name): part of their application_name. */
+  identity?: string;
 }
 

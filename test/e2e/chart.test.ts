@@ -63,7 +63,7 @@ before(async () => {
 // Lint and render
 
 test('helm lint --strict passes with default and with namespaced values', async () => {
-  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true']]) {
+  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.enabled=true']]) {
     const r = await helm(['lint', '--strict', CHART, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s])], { allowFail: true });
     assert.equal(r.code, 0, `helm lint --strict ${sets.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -84,7 +84,7 @@ test('default values: cluster-wide RBAC, restricted Deployment, CRD kept; the AP
       assert.equal(d.metadata.labels?.['app.kubernetes.io/instance'], 'pgco', `${d.kind}/${d.metadata.name} lacks the standard labels`);
     }
     assert.deepEqual(docs.map((d) => d.kind).sort(),
-      ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Service', 'ServiceAccount']);
+      ['ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'Deployment', 'Role', 'RoleBinding', 'Service', 'ServiceAccount']);
 
     // The CRD is the one in manifests/crd, with the keep policy.
     const [crd] = find(docs, 'CustomResourceDefinition', CRD_NAME);
@@ -116,17 +116,23 @@ test('default values: cluster-wide RBAC, restricted Deployment, CRD kept; the AP
     const env = envOf(deploy);
     assert.equal(env.WATCH_NAMESPACE?.value, '');
     assert.equal(env.METRICS_BIND_ADDRESS?.value, ':8080');
-    assert.equal(env.LEADER_ELECT?.value, 'false');
+    // Leader election on with one replica too: a rolling update never has two active operators.
+    assert.equal(env.LEADER_ELECT?.value, 'true');
+    assert.equal(env.LEADER_ELECTION_ID?.value, 'pgco-pgcluster-operator');
+    assert.equal(env.LEADER_ELECTION_NAMESPACE?.value, ns.name);
     assert.equal(env.POD_NAME?.valueFrom.fieldRef.fieldPath, 'metadata.name');
     assert.equal(env.POD_NAMESPACE?.valueFrom.fieldRef.fieldPath, 'metadata.namespace');
-
-    // No leader election with one replica: no Role for Leases.
-    assert.equal(find(docs, 'Role').length, 0);
+    const [leaseRole] = find(docs, 'Role', 'pgco-pgcluster-operator-leader-election', ns.name);
+    assert.deepEqual(leaseRole?.rules, [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['pgco-pgcluster-operator'], verbs: ['get', 'update'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+    ]);
 
     const out = await dryRunApply(text);
     for (const what of ['serviceaccount/pgco-pgcluster-operator', `customresourcedefinition.apiextensions.k8s.io/${CRD_NAME}`,
       'clusterrole.rbac.authorization.k8s.io/pgco-pgcluster-operator', 'clusterrolebinding.rbac.authorization.k8s.io/pgco-pgcluster-operator',
-      'service/pgco-pgcluster-operator-metrics', 'deployment.apps/pgco-pgcluster-operator']) {
+      'service/pgco-pgcluster-operator-metrics', 'deployment.apps/pgco-pgcluster-operator',
+      'role.rbac.authorization.k8s.io/pgco-pgcluster-operator-leader-election', 'rolebinding.rbac.authorization.k8s.io/pgco-pgcluster-operator-leader-election']) {
       assert.match(out, new RegExp(`${what.replace(/\./g, '\\.')} (created|configured|unchanged) \\(server dry run\\)`), out);
     }
   } finally {
@@ -180,6 +186,17 @@ test('crds.install=false leaves the CRD out; crds.keep=false drops the keep poli
   const [crd] = find(docsOf(await template('pgco', 'x', ['crds.keep=false'])), 'CustomResourceDefinition');
   assert.ok(crd);
   assert.equal(crd.metadata.annotations?.['helm.sh/resource-policy'], undefined);
+});
+
+test('leaderElection.enabled=false: no Lease, no Role for it; refused with more than one replica', async () => {
+  const docs = docsOf(await template('pgco', 'x', ['leaderElection.enabled=false']));
+  const [deploy] = find(docs, 'Deployment');
+  assert.ok(deploy);
+  assert.equal(envOf(deploy).LEADER_ELECT?.value, 'false');
+  assert.equal(find(docs, 'Role').length, 0, 'no Role for a Lease without leader election');
+  const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'leaderElection.enabled=false', '--set', 'replicas=2'], { allowFail: true });
+  assert.notEqual(r.code, 0, 'two replicas without leader election were accepted');
+  assert.match(r.stderr, /leaderElection.enabled=false needs replicas: 1/, r.stderr);
 });
 
 test('values.schema.json refuses unknown keys at every level, and wrong types', async () => {
@@ -331,6 +348,8 @@ const NEEDED_RULES: Array<[group: string, resource: string, verbs: string[]]> = 
   ['', 'configmaps', ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete']],
   ['', 'secrets', ['get']],
   ['', 'events', ['create', 'patch']],
+  ['', 'services', ['get', 'list', 'watch', 'create', 'patch', 'delete']],
+  ['discovery.k8s.io', 'endpointslices', ['get', 'list', 'watch', 'create', 'patch', 'delete']],
 ];
 /** "group/resource verb" strings, as compared with a SelfSubjectRulesReview. */
 const NEEDED = NEEDED_RULES.flatMap(([g, r, verbs]) => verbs.map((v) => `${g}/${r} ${v}`));
@@ -369,6 +388,8 @@ test('RBAC with the operator ServiceAccount token: everything the operator needs
   const app = await createNamespace('chart-rbac');
   const cfg = await tokenKubeconfig(token);
   const op = { kubeconfig: cfg.path };
+  // The ServiceAccount's grants are the stack's, shared with rbac-operator.test.ts (which takes one away).
+  const unlock = await lockStack('operator-sa');
   try {
     await kubectl(['apply', '-f', '-'], { input: rbac });
     // The RBAC authorizer sees new bindings through its informers: wait for the first grant to show.
@@ -429,7 +450,9 @@ test('RBAC with the operator ServiceAccount token: everything the operator needs
     assert.notEqual(denied.code, 0);
     assert.match(denied.stderr, /forbidden/);
   } finally {
-    await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], { input: rbac });
+    // Gone (RBAC objects have no finalizers) before the next holder of the lock looks at the grants.
+    await kubectl(['delete', '--ignore-not-found', '-f', '-'], { input: rbac });
+    unlock();
     await app.cleanup();
     cfg.cleanup();
   }
@@ -440,7 +463,7 @@ test('RBAC with watchNamespaces: the operator may work in the listed namespaces 
   // A ServiceAccount of our own, checked by impersonation, so that other tests' grants cannot blur the answer.
   const who = { as: `system:serviceaccount:${rel.name}:pgco-pgcluster-operator` };
   try {
-    const text = await template('pgco', rel.name, [`watchNamespaces={${watched.name}}`]);
+    const text = await template('pgco', rel.name, [`watchNamespaces={${watched.name}}`, 'leaderElection.enabled=false']);
     const rbac = docsOf(text).filter((d) => ['Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding'].includes(d.kind));
     assert.deepEqual(rbac.map((d) => `${d.kind}/${d.metadata.namespace}`).sort(), [`Role/${watched.name}`, `RoleBinding/${watched.name}`]);
     await kubectl(['apply', '-f', '-'], { input: rbac.map((d) => JSON.stringify(d)).join('\n') });

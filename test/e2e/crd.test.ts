@@ -164,7 +164,7 @@ test('defaults are applied by the API server', async () => {
     nodeName: { mode: 'ip', clusterDomain: 'cluster.local' },
     publishNotReadyPods: false,
     maxPeers: 1000,
-    output: { podAnnotation: 'pgcluster.io/peers' },
+    output: { podAnnotation: 'pgcluster.io/peers', annotationMinInterval: '0s' },
   });
   // channel, peerTimeout, nodeName.basename and output.configMapName are computed by the operator.
 });
@@ -178,8 +178,8 @@ test('explicit values are kept, and podAnnotation "" (annotation off) is not rep
     s.peerTimeout = '3m';
     s.nodeName = { basename: 'Chat_app-1', mode: 'hostname', clusterDomain: 'k8s.example.org' };
     s.publishNotReadyPods = true;
-    s.maxPeers = 100000;
-    s.output = { configMapName: 'chat.peers', podAnnotation: '' };
+    s.maxPeers = 5000;
+    s.output = { configMapName: 'chat.peers', podAnnotation: '', annotationMinInterval: '2s' };
     s.selector = { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'In', values: ['chat', 'chat-canary'] }, { key: 'tier', operator: 'Exists' }] };
   });
   await kubectl(['create', '-f', '-'], { input: JSON.stringify(obj) });
@@ -199,6 +199,7 @@ test('values at the edges of the ranges are accepted', async () => {
     ['channel of 63 characters', (s) => { s.channel = `_${'a'.repeat(62)}`; }],
     ['channel of 1 character', (s) => { s.channel = 'c'; }],
     ['maxPeers 1', (s) => { s.maxPeers = 1; }],
+    ['maxPeers 5000', (s) => { s.maxPeers = 5000; }],
     ['basename of 200 characters', (s) => { s.nodeName = { basename: 'b'.repeat(200) }; }],
     ['podAnnotation without prefix', (s) => { s.output = { podAnnotation: 'peers' }; }],
     ['selector with matchLabels only', (s) => { s.selector = { matchLabels: { 'app.kubernetes.io/name': 'chat' } }; }],
@@ -272,7 +273,7 @@ const MSG = {
   clusterDomain: 'nodeName.clusterDomain must be a DNS name',
   configMapName: 'output.configMapName must be a ConfigMap name',
   podAnnotation: 'output.podAnnotation must be "" (no annotation) or an annotation key',
-  podAnnotationOwn: 'output.podAnnotation must not be pgcluster.io/node-name or pgcluster.io/cluster',
+  podAnnotationOwn: 'output.podAnnotation must not be pgcluster.io/node-name, pgcluster.io/cluster or pgcluster.io/owner-*',
 };
 const cel = (path: string, message: string) => `${path}: Invalid value: "string": ${message}`;
 const celObject = (path: string, message: string) => `${path}: Invalid value: "object": ${message}`;
@@ -520,9 +521,9 @@ const BAD: Bad[] = [
     expect: ['spec.maxPeers: Invalid value: 0: spec.maxPeers in body should be greater than or equal to 1'],
   },
   {
-    name: 'maxPeers 100001',
-    mutate: (s) => { s.maxPeers = 100001; },
-    expect: ['spec.maxPeers: Invalid value: 100001: spec.maxPeers in body should be less than or equal to 100000'],
+    name: 'maxPeers 5001 (more than the outputs\' byte budgets hold)',
+    mutate: (s) => { s.maxPeers = 5001; },
+    expect: ['spec.maxPeers: Invalid value: 5001: spec.maxPeers in body should be less than or equal to 5000'],
   },
   {
     name: 'maxPeers not an integer',
@@ -547,7 +548,7 @@ const BAD: Bad[] = [
       expect: [pattern('spec.output.podAnnotation'), cel('spec.output.podAnnotation', MSG.podAnnotation)],
     }),
   ),
-  ...['pgcluster.io/node-name', 'pgcluster.io/cluster'].map((podAnnotation): Bad => ({
+  ...['pgcluster.io/node-name', 'pgcluster.io/cluster', 'pgcluster.io/owner-40ffda469b511a8c'].map((podAnnotation): Bad => ({
     name: `output.podAnnotation ${podAnnotation}, a key of the operator's own`,
     mutate: (s) => { s.output = { podAnnotation }; },
     expect: [cel('spec.output.podAnnotation', MSG.podAnnotationOwn), 'choose another key'],

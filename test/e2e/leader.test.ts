@@ -84,3 +84,28 @@ test('two replicas: one leads, the standby takes over within the lease duration,
   const waitedMs = Date.parse(records[taken]?.acquireTime ?? '') - Date.parse(released?.renewTime ?? '');
   assert.ok(waitedMs < 4_000, `taken ${waitedMs} ms after it was released, not after its 4 s duration`);
 });
+
+test('a leader that finds another holder in its Lease stops at its next renewal and exits 1', async () => {
+  const n = ns.name;
+  const id = 'lost';
+  const env = { LEADER_ELECT: 'true', LEADER_ELECTION_NAMESPACE: n, LEADER_ELECTION_ID: id, POD_NAME: 'replica-lost' };
+  await createPod(kube, n, { name: 'lost-1', labels: { app: 'lost' }, ip: '10.90.1.1' });
+  await createPgCluster(kube, n, 'lost', { selector: { matchLabels: { app: 'lost' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: `${n.replace(/-/g, '_')}_lost`, heartbeatInterval: '1s' });
+  const op = await startOperator({ namespaces: [n], env });
+  ops.push(op);
+  await waitForPeers(kube, n, 'lost-peers', ['lost-1'], ['lost@10.90.1.1']);
+  await waitFor(async () => (await op.metric('pgcluster_notify_transactions_total')) > 0, { message: 'the leader heartbeats' });
+  // Another replica (as far as the Lease says) takes the lease: e.g. this one was paused past its lease.
+  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${n}/leases/${id}`;
+  const lease = await kube.get<{ spec: Record<string, unknown> }>(leasePath);
+  const takenAt = performance.now();
+  await kube.update(leasePath, { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', leaseDurationSeconds: 3600 } }, 'leases');
+  const code = await op.exited;
+  const exitedMs = performance.now() - takenAt;
+  console.log(`# lease taken by another holder -> the leader exited (${code}) after ${exitedMs.toFixed(0)} ms`);
+  assert.equal(code, 1, 'exit 1: the Deployment restarts it as a standby');
+  // Seen at its next renewal (every 2 s with the default 15 s lease), not at the renew deadline (10 s).
+  assert.ok(exitedMs < 6_000, `exited ${exitedMs.toFixed(0)} ms after another holder took the Lease`);
+  assert.match(op.logs(), /leader election: lost the lease \(another replica holds it\)/);
+  assert.match(op.logs(), /stopped after losing the lease/);
+});

@@ -4,11 +4,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { startLibclusterNode, type LibclusterNode } from '../../scripts/stack/libcluster-node.ts';
-import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import type { PostgresServer } from '../../scripts/stack/postgres.ts';
 import { createNamespace, holdsFor, kubectl, waitFor } from '../support/env.ts';
-import { installCrd } from '../support/crd.ts';
 import {
-  condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, startOperator, testKube,
+  condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, operatorOnPostgres, startOperator, testKube,
   waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
 import { watchPeers } from '../support/watch.ts';
@@ -32,11 +31,7 @@ describe('operator under failure', () => {
   const channel = () => `${ns.name.replace(/-/g, '_')}_f`;
 
   before(async () => {
-    await installCrd(kube);
-    server = await startPostgres();
-    ns = await createNamespace('e2e-fault');
-    await createSecret(kube, ns.name, 'db', { url: server.url });
-    op = await startOperator({ namespaces: [ns.name] });
+    ({ server, ns, op } = await operatorOnPostgres(kube, 'e2e-fault'));
     // PgCluster f, which every test here uses (each test leaves it Ready, with member f@10.70.0.1).
     await createPod(kube, ns.name, { name: 'f-1', labels: { app: 'f' }, ip: '10.70.0.1' });
     await createPgCluster(kube, ns.name, 'f', { selector: { matchLabels: { app: 'f' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channel(), heartbeatInterval: '1s', peerTimeout: '3s' });
@@ -98,7 +93,7 @@ describe('operator under failure', () => {
 
   test('bad Secrets: condition and Event each, other PgClusters unaffected, no secret in logs', async () => {
     const n = ns.name;
-    await createSecret(kube, n, 'nokey', { other: 'x' });
+    await createSecret(kube, n, 'nokey', { 'k3y-the-user-may-not-read': 'x' });
     await createSecret(kube, n, 'badurl', { url: 'mysql://user:hunter2@db/x' });
     await createSecret(kube, n, 'unreachable', { url: 'postgres://u:sup3rsecret@127.0.0.1:1/db?connect_timeout=2' });
     const cases: [string, string, RegExp][] = [
@@ -121,6 +116,9 @@ describe('operator under failure', () => {
     }
     // The healthy PgCluster in the same namespace still works.
     assert.equal(condition(await getPgCluster(kube, n, 'f'), 'Ready')?.status, 'True');
+    // A Secret's keys are not shown: whoever reads the PgCluster or its Events may not be allowed to read it.
+    const shown = `${JSON.stringify((await getPgCluster(kube, n, 'missing-key'))?.status)} ${await kubectl(['get', 'events', '-n', n, '-o', 'json'])} ${op.logs()}`;
+    assert.ok(!shown.includes('k3y-the-user-may-not-read'), 'the Secret\'s key names are in no status, Event or log line');
     for (const secret of ['hunter2', 'sup3rsecret', new URL(server.url).password]) {
       assert.ok(!op.logs().includes(secret), 'no password in the operator log');
       const all = await kubectl(['get', 'events,pgclusters', '-n', n, '-o', 'json']);

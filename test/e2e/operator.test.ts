@@ -9,7 +9,8 @@ import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, deletePod, getPgCluster, podAnnotation,
   setPodStatus, startOperator, testKube, waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
-import { DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, CLUSTER_KEY } from '../../src/core/spec.ts';
+import { DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, CLUSTER_KEY, OWNER_MARKER_PREFIX } from '../../src/core/spec.ts';
+import { markerKey } from '../../src/core/ownership.ts';
 import { paths } from '../../src/kube/resources.ts';
 
 const kube = testKube();
@@ -95,11 +96,12 @@ describe('operator end to end', () => {
     const path = paths.pgcluster(n, 'rekey');
     const keys = async (pod: string) => {
       const p = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(n, pod));
-      return Object.fromEntries(Object.entries(p.metadata.annotations ?? {}).filter(([k]) => k.includes('peers') || k === CLUSTER_KEY));
+      return Object.fromEntries(Object.entries(p.metadata.annotations ?? {}).filter(([k]) => k.includes('peers') || k.startsWith(OWNER_MARKER_PREFIX) || k === CLUSTER_KEY));
     };
     await kube.patch(path, { spec: { output: { podAnnotation: 'example.com/cluster-peers' } } }, 'pgclusters');
+    const expected = JSON.stringify({ 'example.com/cluster-peers': want, [markerKey('example.com/cluster-peers')]: 'rekey example.com/cluster-peers' });
     for (const pod of ['rekey-1', 'rekey-2']) {
-      await waitFor(async () => JSON.stringify(await keys(pod)) === JSON.stringify({ 'example.com/cluster-peers': want, [CLUSTER_KEY]: 'rekey' }),
+      await waitFor(async () => JSON.stringify(await keys(pod)) === expected,
         { message: `${pod}: the list under the new key only` });
     }
     // Status is written after the annotations: wait for it rather than read it once.
@@ -232,6 +234,6 @@ describe('operator end to end', () => {
     assert.equal(await configMapPeers(kube, n, 'del-peers'), undefined);
     const pod = await kube.get<{ metadata: { annotations?: Record<string, string> } }>(paths.pod(n, 'del-1'));
     assert.equal(pod.metadata.annotations?.[DEFAULT_POD_ANNOTATION], undefined);
-    assert.equal(pod.metadata.annotations?.[CLUSTER_KEY], undefined);
+    assert.deepEqual(Object.keys(pod.metadata.annotations ?? {}).filter((k) => k.startsWith(OWNER_MARKER_PREFIX) || k === CLUSTER_KEY), [], 'no marker left');
   });
 });

@@ -11,10 +11,10 @@ import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { freePort, startProc, waitReady, type Proc } from '../../scripts/stack/proc.ts';
 import { postgresBinDir, startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
-import { PgEndpoint, type EndpointHooks, type EndpointState } from '../../src/postgres/endpoint.ts';
+import { NOTIFY_SQL, PgEndpoint, type EndpointHooks, type EndpointState } from '../../src/postgres/endpoint.ts';
 import { waitFor } from '../support/env.ts';
 
-const NOTIFY_SQL = 'SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)';
+
 
 // ---- helpers -------------------------------------------------------------------------------------------
 

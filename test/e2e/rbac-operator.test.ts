@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import YAML from 'yaml';
-import { createNamespace, kubectl, requireEnv, runBin, waitFor } from '../support/env.ts';
+import { createNamespace, kubectl, lockStack, requireEnv, runBin, waitFor } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
 import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, podAnnotation, startOperator,
@@ -23,11 +23,18 @@ let kubeconfig = '';
 async function chartRbac(ns: string): Promise<Record<string, unknown>[]> {
   const version = JSON.parse(await kubectl(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } };
   const r = await runBin('helm', ['template', 'pgcluster-operator', 'charts/pgcluster-operator', '--namespace', 'pgcluster-system',
-    '--kube-version', version.serverVersion.gitVersion, '--set', `watchNamespaces={${ns}}`, '--show-only', 'templates/rbac.yaml']);
+    '--kube-version', version.serverVersion.gitVersion, '--set', `watchNamespaces={${ns}}`,
+    // The operator here runs without leader election (and its Lease rules, tested in chart.test.ts).
+    '--set', 'leaderElection.enabled=false', '--show-only', 'templates/rbac.yaml']);
   return YAML.parseAllDocuments(r.stdout).map((d) => d.toJSON() as Record<string, unknown>).filter(Boolean);
 }
 
+let unlock: (() => void) | undefined;
+
 before(async () => {
+  // The ServiceAccount's grants are the stack's: chart.test.ts binds the chart's ClusterRole to it for a while,
+  // which would give back what the second test here takes away.
+  unlock = await lockStack('operator-sa');
   await installCrd(kube);
   const env = requireEnv();
   const token = process.env.PGCO_OPERATOR_TOKEN;
@@ -39,6 +46,7 @@ before(async () => {
 });
 after(async () => {
   for (const op of ops) await op.stop();
+  unlock?.();
   for (const ns of namespaces) await ns.cleanup();
 });
 

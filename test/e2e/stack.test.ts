@@ -56,6 +56,16 @@ describe('kubernetes control plane', () => {
     assert.match(pod.status!.podIP!, /^10\.244\.\d+\.\d+$/);
   });
 
+  // Beside a real node the node-lifecycle controller runs: a kwok Node heartbeating only by status (every
+  // ~55 s, past its 50 s grace period) went Unknown each minute and all kwok pods were marked NotReady for a
+  // moment, which looked like the operator republishing everything at rest.
+  test('the kwok node heartbeats through a renewed Lease, as a kubelet does', async () => {
+    const lease = async () => kubectlJson<{ spec?: { renewTime?: string; leaseDurationSeconds?: number } }>(['get', 'lease', 'kwok-node-0'], { ns: 'kube-node-lease' });
+    const first = await waitFor(async () => (await lease().catch(() => undefined))?.spec?.renewTime, { timeoutMs: 30_000, message: 'Lease kube-node-lease/kwok-node-0' });
+    assert.equal((await lease()).spec?.leaseDurationSeconds, 40);
+    await waitFor(async () => (await lease()).spec?.renewTime !== first, { timeoutMs: 40_000, message: 'the kwok node Lease to be renewed' });
+  });
+
   test('garbage collection removes owned objects, and namespace deletion finishes', async () => {
     const ns = await createNamespace('stack-gc');
     await kubectl(['create', 'configmap', 'owner'], { ns: ns.name });

@@ -1,25 +1,26 @@
 // Fixtures for unit tests of the controller: objects as the caches hold them, a Writer that records every
 // call (and can be told to fail one), in-memory caches, and a Context around them.
 import pino from 'pino';
-import type { Writer } from '../../src/controller/apply.ts';
+import { WRITE_CONCURRENCY, type Writer } from '../../src/controller/apply.ts';
+import { Semaphore } from '../../src/core/limit.ts';
 import { WriteMemo, type Cache, type Context } from '../../src/controller/context.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
 import { SecretSource } from '../../src/controller/secrets.ts';
-import { FINALIZER, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
+import { ANNOTATED_LABEL, FINALIZER, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
 import type { PodObject } from '../../src/kube/pods.ts';
-import type { ConfigMapObject, EventInput, PgClusterObject, SecretObject } from '../../src/kube/resources.ts';
+import type { ConfigMapObject, EndpointSliceObject, EventInput, Guard, OutputKind, PgClusterObject, SecretObject, ServiceObject } from '../../src/kube/resources.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { FakeClock } from './fakeClock.ts';
 
 export const NS = 'prod';
 
-export function pgcluster(name: string, spec: PgClusterSpec, extra: { status?: PgClusterStatus; finalizers?: string[]; deleting?: boolean } = {}): PgClusterObject {
+export function pgcluster(name: string, spec: PgClusterSpec, extra: { status?: PgClusterStatus; finalizers?: string[]; deleting?: boolean; created?: string } = {}): PgClusterObject {
   return {
     apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster',
     metadata: {
       name, namespace: NS, uid: `uid-${name}`, generation: 1, resourceVersion: '1',
-      finalizers: extra.finalizers ?? [FINALIZER], ...(extra.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
+      finalizers: extra.finalizers ?? [FINALIZER], ...(extra.created ? { creationTimestamp: extra.created } : {}), ...(extra.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
     },
     spec,
     ...(extra.status ? { status: extra.status } : {}),
@@ -40,10 +41,12 @@ export type WriterCall =
   | { verb: 'createConfigMap'; name: string; data: Record<string, string> }
   | { verb: 'patchConfigMap'; name: string; data: Record<string, string | null> }
   | { verb: 'deleteConfigMap'; name: string }
-  | { verb: 'patchPodAnnotations'; name: string; annotations: Record<string, string | null> }
+  | { verb: 'patchPodAnnotations'; name: string; annotations: Record<string, string | null>; guard?: Guard }
   | { verb: 'patchStatus'; name: string; status: PgClusterStatus }
   | { verb: 'setFinalizers'; name: string; finalizers: string[] }
-  | { verb: 'createEvent'; name: string; event: EventInput };
+  | { verb: 'createEvent'; name: string; event: EventInput }
+  | { verb: 'createOutput' | 'patchOutput'; kind: OutputKind; name: string; body: Record<string, unknown> }
+  | { verb: 'deleteOutput'; kind: OutputKind; name: string };
 
 /** A Writer that records calls in order; `fail` makes a call throw (once per match) before it is recorded. */
 export class RecordingWriter implements Writer {
@@ -73,9 +76,9 @@ export class RecordingWriter implements Writer {
   deleteConfigMap(_ns: string, name: string) {
     return this.#do({ verb: 'deleteConfigMap', name }, () => undefined);
   }
-  patchPodAnnotations(ns: string, name: string, annotations: Record<string, string | null>) {
+  patchPodAnnotations(ns: string, name: string, annotations: Record<string, string | null>, guard?: Guard) {
     const kept = Object.fromEntries(Object.entries(annotations).filter((e): e is [string, string] => e[1] !== null));
-    return this.#do({ verb: 'patchPodAnnotations', name, annotations }, () => this.#written<PodObject>({ kind: 'Pod', metadata: { name, namespace: ns, annotations: kept } }));
+    return this.#do({ verb: 'patchPodAnnotations', name, annotations, ...(guard ? { guard } : {}) }, () => this.#written<PodObject>({ kind: 'Pod', metadata: { name, namespace: ns, annotations: kept, ...(guard ? {} : { labels: { [ANNOTATED_LABEL]: 'true' } }) } }));
   }
   patchStatus(ns: string, name: string, status: PgClusterStatus) {
     return this.#do({ verb: 'patchStatus', name, status }, () => this.#written<PgClusterObject>({ metadata: { name, namespace: ns }, spec: {}, status }));
@@ -85,6 +88,15 @@ export class RecordingWriter implements Writer {
   }
   createEvent(pc: PgClusterObject, event: EventInput) {
     return this.#do({ verb: 'createEvent', name: pc.metadata.name, event }, () => undefined);
+  }
+  createOutput(kind: OutputKind, obj: KubeObject) {
+    return this.#do({ verb: 'createOutput', kind, name: obj.metadata.name, body: obj as unknown as Record<string, unknown> }, () => this.#written(obj));
+  }
+  patchOutput(kind: OutputKind, ns: string, name: string, body: Record<string, unknown>) {
+    return this.#do({ verb: 'patchOutput', kind, name, body }, () => this.#written<KubeObject>({ metadata: { name, namespace: ns } }));
+  }
+  deleteOutput(kind: OutputKind, _ns: string, name: string) {
+    return this.#do({ verb: 'deleteOutput', kind, name }, () => undefined);
   }
 }
 
@@ -106,6 +118,10 @@ export class MapCache<T extends KubeObject> implements Cache<T> {
   *inNamespace(ns: string): Generator<T> {
     for (const o of this.#m.values()) if (o.metadata.namespace === ns) yield o;
   }
+  /** A map is filled from the start (the pod cache's watches sync; see kube/watchSet.ts). */
+  synced(): boolean {
+    return true;
+  }
 }
 
 export interface TestContext extends Context {
@@ -114,6 +130,8 @@ export interface TestContext extends Context {
   pgclusters: MapCache<PgClusterObject>;
   pods: MapCache<PodObject>;
   configMaps: MapCache<ConfigMapObject>;
+  services: MapCache<ServiceObject>;
+  endpointSlices: MapCache<EndpointSliceObject>;
   added: string[];
 }
 
@@ -127,17 +145,21 @@ export function testContext(o: { pgclusters?: PgClusterObject[]; pods?: PodObjec
     release: () => {},
   } as unknown as EndpointPool;
   return {
+    identity: 'test-operator',
     log: pino({ level: 'silent' }),
     metrics: new Metrics({ defaultMetrics: false }),
     pgclusters: new MapCache(o.pgclusters),
     pods: new MapCache(o.pods),
     configMaps: new MapCache(o.configMaps),
+    services: new MapCache<ServiceObject>(),
+    endpointSlices: new MapCache<EndpointSliceObject>(),
     writer: new RecordingWriter(),
     secrets: new SecretSource(async (ns, name) => secrets[`${ns}/${name}`], clock),
     pool: noPool,
     runtimes: new Map(),
-    queue: { add: (k: string) => void added.push(k) },
+    queue: { add: (k: string) => void added.push(k), addAfter: (k: string) => void added.push(k) },
     written: new WriteMemo(clock),
+    podWrites: new Semaphore(WRITE_CONCURRENCY),
     clock,
     added,
   };

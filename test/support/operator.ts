@@ -1,19 +1,24 @@
 // Runs the real operator program (src/main.ts) as a child process against the test stack, and drives
 // pods the way a kubelet would report them.
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
-import { requireEnv, waitFor } from './env.ts';
+import { createNamespace, requireEnv, waitFor } from './env.ts';
+import { installCrd } from './crd.ts';
+import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
 import { reportPodStatus } from './kubelet.ts';
-import { createPodObject, type PodInput } from './objects.ts';
+import { createPodObject, createSecret, type PodInput } from './objects.ts';
 import { launchOperator } from './launch.ts';
 import { parseMetrics, sumMetric } from './metrics.ts';
 import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
 import { paths } from '../../src/kube/resources.ts';
 
 export interface OperatorProcess {
+  /** Its process id: a restarted operator would be another process. */
+  pid: number;
+  /** The process has not exited. */
+  alive(): boolean;
   metricsUrl: string;
   logs(): string;
   /** A metric's value summed over the series that match `labels`. */
@@ -22,9 +27,16 @@ export interface OperatorProcess {
   scrape(): Promise<(name: string, labels?: Record<string, string>) => number>;
   /** Answers the exit code (or the signal's name). */
   stop(signal?: NodeJS.Signals): Promise<number | string>;
+  /** Settles when the process exits by itself or is stopped: its exit code (or the signal's name). */
+  exited: Promise<number | string>;
 }
 
-const logDir = mkdtempSync(join(tmpdir(), 'pgco-e2e-operator-'));
+// In the stack's dir, where `npm test` sweeps every operator log for secrets after the run.
+const logDir = (() => {
+  const dir = join(requireEnv().stackDir, 'operator-logs');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+})();
 let launched = 0;
 
 /** The operator (src/main.ts) against the test stack, logging at debug level to a file of its own. */
@@ -32,7 +44,11 @@ export async function startOperator(opts: { namespaces: string[]; env?: Record<s
   const logFile = join(logDir, `operator-${process.pid}-${++launched}.log`);
   const op = await launchOperator({ kubeconfig: requireEnv().kubeconfig, namespaces: opts.namespaces, logFile, logLevel: 'debug', env: opts.env });
   const scrape = async () => parseMetrics(await (await fetch(op.metricsUrl)).text());
+  let exited = false;
+  void op.proc.exited.then(() => { exited = true; });
   return {
+    pid: op.proc.pid,
+    alive: () => !exited,
     metricsUrl: op.metricsUrl,
     logs: () => readFileSync(logFile, 'utf8'),
     metric: async (name, labels = {}) => sumMetric(await scrape(), name, labels),
@@ -41,7 +57,24 @@ export async function startOperator(opts: { namespaces: string[]; env?: Record<s
       return (name, labels = {}) => sumMetric(series, name, labels);
     },
     stop: (signal = 'SIGTERM') => op.stop(signal),
+    exited: op.proc.exited,
   };
+}
+
+/** How most operator e2e files start: the CRD, a private Postgres, a fresh namespace `<prefix>-<random>` with
+ * Secret `db` holding the server's URL, and an operator watching that namespace. The file's after() stops
+ * them (op.stop(), ns.cleanup(), server.destroy()). */
+export async function operatorOnPostgres(kube: KubeClient, prefix: string): Promise<{ server: PostgresServer; ns: { name: string; cleanup(): Promise<void> }; op: OperatorProcess }> {
+  const server = await startPostgres();
+  return { server, ...await operatorInNamespace(kube, prefix, server.url) };
+}
+
+/** A namespace of its own (`prefix-<random>`) with Secret `db` holding `databaseUrl`, the CRD, and an operator watching the namespace. */
+export async function operatorInNamespace(kube: KubeClient, prefix: string, databaseUrl: string): Promise<{ ns: { name: string; cleanup(): Promise<void> }; op: OperatorProcess }> {
+  await installCrd(kube);
+  const ns = await createNamespace(prefix);
+  await createSecret(kube, ns.name, 'db', { url: databaseUrl });
+  return { ns, op: await startOperator({ namespaces: [ns.name] }) };
 }
 
 export function parseMetric(text: string, name: string, labels: Record<string, string>): number {
@@ -80,11 +113,17 @@ export { createPgCluster, createSecret } from './objects.ts';
 
 export interface PgClusterJson {
   metadata: { name: string; finalizers?: string[] };
-  status?: { members?: number; peers?: number; channel?: string; droppedPeers?: number; podAnnotation?: string; conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[] };
+  status?: { members?: number; peers?: number; channel?: string; droppedPeers?: number; conflictingPods?: number; podAnnotation?: string; conditions?: { type: string; status: string; reason: string; message: string; lastTransitionTime: string }[] };
 }
 
 export function getPgCluster(kube: KubeClient, ns: string, name: string): Promise<PgClusterJson | undefined> {
   return kube.getOptional<PgClusterJson>(paths.pgcluster(ns, name));
+}
+
+/** The Events recorded about a PgCluster (`kubectl describe` shows them). */
+export async function pgclusterEvents(kube: KubeClient, ns: string, name: string): Promise<{ type: string; reason: string; message: string }[]> {
+  const list = await kube.list<{ type: string; reason: string; message: string; involvedObject: { kind: string; name: string } }>(paths.events(ns), { fieldSelector: `involvedObject.name=${name}` });
+  return list.items.filter((e) => e.involvedObject.kind === 'PgCluster');
 }
 
 export function condition(pc: PgClusterJson | undefined, type: string) {

@@ -4,23 +4,28 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { applyOutputs, applyStatus } from '../../src/controller/apply.ts';
 import type { OutputsPlan } from '../../src/controller/plan.ts';
-import { reconcile, RESYNC_MS } from '../../src/controller/reconcile.ts';
-import { reportUserError } from '../../src/controller/errorPolicy.ts';
+import { reconcile, RESYNC_MS, TAKEN_RECHECK_MS } from '../../src/controller/reconcile.ts';
+import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
 import { FINALIZER, CLUSTER_KEY, DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
-import { UserError } from '../../src/errors.ts';
+import { markerKey } from '../../src/core/ownership.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
 import type { ConfigMapObject } from '../../src/kube/resources.ts';
 import { chatSpec, NS, pgcluster, pod, testContext } from '../support/controllerKit.ts';
 import { eventually as until } from '../support/poll.ts';
 
+const M = markerKey(DEFAULT_POD_ANNOTATION);
+const MINE = { [M]: `chat ${DEFAULT_POD_ANNOTATION}` };
 const conflict = () => new KubeApiError('POST', '/x', 409, 'AlreadyExists', 'exists');
 const gone = () => new KubeApiError('PATCH', '/x', 404, 'NotFound', 'gone');
+const invalid = () => new KubeApiError('PATCH', '/x', 422, 'Invalid', 'metadata.annotations: Too long');
+const tooLarge = () => new KubeApiError('POST', '/x', 413, 'RequestEntityTooLarge', 'too large');
 
 describe('applyOutputs', () => {
   const pc = pgcluster('chat', chatSpec);
   const created: OutputsPlan = {
     configMap: { kind: 'create', object: { metadata: { name: 'chat-peers', namespace: NS }, data: { peers: 'a@b\n' } } },
     deleteConfigMaps: [], podPatches: [{ pod: pod('p1'), annotations: { x: 'y' } }, { pod: pod('p2'), annotations: { x: 'y' } }],
+    configMapConflict: undefined, podConflicts: [],
   };
 
   test('the ConfigMap first, then the pods; each write remembered until the cache shows it', async () => {
@@ -34,15 +39,32 @@ describe('applyOutputs', () => {
   test('renamed ConfigMaps are deleted before the patch', async () => {
     const ctx = testContext();
     const before: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, resourceVersion: '3' } };
-    await applyOutputs(ctx, pc, { configMap: { kind: 'patch', name: 'chat-peers', data: { peers: '' }, labels: {}, before }, deleteConfigMaps: ['old'], podPatches: [] });
+    await applyOutputs(ctx, pc, { configMap: { kind: 'patch', name: 'chat-peers', data: { peers: '' }, labels: {}, before }, deleteConfigMaps: ['old'], podPatches: [], configMapConflict: undefined, podConflicts: [] });
     assert.deepEqual(ctx.writer.verbs(), ['deleteConfigMap old', 'patchConfigMap chat-peers']);
   });
 
-  test('a ConfigMap that exists and is not ours is a UserError (OutputConflict), and no pod is written', async () => {
+  test('a ConfigMap name taken by an object we cannot see (409 on create): reported, the pods are still written', async () => {
     const ctx = testContext();
     ctx.writer.fail = (c) => (c.verb === 'createConfigMap' ? conflict() : undefined);
-    await assert.rejects(applyOutputs(ctx, pc, created), (e: unknown) => e instanceof UserError && e.reason === 'OutputConflict' && /already exists and is not labelled/.test(e.message));
-    assert.deepEqual(ctx.writer.verbs(), []);
+    assert.deepEqual(await applyOutputs(ctx, pc, created), { configMapTaken: true, rejected: [] });
+    assert.deepEqual(ctx.writer.verbs(), ['patchPodAnnotations p1', 'patchPodAnnotations p2']);
+  });
+
+  test('writes the API server refuses (422, 413) are reported; the other writes go on', async () => {
+    const ctx = testContext();
+    ctx.writer.fail = (c) => (c.verb === 'createConfigMap' ? tooLarge() : c.verb === 'patchPodAnnotations' && c.name === 'p1' ? invalid() : undefined);
+    const r = await applyOutputs(ctx, pc, created);
+    assert.deepEqual(ctx.writer.verbs(), ['patchPodAnnotations p2']);
+    assert.equal(r.rejected.length, 2);
+    assert.match(r.rejected[0] ?? '', /^ConfigMap prod\/chat-peers: .*413/);
+    assert.match(r.rejected[1] ?? '', /^pod p1: .*422/);
+  });
+
+  test('a guarded removal whose marker changed meanwhile (422) is nothing to do, not a rejection', async () => {
+    const ctx = testContext();
+    ctx.writer.fail = (c) => (c.verb === 'patchPodAnnotations' ? invalid() : undefined);
+    const plan: OutputsPlan = { ...created, configMap: undefined, podPatches: [{ pod: pod('p1'), annotations: { x: null }, guard: { key: 'm', value: 'chat x' } }] };
+    assert.deepEqual(await applyOutputs(ctx, pc, plan), { configMapTaken: false, rejected: [] });
   });
 
   test('a pod deleted meanwhile (404) is skipped; another failure fails the apply after every pod was tried', async () => {
@@ -98,14 +120,14 @@ describe('reconcile scenarios', () => {
     await reconcile(ctx, 'prod/chat');
     ctx.writer.calls = [];
     const value = 'chat@10.0.0.1,chat@10.0.0.2';
-    const ann = { [DEFAULT_POD_ANNOTATION]: value, [CLUSTER_KEY]: 'chat' };
+    const ann = { [DEFAULT_POD_ANNOTATION]: value, ...MINE };
     ctx.pods.set(pod('a', { labels: { app: 'chat' }, ip: '10.0.0.1', annotations: ann, rv: '2' }));
     ctx.pods.set(pod('b', { labels: { app: 'web' }, ip: '10.0.0.2', annotations: ann, rv: '2' }));
     await reconcile(ctx, 'prod/chat');
-    const patches = ctx.writer.calls.filter((c) => c.verb === 'patchPodAnnotations').map((c) => c.verb === 'patchPodAnnotations' && [c.name, c.annotations]);
+    const patches = ctx.writer.calls.filter((c) => c.verb === 'patchPodAnnotations').map((c) => c.verb === 'patchPodAnnotations' && [c.name, c.annotations, c.guard]);
     assert.deepEqual(patches, [
-      ['a', { [DEFAULT_POD_ANNOTATION]: 'chat@10.0.0.1', [CLUSTER_KEY]: 'chat' }],
-      ['b', { [DEFAULT_POD_ANNOTATION]: null, [CLUSTER_KEY]: null }],
+      ['a', { [DEFAULT_POD_ANNOTATION]: 'chat@10.0.0.1', ...MINE }, undefined],
+      ['b', { [DEFAULT_POD_ANNOTATION]: null, [M]: null }, { key: M, value: MINE[M] }],
     ]);
   });
 
@@ -116,31 +138,46 @@ describe('reconcile scenarios', () => {
   });
 
   test('deleted: our annotations and ConfigMap go, then the finalizer', async () => {
-    const ann = { [DEFAULT_POD_ANNOTATION]: 'x@y', [CLUSTER_KEY]: 'chat', 'other': 'kept' };
-    const cm: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, labels: { [CLUSTER_KEY]: 'chat' } } };
+    const ann = { [DEFAULT_POD_ANNOTATION]: 'x@y', ...MINE, 'other': 'kept' };
+    const cm: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, labels: { [CLUSTER_KEY]: 'chat' }, ownerReferences: [{ apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', name: 'chat', uid: 'uid-chat' }] } };
     const ctx = testContext({
       pgclusters: [pgcluster('chat', { ...chatSpec, channel: 'Invalid-Spec-Still-Cleaned' }, { deleting: true, finalizers: [FINALIZER, 'else'] })],
-      pods: [pod('a', { annotations: ann }), pod('b', { annotations: { [DEFAULT_POD_ANNOTATION]: 'z', [CLUSTER_KEY]: 'other' } })],
+      pods: [pod('a', { annotations: ann }), pod('b', { annotations: { [DEFAULT_POD_ANNOTATION]: 'z', [M]: `other ${DEFAULT_POD_ANNOTATION}` } }), pod('c', { annotations: { 'x/y': '1', [CLUSTER_KEY]: 'chat' } })],
       configMaps: [cm],
     });
     await reconcile(ctx, 'prod/chat');
     assert.deepEqual(ctx.writer.calls, [
-      { verb: 'patchPodAnnotations', name: 'a', annotations: { [CLUSTER_KEY]: null, [DEFAULT_POD_ANNOTATION]: null } },
+      { verb: 'patchPodAnnotations', name: 'a', annotations: { [DEFAULT_POD_ANNOTATION]: null, [M]: null }, guard: { key: M, value: MINE[M] } },
+      { verb: 'patchPodAnnotations', name: 'c', annotations: { [CLUSTER_KEY]: null }, guard: { key: CLUSTER_KEY, value: 'chat' } },
       { verb: 'deleteConfigMap', name: 'chat-peers' },
       { verb: 'setFinalizers', name: 'chat', finalizers: ['else'] },
     ]);
   });
 
-  test('the error policy turns a UserError into Ready False with its reason and one Event', async () => {
+  test('the ConfigMap name is taken: Ready False/OutputConflict with one Event, the pods still annotated; no create again until the recheck', async () => {
     const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: members() });
     ctx.writer.fail = (c) => (c.verb === 'createConfigMap' ? conflict() : undefined);
-    const err = await reconcile(ctx, 'prod/chat').then(() => undefined, (e: unknown) => e);
-    assert.ok(err instanceof UserError);
-    await reportUserError(ctx, 'prod/chat', err);
-    await reportUserError(ctx, 'prod/chat', err); // again: the memo shows the condition; no second write
-    assert.deepEqual(ctx.writer.verbs(), ['patchStatus chat', 'createEvent chat']);
-    const ev = ctx.writer.calls[1];
-    assert.ok(ev?.verb === 'createEvent');
-    assert.deepEqual([ev.event.type, ev.event.reason], ['Warning', 'OutputConflict']);
+    const r = await reconcile(ctx, 'prod/chat');
+    assert.ok((r.requeueAfterMs ?? 0) <= TAKEN_RECHECK_MS + 5);
+    assert.deepEqual(ctx.writer.verbs(), ['patchPodAnnotations a', 'patchPodAnnotations b', 'patchStatus chat', 'createEvent chat', 'createEvent chat']);
+    const status = ctx.writer.calls.find((c) => c.verb === 'patchStatus');
+    assert.ok(status?.verb === 'patchStatus');
+    const ready = status.status.conditions?.find((c) => c.type === 'Ready');
+    assert.deepEqual([ready?.status, ready?.reason], ['False', 'OutputConflict']);
+    assert.match(ready?.message ?? '', /ConfigMap prod\/chat-peers exists and is not this PgCluster's/);
+    await until(() => ctx.writer.calls.filter((c) => c.verb === 'createEvent').length === 2, 'both Events');
+    const ev = ctx.writer.calls.filter((c) => c.verb === 'createEvent').map((c) => c.verb === 'createEvent' && [c.event.type, c.event.reason]);
+    assert.deepEqual(ev, [['Warning', 'SecretNotFound'], ['Warning', 'OutputConflict']]);
+    ctx.writer.calls = [];
+    await reconcile(ctx, 'prod/chat');
+    assert.deepEqual(ctx.writer.verbs(), [], 'no second create, no second status');
+    ctx.clock.advance(TAKEN_RECHECK_MS + 1);
+    ctx.writer.fail = undefined;
+    await reconcile(ctx, 'prod/chat');
+    assert.deepEqual(ctx.writer.verbs().slice(0, 1), ['createConfigMap chat-peers'], 'tried again after the recheck interval');
+    // Created now: the name is no longer waited on (no requeue before the resync or the next expiry).
+    ctx.clock.advance(REMOTE_PUBLISH_INTERVAL_MS + 1); // past any hold-back of remote changes too
+    const after = await reconcile(ctx, 'prod/chat');
+    assert.equal(after.requeueAfterMs, RESYNC_MS, 'a past recheck time is forgotten, not a requeue every 10 ms');
   });
 });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { reconcile } from '../../src/controller/reconcile.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
+import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
 import type { SecretObject } from '../../src/kube/resources.ts';
 import { chatSpec, pgcluster, pod, testContext } from '../support/controllerKit.ts';
 
@@ -15,10 +16,10 @@ test('a wall-clock step of an hour keeps remote peers; peerTimeout of monotonic 
   const url = 'postgres://u:p@127.0.0.1:5432/db';
   const secret = { metadata: { name: 'db', namespace: 'prod' }, data: { url: Buffer.from(url).toString('base64') } } as unknown as SecretObject;
   const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: [pod('a', { labels: { app: 'chat' }, ip: '10.0.0.1' })], secrets: { 'prod/db': secret } });
-  let hear: ((payload: string) => void) | undefined;
+  const subs = new Map<string, (payload: string) => void>();
   const endpoint = {
     id: 'ep1',
-    subscribe: (_channel: string, cb: (payload: string) => void) => { hear = cb; return { close: () => {} }; },
+    subscribe: (channel: string, cb: (payload: string) => void) => { subs.set(channel, cb); return { close: () => {} }; },
     state: () => ({ phase: 'Listening' as const, since: 0 }),
     setAnnouncer: () => {},
   };
@@ -32,8 +33,10 @@ test('a wall-clock step of an hour keeps remote peers; peerTimeout of monotonic 
   };
 
   await reconcile(ctx, 'prod/chat');
+  const hear = subs.get('chat');
   assert.ok(hear, 'reconcile subscribed to the channel');
   hear(REMOTE);
+  ctx.clock.advance(REMOTE_PUBLISH_INTERVAL_MS); // remote-only changes are published at most once per interval
   await reconcile(ctx, 'prod/chat');
   assert.ok(written().some((p) => p.includes(REMOTE)), 'the remote peer is published');
 

@@ -3,11 +3,13 @@ import { describe, test } from 'node:test';
 import { parseDuration, formatDuration } from '../../src/core/duration.ts';
 import { parseNodeName } from '../../src/core/payload.ts';
 import { matchesSelector } from '../../src/core/selector.ts';
-import { defaultChannel, defaultPeerTimeoutMs, effectiveSpec, type PgCluster } from '../../src/core/spec.ts';
+import { CHANNEL_PATTERN, defaultChannel, defaultPeerTimeoutMs, effectiveSpec, type PgCluster, type PgClusterSpec } from '../../src/core/spec.ts';
 import { podNodeName, isEligible } from '../../src/core/nodeName.ts';
 import type { PodView } from '../../src/core/pod.ts';
 import { setCondition, statusEqual } from '../../src/core/conditions.ts';
-import { configMapData, annotationValue, remotePeersFromConfigMap } from '../../src/core/outputs.ts';
+import { ANNOTATION_BUDGET, CONFIGMAP_DATA_BUDGET, configMapData, annotationValue, fitPeers, peerBytes, remotePeersFromConfigMap } from '../../src/core/outputs.ts';
+import type { Peer } from '../../src/core/peerTable.ts';
+import { queueFilling } from '../../src/core/notifyQueue.ts';
 
 describe('parseDuration', () => {
   const cases: [string, number | undefined][] = [
@@ -63,16 +65,38 @@ describe('effectiveSpec', () => {
     const r = effectiveSpec(cluster('Chat-Main.v2', base));
     assert.ok(r.ok);
     assert.deepEqual(r.spec, {
-      selector: base.selector, secretName: 'db', secretKey: 'url', channel: 'chat_main_v2', heartbeatMs: 5000,
+      selector: base.selector, secretName: 'db', secretKey: 'url', channel: 'prod_chat_main_v2', heartbeatMs: 5000,
       peerTimeoutMs: 15_000, basename: 'Chat-Main.v2', mode: 'ip', clusterDomain: 'cluster.local',
-      publishNotReadyPods: false, maxPeers: 1000, configMapName: 'Chat-Main.v2-peers', podAnnotation: 'pgcluster.io/peers',
+      publishNotReadyPods: false, maxPeers: 1000, minMembers: 0, annotationMinIntervalMs: 0, configMapName: 'Chat-Main.v2-peers', podAnnotation: 'pgcluster.io/peers', serviceName: '', auth: undefined,
     });
+  });
+  test('spec.auth: defaults, and what is refused', () => {
+    const withAuth = (auth: PgClusterSpec['auth']) => effectiveSpec(cluster('chat', { ...base, auth }));
+    const r = withAuth({ secretRef: { name: 'side-key' } });
+    assert.ok(r.ok);
+    assert.deepEqual(r.spec.auth, { secretName: 'side-key', key: 'key', previousKey: 'previousKey', acceptUnsigned: true });
+    const strict = withAuth({ secretRef: { name: 'k', key: 'k2', previousKey: 'k1' }, acceptUnsigned: false });
+    assert.ok(strict.ok);
+    assert.deepEqual(strict.spec.auth, { secretName: 'k', key: 'k2', previousKey: 'k1', acceptUnsigned: false });
+    assert.deepEqual(withAuth({}), { ok: false, message: 'spec.auth.secretRef.name is required: the Secret holding the key that signs side-channel messages' });
+    assert.deepEqual(withAuth({ secretRef: { name: 'k', key: 'a', previousKey: 'a' } }), { ok: false, message: 'spec.auth.secretRef.key and previousKey must differ (both are "a")' });
   });
   test('peerTimeout default is max(3 x heartbeat, 15s)', () => {
     assert.equal(defaultPeerTimeoutMs(1000), 15_000);
     assert.equal(defaultPeerTimeoutMs(10_000), 30_000);
   });
-  test('channel default starts with a letter or underscore', () => assert.equal(defaultChannel('1chat'), '_1chat'));
+  test('channel default: <namespace>_<name>, so one name in two namespaces does not merge', () => {
+    assert.equal(defaultChannel('prod', 'chat'), 'prod_chat');
+    assert.notEqual(defaultChannel('prod', 'chat'), defaultChannel('staging', 'chat'));
+    assert.equal(defaultChannel('1ns', 'chat'), '_1ns_chat', 'starts with a letter or underscore');
+  });
+  test('channel default longer than 63 bytes: cut, with a hash that keeps it distinct and valid', () => {
+    const a = defaultChannel('team-a', `chat-${'x'.repeat(80)}-1`);
+    const b = defaultChannel('team-a', `chat-${'x'.repeat(80)}-2`);
+    assert.equal(a.length, 63);
+    assert.notEqual(a, b);
+    assert.match(a, CHANNEL_PATTERN);
+  });
   test('podAnnotation "" turns the annotation off', () => {
     const r = effectiveSpec(cluster('c', { ...base, output: { podAnnotation: '' } }));
     assert.ok(r.ok && r.spec.podAnnotation === '');
@@ -88,6 +112,7 @@ describe('effectiveSpec', () => {
     ['mode', { ...base, nodeName: { mode: 'pod' } }, /mode/],
     ['podAnnotation pgcluster.io/node-name (read by the operator)', { ...base, output: { podAnnotation: 'pgcluster.io/node-name' } }, /podAnnotation .*choose another/],
     ['podAnnotation pgcluster.io/cluster (the operator\'s marker)', { ...base, output: { podAnnotation: 'pgcluster.io/cluster' } }, /podAnnotation .*choose another/],
+    ['podAnnotation pgcluster.io/owner-* (the operator\'s per-key markers)', { ...base, output: { podAnnotation: 'pgcluster.io/owner-1' } }, /podAnnotation .*choose another/],
   ];
   for (const [name, spec, msg] of bad) {
     test(`refuses ${name}`, () => {
@@ -151,6 +176,10 @@ describe('conditions', () => {
     assert.equal(statusEqual(a, { members: 1, conditions: c0 }), true);
     assert.equal(statusEqual(a, { members: 2, conditions: c0 }), false);
   });
+  test('statusEqual sees every field (a count that changes alone is written), and an absent count is 0', () => {
+    assert.equal(statusEqual({ members: 1, conflictingPods: 1 }, { members: 1, conflictingPods: 2 }), false);
+    assert.equal(statusEqual({ members: 1 }, { members: 1, conflictingPods: 0, droppedPeers: 0 }), true);
+  });
 });
 
 describe('outputs', () => {
@@ -178,6 +207,40 @@ describe('outputs', () => {
   });
 });
 
+describe('fitPeers (outputs capped in bytes)', () => {
+  const bytes = (d: Record<string, string>) => Object.values(d).reduce((n, v) => n + Buffer.byteLength(v), 0);
+  // The worst names a payload check lets through: 255 bytes, the host made of characters that double when
+  // escaped in peers.json ("\\) and in hosts.erlang ('\\).
+  const worst = (i: number, source: 'member' | 'remote'): Peer => {
+    const node = `n@${String(i).padStart(5, '0')}${'\\"\''.repeat(80)}`.padEnd(255, 'x');
+    return { node, host: node.slice(node.indexOf('@') + 1), source, ...(source === 'member' ? { pod: `pod-${i}`.padEnd(63, 'p') } : {}) };
+  };
+  test('any allowed payloads: the ConfigMap stays under 1 MiB and the annotation under 256 KiB, with headroom', () => {
+    const peers = [...Array.from({ length: 100 }, (_, i) => worst(i, 'member')), ...Array.from({ length: 5000 }, (_, i) => worst(1000 + i, 'remote'))];
+    const fit = fitPeers(peers, 'c'.repeat(63));
+    assert.ok(fit.droppedForSize > 0);
+    assert.equal(fit.peers.length + fit.droppedForSize, peers.length);
+    assert.ok(bytes(configMapData('c'.repeat(63), fit.peers)) <= CONFIGMAP_DATA_BUDGET, 'ConfigMap data within its budget');
+    assert.ok(CONFIGMAP_DATA_BUDGET <= 1024 * 1024 - 100 * 1024, 'budget leaves 100 KiB for metadata');
+    assert.ok(Buffer.byteLength(annotationValue(fit.peers)) <= ANNOTATION_BUDGET);
+    assert.equal(fit.peers.filter((p) => p.source === 'member').length, 100, 'members are kept before remote peers');
+    // The ConfigMap's own bound, with the annotation's out of the way: within it, and close to it.
+    const cmOnly = fitPeers(peers, 'c'.repeat(63), { configMap: CONFIGMAP_DATA_BUDGET, annotation: Infinity });
+    const size = bytes(configMapData('c'.repeat(63), cmOnly.peers));
+    assert.ok(size <= CONFIGMAP_DATA_BUDGET && size > CONFIGMAP_DATA_BUDGET - 4 * 1024, `ConfigMap data ${size} bytes`);
+  });
+  test('members before remote peers, whatever their names', () => {
+    const peers: Peer[] = [{ node: 'z@member', host: 'member', source: 'member', pod: 'p' }, { node: 'a@remote', host: 'remote', source: 'remote' }];
+    const one = peerBytes(peers[0]!);
+    const fit = fitPeers(peers, 'c', { configMap: 10_000, annotation: one.annotation });
+    assert.deepEqual([fit.peers.map((p) => p.node), fit.droppedForSize], [['z@member'], 1]);
+  });
+  test('what fits is all there is: nothing dropped', () => {
+    const peers: Peer[] = Array.from({ length: 1000 }, (_, i) => ({ node: `chat@10.0.${i >> 8}.${i & 255}`, host: `10.0.${i >> 8}.${i & 255}`, source: 'remote' }));
+    assert.equal(fitPeers(peers, 'chat').droppedForSize, 0);
+  });
+});
+
 describe('slimPod (what the pod cache keeps)', async () => {
   const { slimPod, podView: view } = await import('../../src/kube/pods.ts');
   const full = {
@@ -192,5 +255,15 @@ describe('slimPod (what the pod cache keeps)', async () => {
     assert.equal('managedFields' in slim.metadata, false);
     assert.equal(JSON.stringify(slim).includes('containers'), false);
     assert.equal(slim.metadata.resourceVersion, '7');
+  });
+});
+
+describe('queueFilling (the notification queue warning, with a gap)', () => {
+  test('filling above 50 %, over only below 25 %', () => {
+    const seq = [0.1, 0.49, 0.51, 0.4, 0.26, 0.24, 0.3, 0.6];
+    const out: boolean[] = [];
+    let was = false;
+    for (const u of seq) out.push(was = queueFilling(was, u));
+    assert.deepEqual(out, [false, false, true, true, true, false, false, true]);
   });
 });

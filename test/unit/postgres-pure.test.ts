@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  classifyConnectError, classifyListenError, classifyLostConnection, classifySendError, isServerError,
+  classifyConnectError, classifyListenError, classifyLostConnection, classifySendError, connectTimeout, isServerError, notPostgres,
 } from '../../src/postgres/classify.ts';
+import { FrameCheck } from '../../src/postgres/wire.ts';
 import { parsePgUrl, tlsOptions } from '../../src/postgres/connstring.ts';
 import { endpointId, quoteIdent } from '../../src/postgres/endpoint.ts';
 import { errorText, redact, secretsOfUrl } from '../../src/postgres/redact.ts';
@@ -203,4 +204,37 @@ test('backoffDelay: full jitter under a capped exponential ceiling', () => {
   assert.equal(backoffDelay(20, b, () => 0.999999), 29_999);
   assert.equal(backoffDelay(1000, b, () => 0.5), 15_000);
   assert.equal(backoffDelay(5, b, () => 0), 0);
+});
+
+test('FrameCheck: follows message headers across chunks, answers a length over the limit', () => {
+  const msg = (code: string, body: number) => {
+    const b = Buffer.alloc(5 + body);
+    b.write(code, 0, 'latin1');
+    b.writeUInt32BE(4 + body, 1);
+    return b;
+  };
+  const ok = new FrameCheck(100);
+  const stream = Buffer.concat([msg('R', 4), msg('S', 90), msg('Z', 1), msg('A', 96)]);
+  // Every split of the stream into two chunks, including splits inside a header.
+  for (let cut = 0; cut <= stream.length; cut++) {
+    const f = new FrameCheck(100);
+    assert.equal(f.feed(stream.subarray(0, cut)), undefined, `cut ${cut}`);
+    assert.equal(f.feed(stream.subarray(cut)), undefined, `cut ${cut}`);
+  }
+  assert.equal(ok.feed(stream), undefined);
+  assert.equal(ok.feed(msg('A', 97)), 101, 'one byte over the limit');
+  const huge = new FrameCheck(1 << 20);
+  assert.equal(huge.feed(Buffer.from([0x52, 0x7f])), undefined, 'half a header: not yet');
+  assert.equal(huge.feed(Buffer.from([0xff, 0xff, 0xff, 0, 0])), 0x7fffffff);
+  assert.equal(new FrameCheck(100).feed(Buffer.from([0x52, 0, 0, 0, 3])), 3, 'a length under 4 is impossible');
+});
+
+test('classify: not Postgres, connect timeouts', () => {
+  const np = notPostgres('its first byte was \'H\' (0x48), like an HTTP server');
+  assert.equal(np.reason, 'NotPostgres');
+  assert.match(np.message, /does not speak the Postgres protocol: its first byte was 'H'.*check the host and port/);
+  const startup = connectTimeout(2000);
+  assert.equal(startup.reason, 'ConnectTimeout');
+  assert.match(startup.message, /did not complete the Postgres startup within 2s/);
+  assert.match(connectTimeout(10_000, 'LISTEN').message, /did not answer LISTEN within 10s/);
 });

@@ -17,6 +17,19 @@ function listeningScheduler() {
 const sent = (s: HeartbeatScheduler, now: number) => s.take(now, true, probe).payloads.slice(0, -1);
 
 describe('HeartbeatScheduler', () => {
+  test('an announcer with a side signer: the names it sends, signed, on the side channel, before the bare names; not counted as names', () => {
+    const s = listeningScheduler();
+    const signed: [string[], number][] = [];
+    const side = { channel: 'c_side', sign: (n: readonly string[], now: number) => { signed.push([[...n], now]); return [`signed:${n.join(',')}`]; } };
+    s.set('a', { channel: 'c', intervalMs: 1000, names: names('a@h'), side }, T0 + 100, true);
+    s.set('a', { channel: 'c', intervalMs: 1000, names: names('a@h', 'b@h'), side }, T0 + 105, true);
+    const fresh = s.take(T0 + 110, true, probe);
+    assert.deepEqual([fresh.channels, fresh.payloads, fresh.names], [['c_side', 'c', 'c', probe.channel], ['signed:a@h,b@h', 'a@h', 'b@h', '1'], 2]);
+    assert.ok(s.due(T0 + 1000, up));
+    assert.deepEqual(sent(s, T0 + 1000), ['signed:a@h,b@h', 'a@h', 'b@h'], 'every heartbeat');
+    assert.deepEqual(signed.map(([, now]) => now), [T0 + 110, T0 + 1000], 'signed at the time of sending');
+  });
+
   test('a new name is due within coalesceMs; a burst of them shares one statement', () => {
     const s = listeningScheduler();
     s.set('a', { channel: 'c', intervalMs: 1000, names: names('a@h') }, T0 + 100, true);

@@ -50,9 +50,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* "true" when leader election is on: forced, or needed because more than one replica runs. */}}
+{{/* "true" when leader election is on (the default); off is refused with more than one replica. */}}
 {{- define "pgcluster-operator.leaderElect" -}}
-{{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) }}true{{ else }}false{{ end }}
+{{- if .Values.leaderElection.enabled }}true{{ else }}
+{{- if gt (int .Values.replicas) 1 }}
+{{- fail "leaderElection.enabled=false needs replicas: 1 (replicas without leader election would all send heartbeats and write outputs)" }}
+{{- end }}false{{ end }}
 {{- end }}
 
 {{/* Name of the Lease used for leader election. */}}
@@ -73,9 +76,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 The rules the operator needs in every namespace it serves (DESIGN.md sections 3 and 5), and nothing more:
 - pgclusters: read and watch; patch/update to add and remove its finalizer; status; finalizers (for
   ownerReferences with blockOwnerDeletion on the ConfigMaps it owns).
-- pods: read and watch the selected pods; patch their peers annotation.
+- pods: read and watch the selected pods; patch their peers annotation (and the pgcluster.io/annotated label).
 - configmaps: the output ConfigMaps (watched, created, updated, deleted by its finalizer).
-- secrets: get only - the one Secret named in a PgCluster. No list or watch: it never reads other Secrets.
+- secrets: get only - the Secrets named in a PgCluster (the URL's, spec.auth's key). No list or watch: it never reads other Secrets.
 - events: the conditions it reports are also Events.
 */}}
 {{- define "pgcluster-operator.rules" -}}
@@ -100,4 +103,10 @@ The rules the operator needs in every namespace it serves (DESIGN.md sections 3 
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["discovery.k8s.io"]
+  resources: ["endpointslices"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}

@@ -1,6 +1,7 @@
 // The realnode benchmark runs end to end on the test stack's real node: `node bench/run.ts --smoke realnode`
-// (3 real BEAM pods, one leave and one join, one join with the annotation output off) prints its rows, the
-// anchors beside them, and writes its JSON. Not a timing test: only that every figure is there and sane.
+// (3 real BEAM pods, one leave and one join, one join with the annotation output off) prints its rows (API,
+// files, Node.list(), DNS answers), the anchors beside them, and writes its JSON. Not a timing test: only
+// that every figure is there and sane.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +32,7 @@ test('npm run bench -- --smoke realnode: API, file and cluster figures with the 
     assert.ok(row && typeof row.value === 'number', `row realnode.${key} with a value`);
     return row.value!;
   };
-  for (const kind of ['join_api', 'join_file_annotation', 'join_file_configmap', 'join_cluster', 'leave_api', 'leave_file_annotation', 'leave_file_configmap', 'leave_cluster']) {
+  for (const kind of ['join_api', 'join_file_annotation', 'join_file_configmap', 'join_cluster', 'join_dns', 'leave_api', 'leave_file_annotation', 'leave_file_configmap', 'leave_cluster', 'leave_dns']) {
     const [p50, p99, max] = [value(`${kind}_p50_ms`), value(`${kind}_p99_ms`), value(`${kind}_max_ms`)];
     assert.ok(p50 >= 0 && p50 <= p99 && p99 <= max && max < 120_000, `${kind}: ${p50} ${p99} ${max}`);
   }

@@ -16,7 +16,10 @@ import { createNamespace, kubectl, kubectlJson, lockStack, requireRealNode, runB
 import { testKube } from '../../support/operator.ts';
 import { CRD_NAME, crdForRelease } from '../../support/crd.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
-import { isReady } from '../../../scripts/stack/kube.ts';
+import { isReady, KWOK_NODE } from '../../../scripts/stack/kube.ts';
+import { createPodObject } from '../../support/objects.ts';
+import { parseMetrics, sumMetric } from '../../support/metrics.ts';
+import { recordSenders, senderRuns } from '../../support/senders.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
@@ -173,8 +176,12 @@ test('helm install with the local image: the operator pod becomes Ready on the r
   const t0 = Date.now();
   await runBin('helm', ['install', RELEASE, CHART, '--namespace', opNs.name,
     '--set', `image.repository=${repository}`, '--set', `image.tag=${tag}`, '--set', 'image.pullPolicy=Never',
-    // The only other value: the real node is tainted so that no other test's pod lands there.
-    '--set', `tolerations[0].key=${REAL_NODE_TAINT.key}`, '--set', 'tolerations[0].operator=Exists']);
+    // The real node is tainted so that no other test's pod lands there.
+    '--set', `tolerations[0].key=${REAL_NODE_TAINT.key}`, '--set', 'tolerations[0].operator=Exists',
+    // Only this test's namespace: cluster-wide, this operator would also reconcile the PgClusters of the test
+    // files running beside it (and, from inside its pod, fail to reach their loopback Postgres and say so in
+    // their status).
+    '--set', `watchNamespaces={${appNs.name}}`]);
   const pod = await waitFor(async () => {
     const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name });
     return pods.items.find(isReady);
@@ -239,13 +246,13 @@ test('kubectl logs of the operator pod is JSON', async () => {
   }
 });
 
-test('deleting the operator pod: the Deployment\'s new pod takes over, no output ever drops a live member', async () => {
-  const memberPods = (await appPods()).filter((p) => isReady(p) && !p.metadata.deletionTimestamp);
+/**
+ * Watches the outputs while the operator is replaced: every observation (a poll every 100 ms) of the
+ * ConfigMap and of the annotation of each of `memberPods` must list every one of them. stop() answers what
+ * was missing, and when.
+ */
+function watchMembersKept(memberPods: PodJson[]): { members: string[]; stop(): Promise<string[]> } {
   const members = memberPods.map(nodeName).sort();
-  assert.equal(members.length, 4);
-  const [old] = (await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name })).items;
-  assert.ok(old);
-  // Watch the outputs while the operator is replaced: every observation must still list every member.
   const dropped: string[] = [];
   let watching = true;
   const watcher = (async () => {
@@ -254,19 +261,29 @@ test('deleting the operator pod: the Deployment\'s new pod takes over, no output
       const names = cm?.data?.peers?.trim().split('\n') ?? [];
       for (const m of members) if (!names.includes(m)) dropped.push(`ConfigMap lost ${m}`);
       for (const p of await appPods()) {
-        if (!memberPods.some((m) => m.metadata.name === p.metadata.name)) continue; // a pod added by the scale-up below
+        if (!memberPods.some((m) => m.metadata.name === p.metadata.name)) continue; // a pod added meanwhile
         const a = p.metadata.annotations?.['pgcluster.io/peers']?.split(',') ?? [];
         for (const m of members) if (!a.includes(m)) dropped.push(`annotation of ${p.metadata.name} lost ${m}`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
+  return { members, stop: async () => { watching = false; await watcher; return [...new Set(dropped)]; } };
+}
+
+const operatorPods = async () => (await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${opNs.name}/pods?labelSelector=${encodeURIComponent(`app.kubernetes.io/instance=${RELEASE}`)}`)).items;
+
+test('deleting the operator pod: the Deployment\'s new pod takes over, no output ever drops a live member', async () => {
+  const memberPods = (await appPods()).filter((p) => isReady(p) && !p.metadata.deletionTimestamp);
+  assert.equal(memberPods.length, 4);
+  const [old] = await operatorPods();
+  assert.ok(old);
+  const kept = watchMembersKept(memberPods);
+  let dropped: string[] = [];
   try {
     await kubectl(['delete', 'pod', old.metadata.name, '--wait=false'], { ns: opNs.name });
-    const fresh = await waitFor(async () => {
-      const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name });
-      return pods.items.find((p) => p.metadata.name !== old.metadata.name && isReady(p));
-    }, { timeoutMs: 120_000, message: 'a new operator pod Ready' });
+    const fresh = await waitFor(async () => (await operatorPods()).find((p) => p.metadata.name !== old.metadata.name && isReady(p)),
+      { timeoutMs: 120_000, message: 'a new operator pod Ready' });
     // Once the old pod is gone, only the new one can publish a change: a pod added now must appear.
     await waitFor(async () => (await runBin('kubectl', ['-n', opNs.name, 'get', 'pod', old.metadata.name, '--ignore-not-found', '-o', 'name'])).stdout.trim() === '',
       { timeoutMs: 60_000, message: `the old operator pod ${old.metadata.name} gone` });
@@ -274,10 +291,125 @@ test('deleting the operator pod: the Deployment\'s new pod takes over, no output
     await kubectl(['scale', 'deployment', BASENAME, '--replicas=5'], { ns: appNs.name });
     await expectFilesShowMembers('scaled to 5 after the operator moved', 5);
   } finally {
-    watching = false;
-    await watcher;
+    dropped = await kept.stop();
   }
-  assert.deepEqual([...new Set(dropped)], [], 'an output dropped a live member while the operator was replaced');
+  assert.deepEqual(dropped, [], 'an output dropped a live member while the operator was replaced');
+});
+
+/** An operator pod's Kubernetes writes so far (pgcluster_kube_writes_total without its Lease), read from its metrics port on the bridge. */
+async function writesOf(pod: PodJson): Promise<number | undefined> {
+  if (!pod.status.podIP) return undefined;
+  try {
+    const res = await fetch(`http://${pod.status.podIP}:8080/metrics`, { signal: AbortSignal.timeout(1_000) });
+    const series = parseMetrics(await res.text());
+    return sumMetric(series, 'pgcluster_kube_writes_total') - sumMetric(series, 'pgcluster_kube_writes_total', { resource: 'leases' });
+  } catch {
+    return undefined; // not serving (yet, or any more)
+  }
+}
+
+test('a rolling update of the chart: at most one operator pod ever sends heartbeats or writes, no live member dropped', async () => {
+  const memberPods = (await appPods()).filter((p) => isReady(p) && !p.metadata.deletionTimestamp);
+  assert.ok(memberPods.length >= 3, 'the app pods of the tests above');
+  // The test before replaced the operator pod; on a loaded machine its readiness may still be settling.
+  const live = await waitFor(async () => {
+    const pods = (await operatorPods()).filter((p) => !p.metadata.deletionTimestamp);
+    return pods.length === 1 && isReady(pods[0]!) ? pods : undefined;
+  }, { timeoutMs: 120_000, message: 'one operator pod, Ready' }).catch(async (e: Error) => {
+    // Say why: an operator container that exited left its last lines behind.
+    const previous = await runBin('kubectl', ['-n', opNs.name, 'logs', '-l', `app.kubernetes.io/instance=${RELEASE}`, '--previous', '--tail=20'], { allowFail: true });
+    throw new Error(`${e.message}; the previous operator container's last lines:\n${previous?.stdout ?? ''}${previous?.stderr ?? ''}`);
+  });
+  const old = live[0]!;
+  const pc = await kubectlJson<Obj>(['get', 'pgcluster', CLUSTER], { ns: appNs.name });
+  const senders = await recordSenders(pgServer.url, pc.status.channel as string);
+  const operatorSession = /^pgcluster-operator\/sender\/(.+)$/;
+  const podOf = (pods: PodJson[]) => (applicationName: string) => {
+    const id = operatorSession.exec(applicationName)?.[1];
+    return pods.find((p) => id && p.metadata.name.endsWith(id))?.metadata.name ?? `not an operator pod: ${applicationName}`;
+  };
+  const kept = watchMembersKept(memberPods);
+
+  // Kubernetes writes: each operator pod's counter, every 150 ms, with the time it was read.
+  const samples: { at: number; pod: string; writes: number }[] = [];
+  const seenPods = new Map<string, PodJson>([[old.metadata.name, old]]);
+  // Membership changes all along (a kwok pod joins, then leaves, every second), so that there is always
+  // something to write, for whichever operator is active.
+  let running = true;
+  const sampler = (async () => {
+    while (running) {
+      for (const p of await operatorPods()) seenPods.set(p.metadata.name, p);
+      await Promise.all([...seenPods.values()].map(async (p) => {
+        const at = performance.now();
+        const writes = await writesOf(p);
+        if (writes !== undefined) samples.push({ at, pod: p.metadata.name, writes });
+      }));
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  })();
+  let churned = 0;
+  const churn = (async () => {
+    for (let i = 0; running; i++) {
+      const name = `churn-${i}`;
+      await createPodObject(kube, appNs.name, { name, labels: { app: BASENAME }, node: KWOK_NODE });
+      churned++;
+      await new Promise((r) => setTimeout(r, 1_000));
+      await kube.request('DELETE', `/api/v1/namespaces/${appNs.name}/pods/${name}`, { body: { gracePeriodSeconds: 0 } });
+    }
+  })();
+
+  let dropped: string[] = [];
+  let fresh: PodJson | undefined;
+  try {
+    // Something to see before the rollout: the old pod heartbeats (every 2 s) and writes (the churn).
+    await waitFor(() => senders.heard.length > 0 && samples.some((s) => s.pod === old.metadata.name && s.writes > 0),
+      { timeoutMs: 30_000, message: 'heartbeats and writes from the operator pod before the rollout' });
+    // A changed pod template: the Deployment rolls (1 replica, maxSurge 25% -> 1, maxUnavailable 25% -> 0:
+    // the new pod starts, and is Ready, while the old one still runs).
+    await runBin('helm', ['upgrade', RELEASE, CHART, '--namespace', opNs.name, '--reuse-values', '--set', `podAnnotations.rollout=r${Date.now()}`]);
+    await runBin('kubectl', ['-n', opNs.name, 'rollout', 'status', `deployment/${FULL}`, '--timeout=180s']);
+    await waitFor(async () => !(await operatorPods()).some((p) => p.metadata.name === old.metadata.name),
+      { timeoutMs: 60_000, message: `the old operator pod ${old.metadata.name} gone` });
+    fresh = (await operatorPods()).find((p) => isReady(p));
+    assert.ok(fresh, 'the new operator pod');
+    const newPod = fresh.metadata.name;
+    // And a while after: three heartbeats of the new pod once the old one is gone, and a write of it.
+    const goneAt = performance.now();
+    await waitFor(() => senders.heard.filter((h) => h.at > goneAt && podOf([...seenPods.values()])(senders.names.get(h.pid) ?? '') === newPod).length >= 3
+      && samples.some((s) => s.pod === newPod && s.writes > 0),
+    { timeoutMs: 60_000, message: `heartbeats and writes of the new operator pod ${newPod}` });
+  } finally {
+    running = false;
+    await Promise.all([sampler, churn]);
+    dropped = await kept.stop();
+    await senders.stop();
+    await kubectl(['delete', 'pods', '-l', 'app=' + BASENAME, '--field-selector', `spec.nodeName=${KWOK_NODE}`, '--wait=true'], { ns: appNs.name });
+  }
+  const newPod = fresh.metadata.name;
+  const identity = podOf([...seenPods.values()]);
+
+  // Every figure first, then the claims: a failing run shows all three.
+  // (a) Heartbeats: the senders, in the order Postgres delivered their notifications, switch once.
+  const runs = senderRuns(senders, identity);
+  const shown = runs.map((r) => `${r.identity} x${r.count}`).join(' -> ');
+  const gapMs = runs.length > 1 ? runs[1]!.from - runs[0]!.to : NaN;
+  console.log(`# rolling update: heartbeat senders ${shown}; takeover gap (last NOTIFY of the old pod -> first of the new) ${gapMs.toFixed(0)} ms`);
+  // (b) Kubernetes writes: once a reading shows the new pod has written, no later pair of readings of the
+  // old pod shows it writing (a write between readings r1 and r2 of the old pod happened after r1).
+  const readings = (pod: string) => samples.filter((s) => s.pod === pod).sort((a, b) => a.at - b.at);
+  const newWroteAt = readings(newPod).find((s) => s.writes > 0)?.at ?? Infinity;
+  const oldR = readings(old.metadata.name);
+  const late = oldR.slice(1).filter((s, i) => s.writes > oldR[i]!.writes && oldR[i]!.at > newWroteAt).map((s) => `${s.writes} at +${(s.at - newWroteAt).toFixed(0)} ms`);
+  console.log(`# rolling update: Kubernetes writes of the old pod ${oldR.at(-1)?.writes ?? 0}, of the new pod ${readings(newPod).at(-1)?.writes ?? 0}`
+    + ` (${churned} churn pods); old pod's writes after the new one had written: ${late.length ? late.join(', ') : 'none'}`);
+
+  assert.deepEqual(senders.errors, [], 'every sending PID named in pg_stat_activity');
+  assert.deepEqual(runs.map((r) => r.identity), [old.metadata.name, newPod], `heartbeat senders over time: ${shown}`);
+  assert.ok(gapMs < 15_000, `the new pod took over ${gapMs.toFixed(0)} ms after the old one's last heartbeat: more than the lease duration, was the Lease released?`);
+  assert.ok(newWroteAt < Infinity, 'the new pod wrote');
+  assert.deepEqual(late, [], 'the old pod wrote after the new one had written');
+  // (c) Outputs.
+  assert.deepEqual(dropped, [], 'an output dropped a live member during the rolling update');
 });
 
 test('helm uninstall keeps the CRD and the PgClusters (keep policy)', async () => {
