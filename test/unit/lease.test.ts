@@ -116,6 +116,20 @@ test('a leader that reads the Lease held by another stops at once', async () => 
   assert.deepEqual(lost.map((l) => l.reason), ['HeldByAnother']);
 });
 
+test('a leader renews with one request, on the record it wrote last; a conflict makes it read the Lease again', async () => {
+  const { api, clock, lost } = await leader();
+  const before = api.requests;
+  for (let i = 0; i < 3; i++) { clock.advance(RETRY); await settle(); }
+  assert.equal(api.requests - before, 3, 'one PUT per renewal, no GET');
+  // Someone rewrote the record with us still as the holder (kubectl edit, say): the PUT conflicts, the
+  // leader reads the Lease and renews on it, and still leads.
+  const l = api.lease!;
+  api.lease = { ...l, metadata: { ...l.metadata, resourceVersion: `${l.metadata.resourceVersion}-edited` } };
+  clock.advance(RETRY); await settle();
+  assert.equal(lost.length, 0);
+  assert.equal(api.lease.metadata.resourceVersion?.endsWith('-edited'), false, 'renewed after the conflict');
+});
+
 test('a standby takes an unreleased lease only after leaseDuration of an unchanged record by its own clock', async () => {
   const api = new FakeLeaseApi();
   // a leads on a clock of its own that is never moved again: it dies without releasing, its record freezes.

@@ -33,7 +33,10 @@ type Obj = Record<string, any>; // kubectl's JSON
 interface PodJson {
   metadata: { name: string; deletionTimestamp?: string; annotations?: Record<string, string>; creationTimestamp: string };
   spec: { nodeName?: string };
-  status: { podIP?: string; phase?: string; conditions?: { type: string; status: string; lastTransitionTime: string }[] };
+  status: {
+    podIP?: string; phase?: string; conditions?: { type: string; status: string; lastTransitionTime: string }[];
+    containerStatuses?: { restartCount: number; lastState?: { terminated?: { exitCode: number; reason?: string; finishedAt?: string } } }[];
+  };
 }
 
 let env: RealNodeEnv;
@@ -296,6 +299,28 @@ test('deleting the operator pod: the Deployment\'s new pod takes over, no output
   assert.deepEqual(dropped, [], 'an output dropped a live member while the operator was replaced');
 });
 
+/** The operator's Lease holder, or '' when none. */
+async function leaseHolder(): Promise<string> {
+  const lease = await kube.getOptional<{ spec: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${opNs.name}/leases/${FULL}`);
+  return lease?.spec.holderIdentity ?? '';
+}
+
+/** What a failing wait on the operator pod shows: who holds the Lease, its restarts, and its leader-election and error log lines. */
+async function operatorState(pod: PodJson): Promise<string> {
+  const now = await kube.getOptional<PodJson>(`/api/v1/namespaces/${opNs.name}/pods/${pod.metadata.name}`);
+  const c = now?.status.containerStatuses?.[0];
+  const logs = async (previous: boolean) => {
+    const r = await runBin('kubectl', ['-n', opNs.name, 'logs', pod.metadata.name, ...(previous ? ['--previous'] : [])], { allowFail: true });
+    return (r?.stdout ?? '').split('\n').filter((l) => /leader election|"level":(40|50|60)|exiting/.test(l)).slice(-15).join('\n');
+  };
+  return [
+    `Lease holder: "${await leaseHolder()}"`,
+    `pod ${pod.metadata.name}: ${now ? `restarts ${c?.restartCount ?? '?'}, last termination ${JSON.stringify(c?.lastState?.terminated ?? null)}` : 'gone'}`,
+    `its log (leader election, warnings, errors):\n${await logs(false)}`,
+    `previous container:\n${await logs(true)}`,
+  ].join('\n');
+}
+
 /** An operator pod's Kubernetes writes so far (pgcluster_kube_writes_total without its Lease), read from its metrics port on the bridge. */
 async function writesOf(pod: PodJson): Promise<number | undefined> {
   if (!pod.status.podIP) return undefined;
@@ -361,9 +386,14 @@ test('a rolling update of the chart: at most one operator pod ever sends heartbe
   let dropped: string[] = [];
   let fresh: PodJson | undefined;
   try {
-    // Something to see before the rollout: the old pod heartbeats (every 2 s) and writes (the churn).
+    // Something to see before the rollout: the old pod leads, heartbeats (every 2 s) and writes (the churn).
+    // On a loaded machine it may have lost the Lease and restarted as a standby since the test before: the
+    // failure then says so, from its log.
+    const explain = async (e: Error) => { throw new Error(`${e.message}\n${await operatorState(old)}`); };
+    await waitFor(async () => (await leaseHolder()) === old.metadata.name, { timeoutMs: 60_000, message: `the Lease held by ${old.metadata.name}` }).catch(explain);
     await waitFor(() => senders.heard.length > 0 && samples.some((s) => s.pod === old.metadata.name && s.writes > 0),
-      { timeoutMs: 30_000, message: 'heartbeats and writes from the operator pod before the rollout' });
+      { timeoutMs: 30_000, message: 'heartbeats and writes from the operator pod before the rollout' })
+      .catch((e: Error) => explain(new Error(`${e.message}: ${senders.heard.length} heartbeats heard, ${samples.filter((s) => s.pod === old.metadata.name).length} metrics readings of the pod, last ${JSON.stringify(samples.filter((s) => s.pod === old.metadata.name).at(-1) ?? null)}`)));
     // A changed pod template: the Deployment rolls (1 replica, maxSurge 25% -> 1, maxUnavailable 25% -> 0:
     // the new pod starts, and is Ready, while the old one still runs).
     await runBin('helm', ['upgrade', RELEASE, CHART, '--namespace', opNs.name, '--reuse-values', '--set', `podAnnotations.rollout=r${Date.now()}`]);
