@@ -1,5 +1,6 @@
 // Many PgClusters of kwok pods at once (steady state, scale, Postgres load), and the steady-state window that
 // measures what the operator costs when nothing changes.
+import { readFileSync } from 'node:fs';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { createNamespace, createPgCluster, createPod, createSecret, cleanupNamespace } from './kube.ts';
 import { delta, deltaBy, metric, type OperatorProc, type Sample } from './operator.ts';
@@ -205,7 +206,12 @@ export async function publishAndMeasure(ctx: BenchCtx, name: string, fleet: Flee
   let op: OperatorProc | undefined;
   try {
     op = await operator(ctx, name, watch);
-    const publishedAt = await awaitPublished(fleet, name, publishTimeoutMs);
+    const started = op;
+    const publishedAt = await awaitPublished(fleet, name, publishTimeoutMs).catch((e: Error) => {
+      // The operator's own account of why, for a failure read in CI: its warnings and errors.
+      const said = readFileSync(started.logFile, 'utf8').split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10);
+      throw new Error(`${e.message}\noperator ${name}'s last warnings and errors (${started.logFile}):\n${said.join('\n') || '(none)'}`);
+    });
     const atPublish = await op.scrape();
     const mem = op.memory();
     const steady = await measureSteady(op, fleet.tracker, databaseUrl, seconds, 5000);
