@@ -101,6 +101,23 @@ function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
+const NETNS_DIR = '/run/netns';
+
+/**
+ * Makes /run/netns a shared mount point before containerd puts any pod's network namespace there, as
+ * `ip netns add` does on first use. Left to `ip netns add` (a test host, made while pods run), that bind
+ * mount would come down over the pods' namespace mounts already there: hidden, they can no longer be
+ * unmounted, so every such pod's sandbox teardown fails ("remove netns: device or resource busy") and the pod
+ * never goes away. Answers whether it mounted it (then stop unmounts it).
+ */
+async function shareNetnsDir(): Promise<boolean> {
+  mkdirSync(NETNS_DIR, { recursive: true });
+  if (mountsUnder(NETNS_DIR).includes(NETNS_DIR)) return false;
+  await sh('mount', ['--bind', NETNS_DIR, NETNS_DIR], `bind-mounting ${NETNS_DIR} on itself`);
+  await sh('mount', ['--make-shared', NETNS_DIR], `making ${NETNS_DIR} shared`);
+  return true;
+}
+
 async function netnsNames(): Promise<string[]> {
   return (await runCommand('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
 }
@@ -187,6 +204,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
   // containerd puts pod cgroups under k8s.io in each v1 hierarchy; remove them at stop if we made them.
   const cgroupParents = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, 'k8s.io')).filter((d) => !existsSync(d));
   const knownNetns = new Set(await netnsNames());
+  let netnsDirMounted = false;
   const procs: Proc[] = [];
   let apiRelay: Server | undefined;
   const sock = join(dir, 'containerd', 'containerd.sock');
@@ -218,6 +236,8 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
     if (existsSync(LOCK) && readFileSync(LOCK, 'utf8').trim() === String(process.pid)) rmSync(LOCK, { force: true });
     await removeLeftovers(dir, knownNetns);
     for (const d of cgroupParents) removeCgroupTree(d);
+    // Our bind mount of /run/netns, once nothing is mounted in it any more.
+    if (netnsDirMounted && mountsUnder(NETNS_DIR).length === 1) await runCommand('umount', [NETNS_DIR]);
   })();
 
   try {
@@ -230,6 +250,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
 
     // Network: the bridge (its gateway address is the node's address) and the Service IP.
     await cleanupNetwork(knownNetns); // leftovers of a run that was killed
+    netnsDirMounted = await shareNetnsDir();
     await sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge'], 'creating the pod bridge');
     await sh('ip', ['addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE], 'addressing the pod bridge');
     await sh('ip', ['addr', 'add', `${KUBERNETES_SERVICE_IP}/32`, 'dev', BRIDGE], 'adding the kubernetes Service IP');

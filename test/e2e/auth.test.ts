@@ -68,7 +68,8 @@ test('signed peers are exchanged; a bare NOTIFY is refused and counted with acce
     }, { message: 'Authenticated True' });
     assert.match(condition(pc, 'Authenticated')?.message ?? '', new RegExp(`signed with key ${keyId(Buffer.from(K1))} \\(Secret ${b}/side-key key "key"\\); only members and signed peers are published`));
     const isAlive = (p: string) => p.includes('"type":"alive"') && p.includes('"from":"operator-a"');
-    assert.ok(said.some(isAlive), 'operator A says its members signed on the side channel');
+    // Its next beat, at the latest: the members may have reached B through beats sent before `ear` listened.
+    await waitFor(() => said.some(isAlive), { timeoutMs: 10_000, message: 'operator A says its members signed on the side channel' });
     assert.ok(!said.some((p) => p.includes(K1)), 'the key is never sent');
 
     // A role without the key NOTIFYs a bare name: counted, never published.
