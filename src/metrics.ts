@@ -19,6 +19,7 @@ export class Metrics {
   readonly queueRetries = new Counter({ name: 'workqueue_retries_total', help: 'Retries handled by the work queue', labelNames: ['name'], registers: [this.registry] });
 
   readonly leaderStatus = new Gauge({ name: 'leader_election_master_status', help: '1 when this replica leads', labelNames: ['name'], registers: [this.registry] });
+  readonly leaseRenewal = new Histogram({ name: 'pgcluster_leader_election_renew_seconds', help: 'How long each successful acquire or renewal of the Lease took (the leader exits once one takes longer than the renew deadline)', labelNames: ['name'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
 
   readonly members = new Gauge({ name: 'pgcluster_members', help: 'Selected pods announced on the channel', labelNames: ['namespace', 'name'], registers: [this.registry] });
   readonly peers = new Gauge({ name: 'pgcluster_peers', help: 'Distinct names in the outputs', labelNames: ['namespace', 'name'], registers: [this.registry] });

@@ -98,7 +98,10 @@ async function main(): Promise<void> {
     await preflight(kube, cfg);
     manager = new Manager({ kube, log, metrics, namespaces: cfg.namespaces, identity: cfg.identity, workers: cfg.workers });
     const m = manager;
-    const elector = cfg.leaderElection && new LeaderElector(kube, { ...cfg.leaderElection, identity: cfg.identity, log });
+    const elector = cfg.leaderElection && new LeaderElector(kube, {
+      ...cfg.leaderElection, identity: cfg.identity, log,
+      onRenewed: (ms) => metrics.leaseRenewal.observe({ name: cfg.leaderElection?.name ?? '' }, ms / 1000),
+    });
     const server = await startHttpServer(parseBindAddress(cfg.metricsBind), metrics, { healthy: () => !stopping, ready: () => !stopping && m.synced });
     log.info({ metrics: `${(server.address() as AddressInfo).address}:${(server.address() as AddressInfo).port}`, namespaces: cfg.namespaces ?? 'all', server: kube.server }, 'pgcluster-operator starting');
     shutdown = (signal: string): void => {

@@ -40,6 +40,8 @@ export interface LeaderElectionOptions {
   retryPeriodMs?: number;
   log: Logger;
   clock?: Clock;
+  /** Told how long each successful acquire or renewal took, in ms: the margin left before renewDeadline. */
+  onRenewed?: (ms: number) => void;
 }
 
 /** Why a leader stopped leading. */
@@ -49,7 +51,8 @@ type Attempt = 'ok' | 'held' | 'failed';
 
 export class LeaderElector {
   #kube: LeaseApi;
-  #o: Required<Omit<LeaderElectionOptions, 'clock'>>;
+  #o: Required<Omit<LeaderElectionOptions, 'clock' | 'onRenewed'>>;
+  #onRenewed: (ms: number) => void;
   #clock: Clock;
   /** The Lease record last read, and when (monotonic) it was first seen so. */
   #observed: { record: string; at: number } | undefined;
@@ -62,7 +65,8 @@ export class LeaderElector {
 
   constructor(kube: LeaseApi, opts: LeaderElectionOptions) {
     this.#kube = kube;
-    const { clock, ...rest } = opts;
+    const { clock, onRenewed, ...rest } = opts;
+    this.#onRenewed = onRenewed ?? (() => {});
     this.#o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, ...rest };
     if (!(this.#o.renewDeadlineMs < this.#o.leaseDurationMs)) throw new Error(`leader election: renewDeadline (${this.#o.renewDeadlineMs} ms) must be shorter than leaseDuration (${this.#o.leaseDurationMs} ms)`);
     if (!(this.#o.retryPeriodMs < this.#o.renewDeadlineMs)) throw new Error(`leader election: retryPeriod (${this.#o.retryPeriodMs} ms) must be shorter than renewDeadline (${this.#o.renewDeadlineMs} ms)`);
@@ -109,6 +113,7 @@ export class LeaderElector {
         const result = await attempt;
         if (this.#stopped) return;
         if (result === 'ok') {
+          this.#onRenewed(this.#clock.monotonic() - started);
           this.#deadline?.cancel();
           const left = started + this.#o.renewDeadlineMs - this.#clock.monotonic();
           this.#deadline = this.#clock.setTimer(() => lose('RenewDeadlineExceeded', `could not renew within ${this.#o.renewDeadlineMs} ms`), left);

@@ -46,6 +46,9 @@ test('two replicas: one leads, the standby takes over within the lease duration,
   const leaderIdx = first === 'replica-a' ? 0 : 1;
   const leader = ops[leaderIdx] as OperatorProcess;
   const standby = ops[1 - leaderIdx] as OperatorProcess;
+  // Its renewals, timed (the margin before the renew deadline); the standby has none to time.
+  await waitFor(async () => (await leader.metric('pgcluster_leader_election_renew_seconds_count')) >= 2, { message: 'the leader times its renewals' });
+  assert.equal(await standby.metric('pgcluster_leader_election_renew_seconds_count'), 0, 'the standby renews nothing');
   assert.equal(await standby.metric('pgcluster_kube_writes_total'), 0, 'the standby writes nothing');
   assert.equal(await standby.metric('pgcluster_notify_transactions_total'), 0, 'the standby sends no heartbeats');
 

@@ -130,6 +130,27 @@ test('a leader renews with one request, on the record it wrote last; a conflict 
   assert.equal(api.lease.metadata.resourceVersion?.endsWith('-edited'), false, 'renewed after the conflict');
 });
 
+test('each successful renewal reports how long it took; a failed one reports nothing', async () => {
+  const api = new FakeLeaseApi();
+  const clock = new FakeClock();
+  const took: number[] = [];
+  const e = new LeaderElector(api, { namespace: 'ns', name: 'op', identity: 'a', leaseDurationMs: LEASE, renewDeadlineMs: DEADLINE, retryPeriodMs: RETRY, log: pino({ level: 'silent' }), clock, onRenewed: (ms) => took.push(ms) });
+  let leading = false;
+  void e.acquire(() => {}).then(() => { leading = true; });
+  await eventually(() => leading, 'the elector to lead');
+  // A renewal that hangs for 3 s of the API server's time.
+  api.hang = true;
+  clock.advance(RETRY); await settle();
+  clock.advance(3_000); await settle();
+  api.unhang(); await settle();
+  // A renewal the API server refuses.
+  const update = api.update.bind(api);
+  api.update = async () => { throw new KubeApiError('PUT', 'x', 500, 'InternalError', 'etcd timeout'); };
+  clock.advance(RETRY); await settle();
+  api.update = update;
+  assert.deepEqual(took, [0, 3_000]);
+});
+
 test('a standby takes an unreleased lease only after leaseDuration of an unchanged record by its own clock', async () => {
   const api = new FakeLeaseApi();
   // a leads on a clock of its own that is never moved again: it dies without releasing, its record freezes.
