@@ -105,7 +105,7 @@ describe('dashboard and alerts', () => {
     const rule = docs.find((d) => d.kind === 'PrometheusRule');
     assert.ok(rule?.spec);
     const rules = rule.spec.groups.flatMap((g) => g.rules);
-    assert.deepEqual(rules.map((r) => r.alert), ['PgClusterNotReady', 'PgClusterPostgresDisconnected', 'PgClusterReconcileErrors', 'PgClusterInvalidPayloads', 'PgClusterNotifyQueueFilling', 'PgClusterBelowMinMembers']);
+    assert.deepEqual(rules.map((r) => r.alert), ['PgClusterNotReady', 'PgClusterPostgresDisconnected', 'PgClusterReconcileErrors', 'PgClusterInvalidPayloads', 'PgClusterNotifyQueueFilling', 'PgClusterBelowMinMembers', 'PgClusterOperatorLeaseRenewalSlow']);
     for (const r of rules) {
       assert.equal(metricNames(r.expr).error, undefined, `${r.alert}: ${r.expr}`);
       assert.match(r.for, /^\d+[smh]$/);
@@ -126,7 +126,7 @@ describe('dashboard and alerts', () => {
       writeFileSync(join(dir, 'rules.yaml'), stringify({ groups: rule.spec.groups }));
       const check = await runBin('promtool', ['check', 'rules', join(dir, 'rules.yaml')], { allowFail: true });
       assert.equal(check.code, 0, check.stdout + check.stderr);
-      assert.match(check.stdout, /SUCCESS: 6 rules found/);
+      assert.match(check.stdout, /SUCCESS: 7 rules found/);
 
       const rules = new Map(rule.spec.groups.flatMap((g) => g.rules).map((r) => [r.alert, r]));
       const pc = { namespace: 'prod', name: 'chat' };
@@ -139,6 +139,11 @@ describe('dashboard and alerts', () => {
       });
       const quiet = (alert: string, at: string) => ({ eval_time: at, alertname: alert, exp_alerts: [] });
       const errorsLabels = { namespace: 'pgcluster-system', job: 'pgcluster-operator' };
+      // Lease renewals, 30 a minute, as histogram buckets: each renewal falling in the bucket `slowest` (le).
+      const renewals = (slowest: string) => ['0.05', '5', '10', '+Inf'].map((le) => ({
+        series: `pgcluster_leader_election_renew_seconds_bucket{namespace="pgcluster-system",job="pgcluster-operator",pod="op-1",name="pgcluster-operator",le="${le}"}`,
+        values: le === '+Inf' || Number(le) >= Number(slowest) ? '0+30x40' : '0x40',
+      }));
       const tests = {
         rule_files: ['rules.yaml'],
         evaluation_interval: '1m',
@@ -152,6 +157,7 @@ describe('dashboard and alerts', () => {
               { series: 'controller_runtime_reconcile_errors_total{controller="pgcluster",namespace="pgcluster-system",job="pgcluster-operator"}', values: '0+10x40' },
               { series: 'pgcluster_invalid_payloads_total{namespace="prod",name="chat",problem="not-name-at-host"}', values: '0+300x40' },
               { series: 'pgcluster_notify_queue_usage{endpoint="0a1b2c3d4e5f",pod="op-1"}', values: '0.2 0.4 0.6x40' },
+              ...renewals('10'), // every renewal between 5 and 10 s
             ],
             alert_rule_test: [
               quiet('PgClusterNotReady', '9m'), fires('PgClusterNotReady', '11m', pc),
@@ -160,6 +166,7 @@ describe('dashboard and alerts', () => {
               quiet('PgClusterReconcileErrors', '10m'), fires('PgClusterReconcileErrors', '20m', errorsLabels),
               quiet('PgClusterInvalidPayloads', '5m'), fires('PgClusterInvalidPayloads', '15m', pc),
               quiet('PgClusterNotifyQueueFilling', '5m'), fires('PgClusterNotifyQueueFilling', '8m', { endpoint: '0a1b2c3d4e5f' }),
+              quiet('PgClusterOperatorLeaseRenewalSlow', '9m'), fires('PgClusterOperatorLeaseRenewalSlow', '15m', errorsLabels),
             ],
           },
           { // healthy: Ready and Connected, enough members, no errors, a trickle of junk under the threshold
@@ -170,6 +177,7 @@ describe('dashboard and alerts', () => {
               { series: 'controller_runtime_reconcile_errors_total{controller="pgcluster",namespace="pgcluster-system",job="pgcluster-operator"}', values: '3x40' },
               { series: 'pgcluster_invalid_payloads_total{namespace="prod",name="chat",problem="empty"}', values: '0+30x40' },
               { series: 'pgcluster_notify_queue_usage{endpoint="0a1b2c3d4e5f",pod="op-1"}', values: '0.01x40' },
+              ...renewals('0.05'), // every renewal under 50 ms
             ],
             alert_rule_test: [...rules.keys()].map((a) => quiet(a, '40m')),
           },
