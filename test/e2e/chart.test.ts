@@ -199,6 +199,39 @@ test('leaderElection.enabled=false: no Lease, no Role for it; refused with more 
   assert.match(r.stderr, /leaderElection.enabled=false needs replicas: 1/, r.stderr);
 });
 
+/** The API Priority and Fairness classification of one GET (the UIDs the API server answers in its headers), whatever its status. */
+async function flowOf(path: string, kubeconfig?: string): Promise<{ flowSchema: string; priorityLevel: string }> {
+  const r = await runBin('kubectl', ['get', '--raw', path, '-v=8'], { allowFail: true, ...(kubeconfig ? { env: { KUBECONFIG: kubeconfig } } : {}) });
+  const header = (h: string) => new RegExp(`${h}: (\\S+)`, 'i').exec(r.stderr)?.[1] ?? `no ${h} header`;
+  return { flowSchema: header('X-Kubernetes-Pf-Flowschema-Uid'), priorityLevel: header('X-Kubernetes-Pf-Prioritylevel-Uid') };
+}
+
+test('leaderElection.flowSchema.enabled: the ServiceAccount\'s Lease requests, and only those, are in the leader-election priority level', async () => {
+  const token = process.env.PGCO_OPERATOR_TOKEN;
+  assert.ok(token, 'PGCO_OPERATOR_TOKEN is set by the test stack');
+  assert.equal(find(docsOf(await template('pgco', 'x')), 'FlowSchema').length, 0, 'no FlowSchema by default');
+  const release = `fs-${suffix()}`;
+  const text = await template(release, OPERATOR_NS, ['serviceAccount.create=false', `serviceAccount.name=${OPERATOR_SA}`, 'leaderElection.flowSchema.enabled=true'], ['--show-only', 'templates/flowschema.yaml']);
+  const [fs] = find(docsOf(text), 'FlowSchema');
+  assert.ok(fs, text);
+  const cfg = await tokenKubeconfig(token);
+  try {
+    await kubectl(['apply', '-f', '-'], { input: text });
+    const fsUid = (await kubectlJson<Obj>(['get', 'flowschema', fs.metadata.name])).metadata.uid as string;
+    const plUid = (await kubectlJson<Obj>(['get', 'prioritylevelconfiguration', 'leader-election'])).metadata.uid as string;
+    const lease = `/apis/coordination.k8s.io/v1/namespaces/${OPERATOR_NS}/leases/${release}`;
+    // The API server's classifier follows new FlowSchemas through an informer: wait for it.
+    await waitFor(async () => (await flowOf(lease, cfg.path)).flowSchema === fsUid, { message: 'the operator\'s Lease GET classified by the new FlowSchema', timeoutMs: 20_000 });
+    assert.deepEqual(await flowOf(lease, cfg.path), { flowSchema: fsUid, priorityLevel: plUid });
+    // Its other requests, and anyone else's Lease requests, are not.
+    assert.notEqual((await flowOf(`/api/v1/namespaces/${OPERATOR_NS}/configmaps`, cfg.path)).priorityLevel, plUid, 'a ConfigMap list of the operator');
+    assert.notEqual((await flowOf(lease)).flowSchema, fsUid, 'the admin\'s Lease GET');
+  } finally {
+    await kubectl(['delete', 'flowschema', fs.metadata.name, '--ignore-not-found']);
+    cfg.cleanup();
+  }
+});
+
 test('values.schema.json refuses unknown keys at every level, and wrong types', async () => {
   for (const [set, msg] of [
     ['replica=2', /additional properties 'replica' not allowed/],
