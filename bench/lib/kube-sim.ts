@@ -7,7 +7,7 @@
 import { Agent, request } from 'node:https';
 import { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage } from '../../src/errors.ts';
-import { forkSim } from './simChild.ts';
+import { forkSim, serveSim } from './simChild.ts';
 import { parseMetrics, sumMetric } from '../../test/support/metrics.ts';
 
 export interface KubeSimStats {
@@ -71,47 +71,39 @@ export async function startKubeSim(kubeconfig: string, path: string, clients: nu
 
 // ---- the child process ----
 
-async function child(): Promise<void> {
+function child(): void {
   const stats = { requests: 0, errors: 0, bytes: 0 };
   const timers: NodeJS.Timeout[] = [];
-  const reply = (m: unknown) => process.send?.(m);
-  process.on('disconnect', () => process.exit(0));
-  process.on('message', (raw) => {
-    const msg = raw as Msg;
-    if (msg.cmd === 'stats') {
-      const u = process.cpuUsage();
-      reply({ ...stats, cpuSeconds: (u.user + u.system) / 1e6 } satisfies KubeSimStats);
-      return;
-    }
-    if (msg.cmd === 'stop') {
-      for (const t of timers) clearTimeout(t);
-      process.exit(0);
-    }
-    const { target, path, clients, intervalMs } = msg;
-    let first = 0;
-    let firstError: string | undefined;
-    for (let i = 0; i < clients; i++) {
-      // One keep-alive connection per member, as each node's :httpc keeps its own.
-      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-      const poll = async () => {
-        try {
-          const r = await get(target, agent, path);
-          stats.requests++;
-          stats.bytes += r.body.length;
-          if (r.status !== 200) { stats.errors++; firstError ??= `GET ${path}: ${r.status} ${r.body.toString('utf8').slice(0, 200)}`; }
-        } catch (e) {
-          stats.errors++;
-          firstError ??= errorMessage(e);
-        }
-        if (++first === clients) reply(stats.errors ? { error: `Kubernetes-strategy simulator: ${firstError}` } : { ok: true });
-      };
-      // Polls spread evenly over the interval (nodes start at different times), each every interval.
-      timers.push(setTimeout(() => {
-        void poll();
-        timers.push(setInterval(() => void poll(), intervalMs));
-      }, (i * intervalMs) / clients));
-    }
+  serveSim<StartMsg, KubeSimStats>({
+    stats: () => stats,
+    stop: () => { for (const t of timers) clearTimeout(t); },
+    start: (msg, reply) => {
+      const { target, path, clients, intervalMs } = msg;
+      let first = 0;
+      let firstError: string | undefined;
+      for (let i = 0; i < clients; i++) {
+        // One keep-alive connection per member, as each node's :httpc keeps its own.
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+        const poll = async () => {
+          try {
+            const r = await get(target, agent, path);
+            stats.requests++;
+            stats.bytes += r.body.length;
+            if (r.status !== 200) { stats.errors++; firstError ??= `GET ${path}: ${r.status} ${r.body.toString('utf8').slice(0, 200)}`; }
+          } catch (e) {
+            stats.errors++;
+            firstError ??= errorMessage(e);
+          }
+          if (++first === clients) reply(stats.errors ? { error: `Kubernetes-strategy simulator: ${firstError}` } : { ok: true });
+        };
+        // Polls spread evenly over the interval (nodes start at different times), each every interval.
+        timers.push(setTimeout(() => {
+          void poll();
+          timers.push(setInterval(() => void poll(), intervalMs));
+        }, (i * intervalMs) / clients));
+      }
+    },
   });
 }
 
-if (process.argv.includes('--child')) await child();
+if (process.argv.includes('--child')) child();

@@ -3,7 +3,7 @@
 // that their work is not the bench's; the parent talks to it over IPC (startSim below).
 import { mapLimited } from '../../src/core/limit.ts';
 import { errorMessage } from '../../src/errors.ts';
-import { forkSim } from './simChild.ts';
+import { forkSim, serveSim } from './simChild.ts';
 import { startLibclusterNode, type LibclusterNode } from '../../scripts/stack/libcluster-node.ts';
 
 export interface SimMember {
@@ -39,24 +39,13 @@ export async function startSim(url: string, members: SimMember[], intervalMs: nu
 
 // ---- the child process ----
 
-async function child(): Promise<void> {
+function child(): void {
   const nodes: LibclusterNode[] = [];
   const stats = { sent: 0, received: 0, errors: 0 };
-  const reply = (m: unknown) => process.send?.(m);
-  process.on('disconnect', () => process.exit(0));
-
-  process.on('message', (raw) => {
-    const msg = raw as Msg;
-    if (msg.cmd === 'stats') {
-      const u = process.cpuUsage();
-      reply({ connections: 2 * nodes.length, ...stats, cpuSeconds: (u.user + u.system) / 1e6 } satisfies SimStats);
-      return;
-    }
-    if (msg.cmd === 'stop') {
-      void Promise.allSettled(nodes.map((n) => n.stop())).then(() => process.exit(0));
-      return;
-    }
-    void (async () => {
+  serveSim<StartMsg, SimStats>({
+    stats: () => ({ connections: 2 * nodes.length, ...stats }),
+    stop: () => Promise.allSettled(nodes.map((n) => n.stop())),
+    start: (msg, reply) => void (async () => {
       try {
         const { url, members, intervalMs } = msg;
         // Connect like a fleet starting up: a bounded number of handshakes (SCRAM) at a time; heartbeats
@@ -75,8 +64,8 @@ async function child(): Promise<void> {
       } catch (e) {
         reply({ error: `libcluster simulator: ${errorMessage(e)}` });
       }
-    })();
+    })(),
   });
 }
 
-if (process.argv.includes('--child')) await child();
+if (process.argv.includes('--child')) child();

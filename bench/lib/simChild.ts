@@ -1,4 +1,4 @@
-// The parent side of the bench's simulators (libcluster-sim.ts, kube-sim.ts): each runs its clients in a child
+// Both sides of the bench's simulators (libcluster-sim.ts, kube-sim.ts): each runs its clients in a child
 // process of its own, so that their CPU is counted apart from the bench's, and answers one request at a time.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -42,4 +42,28 @@ export async function forkSim<Msg>(moduleUrl: string, name: string, start: Msg):
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * The child side: `stats` answers stats() with the process's CPU seconds, `stop` runs stop() and exits, any
+ * other message starts the simulator (start replies `{ok: true}` or `{error}`). The child exits with its parent.
+ */
+export function serveSim<Start, Stats extends { cpuSeconds: number }>(sim: {
+  start(msg: Start, reply: (m: { ok: true } | { error: string }) => void): void;
+  stats(): Omit<Stats, 'cpuSeconds'>;
+  stop(): void | Promise<unknown>;
+}): void {
+  const reply = (m: unknown) => process.send?.(m);
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (raw) => {
+    const cmd = (raw as { cmd: string }).cmd;
+    if (cmd === 'stats') {
+      const u = process.cpuUsage();
+      reply({ ...sim.stats(), cpuSeconds: (u.user + u.system) / 1e6 });
+    } else if (cmd === 'stop') {
+      void Promise.resolve(sim.stop()).finally(() => process.exit(0));
+    } else {
+      sim.start(raw as Start, reply);
+    }
+  });
 }
