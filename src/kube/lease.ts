@@ -137,13 +137,12 @@ export class LeaderElector {
     const mono = this.#clock.monotonic();
     const id = this.#o.identity;
     const durationS = Math.ceil(this.#o.leaseDurationMs / 1000);
+    const renewed = (spec: LeaseSpec): LeaseSpec => ({ ...spec, renewTime: microTime(now), leaseDurationSeconds: durationS });
     // A leader renews with one request, on the record it wrote last (client-go's fast path): on a busy API
     // server that halves the time a renewal takes. A conflict means the record changed: read it again.
     if (this.#leading && this.#lease) {
       try {
-        this.#lease = await this.#kube.update<Lease>(this.#leasePath, { ...this.#lease, spec: { ...this.#lease.spec, renewTime: microTime(now), leaseDurationSeconds: durationS } }, 'leases');
-        this.#observed = { record: JSON.stringify(this.#lease.spec), at: mono };
-        return 'ok';
+        return this.#wrote(await this.#kube.update<Lease>(this.#leasePath, { ...this.#lease, spec: renewed(this.#lease.spec) }, 'leases'), mono);
       } catch (err) {
         if (!isConflict(err)) throw err;
       }
@@ -162,9 +161,7 @@ export class LeaderElector {
         metadata: { name: this.#o.name, namespace: this.#o.namespace },
         spec: { holderIdentity: id, leaseDurationSeconds: durationS, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
       };
-      this.#lease = await this.#kube.create<Lease>(this.#path, fresh, 'leases');
-      this.#observed = { record: JSON.stringify(this.#lease.spec), at: mono };
-      return 'ok';
+      return this.#wrote(await this.#kube.create<Lease>(this.#path, fresh, 'leases'), mono);
     }
     const record = JSON.stringify(lease.spec);
     if (this.#observed?.record !== record) this.#observed = { record, at: mono };
@@ -172,15 +169,20 @@ export class LeaderElector {
     const expired = this.#observed.at + (lease.spec.leaseDurationSeconds ?? durationS) * 1000 <= mono;
     if (holder !== '' && holder !== id && !expired) return 'held';
     const spec: LeaseSpec = holder === id
-      ? { ...lease.spec, renewTime: microTime(now), leaseDurationSeconds: durationS }
+      ? renewed(lease.spec)
       : { holderIdentity: id, leaseDurationSeconds: durationS, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 };
     try {
-      this.#lease = await this.#kube.update<Lease>(this.#leasePath, { ...lease, spec }, 'leases');
+      return this.#wrote(await this.#kube.update<Lease>(this.#leasePath, { ...lease, spec }, 'leases'), mono);
     } catch (err) {
       if (isConflict(err)) return 'failed'; // the record changed under us: read it again next round
       throw err;
     }
-    this.#observed = { record: JSON.stringify(this.#lease.spec), at: mono };
+  }
+
+  /** The Lease as we wrote it: held, and its record observed now (monotonic). */
+  #wrote(lease: Lease, mono: number): 'ok' {
+    this.#lease = lease;
+    this.#observed = { record: JSON.stringify(lease.spec), at: mono };
     return 'ok';
   }
 
