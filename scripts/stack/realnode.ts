@@ -23,6 +23,13 @@ import { cacheDir, diedError, freePort, logTail, pidAlive, runCommand, startProc
 
 export const BRIDGE = 'pgco0';
 export const BRIDGE_IP = '10.201.0.1';
+/**
+ * The bridge's own MAC address (the CNI bridge plugin's convention: 0a:58, then the gateway's IPv4 address).
+ * A bridge left without one takes the lowest MAC of its ports, so it changes as pods and test hosts come and
+ * go; pods whose ARP entry for the gateway (and so for CoreDNS on it) holds the old one then lose every
+ * datagram to it until the entry is revalidated, up to ~45 s (seen as a pod's resolver answering nothing).
+ */
+export const BRIDGE_MAC = '0a:58:0a:c9:00:01';
 export const POD_CIDR = '10.201.0.0/24';
 /** Pods get addresses up to .199; .200–.254 are for hosts that tests put on the bridge (network namespaces). */
 const POD_RANGE_END = '10.201.0.199';
@@ -252,6 +259,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
     await cleanupNetwork(knownNetns); // leftovers of a run that was killed
     netnsDirMounted = await shareNetnsDir();
     await sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge'], 'creating the pod bridge');
+    await sh('ip', ['link', 'set', BRIDGE, 'address', BRIDGE_MAC], 'giving the pod bridge a MAC address of its own');
     await sh('ip', ['addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE], 'addressing the pod bridge');
     await sh('ip', ['addr', 'add', `${KUBERNETES_SERVICE_IP}/32`, 'dev', BRIDGE], 'adding the kubernetes Service IP');
     await sh('ip', ['link', 'set', BRIDGE, 'up'], 'bringing the pod bridge up');
