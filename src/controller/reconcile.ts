@@ -13,7 +13,7 @@ import { errorMessage } from '../errors.ts';
 import { planDns, serviceConflictMessage } from './dnsOutput.ts';
 import { splitKey, type Context } from './context.ts';
 import { finalize } from './finalize.ts';
-import { remoteChanged, reportFlood } from './flood.ts';
+import { remoteChanged, remoteLeft, reportFlood } from './flood.ts';
 import { claimOf, configMapTakenMessage, connectedCondition, degradedCondition, planOutputs, planStatus, readyCondition, selectMembers } from './plan.ts';
 import { ClusterRuntime } from './runtime.ts';
 import { CONDITION_TYPES } from '../metrics.ts';
@@ -246,8 +246,7 @@ function onSideMessage(ctx: Context, key: string, payload: string): void {
     ctx.log.debug({ pgcluster: key, problem: r.problem, bytes: Buffer.byteLength(payload) }, 'dropped a side-channel message');
   } else if (r.outcome === 'left') {
     ctx.log.debug({ pgcluster: key }, 'remote peers left (side channel)');
-    rt.changed(now);
-    ctx.queue.add(key);
+    remoteLeft(ctx, rt);
   } else if (r.outcome === 'changed') {
     remoteChanged(ctx, rt);
   }

@@ -20,7 +20,7 @@ export interface Attachment {
 /** 'refused': a valid name, not published because unsigned names are not accepted (spec.auth). */
 export type PayloadOutcome = 'invalid' | 'refused' | 'changed' | 'unchanged';
 
-/** What a side-channel message did: 'left' (remote peers taken out: publish at once), 'changed' (new remote
+/** What a side-channel message did: 'left' (remote peers taken out), 'changed' (new remote
  * names: publish like any remote change), or nothing; `problem` when it was dropped. */
 export type SideOutcome = { outcome: 'left' | 'changed' | 'unchanged' } | { outcome: 'dropped'; problem: string };
 
@@ -32,9 +32,21 @@ export interface AuthPolicy {
 
 const UNCHANGED = { outcome: 'unchanged' } as const;
 
-/** Remote-only changes (names heard on the channel) are published at most this often per PgCluster: a flood
- * of new names costs a few writes a second, not one per name. Members' changes are published at once. */
+/**
+ * Remote-only changes (names heard on the channel, expiries, another operator's "leave"s) are published at
+ * once while they are few: up to REMOTE_PUBLISH_BURST in a row, then one per REMOTE_PUBLISH_INTERVAL_MS (a
+ * token bucket). A flood of new names, or of names and their leaves, costs a few writes a second, not one
+ * per name. Members' changes are published at once and take no token.
+ */
 export const REMOTE_PUBLISH_INTERVAL_MS = 1000;
+export const REMOTE_PUBLISH_BURST = 3;
+/**
+ * Another operator's "leave"s have a bucket of their own, larger and faster (5 at once, then 4 a second), so
+ * that the leaves of another cluster's rolling update are each published at once, while a flood of names
+ * and leaves still costs only a few writes a second.
+ */
+export const LEAVE_PUBLISH_INTERVAL_MS = 250;
+export const LEAVE_PUBLISH_BURST = 5;
 
 /** New remote names (or names refused by maxPeers) per second above which the channel is flooded. Nodes
  * joining, even a whole cluster of them at once, stay far below. */
@@ -66,6 +78,45 @@ export class RateMeter {
   }
 }
 
+/** The same peers (node, host, source) and the same count of names left out. */
+function samePeers(a: { peers: readonly Peer[]; dropped: number }, b: { peers: readonly Peer[]; dropped: number }): boolean {
+  if (a.dropped !== b.dropped || a.peers.length !== b.peers.length) return false;
+  for (let i = 0; i < a.peers.length; i++) {
+    const x = a.peers[i]!;
+    const y = b.peers[i]!;
+    if (x.node !== y.node || x.host !== y.host || x.source !== y.source || x.pod !== y.pod) return false;
+  }
+  return true;
+}
+
+/**
+ * A token bucket: `capacity` tokens, one more every `intervalMs`, starting full. Kept as the generic cell rate
+ * algorithm's theoretical arrival time, so that it is exact in integer milliseconds. Monotonic ms.
+ */
+export class TokenBucket {
+  readonly #capacity: number;
+  readonly #intervalMs: number;
+  /** When the bucket would be empty again, had every token taken so far come at the refill rate. */
+  #tat = -Infinity;
+
+  constructor(capacity: number, intervalMs: number) {
+    this.#capacity = capacity;
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Takes a token if there is one at `now`. */
+  take(now: number): boolean {
+    if (this.readyAt(now) > now) return false;
+    this.#tat = Math.max(this.#tat, now) + this.#intervalMs;
+    return true;
+  }
+
+  /** When (monotonic ms) a token is there: `now` when one is. */
+  readyAt(now: number): number {
+    return Math.max(now, this.#tat - (this.#capacity - 1) * this.#intervalMs);
+  }
+}
+
 export class ClusterRuntime {
   readonly key: string;
   readonly table: PeerTable;
@@ -80,12 +131,17 @@ export class ClusterRuntime {
   #taken = new Map<'configMap' | 'service', { name: string; until: number }>();
   /** A member joined or left since the last fresh peers(). */
   #membersChanged = false;
-  /** When peers() last answered the table as it is (monotonic ms). */
-  #lastPublishAt = -Infinity;
-  /** What that answer was: answered again until REMOTE_PUBLISH_INTERVAL_MS has passed. */
+  /** Remote-only publications: a token each, from the leave bucket when a leave waits, else the other. */
+  readonly #remoteBucket = new TokenBucket(REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS);
+  readonly #leaveBucket = new TokenBucket(LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS);
+  /** A leave heard since the last fresh peers(). */
+  #leavePending = false;
+  /** What peers() last answered: answered again while a remote-only change waits for a token. */
   #published: { peers: Peer[]; dropped: number } | undefined;
-  /** peers() answered the earlier list: the table may hold remote changes not published yet. */
+  /** peers() answered the earlier list: the table holds remote changes not published yet. */
   #heldBack = false;
+  /** When the next token is there, while #heldBack. */
+  #heldUntil = 0;
   readonly #remoteNames = new RateMeter();
   #flooding = false;
   /** spec.auth; undefined: off (every message accepted unsigned, version 2 messages not verified). */
@@ -167,40 +223,49 @@ export class ClusterRuntime {
   }
 
   /**
-   * A remote-only change heard at `now`: answers in how many ms the PgCluster should be reconciled (0: now)
-   * for it to be published (see peers()).
+   * A remote-only change at `now`, a new name heard or remote peers gone (another operator's "leave"):
+   * answers in how many ms the PgCluster should be reconciled (0: now) for it to be published (see peers()).
    */
-  remoteChange(now: number): number {
+  remoteChange(now: number, kind: 'name' | 'leave' = 'name'): number {
     this.#pendingChangeSince ??= now;
+    if (kind === 'leave') {
+      this.#leavePending = true;
+      return Math.max(0, Math.min(this.#leaveBucket.readyAt(now), this.#remoteBucket.readyAt(now)) - now);
+    }
     this.#remoteNames.hit(now);
-    return Math.max(0, this.#lastPublishAt + REMOTE_PUBLISH_INTERVAL_MS - now);
+    return Math.max(0, this.#remoteBucket.readyAt(now) - now);
   }
 
   /**
-   * The peers to publish at `now` (monotonic): the table as it is after a change of members, or when
-   * REMOTE_PUBLISH_INTERVAL_MS has passed since the last such answer; otherwise that answer again. Remote-only
-   * changes are thereby published at most once per interval, whatever triggers the reconcile (the watch
-   * events of our own writes included).
+   * The peers to publish at `now` (monotonic): the table as it is, unless that is a remote-only change of the
+   * last answer and no token is left for it (REMOTE_PUBLISH_BURST, or LEAVE_PUBLISH_BURST while a leave
+   * waits); then the last answer again. Remote-only
+   * changes are thereby published at most once per REMOTE_PUBLISH_INTERVAL_MS once the burst is spent,
+   * whatever triggers the reconcile (the watch events of our own writes included). A change of members is
+   * published at once, with any remote change waiting.
    */
   peers(now: number): { peers: Peer[]; dropped: number } {
-    if (this.#published && !this.#membersChanged && now - this.#lastPublishAt < REMOTE_PUBLISH_INTERVAL_MS) {
+    const fresh = this.table.peers();
+    const prev = this.#published;
+    if (prev && !this.#membersChanged && !samePeers(prev, fresh)
+      && !(this.#leavePending && this.#leaveBucket.take(now)) && !this.#remoteBucket.take(now)) {
       this.#heldBack = true;
-      return this.#published;
+      this.#heldUntil = this.#leavePending ? Math.min(this.#leaveBucket.readyAt(now), this.#remoteBucket.readyAt(now)) : this.#remoteBucket.readyAt(now);
+      return prev;
     }
-    this.#published = this.table.peers();
-    this.#lastPublishAt = now;
+    this.#published = fresh;
     this.#membersChanged = false;
+    this.#leavePending = false;
     this.#heldBack = false;
-    return this.#published;
+    return fresh;
   }
 
-  /** When (monotonic) the PgCluster must be reconciled again: the next expiry, or the end of the interval if
-   * peers() held remote changes back. */
+  /** When (monotonic) the PgCluster must be reconciled again: the next expiry, or the next token if peers()
+   * held remote changes back. */
   nextWake(): number | undefined {
     const expiry = this.table.nextExpiry();
     if (!this.#heldBack) return expiry;
-    const slot = this.#lastPublishAt + REMOTE_PUBLISH_INTERVAL_MS;
-    return expiry === undefined ? slot : Math.min(expiry, slot);
+    return expiry === undefined ? this.#heldUntil : Math.min(expiry, this.#heldUntil);
   }
 
   /** New remote names per second, and whether that is a flood; `changed` when it just started or ended. */

@@ -1,11 +1,11 @@
 // The operators' side channel (core/sideChannel.ts) and what reconcile does with it: a member that leaves is
 // said once as a "leave"; a "leave" heard takes a remote peer out at once, and a late bare heartbeat of it
-// does not bring it back within peerTimeout. No Postgres: an endpoint stand-in with what reconcile uses.
+// does not bring it back within peerTimeout; leaves cannot drive writes beyond the remote-change pacing. No Postgres: an endpoint stand-in with what reconcile uses.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { reconcile } from '../../src/controller/reconcile.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
-import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
+import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
 import { encodeLeave, parseSideMessage, sideChannel } from '../../src/core/sideChannel.ts';
 import { CHANNEL_PATTERN } from '../../src/core/spec.ts';
 import type { SecretObject } from '../../src/kube/resources.ts';
@@ -38,7 +38,9 @@ describe('side-channel messages', () => {
   }
 });
 
-test('reconcile: a member that leaves is said on the side channel; a leave heard drops a remote peer at once, and its late heartbeat stays out for peerTimeout', async () => {
+/** A reconciled PgCluster "chat" of two pods on an endpoint stand-in: its channel and side channel to say
+ * things on, what it sent, and the ConfigMap it wrote. */
+async function harness() {
   const url = 'postgres://u:p@127.0.0.1:5432/db';
   const secret = { metadata: { name: 'db', namespace: 'prod' }, data: { url: Buffer.from(url).toString('base64') } } as unknown as SecretObject;
   const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: [pod('a', { labels: { app: 'chat' }, ip: '10.0.0.1' }), pod('b', { labels: { app: 'chat' }, ip: '10.0.0.2' })], secrets: { 'prod/db': secret } });
@@ -52,15 +54,17 @@ test('reconcile: a member that leaves is said on the side channel; a leave heard
     notifyOnce: (channel: string, payload: string) => { sent.push([channel, payload]); },
   };
   ctx.pool = { acquire: () => endpoint, release: () => {} } as unknown as EndpointPool;
-  const lastPeers = () => {
-    const cms = ctx.writer.calls.flatMap((c) => (c.verb === 'createConfigMap' || c.verb === 'patchConfigMap') && typeof c.data.peers === 'string' ? [c.data.peers] : []);
-    return cms.at(-1);
-  };
-  const REMOTE = 'elixir@192.0.2.9';
+  const configMaps = () => ctx.writer.calls.flatMap((c) => (c.verb === 'createConfigMap' || c.verb === 'patchConfigMap') && typeof c.data.peers === 'string' ? [c.data.peers] : []);
   await reconcile(ctx, 'prod/chat');
   const main = subs.get('chat');
   const side = subs.get(sideChannel('chat'));
   assert.ok(main && side, 'subscribed to the channel and to its side channel');
+  return { ctx, main, side, sent, configMaps, lastPeers: () => configMaps().at(-1) };
+}
+
+test('reconcile: a member that leaves is said on the side channel; a leave heard drops a remote peer at once, and its late heartbeat stays out for peerTimeout', async () => {
+  const { ctx, main, side, sent, lastPeers } = await harness();
+  const REMOTE = 'elixir@192.0.2.9';
   main(REMOTE);
   ctx.clock.advance(REMOTE_PUBLISH_INTERVAL_MS);
   await reconcile(ctx, 'prod/chat');
@@ -88,4 +92,24 @@ test('reconcile: a member that leaves is said on the side channel; a leave heard
   // Junk on the side channel is counted, never acted on.
   side('{"v":1,"type":"leave","node":"no-at-sign","from":"x"}');
   assert.match(await ctx.metrics.registry.getSingleMetricAsString('pgcluster_invalid_payloads_total'), /problem="side-bad-node"\} 1/);
+});
+
+test('reconcile: a flood of new names and their leaves stays paced (a leave publishes at once only while leaves are few)', async () => {
+  const { ctx, main, side, configMaps } = await harness();
+  const before = configMaps().length;
+  const seconds = 10;
+  // Every 10 ms a new name, and a leave from "another operator" of the name heard 50 ms before, with a
+  // reconcile after each: the table changes all the time, and every leave would publish it.
+  const node = (t: number) => `flood${t}@192.0.2.${1 + ((t / 10) % 250)}`;
+  for (let t = 0; t < seconds * 1000; t += 10) {
+    main(node(t));
+    await reconcile(ctx, 'prod/chat');
+    if (t >= 50) side(encodeLeave(node(t - 50), 'someone'));
+    await reconcile(ctx, 'prod/chat');
+    ctx.clock.advance(10);
+  }
+  // New lists written (this harness's cache never catches up with a write, so one list may be written twice).
+  const lists = configMaps().slice(before).filter((peers, i, all) => i === 0 || peers !== all[i - 1]).length;
+  const bound = REMOTE_PUBLISH_BURST + seconds + LEAVE_PUBLISH_BURST + (seconds * 1000) / LEAVE_PUBLISH_INTERVAL_MS + 1;
+  assert.ok(lists <= bound, `new peer lists written in ${seconds} s of names and leaves: ${lists} (at most ${bound})`);
 });
