@@ -2,11 +2,15 @@
 // NOTIFY there. Tens of thousands of valid names a second (hundreds of them new) for ~20 s must not stop the heartbeats
 // (a plain LISTEN client hears every member every interval), trip the liveness probe into a reconnect, drive
 // Kubernetes writes without bound (remote-only changes are published at most once a second after a burst of three), or grow memory
-// without bound; and the flood is counted and reported (metric and Event).
+// without bound; and the flood is counted and reported (metric and Event). A flood of names, each followed by
+// an unsigned "leave" of an earlier one on the operators' side channel (which anyone can send too), is paced
+// as well: a leave is published at once only while leaves are few.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { PostgresServer } from '../../scripts/stack/postgres.ts';
-import { REMOTE_PUBLISH_BURST } from '../../src/controller/runtime.ts';
+import pg from 'pg';
+import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
+import { encodeLeave, sideChannel } from '../../src/core/sideChannel.ts';
 import { holdsFor, kubectl, waitFor } from '../support/env.ts';
 import { heartbeatEar, startFlood, type Flood, type HeartbeatEar } from '../support/flood.ts';
 import { createPgCluster, createPod, operatorOnPostgres, testKube, waitForPeers, type OperatorProcess } from '../support/operator.ts';
@@ -95,4 +99,41 @@ test('a NOTIFY flood (50,000 a second, 250 of them new names): heartbeats go on,
     const peers = (cm?.data?.peers ?? '').split('\n');
     return [...MEMBERS, 'fl@10.91.0.4'].every((m) => peers.includes(m));
   }, { message: 'the members, with the new one, in the ConfigMap' });
+});
+
+test('a flood of names and their leaves on the side channel: output writes stay paced, the last names are published', async (t) => {
+  // A PgCluster of its own (no members, its own channel): the first test's names fill fl's table.
+  const lvChannel = `${ns.name.replace(/-/g, '_')}_lv`;
+  await createPgCluster(kube, ns.name, 'lv', { selector: { matchLabels: { app: 'lv' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: lvChannel });
+  await waitFor(async () => (await kube.getOptional(`/api/v1/namespaces/${ns.name}/configmaps/lv-peers`)) !== undefined, { message: 'lv-peers created' });
+  const SECONDS = 10;
+  const name = (k: number) => `lv${k}@10.92.${(k >> 8) & 255}.${k & 255}`;
+  const cm0 = (await op.scrape())('pgcluster_kube_writes_total', { resource: 'configmaps' });
+  const c = new pg.Client({ connectionString: server.url, application_name: 'pgco-test/leave-flood' });
+  await c.connect();
+  let i = 0;
+  try {
+    // As fast as one connection commits: a new name, and a leave of the name sent five transactions before.
+    const t0 = performance.now();
+    for (; performance.now() - t0 < SECONDS * 1000; i++) {
+      if (i < 5) await c.query('SELECT pg_notify($1, $2)', [lvChannel, name(i)]);
+      else await c.query('SELECT pg_notify($1, $2), pg_notify($3, $4)', [lvChannel, name(i), sideChannel(lvChannel), encodeLeave(name(i - 5), 'someone')]);
+    }
+  } finally {
+    await c.end();
+  }
+  // The names not left are published once the flood is over.
+  await waitFor(async () => {
+    const cm = await kube.getOptional<{ data?: { peers?: string } }>(`/api/v1/namespaces/${ns.name}/configmaps/lv-peers`);
+    return (cm?.data?.peers ?? '').split('\n').includes(name(i - 1));
+  }, { message: `the last name sent, ${name(i - 1)}, in the ConfigMap` });
+  const cmWrites = (await op.scrape())('pgcluster_kube_writes_total', { resource: 'configmaps' }) - cm0;
+  // lv: names take a burst, then one a second; leaves a burst, then one each LEAVE_PUBLISH_INTERVAL_MS; and
+  // the last publish after the flood. fl meanwhile: its flood names expiring, paced like names. Before leaves
+  // were paced, each one was published at once: hundreds of writes.
+  const names = REMOTE_PUBLISH_BURST + SECONDS * (1000 / REMOTE_PUBLISH_INTERVAL_MS);
+  const bound = 2 * names + LEAVE_PUBLISH_BURST + SECONDS * (1000 / LEAVE_PUBLISH_INTERVAL_MS) + 2;
+  t.diagnostic(`names and leaves: ${i} names and ${i - 5} leaves in ${SECONDS} s; ConfigMap writes ${cmWrites} (bound ${bound})`);
+  assert.ok(i > 20 * SECONDS, `a flood: ${i} names in ${SECONDS} s`);
+  assert.ok(cmWrites <= bound, `ConfigMap writes during ${SECONDS} s of names and leaves: ${cmWrites}, over ${bound}`);
 });
