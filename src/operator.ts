@@ -94,7 +94,10 @@ async function main(): Promise<void> {
   try {
     cfg = readConfig(process.env);
     const metrics = new Metrics();
-    const kube = new KubeClient(loadKubeConfig(), { onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }) });
+    const kube = new KubeClient(loadKubeConfig(), {
+      onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }),
+      onRequest: (method, resource, seconds) => metrics.kubeRequestDuration.observe({ verb: method, resource }, seconds),
+    });
     await preflight(kube, cfg);
     manager = new Manager({ kube, log, metrics, namespaces: cfg.namespaces, identity: cfg.identity, workers: cfg.workers });
     const m = manager;

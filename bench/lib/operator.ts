@@ -154,7 +154,7 @@ export function delta(a: Sample, b: Sample, name: string, labels: Record<string,
 }
 
 /** The mean, in ms, of what a `*_seconds` histogram observed between two samples, and how many (NaN if none). */
-export function histogramMeanMs(a: Sample, b: Sample, name: string): { meanMs: number; count: number } {
-  const count = delta(a, b, `${name}_count`);
-  return { meanMs: count ? (delta(a, b, `${name}_sum`) / count) * 1000 : NaN, count };
+export function histogramMeanMs(a: Sample, b: Sample, name: string, labels: Record<string, string> = {}): { meanMs: number; count: number } {
+  const count = delta(a, b, `${name}_count`, labels);
+  return { meanMs: count ? (delta(a, b, `${name}_sum`, labels) / count) * 1000 : NaN, count };
 }

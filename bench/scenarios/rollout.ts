@@ -9,7 +9,7 @@ import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts'
 import { BenchKubelet, cleanupNamespace, createNamespace, createPgCluster, createSecret } from '../lib/kube.ts';
 import { startKubeSim, apiserverRequests } from '../lib/kube-sim.ts';
 import { awaitJoin, awaitLeave, type ClusterRef } from '../lib/membership.ts';
-import { delta, deltaBy, type OperatorProc } from '../lib/operator.ts';
+import { delta, deltaBy, histogramMeanMs, type OperatorProc } from '../lib/operator.ts';
 import { controlPlaneCpuSeconds } from '../lib/procstat.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
 import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
@@ -88,6 +88,8 @@ interface OperatorPhase {
   convergedSeconds: number;
   writes: number;
   writesByResource: Record<string, number>;
+  requestMs: { configMapPatch: { meanMs: number; count: number }; podPatch: { meanMs: number; count: number } };
+  reconcileMs: { meanMs: number; count: number };
   joinMs: ReturnType<typeof summarize>;
   leaveMs: ReturnType<typeof summarize>;
   cmJoinMs: ReturnType<typeof summarize>;
@@ -128,6 +130,12 @@ async function operatorPhase(ctx: BenchCtx, key: string, size: number, interval:
     return {
       key, interval, ...(steady ? { steady } : {}), rollout, rolloutSeconds: r.seconds, convergedSeconds,
       writes: delta(s0, s1, 'pgcluster_kube_writes_total'), writesByResource: deltaBy(s0, s1, 'pgcluster_kube_writes_total', 'resource'),
+      // How long the API server took to answer the operator's writes: a ConfigMap that waits here waits there.
+      requestMs: {
+        configMapPatch: histogramMeanMs(s0, s1, 'pgcluster_kube_request_duration_seconds', { verb: 'PATCH', resource: 'configmaps' }),
+        podPatch: histogramMeanMs(s0, s1, 'pgcluster_kube_request_duration_seconds', { verb: 'PATCH', resource: 'pods' }),
+      },
+      reconcileMs: histogramMeanMs(s0, s1, 'controller_runtime_reconcile_time_seconds'),
       joinMs: summarize(j.map((x) => x.ms)), leaveMs: summarize(l.map((x) => x.ms)), cmJoinMs: summarize(j.map((x) => x.cmMs)),
       samples: { joins: j.map((x) => round1(x.ms)) },
     };
@@ -221,6 +229,9 @@ export const rollout: Scenario = {
       r.add(S, `${k}_join_p50_ms`, `${label}: join latency during the rollout p50 (${p.joinMs.n} joins)`, p.joinMs.p50, 'ms');
       r.add(S, `${k}_join_p99_ms`, `${label}: join latency during the rollout p99`, p.joinMs.p99, 'ms');
       r.add(S, `${k}_cm_join_p99_ms`, `${label}: ConfigMap alone: join latency p99`, p.cmJoinMs.p99, 'ms');
+      r.add(S, `${k}_cm_patch_mean_ms`, `${label}: ConfigMap PATCH, sent to answered, mean (${p.requestMs.configMapPatch.count})`, p.requestMs.configMapPatch.meanMs, 'ms');
+      r.add(S, `${k}_pod_patch_mean_ms`, `${label}: pod annotation PATCH, sent to answered, mean (${p.requestMs.podPatch.count})`, p.requestMs.podPatch.meanMs, 'ms');
+      r.add(S, `${k}_reconcile_mean_ms`, `${label}: reconcile duration mean (${p.reconcileMs.count})`, p.reconcileMs.meanMs, 'ms');
     }
     const ratio = (a: number, b: number) => (b ? a / b : null);
     r.add(S, 'policy_writes_ratio', `writes with annotationMinInterval ${o.interval} / with 0s`, ratio(policy.writes, base.writes), 'x');

@@ -45,6 +45,21 @@ export type WriteVerb = 'create' | 'patch' | 'update' | 'delete';
 export interface KubeClientHooks {
   /** Every write, so that writes are visible as a metric. */
   onWrite?(verb: WriteVerb, resource: string): void;
+  /** Every request but watches, when its answer has been read (or it failed): how long it took. */
+  onRequest?(method: string, resource: string, seconds: number): void;
+}
+
+/**
+ * The resource an API path names, for metrics: `pods`, `configmaps`, `pgclusters/status`, `leases`; the
+ * namespace and object names left out.
+ */
+export function resourceOf(path: string): string {
+  const parts = (path.split('?')[0] ?? '').split('/').filter(Boolean);
+  let i = parts[0] === 'api' ? 2 : 3; // api/v1/... or apis/<group>/<version>/...
+  if (parts[i] === 'namespaces' && parts.length > i + 2) i += 2;
+  const resource = parts[i] ?? 'unknown';
+  const sub = parts[i + 2];
+  return sub ? `${resource}/${sub}` : resource;
 }
 
 export type PatchType = 'merge' | 'json' | 'strategic';
@@ -96,9 +111,16 @@ export class KubeClient {
   }
 
   async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined> } = {}): Promise<T> {
-    const { url, res } = await this.#send(method, path, { ...opts, signal: AbortSignal.timeout(30_000) });
-    const text = await res.text();
-    if (!res.ok) throw apiError(method, url, res, text);
+    const started = performance.now();
+    let text: string;
+    let answer: { url: URL; res: Response };
+    try {
+      answer = await this.#send(method, path, { ...opts, signal: AbortSignal.timeout(30_000) });
+      text = await answer.res.text();
+    } finally {
+      this.#hooks.onRequest?.(method, resourceOf(path), (performance.now() - started) / 1000);
+    }
+    if (!answer.res.ok) throw apiError(method, answer.url, answer.res, text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 

@@ -160,6 +160,8 @@ test('npm run bench -- --smoke churn rollout: the churn tail against its floor, 
     // The operator patched every new pod at least once, and wrote the ConfigMap.
     assert.ok(value(`rollout.${k}_annotation_writes`) >= 6 && value(`rollout.${k}_kube_writes`) > value(`rollout.${k}_annotation_writes`), k);
     assert.ok(value(`rollout.${k}_control_plane_cpu_s`) > 0 && value(`rollout.${k}_requests_per_s`) > 0, k);
+    // From the operator's pgcluster_kube_request_duration_seconds and reconcile histograms.
+    assert.ok(value(`rollout.${k}_cm_patch_mean_ms`) > 0 && value(`rollout.${k}_pod_patch_mean_ms`) > 0 && value(`rollout.${k}_reconcile_mean_ms`) > 0, k);
     const p50 = value(`rollout.${k}_join_p50_ms`);
     assert.ok(p50 > 0 && p50 <= value(`rollout.${k}_join_p99_ms`) && value(`rollout.${k}_join_p99_ms`) < 300_000, k);
     assert.ok(value(`rollout.${k}_cm_join_p99_ms`) <= value(`rollout.${k}_join_p99_ms`), k);
