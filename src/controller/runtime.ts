@@ -239,10 +239,9 @@ export class ClusterRuntime {
   /**
    * The peers to publish at `now` (monotonic): the table as it is, unless that is a remote-only change of the
    * last answer and no token is left for it (REMOTE_PUBLISH_BURST, or LEAVE_PUBLISH_BURST while a leave
-   * waits); then the last answer again. Remote-only
-   * changes are thereby published at most once per REMOTE_PUBLISH_INTERVAL_MS once the burst is spent,
-   * whatever triggers the reconcile (the watch events of our own writes included). A change of members is
-   * published at once, with any remote change waiting.
+   * waits); then the last answer again. Remote-only changes are thereby paced whatever triggers the reconcile
+   * (the watch events of our own writes included). A change of members is published at once, with any remote
+   * change waiting.
    */
   peers(now: number): { peers: Peer[]; dropped: number } {
     const fresh = this.table.peers();
