@@ -169,10 +169,14 @@ export class Tracker {
     });
   }
 
+  /**
+   * The node names the outputs should list: each once. kwok now and then gives two pods one IP (it recycles
+   * the IPs of deleted pods); their one node name is announced once, and Ready says so.
+   */
   #want(id: string): string[] {
     const c = this.#all?.clusters.get(id);
     if (!c) return [];
-    return [...(this.#members.get(id)?.values() ?? [])].map((p) => `${c.spec.basename}@${p.ip}`).sort();
+    return [...new Set([...(this.#members.get(id)?.values() ?? [])].map((p) => `${c.spec.basename}@${p.ip}`))].sort();
   }
 
   #have(key: string): string[] {
