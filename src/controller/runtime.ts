@@ -228,12 +228,15 @@ export class ClusterRuntime {
    */
   remoteChange(now: number, kind: 'name' | 'leave' = 'name'): number {
     this.#pendingChangeSince ??= now;
-    if (kind === 'leave') {
-      this.#leavePending = true;
-      return Math.max(0, Math.min(this.#leaveBucket.readyAt(now), this.#remoteBucket.readyAt(now)) - now);
-    }
-    this.#remoteNames.hit(now);
-    return Math.max(0, this.#remoteBucket.readyAt(now) - now);
+    if (kind === 'leave') this.#leavePending = true;
+    else this.#remoteNames.hit(now);
+    return this.#tokenAt(now, kind === 'leave') - now;
+  }
+
+  /** When (monotonic ms, `now` at the earliest) a remote-only change gets a token: a leave from either bucket. */
+  #tokenAt(now: number, leave: boolean): number {
+    const remote = this.#remoteBucket.readyAt(now);
+    return leave ? Math.min(this.#leaveBucket.readyAt(now), remote) : remote;
   }
 
   /**
@@ -249,7 +252,7 @@ export class ClusterRuntime {
     if (prev && !this.#membersChanged && !samePeers(prev, fresh)
       && !(this.#leavePending && this.#leaveBucket.take(now)) && !this.#remoteBucket.take(now)) {
       this.#heldBack = true;
-      this.#heldUntil = this.#leavePending ? Math.min(this.#leaveBucket.readyAt(now), this.#remoteBucket.readyAt(now)) : this.#remoteBucket.readyAt(now);
+      this.#heldUntil = this.#tokenAt(now, this.#leavePending);
       return prev;
     }
     this.#published = fresh;
