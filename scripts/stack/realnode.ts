@@ -65,7 +65,8 @@ export interface RealNode {
   stop(): Promise<void>;
 }
 
-async function sh(cmd: string, args: string[], what: string): Promise<string> {
+/** Runs a command; its stdout, or an error that says what was being done and what the command printed. */
+export async function sh(cmd: string, args: string[], what: string): Promise<string> {
   const r = await runCommand(cmd, args);
   if (r.code !== 0) throw new Error(`${what}: ${cmd} ${args.join(' ')} exited ${r.code}: ${(r.stderr || r.stdout).trim()}`);
   return r.stdout;

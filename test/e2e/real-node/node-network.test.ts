@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { BRIDGE, BUSYBOX_IMAGE, CLUSTER_DOMAIN, createTestHost, KUBERNETES_SERVICE_IP, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
+import { BRIDGE, BUSYBOX_IMAGE, CLUSTER_DOMAIN, createTestHost, KUBERNETES_SERVICE_IP, sh, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
 import { onRealNode } from '../../../scripts/stack/apps.ts';
 import { isReady } from '../../../scripts/stack/kube.ts';
 import { createNamespace, kubectl, requireRealNode, runBin, waitFor } from '../../support/env.ts';
@@ -44,11 +44,6 @@ function netnsDirMount(): string | undefined {
   return line ? line.split(' - ')[0]!.split(' ').slice(6).join(' ') : undefined;
 }
 
-async function ip(...args: string[]): Promise<void> {
-  const r = await runCommand('ip', args);
-  if (r.code !== 0) throw new Error(`ip ${args.join(' ')} failed: ${r.stderr.trim()}`);
-}
-
 /** Starts a busybox pod that sleeps, on the real node; waits for it Ready. */
 async function sleeperPod(name: string): Promise<void> {
   await kubectl(['apply', '-f', '-'], { ns: ns!.name, input: JSON.stringify({
@@ -75,18 +70,19 @@ test('the bridge keeps its MAC address as ports come and go, so a pod still reac
   const bridgeMac = () => readFileSync(`/sys/class/net/${BRIDGE}/address`, 'utf8').trim();
   /** One lookup from inside the pod through its resolv.conf (busybox nslookup gives up after 5 s). */
   const lookup = (pod: string) => runBin('kubectl', ['-n', ns!.name, 'exec', pod, '--', 'nslookup', '-type=a', `kubernetes.default.svc.${CLUSTER_DOMAIN}.`], { allowFail: true });
+  const answered = new RegExp(`Address: ${KUBERNETES_SERVICE_IP.replace(/\./g, '\\.')}$`, 'm');
   const before = bridgeMac();
   // A port with the lowest MAC there is joins; then a pod starts and talks to the DNS, learning the gateway's
   // MAC as it is now ...
-  await ip('link', 'add', LOW_PORT, 'address', LOW_MAC, 'type', 'veth', 'peer', 'name', `${LOW_PORT}p`);
-  await ip('link', 'set', LOW_PORT, 'master', BRIDGE, 'up');
+  await sh('ip', ['link', 'add', LOW_PORT, 'address', LOW_MAC, 'type', 'veth', 'peer', 'name', `${LOW_PORT}p`], 'adding a port with the lowest MAC');
+  await sh('ip', ['link', 'set', LOW_PORT, 'master', BRIDGE, 'up'], 'attaching it to the bridge');
   assert.equal(bridgeMac(), before, 'the bridge\'s MAC address after a port with a lower one joined');
   await sleeperPod('resolver');
   const first = await lookup('resolver');
-  assert.match(first.stdout, new RegExp(`Address: ${KUBERNETES_SERVICE_IP.replace(/\./g, '\\.')}$`, 'm'), `the pod resolves the kubernetes Service: ${first.stdout}${first.stderr}`);
+  assert.match(first.stdout, answered, `the pod resolves the kubernetes Service: ${first.stdout}${first.stderr}`);
   // ... and leaves: the pod's next datagram to the DNS must still arrive.
-  await ip('link', 'del', LOW_PORT);
+  await sh('ip', ['link', 'del', LOW_PORT], 'removing that port');
   assert.equal(bridgeMac(), before, 'the bridge\'s MAC address after that port left');
   const second = await lookup('resolver');
-  assert.match(second.stdout, new RegExp(`Address: ${KUBERNETES_SERVICE_IP.replace(/\./g, '\\.')}$`, 'm'), `right after the port left, the pod still resolves the kubernetes Service: ${second.stdout}${second.stderr}`);
+  assert.match(second.stdout, answered, `right after the port left, the pod still resolves the kubernetes Service: ${second.stdout}${second.stderr}`);
 });
