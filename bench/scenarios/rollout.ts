@@ -79,6 +79,8 @@ async function rollOut(kubelet: BenchKubelet, tracker: Tracker, ns: string, app:
   return { seconds: (mono() - t0) / 1000, joins, leaves };
 }
 
+type HistogramMean = ReturnType<typeof histogramMeanMs>;
+
 interface OperatorPhase {
   key: string;
   interval: string;
@@ -88,8 +90,8 @@ interface OperatorPhase {
   convergedSeconds: number;
   writes: number;
   writesByResource: Record<string, number>;
-  requestMs: { configMapPatch: { meanMs: number; count: number }; podPatch: { meanMs: number; count: number } };
-  reconcileMs: { meanMs: number; count: number };
+  requestMs: { configMapPatch: HistogramMean; podPatch: HistogramMean };
+  reconcileMs: HistogramMean;
   joinMs: ReturnType<typeof summarize>;
   leaveMs: ReturnType<typeof summarize>;
   cmJoinMs: ReturnType<typeof summarize>;
