@@ -99,12 +99,14 @@ async function main(): Promise<number> {
   }
 
   const tTests = Date.now();
+  const slowWaits = join(mkdtempSync(join(tmpdir(), 'pgco-slow-waits-')), 'waits.jsonl');
   const args = ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...nodeOpts, ...files];
   say(`node ${args.join(' ')}`);
-  testRun = run(process.execPath, args, { ...process.env, ...stack?.env });
+  testRun = run(process.execPath, args, { ...process.env, ...stack?.env, PGCO_SLOW_WAITS: slowWaits });
   let code = await testRun.done;
   if (stopping) await new Promise((r) => setTimeout(r, 60_000)); // the signal handler exits
   say(`tests ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${secs(tTests)}`);
+  reportSlowWaits(slowWaits);
   if (stackDir && stack) {
     const leaks = sweepLogs(join(stackDir, 'operator-logs'), stack.env.DATABASE_URL ?? '');
     say(`log sweep: ${leaks.files} operator log(s) read, ${leaks.found.length ? `FAILED: a secret in ${leaks.found.join('; ')}` : 'no secret in any'}`);
@@ -121,6 +123,17 @@ async function main(): Promise<number> {
     }
   }
   return code;
+}
+
+/** The waits that passed using more than half their time (test/support/poll.ts): the flakes of a busier day. */
+function reportSlowWaits(file: string): void {
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
+  rmSync(dirname(file), { recursive: true, force: true });
+  say(`slow waits (passed, but took over half their timeout): ${lines.length}`);
+  for (const l of lines.slice(0, 20)) {
+    const w = JSON.parse(l) as { message: string; tookMs: number; timeoutMs: number; file: string };
+    say(`  ${w.tookMs} of ${w.timeoutMs} ms: ${w.message.slice(0, 200)} (${relative(repoRoot, w.file)})`);
+  }
 }
 
 /**

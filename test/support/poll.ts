@@ -1,6 +1,10 @@
 // Polling, the one way tests, the demo and the benchmark wait for something outside their process. Rules:
 // a value other than undefined or false ends the wait (and is returned); a throw counts as "not yet" and is
 // reported if the time runs out.
+import { appendFileSync } from 'node:fs';
+
+/** Set by `npm test`: where a wait that needed more than half its time is recorded (see slowWait). */
+const SLOW_WAITS_FILE = process.env.PGCO_SLOW_WAITS;
 
 /**
  * Polls fn until it returns a value other than undefined/false (which waitFor returns), or throws after
@@ -16,7 +20,10 @@ export async function waitFor<T>(
   for (;;) {
     try {
       const v = await fn();
-      if (v !== undefined && v !== false) return v;
+      if (v !== undefined && v !== false) {
+        slowWait(opts.message, performance.now() - (deadline - timeoutMs), timeoutMs);
+        return v;
+      }
       last = v;
     } catch (e) {
       last = e;
@@ -26,6 +33,19 @@ export async function waitFor<T>(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.message} (last: ${detail})`);
     }
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 250));
+  }
+}
+
+/**
+ * A wait that passed, but used more than half its time, is a failure on a busier day: `npm test` lists them
+ * after the run (CI's log then shows the next flake before it happens).
+ */
+function slowWait(message: string, tookMs: number, timeoutMs: number): void {
+  if (!SLOW_WAITS_FILE || tookMs <= timeoutMs / 2) return;
+  try {
+    appendFileSync(SLOW_WAITS_FILE, `${JSON.stringify({ message, tookMs: Math.round(tookMs), timeoutMs, file: process.argv[1] ?? '' })}\n`);
+  } catch {
+    // A report, not a result: never fail a test over it.
   }
 }
 
