@@ -137,7 +137,7 @@ export class ClusterRuntime {
   /** A leave heard since the last fresh peers(). */
   #leavePending = false;
   /** What peers() last answered: answered again while a remote-only change waits for a token. */
-  #published: { peers: Peer[]; dropped: number } | undefined;
+  #published: { readonly peers: readonly Peer[]; readonly dropped: number } | undefined;
   /** peers() answered the earlier list: the table holds remote changes not published yet. */
   #heldBack = false;
   /** When the next token is there, while #heldBack. */
@@ -246,10 +246,10 @@ export class ClusterRuntime {
    * (the watch events of our own writes included). A change of members is published at once, with any remote
    * change waiting.
    */
-  peers(now: number): { peers: Peer[]; dropped: number } {
-    const fresh = this.table.peers();
+  peers(now: number): { readonly peers: readonly Peer[]; readonly dropped: number } {
+    const fresh = this.table.peers(); // the same object while the table has not changed: no list to compare
     const prev = this.#published;
-    if (prev && !this.#membersChanged && !samePeers(prev, fresh)
+    if (prev && !this.#membersChanged && prev !== fresh && !samePeers(prev, fresh)
       && !(this.#leavePending && this.#leaveBucket.take(now)) && !this.#remoteBucket.take(now)) {
       this.#heldBack = true;
       this.#heldUntil = this.#tokenAt(now, this.#leavePending);

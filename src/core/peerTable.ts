@@ -25,12 +25,34 @@ export class PeerTable {
   #tombstones = new Map<string, number>(); // node -> until
   #overflow = new Map<string, number>(); // node -> lastHeard
   #pausedAt: number | undefined;
+  #maxPeers: number;
+  /** Bumped by every change of what peers() answers; peers() is computed once per version. */
+  #version = 0;
+  #answer: { peers: readonly Peer[]; dropped: number } | undefined;
+  #answerVersion = -1;
   peerTimeoutMs: number;
-  maxPeers: number;
 
   constructor(peerTimeoutMs: number, maxPeers: number) {
     this.peerTimeoutMs = peerTimeoutMs;
-    this.maxPeers = maxPeers;
+    this.#maxPeers = maxPeers;
+  }
+
+  get maxPeers(): number {
+    return this.#maxPeers;
+  }
+
+  set maxPeers(n: number) {
+    if (n === this.#maxPeers) return;
+    this.#maxPeers = n;
+    this.#version++;
+  }
+
+  /**
+   * Changes whenever what peers() answers may have changed (a name in or out, a member's host or pod, the
+   * count of names left out); equal versions mean an equal answer, so that a caller can skip comparing lists.
+   */
+  get version(): number {
+    return this.#version;
   }
 
   /** Replaces the members. A member that leaves is removed at once and tombstoned for peerTimeout. */
@@ -44,13 +66,17 @@ export class PeerTable {
       }
     }
     const added: string[] = [];
-    for (const node of next.keys()) {
-      if (!this.#members.has(node)) added.push(node);
+    let changed = removed.length > 0;
+    for (const [node, m] of next) {
+      const was = this.#members.get(node);
+      if (!was) added.push(node);
+      else if (was.host !== m.host || was.pod !== m.pod) changed = true;
       this.#tombstones.delete(node);
-      this.#remote.delete(node); // a name we announce ourselves is a member, not a remote peer
-      this.#overflow.delete(node);
+      // A name we announce ourselves is a member, not a remote peer.
+      if (this.#remote.delete(node) || this.#overflow.delete(node)) changed = true;
     }
     this.#members = next;
+    if (changed || added.length > 0) this.#version++;
     return { added, removed };
   }
 
@@ -73,11 +99,13 @@ export class PeerTable {
       if (signed) entry.signed = true;
       return 'refreshed';
     }
-    if (this.#members.size + this.#remote.size >= this.maxPeers) {
+    if (this.#members.size + this.#remote.size >= this.#maxPeers) {
+      if (!this.#overflow.has(node) && this.#overflow.size < MAX_TRACKED_OVERFLOW) this.#version++; // one more left out
       if (this.#overflow.has(node) || this.#overflow.size < MAX_TRACKED_OVERFLOW) this.#overflow.set(node, now);
       return 'over-limit';
     }
     this.#remote.set(node, { host, lastHeard: now, signed });
+    this.#version++;
     return 'new';
   }
 
@@ -95,6 +123,7 @@ export class PeerTable {
       this.#remote.delete(node);
       gone.push(node);
     }
+    if (gone.length > 0) this.#version++;
     return gone;
   }
 
@@ -107,6 +136,7 @@ export class PeerTable {
     if (!this.#remote.delete(node)) return false;
     this.#overflow.delete(node);
     this.#tombstones.set(node, now + this.peerTimeoutMs);
+    this.#version++;
     return true;
   }
 
@@ -121,7 +151,9 @@ export class PeerTable {
       }
     }
     for (const [node, until] of this.#tombstones) if (until <= now) this.#tombstones.delete(node);
+    const overflow = this.#overflow.size;
     for (const [node, last] of this.#overflow) if (last + this.peerTimeoutMs <= now) this.#overflow.delete(node);
+    if (gone.length > 0 || this.#overflow.size !== overflow) this.#version++;
     return gone;
   }
 
@@ -159,15 +191,19 @@ export class PeerTable {
     for (const p of peers) if (!this.#members.has(p.node)) this.hear(p.node, p.host, now, true);
   }
 
-  /** Members, then remote peers, sorted by node, capped at maxPeers (members first). */
-  peers(): { peers: Peer[]; dropped: number } {
+  /** Members, then remote peers, sorted by node, capped at maxPeers (members first). Built once per version
+   * (reconciles that change nothing ask again), so the answer is shared: read-only. */
+  peers(): { readonly peers: readonly Peer[]; readonly dropped: number } {
+    if (this.#answer && this.#answerVersion === this.#version) return this.#answer;
     const members: Peer[] = [...this.#members.values()].map((m) => ({ node: m.node, host: m.host, source: 'member', pod: m.pod }));
     const remote: Peer[] = [...this.#remote].map(([node, e]) => ({ node, host: e.host, source: 'remote' }));
     members.sort(byNode);
     remote.sort(byNode);
     const all = members.concat(remote);
-    const kept = all.slice(0, this.maxPeers).sort(byNode);
-    return { peers: kept, dropped: all.length - kept.length + this.#overflow.size };
+    const kept = all.slice(0, this.#maxPeers).sort(byNode);
+    this.#answer = { peers: kept, dropped: all.length - kept.length + this.#overflow.size };
+    this.#answerVersion = this.#version;
+    return this.#answer;
   }
 
   get memberCount(): number {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClusterRuntime, FLOOD_NAMES_PER_SECOND, LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, RateMeter, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS, TokenBucket } from '../../src/controller/runtime.ts';
 
-const nodes = (r: { peers: { node: string }[] }) => r.peers.map((p) => p.node);
+const nodes = (r: { peers: readonly { node: string }[] }) => r.peers.map((p) => p.node);
 
 test('remote-only changes: a burst of REMOTE_PUBLISH_BURST at once, then one per interval; members\' changes at once and free', () => {
   const rt = new ClusterRuntime('ns/a', 15_000, 1000);

@@ -92,4 +92,68 @@ describe('PeerTable', () => {
     assert.deepEqual(names(t), ['member:chat@10.0.0.1', 'remote:ex@a']);
     assert.deepEqual(t.expire(15_000), ['ex@a']);
   });
+
+  test('peers() is built once per version: after any sequence of changes it answers what a fresh build would', () => {
+    // Every kind of change, at random (seeded), on a small universe of names so that they collide. After each,
+    // the cached answer must equal that of a new table given the same changes (built from nothing), and an
+    // unchanged version must hand back the same object.
+    let seed = 7;
+    const rand = (n: number) => { // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0;
+      let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+      return (((x ^ (x >>> 14)) >>> 0) / 2 ** 32) * n | 0;
+    };
+    const ips = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'];
+    const table = () => new PeerTable(1000, 4);
+    const t = table();
+    const ops: { what: string; apply(x: PeerTable): void }[] = [];
+    let now = 0;
+    let last = t.peers();
+    for (let i = 0; i < 1500; i++) {
+      const ip = ips[rand(ips.length)]!;
+      const at = now;
+      let op: (typeof ops)[number];
+      switch (rand(8)) {
+        case 0: {
+          const members = ips.filter(() => rand(3) === 0).map((x) => ({ node: `chat@${x}`, host: rand(4) === 0 ? `h-${x}` : x, pod: `pod-${x}-${rand(2)}` }));
+          op = { what: `setMembers ${members.map((x) => `${x.node}/${x.host}/${x.pod}`).join(',')}`, apply: (x) => x.setMembers(members, at) };
+          break;
+        }
+        case 1: case 2: {
+          const signed = rand(2) === 0;
+          op = { what: `hear ex@${ip}${signed ? ' signed' : ''}`, apply: (x) => x.hear(`ex@${ip}`, ip, at, signed) };
+          break;
+        }
+        case 3:
+          op = { what: `forget ex@${ip}`, apply: (x) => x.forget(`ex@${ip}`, at) };
+          break;
+        case 4: {
+          now += rand(800);
+          const to = now;
+          op = { what: `expire ${to}`, apply: (x) => x.expire(to) };
+          break;
+        }
+        case 5:
+          op = { what: 'dropUnsigned', apply: (x) => x.dropUnsigned() };
+          break;
+        case 6: {
+          const max = 2 + rand(4);
+          op = { what: `maxPeers ${max}`, apply: (x) => { x.maxPeers = max; } };
+          break;
+        }
+        default:
+          op = { what: `hear chat@${ip}`, apply: (x) => x.hear(`chat@${ip}`, ip, at) };
+      }
+      ops.push(op);
+      const before = t.version;
+      op.apply(t);
+      const answer = t.peers();
+      const fresh = table();
+      for (const o of ops) o.apply(fresh);
+      assert.deepEqual(answer, fresh.peers(), `after: ${ops.slice(-6).map((o) => o.what).join(' | ')}`);
+      if (t.version === before) assert.equal(answer, last, 'an unchanged version answers the same object');
+      last = answer;
+    }
+  });
 });
