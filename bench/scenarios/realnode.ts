@@ -18,7 +18,7 @@ import { cleanupNamespace, createNamespace, createSecret } from '../lib/kube.ts'
 import type { OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
-import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, buildBeamAppImage, CLUSTER_DOMAIN, importImage } from '../../scripts/stack/realnode.ts';
+import { CLUSTER_DOMAIN } from '../../scripts/stack/realnode.ts';
 import { beamAppContainer, dnsWatcherContainer, fileWatcherContainer, onRealNode, parseAppLine, parseDnsWatcherLine, parseFileWatcherLine, peersVolumes } from '../../scripts/stack/apps.ts';
 import { isReady } from '../../scripts/stack/kube.ts';
 
@@ -110,10 +110,6 @@ export const realnode: Scenario = {
     const size = pick(ctx.mode, { full: 12, quick: 10, smoke: 3 });
     const rounds = pick(ctx.mode, { full: 10, quick: 6, smoke: 1 });
     const offRounds = pick(ctx.mode, { full: 3, quick: 2, smoke: 1 });
-    say('realnode: building and loading the BEAM app and busybox images');
-    await buildBeamAppImage();
-    await importImage(node.containerd, BEAM_APP_IMAGE);
-    await importImage(node.containerd, BUSYBOX_IMAGE);
     const pgSrv = await ctx.stack.newPostgres('realnode');
     const ns = await createNamespace(kube, 'realnode');
     const basename = 'rn';

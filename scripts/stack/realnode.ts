@@ -324,11 +324,15 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
     await waitReady(containerd, 'serving (ctr version)', async () => (await ctr(['version'])).code === 0, 60_000);
 
     const loadImage = (ref: string) => importImage(endpoint, ref);
-    log('building the pause and busybox images');
+    // The BEAM app image too, though only some tests run it: built here once, before any test's clock runs
+    // (cold, debootstrap takes minutes; two test files building it at once each timed out), a label check when warm.
+    log('building the pause, busybox and BEAM app images');
     await buildPauseImage(cacheDir());
     await buildBusyboxImage(cacheDir());
+    await buildBeamAppImage();
     await loadImage(PAUSE_IMAGE);
     await loadImage(BUSYBOX_IMAGE);
+    await loadImage(BEAM_APP_IMAGE);
     // Ready once the kubernetes plugin has synced its informers.
     await waitReady(coredns, `ready (${CLUSTER_DNS_IP}:53, /ready)`, async () => (await fetch(`http://127.0.0.1:${dnsReadyPort}/ready`).catch(() => undefined))?.status === 200, 60_000);
 

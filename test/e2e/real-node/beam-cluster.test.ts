@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { startLibclusterNode, type LibclusterNode } from '../../../scripts/stack/libcluster-node.ts';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { runCommand } from '../../../scripts/stack/proc.ts';
-import { BEAM_APP_IMAGE, buildBeamAppImage, createTestHost, importImage, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
+import { createTestHost, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
 import { beamAppContainer, onRealNode, parseAppLine, peersVolumes } from '../../../scripts/stack/apps.ts';
 import { createNamespace, kubectl, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
@@ -89,8 +89,6 @@ before(async () => {
     throw new Error('this test runs a BEAM node outside Kubernetes and needs elixir on this machine: apt-get install elixir');
   }
   kube = testKube();
-  await buildBeamAppImage();
-  await importImage(env.containerd, BEAM_APP_IMAGE);
   pgServer = await startPostgres({ extraListen: { address: env.hostIp, clientCidr: env.podCidr } });
   ns = await createNamespace('beam');
   channel = `${ns.name.replace(/-/g, '_')}_${CLUSTER}`;
