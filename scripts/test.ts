@@ -107,6 +107,12 @@ async function main(): Promise<number> {
   if (stopping) await new Promise((r) => setTimeout(r, 60_000)); // the signal handler exits
   say(`tests ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${secs(tTests)}`);
   reportSlowWaits(slowWaits);
+  // A server of the stack that died (a kubelet panic, an OOM kill) fails every test after it with a symptom
+  // ("pod not Ready"); say the cause, and fail the run even if no test noticed.
+  for (const report of stack?.dead() ?? []) {
+    say(`FAILED: a stack process died while the tests ran: ${report}`);
+    code ||= 1;
+  }
   if (stackDir && stack) {
     const leaks = sweepLogs(join(stackDir, 'operator-logs'), stack.env.DATABASE_URL ?? '');
     say(`log sweep: ${leaks.files} operator log(s) read, ${leaks.found.length ? `FAILED: a secret in ${leaks.found.join('; ')}` : 'no secret in any'}`);

@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { OPERATOR_SA_USER, startKube, type KubeStack } from './kube.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
+import { deathReport } from './proc.ts';
 import { BRIDGE_IP, POD_CIDR, startRealNode, type RealNode } from './realnode.ts';
 
 export interface Stack {
@@ -13,6 +14,8 @@ export interface Stack {
   postgres: PostgresServer;
   /** With realNode: a kubelet on containerd where pods really run (scripts/stack/realnode.ts). */
   realNode?: RealNode;
+  /** The stack's servers that are no longer running (stop() not called): each with the end of its log. */
+  dead(): string[];
   stop(): Promise<void>;
 }
 
@@ -97,7 +100,9 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   };
   process.on('exit', onExit);
 
-  return { dir, env, kube, postgres, ...(realNode ? { realNode } : {}), stop };
+  const dead = () => [...kube.processes, ...(realNode?.processes ?? [])]
+    .filter((p) => p.child.exitCode !== null || p.child.signalCode !== null).map(deathReport);
+  return { dir, env, kube, postgres, ...(realNode ? { realNode } : {}), dead, stop };
 }
 
 /** Stops the stack on SIGINT/SIGTERM/SIGHUP, then exits with 128+signal. */

@@ -24,6 +24,8 @@ export interface KubeStack {
   caFile: string;
   /** Pids of the running processes by name (for the CLI's state file). */
   pids: Record<string, number>;
+  /** The processes themselves, to tell afterwards whether one died while in use. */
+  processes: readonly Proc[];
   /** An authenticated request as admin. */
   api(path: string, method?: string, body?: unknown): Promise<HttpResult>;
   stop(): Promise<void>;
@@ -317,7 +319,7 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
       if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
     }
 
-    return { kubeconfig, server, adminToken: tokens.admin!, binDir, tokens, caFile, pids, api, stop };
+    return { kubeconfig, server, adminToken: tokens.admin!, binDir, tokens, caFile, pids, processes: procs, api, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -73,6 +73,14 @@ export function logTail(file: string, lines = 25): string {
   return all.slice(-lines).map((l) => `    ${l}`).join('\n');
 }
 
+/** What a server that died wrote last, its panics and fatal lines first (a Go panic ends in a page of stacks). */
+export function deathReport(p: Proc): string {
+  const code = p.child.exitCode ?? p.child.signalCode ?? '?';
+  const all = existsSync(p.logFile) ? readFileSync(p.logFile, 'utf8').trimEnd().split('\n') : [];
+  const why = all.filter((l) => /panic|fatal|^F\d{4} /i.test(l)).slice(0, 5);
+  return [`${p.name} (pid ${p.pid}) exited (${code}); see ${p.logFile}`, ...why.map((l) => `    ${l.slice(0, 300)}`), logTail(p.logFile, 5)].join('\n');
+}
+
 /** An error for a server that exited while we waited for it, with the end of its log. */
 export function diedError(p: Proc, code: number | string, hint = ''): Error {
   return new Error(`${p.name} exited early (${code}) — last lines of ${p.logFile}:\n${logTail(p.logFile)}${hint ? `\n${hint}` : ''}`);

@@ -60,6 +60,8 @@ export interface RealNode {
   /** unix:// endpoint of containerd (for `ctr -a`). */
   containerdSocket: string;
   pids: Record<string, number>;
+  /** The node's processes (containerd, CoreDNS, kubelet, kube-scheduler), to tell afterwards whether one died. */
+  processes: readonly Proc[];
   /** Puts a podman/buildah image into the node's containerd (pods use imagePullPolicy Never/IfNotPresent). */
   loadImage(ref: string): Promise<void>;
   stop(): Promise<void>;
@@ -345,6 +347,11 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
       apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration',
       address: BRIDGE_IP, port: kubeletPort, readOnlyPort: 0, healthzBindAddress: '127.0.0.1', healthzPort,
       cgroupDriver: 'cgroupfs', cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false,
+      // In-place resize (beta, on by default in 1.34) dereferences the pod's cgroup config, which does not exist
+      // without QoS cgroups: the kubelet panicked in doPodResizeAction (kuberuntime_manager.go:839) while the
+      // pods of a deleted namespace were torn down ("Missing actuated resource record"), and every later pod
+      // on the node stayed Pending. No test resizes a pod.
+      featureGates: { InPlacePodVerticalScaling: false },
       containerRuntimeEndpoint: endpoint, makeIPTablesUtilChains: false, protectKernelDefaults: false,
       // Anonymous and AlwaysAllow: the kubelet listens on the bridge of this machine only.
       authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
@@ -389,7 +396,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
       if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
     }
     const pids = Object.fromEntries(procs.map((p) => [p.name, p.pid]));
-    return { name: REAL_NODE, containerdSocket: endpoint, pids, loadImage, stop };
+    return { name: REAL_NODE, containerdSocket: endpoint, pids, processes: procs, loadImage, stop };
   } catch (e) {
     await stop();
     throw e;
