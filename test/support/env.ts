@@ -26,6 +26,17 @@ export function requireEnv(): StackEnv {
   return { kubeconfig, databaseUrl, binDir, stackDir };
 }
 
+/**
+ * How long a pod's mounted files (the ConfigMap's, the downward-API annotation's) may take to follow the API
+ * on the real node. Usually the kubelet's sync right after the pod's update, within a second; at worst its
+ * periodic sync (syncFrequency 1 min plus jitter: 67-88 s seen on a loaded machine), which the README calls
+ * the downward-API lag. A test waiting on a file waits this long; the benchmark measures how long it takes.
+ */
+export const MOUNTED_FILE_SYNC_MS = 180_000;
+
+/** Per-test timeout for a real-node test that waits on mounted files (the runner's default is 5 min). */
+export const REAL_NODE_TEST = { timeout: 600_000 };
+
 export interface RealNodeEnv extends StackEnv {
   node: string;
   /** unix:// endpoint of the node's containerd. */

@@ -17,7 +17,7 @@ import { startPostgres, type PostgresServer } from '../../../scripts/stack/postg
 import { runCommand } from '../../../scripts/stack/proc.ts';
 import { createTestHost, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
 import { beamAppContainer, onRealNode, parseAppLine, peersVolumes } from '../../../scripts/stack/apps.ts';
-import { createNamespace, kubectl, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
+import { createNamespace, kubectl, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
 import { isReady } from '../../../scripts/stack/kube.ts';
@@ -71,7 +71,7 @@ async function expectCluster(what: string, count: number, extra: string[] = []):
       if (JSON.stringify(have) !== JSON.stringify(want)) { detail = `${p.metadata.name} lists [${have.join(',')}], wants [${want.join(',')}]`; return false; }
     }
     return pods;
-  }, { timeoutMs: 120_000, intervalMs: 500, message: `${what}: every app pod's Node.list() holds the others (${detail})` });
+  }, { timeoutMs: MOUNTED_FILE_SYNC_MS, intervalMs: 500, message: `${what}: every app pod's Node.list() holds the others (${detail})` });
 }
 
 const deployment = (replicas: number, name = BASENAME, app = beamAppContainer({ basename: BASENAME, cookieSecret: 'beam-cookie', configMap: `${CLUSTER}-peers` }), labels: Record<string, string> = { app: BASENAME }) => ({
@@ -114,17 +114,17 @@ after(async () => {
   await pgServer?.destroy();
 });
 
-test('three BEAM pods form one cluster from the mounted peers file', async () => {
+test('three BEAM pods form one cluster from the mounted peers file', REAL_NODE_TEST, async () => {
   await kubectl(['apply', '-f', '-'], { ns: ns.name, input: JSON.stringify(deployment(3)) });
   await expectCluster('3 replicas', 3);
 });
 
-test('scaled to 5: all five connected to each other', async () => {
+test('scaled to 5: all five connected to each other', REAL_NODE_TEST, async () => {
   await kubectl(['scale', 'deployment', BASENAME, '--replicas=5'], { ns: ns.name });
   await expectCluster('5 replicas', 5);
 });
 
-test('a deleted pod leaves every file; the survivors stay connected to each other', async () => {
+test('a deleted pod leaves every file; the survivors stay connected to each other', REAL_NODE_TEST, async () => {
   const before = await livePods();
   const victim = before[0]!;
   const gone = nodeOf(victim);
@@ -144,7 +144,7 @@ test('a deleted pod leaves every file; the survivors stay connected to each othe
   }
 });
 
-test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is connected from every pod', async () => {
+test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is connected from every pod', REAL_NODE_TEST, async () => {
   const ip = TEST_HOST_IPS[0]!;
   const outside = `outside@${ip}`;
   let host: TestHost | undefined;
@@ -176,7 +176,7 @@ test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is 
   }
 });
 
-test('a pod started under the wrong node name says so; the others keep trying to reach it without crashing', async () => {
+test('a pod started under the wrong node name says so; the others keep trying to reach it without crashing', REAL_NODE_TEST, async () => {
   // The classic libcluster failure: the app's name differs from the one the operator publishes for its pod.
   const wrong = deployment(1, `${BASENAME}-wrong`,
     beamAppContainer({ basename: 'other', cookieSecret: 'beam-cookie', configMap: `${CLUSTER}-peers`, env: [{ name: 'OWN_NAME_GRACE_MS', value: '3000' }] }),
@@ -197,7 +197,7 @@ test('a pod started under the wrong node name says so; the others keep trying to
       if (!file.split(',').includes(nodeOf(pod))) return false;
     }
     return true;
-  }, { timeoutMs: 60_000, message: 'the misnamed pod announced under its pod name in every file' });
+  }, { timeoutMs: MOUNTED_FILE_SYNC_MS, message: 'the misnamed pod announced under its pod name in every file' });
   const restarts = await kubectl(['get', 'pods', '-l', `app=${BASENAME}`, '-o', 'jsonpath={.items[*].status.containerStatuses[0].restartCount}'], { ns: ns.name });
   assert.ok(restarts.split(' ').every((r) => r === '0'), `an app pod restarted: ${restarts}`);
   await kubectl(['delete', 'deployment', `${BASENAME}-wrong`], { ns: ns.name });

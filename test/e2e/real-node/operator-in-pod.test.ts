@@ -12,7 +12,7 @@ import { buildImage } from '../../../scripts/stack/image.ts';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { importImage, REAL_NODE_TAINT } from '../../../scripts/stack/realnode.ts';
 import { ANNOTATION_FILE, CONFIGMAP_FILE, fileWatcherContainer, onRealNode, parseFileWatcherLine, peersVolumes } from '../../../scripts/stack/apps.ts';
-import { createNamespace, kubectl, kubectlJson, lockStack, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
+import { createNamespace, kubectl, kubectlJson, lockStack, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { testKube } from '../../support/operator.ts';
 import { CRD_NAME, crdForRelease } from '../../support/crd.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
@@ -108,7 +108,7 @@ async function expectFilesShowMembers(what: string, expectCount: number): Promis
     await waitFor(async () => {
       const f = await filesOf(p.metadata.name);
       return JSON.stringify(f.annotation.sort()) === JSON.stringify(want) && JSON.stringify(f.configmap.sort()) === JSON.stringify(want);
-    }, { timeoutMs: 120_000, intervalMs: 200, message: `${what}: the mounted files of pod ${p.metadata.name} list ${want.join(',')}` });
+    }, { timeoutMs: MOUNTED_FILE_SYNC_MS, intervalMs: 200, message: `${what}: the mounted files of pod ${p.metadata.name} list ${want.join(',')}` });
   }
   for (const p of live) {
     const t = await fileChangeTimes(p.metadata.name, want);
@@ -214,7 +214,7 @@ test('the image: uid 65532, no dev dependencies, no TypeScript sources, ENTRYPOI
   for (const f of flags) assert.ok(cmdline.includes(f), `PID 1 (${cmdline.trim()}) runs without ${f}`);
 });
 
-test('app pods read the peers from mounted files: 3 pods, scale to 4, delete one', async () => {
+test('app pods read the peers from mounted files: 3 pods, scale to 4, delete one', REAL_NODE_TEST, async () => {
   const url = new URL(pgServer.url);
   url.hostname = env.hostIp; // the pods reach this machine's Postgres over the bridge
   await kube.create(`/api/v1/namespaces/${appNs.name}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'demo-db' }, stringData: { url: url.toString() } }, 'secrets');
@@ -276,7 +276,7 @@ function watchMembersKept(memberPods: PodJson[]): { members: string[]; stop(): P
 
 const operatorPods = async () => (await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${opNs.name}/pods?labelSelector=${encodeURIComponent(`app.kubernetes.io/instance=${RELEASE}`)}`)).items;
 
-test('deleting the operator pod: the Deployment\'s new pod takes over, no output ever drops a live member', async () => {
+test('deleting the operator pod: the Deployment\'s new pod takes over, no output ever drops a live member', REAL_NODE_TEST, async () => {
   const memberPods = (await appPods()).filter((p) => isReady(p) && !p.metadata.deletionTimestamp);
   assert.equal(memberPods.length, 4);
   const [old] = await operatorPods();
