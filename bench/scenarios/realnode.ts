@@ -145,6 +145,8 @@ export const realnode: Scenario = {
       // Everyone (but `except`) shows exactly the live members, in the API, both files and Node.list().
       const settled = async (what: string) => {
         let wrong = '';
+        // Up to 10 min: BEAM pods starting on a loaded machine, then the annotation file's kubelet sync (182 s
+        // in all, once, at load average 36).
         await until(`realnode: ${what}: ${live.length} pods Ready and clustered`, async () => {
           const pods = (await podsJson()).filter((p) => !p.metadata.deletionTimestamp);
           if (pods.length !== live.length || !pods.every((p) => isReady(p) && p.status.podIP)) { wrong = `${pods.filter(isReady).length}/${live.length} Ready`; return false; }
@@ -158,7 +160,7 @@ export const realnode: Scenario = {
             if (JSON.stringify(last('cluster')) !== JSON.stringify(others)) { wrong = `${p.metadata.name}'s Node.list(): ${last('cluster').join(',')} (want ${others.join(',')})`; return false; }
           }
           return true;
-        }, 300_000, 500).catch((e: Error) => { throw new Error(`${e.message}; ${wrong}`); });
+        }, 600_000, 500).catch((e: Error) => { throw new Error(`${e.message}; ${wrong}`); });
       };
 
       say(`realnode: starting ${size} BEAM pods`);
