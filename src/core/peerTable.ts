@@ -72,8 +72,11 @@ export class PeerTable {
       if (!was) added.push(node);
       else if (was.host !== m.host || was.pod !== m.pod) changed = true;
       this.#tombstones.delete(node);
-      // A name we announce ourselves is a member, not a remote peer.
-      if (this.#remote.delete(node) || this.#overflow.delete(node)) changed = true;
+      // A name we announce ourselves is a member, not a remote peer. Both deletes run: a name refused for
+      // maxPeers and heard again once there was room is in both maps.
+      const wasRemote = this.#remote.delete(node);
+      const wasOverflow = this.#overflow.delete(node);
+      if (wasRemote || wasOverflow) changed = true;
     }
     this.#members = next;
     if (changed || added.length > 0) this.#version++;
@@ -100,8 +103,11 @@ export class PeerTable {
       return 'refreshed';
     }
     if (this.#members.size + this.#remote.size >= this.#maxPeers) {
-      if (!this.#overflow.has(node) && this.#overflow.size < MAX_TRACKED_OVERFLOW) this.#version++; // one more left out
-      if (this.#overflow.has(node) || this.#overflow.size < MAX_TRACKED_OVERFLOW) this.#overflow.set(node, now);
+      const tracked = this.#overflow.has(node);
+      if (tracked || this.#overflow.size < MAX_TRACKED_OVERFLOW) {
+        if (!tracked) this.#version++; // one more name left out
+        this.#overflow.set(node, now);
+      }
       return 'over-limit';
     }
     this.#remote.set(node, { host, lastHeard: now, signed });

@@ -93,6 +93,16 @@ describe('PeerTable', () => {
     assert.deepEqual(t.expire(15_000), ['ex@a']);
   });
 
+  test('a name refused for maxPeers, heard again once there is room, then a member: no longer counted as left out', () => {
+    const t = new PeerTable(15_000, 1);
+    t.hear('ex@a', 'a', 0);
+    assert.equal(t.hear('ex@b', 'b', 0), 'over-limit');
+    t.forget('ex@a', 0);
+    assert.equal(t.hear('ex@b', 'b', 1), 'new'); // now remote, and still remembered as refused
+    t.setMembers([{ node: 'ex@b', host: 'b', pod: 'b-0' }], 2);
+    assert.deepEqual(t.peers(), { peers: [{ node: 'ex@b', host: 'b', source: 'member', pod: 'b-0' }], dropped: 0 });
+  });
+
   test('peers() is built once per version: after any sequence of changes it answers what a fresh build would', () => {
     // Every kind of change, at random (seeded), on a small universe of names so that they collide. After each,
     // the cached answer must equal that of a new table given the same changes (built from nothing), and an
