@@ -2,8 +2,8 @@
 // pass, and when, as plans follow each other faster than the writes complete.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FanOut } from '../../src/controller/fanout.ts';
-import type { PodPatch } from '../../src/controller/plan.ts';
+import { FanOut } from '../../src/controller/write/fanout.ts';
+import type { PodPatch } from '../../src/controller/plan/outputs.ts';
 import { reconcile } from '../../src/controller/reconcile.ts';
 import { chatSpec, NS, pgcluster, pod, testContext } from '../support/controllerKit.ts';
 import { FakeClock } from '../support/fakeClock.ts';
