@@ -1,4 +1,4 @@
-// dnsOutput.ts: from the peers to the headless Service and its EndpointSlices, as tables. No I/O.
+// plan/dns.ts: from the peers to the headless Service and its EndpointSlices, as tables. No I/O.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { planDns, SLICE_MANAGED_BY, type ObservedDns } from '../../src/controller/plan/dns.ts';

@@ -1,4 +1,4 @@
-// The fan-out policy (controller/fanout.ts) with a hand-driven writer: which PATCHes go out, in which
+// The fan-out policy (controller/write/fanout.ts) with a hand-driven writer: which PATCHes go out, in which
 // pass, and when, as plans follow each other faster than the writes complete.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
