@@ -9,6 +9,10 @@ export interface PodView {
   hostname: string | undefined;
   subdomain: string | undefined;
   ready: boolean;
+  /** Running with condition ContainersReady True: every container started and passes its readiness probe. */
+  containersReady: boolean;
+  /** spec.readinessGates lists READINESS_GATE: the pod is Ready only once the operator says it is published. */
+  gated: boolean;
   terminated: boolean; // phase Succeeded or Failed
   deleting: boolean; // deletionTimestamp set
 }

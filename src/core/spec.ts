@@ -26,6 +26,11 @@ export const ANNOTATED_LABEL = 'pgcluster.io/annotated';
 export const ANNOTATED_SELECTOR = `${ANNOTATED_LABEL}=true`;
 /** spec.output.podAnnotation when unset. */
 export const DEFAULT_POD_ANNOTATION = 'pgcluster.io/peers';
+/**
+ * The pod readiness gate (README, "Rollouts paced by discovery"): a pod whose spec.readinessGates lists this
+ * condition type gets it True once its node name is in every output of its PgCluster.
+ */
+export const READINESS_GATE = 'pgcluster.io/published';
 
 export type NodeNameMode = 'ip' | 'dns' | 'hostname';
 

@@ -1,6 +1,7 @@
 // Paths and writes for the resources the operator owns or touches. Every function here is one API call.
 import { ANNOTATED_LABEL, API_GROUP, API_VERSION, PLURAL, type PgCluster, type PgClusterStatus } from '../core/spec.ts';
 import type { KubeClient, KubeObject } from './client.ts';
+import type { PodCondition } from './pods.ts';
 
 const enc = encodeURIComponent;
 
@@ -100,6 +101,15 @@ export function patchPodAnnotations(kube: KubeClient, ns: string, name: string, 
     ...Object.entries(annotations).map(([k, v]) => (v === null ? { op: 'remove', path: path(k) } : { op: 'add', path: path(k), value: v })),
   ];
   return kube.patch(paths.pod(ns, name), ops, 'pods', 'json');
+}
+
+/**
+ * Sets one condition in a pod's status (pods/status; a strategic merge patch: conditions merge by type, the
+ * kubelet's and others' are left as they are). The operator's readiness gate (README, "Rollouts paced by
+ * discovery").
+ */
+export function patchPodCondition(kube: KubeClient, ns: string, name: string, condition: PodCondition): Promise<unknown> {
+  return kube.patch(paths.podStatus(ns, name), { status: { conditions: [condition] } }, 'pods/status', 'strategic');
 }
 
 export function patchStatus(kube: KubeClient, ns: string, name: string, status: PgClusterStatus): Promise<unknown> {

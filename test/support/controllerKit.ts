@@ -12,7 +12,7 @@ import { podFanOut } from '../../src/controller/steps/apply.ts';
 import { SecretSource } from '../../src/controller/secrets.ts';
 import { ANNOTATED_LABEL, FINALIZER, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
-import type { PodObject } from '../../src/kube/pods.ts';
+import type { PodCondition, PodObject } from '../../src/kube/pods.ts';
 import type { ConfigMapObject, EndpointSliceObject, EventInput, Guard, OutputKind, PgClusterObject, SecretObject, ServiceObject } from '../../src/kube/resources.ts';
 import { Metrics } from '../../src/metrics.ts';
 import { FakeClock } from './fakeClock.ts';
@@ -46,6 +46,7 @@ export type WriterCall =
   | { verb: 'patchConfigMap'; name: string; data: Record<string, string | null> }
   | { verb: 'deleteConfigMap'; name: string }
   | { verb: 'patchPodAnnotations'; name: string; annotations: Record<string, string | null>; guard?: Guard }
+  | { verb: 'patchPodCondition'; name: string; condition: PodCondition }
   | { verb: 'patchStatus'; name: string; status: PgClusterStatus }
   | { verb: 'setFinalizers'; name: string; finalizers: string[] }
   | { verb: 'createEvent'; name: string; event: EventInput }
@@ -83,6 +84,9 @@ export class RecordingWriter implements Writer {
   patchPodAnnotations(ns: string, name: string, annotations: Record<string, string | null>, guard?: Guard) {
     const kept = Object.fromEntries(Object.entries(annotations).filter((e): e is [string, string] => e[1] !== null));
     return this.#do({ verb: 'patchPodAnnotations', name, annotations, ...(guard ? { guard } : {}) }, () => this.#written<PodObject>({ kind: 'Pod', metadata: { name, namespace: ns, annotations: kept, ...(guard ? {} : { labels: { [ANNOTATED_LABEL]: 'true' } }) } }));
+  }
+  patchPodCondition(ns: string, name: string, condition: PodCondition) {
+    return this.#do({ verb: 'patchPodCondition', name, condition }, () => this.#written<PodObject>({ kind: 'Pod', metadata: { name, namespace: ns }, status: { conditions: [condition] } }));
   }
   patchStatus(ns: string, name: string, status: PgClusterStatus) {
     return this.#do({ verb: 'patchStatus', name, status }, () => this.#written<PgClusterObject>({ metadata: { name, namespace: ns }, spec: {}, status }));

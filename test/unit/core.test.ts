@@ -126,7 +126,7 @@ describe('effectiveSpec', () => {
 function pod(over: Partial<PodView> = {}): PodView {
   return {
     namespace: 'prod', name: 'chat-0', uid: 'u', labels: { app: 'chat' }, annotations: {}, podIP: '10.1.2.3',
-    hostname: undefined, subdomain: undefined, ready: true, terminated: false, deleting: false, ...over,
+    hostname: undefined, subdomain: undefined, ready: true, containersReady: true, gated: false, terminated: false, deleting: false, ...over,
   };
 }
 const naming = { basename: 'chat', mode: 'ip' as const, clusterDomain: 'cluster.local' };

@@ -35,6 +35,8 @@ export interface DnsPlan {
   writes: OutputWrite[];
   /** Why the Service is not ours to write (left alone, reported), if it is not. */
   conflict: string | undefined;
+  /** The names of the slices the output is made of (the readiness gate looks for a pod's IP in them). */
+  slices: string[];
 }
 
 export function planDns(pc: PgClusterObject, spec: Pick<EffectiveSpec, 'serviceName' | 'publishNotReadyPods'>, peers: readonly Peer[], o: ObservedDns): DnsPlan {
@@ -49,13 +51,13 @@ export function planDns(pc: PgClusterObject, spec: Pick<EffectiveSpec, 'serviceN
   };
   if (!svc) {
     dropSlices(new Set());
-    return { writes, conflict: undefined };
+    return { writes, conflict: undefined, slices: [] };
   }
   const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_KEY]: pc.metadata.name };
   const observed = o.service;
   if ((observed && !ownedBy(observed, pc)) || (!observed && o.serviceTaken)) {
     dropSlices(new Set());
-    return { writes, conflict: serviceConflictMessage(ns, svc) };
+    return { writes, conflict: serviceConflictMessage(ns, svc), slices: [] };
   }
   const serviceSpec = { clusterIP: 'None', publishNotReadyAddresses: spec.publishNotReadyPods };
   if (!observed) {
@@ -90,7 +92,7 @@ export function planDns(pc: PgClusterObject, spec: Pick<EffectiveSpec, 'serviceN
     }
   }
   dropSlices(new Set(want.keys()));
-  return { writes, conflict: undefined };
+  return { writes, conflict: undefined, slices: [...want.keys()] };
 }
 
 /** What of a slice's endpoints we write, in a comparable form (fields the API server may add are left out). */

@@ -142,7 +142,8 @@ export function removal(annotations: Readonly<Record<string, string>>, keys: rea
   return out;
 }
 
-const timestamp = (t: string | Date | undefined): string => (t instanceof Date ? t.toISOString() : t ?? '');
+/** metadata.creationTimestamp as RFC 3339 ('' when unset: the youngest, core/ownership.ts). */
+export const timestamp = (t: string | Date | undefined): string => (t instanceof Date ? t.toISOString() : t ?? '');
 
 /** The PgCluster's claim on its pods' annotation, as its rivals see it; undefined: it writes none. */
 export function claimOf(pc: PgClusterObject): Claim | undefined {

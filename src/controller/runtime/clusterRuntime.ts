@@ -37,6 +37,8 @@ export class ClusterRuntime {
   readonly taken = new TakenNames();
   readonly floodMeter = new FloodMeter();
   readonly fanOut: FanOut | undefined;
+  /** Gated pods announced and not yet in every output, at the last plan: a fan-out pass end reconciles then. */
+  gatesWaiting = 0;
   #seeded = false;
 
   constructor(key: string, limits: RuntimeLimits, parts: RuntimeParts = {}) {

@@ -6,7 +6,8 @@ import { splitKey } from '../../core/key.ts';
 import { errorMessage } from '../../errors.ts';
 import type { Context } from '../context.ts';
 import { FanOut } from '../write/fanout.ts';
-import { applyConfigMap, applyDns, applyPodPatch, applyStatus, WRITE_CONCURRENCY, type ApplyDeps } from '../write/apply.ts';
+import { applyConfigMap, applyDns, applyGateWrite, applyPodPatch, applyStatus, WRITE_CONCURRENCY, type ApplyDeps } from '../write/apply.ts';
+import { forEachLimited } from '../../core/limit.ts';
 import { WritesFenced } from '../write/writer.ts';
 import type { Observed } from './observe.ts';
 import type { OutputsReport, ReconcilePlan, StatusPlan } from './plan.ts';
@@ -24,12 +25,19 @@ export async function apply(ctx: Context, o: Observed, p: ReconcilePlan): Promis
   const { pc, spec, rt } = o;
   const d = applyDeps(ctx);
   const cm = await applyConfigMap(d, pc, p.outputs);
+  // Before the fan-out starts: the end of its pass brings a reconcile while a gated pod waits for it.
+  rt.gatesWaiting = p.gates.waiting;
   rt.fanOut?.submit(p.outputs.podPatches, spec.annotationMinIntervalMs);
   const dns = await applyDns(d, pc, p.dns.writes);
   const at = ctx.env.clock.monotonic();
   if (dns.taken) rt.taken.mark('service', spec.serviceName, at + TAKEN_RECHECK_MS);
   if (cm.configMapTaken) rt.taken.mark('configMap', spec.configMapName, at + TAKEN_RECHECK_MS);
-  const report: OutputsReport = { configMapTaken: cm.configMapTaken, serviceTaken: dns.taken, rejected: [...cm.rejected, ...(rt.fanOut?.rejected() ?? []), ...dns.rejected] };
+  const gates: string[] = [];
+  await forEachLimited(p.gates.writes, WRITE_CONCURRENCY, async (w) => {
+    const refusal = await ctx.writes.podWrites.run(() => applyGateWrite(d, pc.metadata.namespace, w));
+    if (refusal !== undefined) gates.push(refusal);
+  });
+  const report: OutputsReport = { configMapTaken: cm.configMapTaken, serviceTaken: dns.taken, rejected: [...cm.rejected, ...(rt.fanOut?.rejected() ?? []), ...dns.rejected, ...gates] };
   const status = p.status(report);
   await applyStatus(d, pc, status.write);
   return { ...report, at, status };
@@ -41,9 +49,10 @@ export function applyDeps(ctx: Pick<Context, 'writes' | 'env'>): ApplyDeps {
 
 /**
  * The fan-out of one PgCluster: each PATCH against the pod as cached when it is issued (the plan may be
- * older); a pass that failed or changed which writes are refused brings a reconcile (the status says so).
+ * older); a pass that failed or changed which writes are refused brings a reconcile (the status says so), and
+ * so does every pass while a gated pod waits to be in every annotation (its readiness gate may flip then).
  */
-export function podFanOut(ctx: Pick<Context, 'writes' | 'env' | 'caches' | 'queue'>, key: string): FanOut {
+export function podFanOut(ctx: Pick<Context, 'writes' | 'env' | 'caches' | 'queue' | 'runtimes'>, key: string): FanOut {
   const [ns] = splitKey(key);
   const { clock, metrics, log } = ctx.env;
   return new FanOut({
@@ -58,7 +67,7 @@ export function podFanOut(ctx: Pick<Context, 'writes' | 'env' | 'caches' | 'queu
       if (failed instanceof WritesFenced) return; // this replica is stopping: nothing to retry
       metrics.fanOutPass.observe(ms / 1000);
       if (failed !== undefined) log.warn({ pgcluster: key, err: errorMessage(failed) }, 'annotation writes failed; retrying');
-      if (failed !== undefined || rejectedChanged) ctx.queue.add(key);
+      if (failed !== undefined || rejectedChanged || (ctx.runtimes.get(key)?.gatesWaiting ?? 0) > 0) ctx.queue.add(key);
     },
   });
 }

@@ -14,6 +14,9 @@ import { connectedCondition } from '../plan/conditions.ts';
 import type { ObservedDns } from '../plan/dns.ts';
 import { selectMembers, type Selection } from '../plan/members.ts';
 import { claimOf, type ObservedOutputs } from '../plan/outputs.ts';
+import { selectorClaimOf, type SelectorClaim } from '../plan/gates.ts';
+import { gateCondition, type PodCondition, type PodObject } from '../../kube/pods.ts';
+import { getCondition } from '../../core/conditions.ts';
 import type { ClusterRuntime } from '../runtime/clusterRuntime.ts';
 import { memoKeys } from '../write/apply.ts';
 import { hearPayload, hearSide } from './hear.ts';
@@ -41,6 +44,17 @@ export interface Observed {
   status: PgClusterObject | undefined;
   outputs: ObservedOutputs;
   dns: ObservedDns;
+  gates: ObservedGates;
+}
+
+/** What the readiness gate needs besides the outputs (plan/gates.ts). */
+export interface ObservedGates {
+  /** A pod's gate condition as cached, or as we last wrote it. */
+  condition(pod: PodObject): PodCondition | undefined;
+  /** The other PgClusters of the namespace that select pods: the oldest selecting a pod writes its gate. */
+  rivals: readonly SelectorClaim[];
+  /** Writes refused lately, as the PgCluster's Ready condition (as observed) says. */
+  refused: string | undefined;
 }
 
 export async function observe(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, rt: ClusterRuntime, t: Instant): Promise<Observed> {
@@ -64,6 +78,8 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
   const { peers, droppedForSize } = fitPeers(capped.peers, spec.channel);
 
   const status = memo.observe(memoKeys.status(ns, name), pc);
+  const others = [...caches.pgclusters.inNamespace(ns)].filter((other) => other.metadata.name !== name);
+  const ready = getCondition(status?.status?.conditions, 'Ready');
   const sliceOf = (n: string) => memo.observe(memoKeys.output('endpointslices', ns, n), caches.endpointSlices.get(ns, n));
   return {
     pc, spec, rt, selection, change, connection, authenticated, peers, droppedForSize, status,
@@ -77,7 +93,7 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
       configMapTaken: rt.taken.has('configMap', spec.configMapName, now),
       pods: [...caches.pods.inNamespace(ns)].map((cached) => ({ cached, observed: memo.observe(memoKeys.pod(ns, cached.metadata.name), cached) ?? cached })),
       legacyKey: status?.status?.podAnnotation ?? spec.podAnnotation,
-      rivals: [...caches.pgclusters.inNamespace(ns)].filter((other) => other.metadata.name !== name).flatMap((other) => claimOf(other) ?? []),
+      rivals: others.flatMap((other) => claimOf(other) ?? []),
     },
     dns: {
       service: spec.serviceName ? memo.observe(memoKeys.output('services', ns, spec.serviceName), caches.services.get(ns, spec.serviceName)) : undefined,
@@ -85,6 +101,11 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
       slices: [...caches.endpointSlices.inNamespace(ns)].map((s) => sliceOf(s.metadata.name) ?? s),
       slice: sliceOf,
       serviceTaken: rt.taken.has('service', spec.serviceName, now),
+    },
+    gates: {
+      condition: (pod) => gateCondition(memo.observe(memoKeys.podStatus(ns, pod.metadata.name), pod) ?? pod),
+      rivals: others.flatMap((other) => selectorClaimOf(other) ?? []),
+      refused: ready?.reason === 'OutputRejected' ? ready.message : undefined,
     },
   };
 }

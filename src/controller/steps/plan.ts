@@ -3,10 +3,13 @@
 // them reports (an output found taken, writes refused): conditions and fields together (plan/status.ts).
 import type { Instant } from '../../core/clock.ts';
 import type { ConditionInput } from '../../core/conditions.ts';
-import { configMapTakenMessage, planOutputs, type OutputsPlan } from '../plan/outputs.ts';
+import { configMapTakenMessage, planOutputs, timestamp, type OutputsPlan } from '../plan/outputs.ts';
 import { planDns, serviceConflictMessage, type DnsPlan } from '../plan/dns.ts';
 import { degradedCondition, readyCondition } from '../plan/conditions.ts';
 import { planStatus, type StatusWrite } from '../plan/status.ts';
+import { planGates, type GatePlan, type PublishedOutputs } from '../plan/gates.ts';
+import { nowRfc3339 } from '../../core/conditions.ts';
+import { ownedBy } from '../../kube/resources.ts';
 import type { Observed } from './observe.ts';
 
 /** What applying the outputs found that the status reports. */
@@ -28,6 +31,8 @@ export interface StatusPlan {
 export interface ReconcilePlan {
   outputs: OutputsPlan;
   dns: DnsPlan;
+  /** The pods' readiness gate conditions (plan/gates.ts). */
+  gates: GatePlan;
   status(report: OutputsReport): StatusPlan;
 }
 
@@ -35,7 +40,33 @@ export function plan(o: Observed, t: Instant): ReconcilePlan {
   const { pc, spec, peers } = o;
   const outputs = planOutputs(pc, spec, o.selection.selected, peers, o.outputs);
   const dns = planDns(pc, spec, peers, o.dns);
-  return { outputs, dns, status: (report) => planReconcileStatus(o, outputs, dns, report, t) };
+  const gates = planGates({
+    pgcluster: { name: pc.metadata.name, created: timestamp(pc.metadata.creationTimestamp) },
+    spec, selected: o.selection.selected, members: o.selection.members, published: peers,
+    outputs: publishedOutputs(o, outputs, dns), observed: o.gates.condition, rivals: o.gates.rivals,
+  }, nowRfc3339(t.wall));
+  return { outputs, dns, gates, status: (report) => planReconcileStatus(o, outputs, dns, report, t) };
+}
+
+/** The outputs as observed (as written: through the write memo), in the form the gate reads them. */
+function publishedOutputs(o: Observed, outputs: OutputsPlan, dns: DnsPlan): PublishedOutputs {
+  const { pc, spec } = o;
+  const lines = (v: string | undefined, sep: string) => new Set((v ?? '').split(sep).filter(Boolean));
+  const configMap = outputs.configMapConflict ? { refused: outputs.configMapConflict } : lines(o.outputs.configMap?.data?.peers, '\n');
+  let annotations: Map<string, Set<string>> | undefined;
+  if (spec.podAnnotation) {
+    const conflicting = new Set(outputs.podConflicts.map((c) => c.pod));
+    const byName = new Map(o.outputs.pods.map((p) => [p.observed.metadata.name, p.observed]));
+    annotations = new Map(o.selection.members.filter((m) => !conflicting.has(m.pod))
+      .map((m) => [m.pod, lines(byName.get(m.pod)?.metadata.annotations?.[spec.podAnnotation], ',')]));
+  }
+  let addresses: PublishedOutputs['dns'];
+  if (dns.conflict) addresses = { refused: dns.conflict };
+  else if (spec.serviceName) {
+    const slices = dns.slices.map((n) => o.dns.slice(n)).filter((s) => s !== undefined && ownedBy(s, pc));
+    addresses = new Set(slices.flatMap((s) => (s?.endpoints ?? []).flatMap((e) => e.addresses)));
+  }
+  return { configMap, annotations, dns: addresses, refused: o.gates.refused };
 }
 
 function planReconcileStatus(o: Observed, outputs: OutputsPlan, dns: DnsPlan, report: OutputsReport, t: Instant): StatusPlan {

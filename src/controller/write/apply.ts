@@ -1,6 +1,6 @@
 // The thin, effectful end of a reconcile (docs/architecture.md, "Observe, plan, apply"): carries out a plan
 // through a Writer, one API call per write, and remembers each write until the cache shows it (WriteMemo).
-import { isConflict, isInvalid, isNotFound, isRefused } from '../../kube/client.ts';
+import { isConflict, isForbidden, isInvalid, isNotFound, isRefused } from '../../kube/client.ts';
 import type { OutputWrite } from '../plan/dns.ts';
 import type { PodObject } from '../../kube/pods.ts';
 import type { EventInput, Guard, OutputKind, PgClusterObject } from '../../kube/resources.ts';
@@ -8,6 +8,7 @@ import { errorMessage } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import { forEachLimited } from '../../core/limit.ts';
 import type { OutputsPlan, PodPatch } from '../plan/outputs.ts';
+import type { GateWrite } from '../plan/gates.ts';
 import type { StatusWrite } from '../plan/status.ts';
 import type { Writer } from './writer.ts';
 import type { WriteMemo } from './writeMemo.ts';
@@ -27,6 +28,8 @@ export const memoKeys = {
   output: (kind: OutputKind, ns: string, name: string) => `${kind}:${ns}/${name}`,
   configMap: (ns: string, name: string) => `cm:${ns}/${name}`,
   pod: (ns: string, name: string) => `pod:${ns}/${name}`,
+  /** A pod's status as we wrote it (its readiness gate): apart from `pod`, which our annotation writes keep. */
+  podStatus: (ns: string, name: string) => `podstatus:${ns}/${name}`,
   status: (ns: string, name: string) => `status:${ns}/${name}`,
 };
 
@@ -94,6 +97,26 @@ export async function applyPodPatch(d: ApplyDeps, ns: string, { pod, annotations
   } catch (err) {
     const rejected: string[] = [];
     if (!noteRefusal(rejected, `pod ${pod.metadata.name}`, err)) throw err;
+    return rejected[0];
+  }
+}
+
+/**
+ * One pod's readiness gate condition (pods/status), remembered until the cache shows it. Resolves with
+ * "pod <name> condition <type>: <why>" if the API server refused it (422, 413) or forbade it (403: the
+ * operator's RBAC lacks patch on pods/status); a pod deleted meanwhile is skipped; anything else throws.
+ */
+export async function applyGateWrite(d: ApplyDeps, ns: string, { pod, condition }: GateWrite): Promise<string | undefined> {
+  const name = pod.metadata.name;
+  try {
+    d.memo.record(memoKeys.podStatus(ns, name), pod, await d.writer.patchPodCondition(ns, name, condition));
+    return undefined;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    const what = `pod ${name} condition ${condition.type}`;
+    if (isForbidden(err)) return `${what}: forbidden: grant the operator patch on pods/status (the chart's RBAC does): ${errorMessage(err).slice(0, 200)}`;
+    const rejected: string[] = [];
+    if (!noteRefusal(rejected, what, err)) throw err;
     return rejected[0];
   }
 }

@@ -36,6 +36,9 @@ export class WriteMemo {
     const m = this.#memo.get(key);
     if (!m) return cached;
     if (cached?.metadata.resourceVersion === m.staleVersion) return m.obj as T;
+    // The cache moved, but not yet to our write (another writer's change came first: a kubelet's status, our
+    // other write on the same pod): what we wrote is still the newer.
+    if (cached && olderThan(cached.metadata.resourceVersion, (m.obj as KubeObject | undefined)?.metadata?.resourceVersion)) return m.obj as T;
     this.#memo.delete(key); // the cache has moved past our write
     return cached;
   }
@@ -47,4 +50,13 @@ export class WriteMemo {
   get size(): number {
     return this.#memo.size;
   }
+}
+
+/**
+ * Whether resourceVersion `a` is older than `b`. Opaque in general, but where both are etcd revisions (digits
+ * without leading zeros), the longer is the larger, else the later in string order; otherwise: unknown (false).
+ */
+function olderThan(a: string | undefined, b: string | undefined): boolean {
+  if (a === undefined || b === undefined || !/^[1-9]\d*$/.test(a) || !/^[1-9]\d*$/.test(b)) return false;
+  return a.length < b.length || (a.length === b.length && a < b);
 }

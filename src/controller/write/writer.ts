@@ -3,9 +3,10 @@
 // Tests pass a recording fake (test/support/controllerKit.ts).
 import type { KubeClient, KubeObject } from '../../kube/client.ts';
 import {
-  createConfigMap, createEvent, createOutput, deleteConfigMap, deleteOutput, patchConfigMap, patchOutput, patchPodAnnotations, patchStatus, setFinalizers,
+  createConfigMap, createEvent, createOutput, deleteConfigMap, deleteOutput, patchConfigMap, patchOutput, patchPodAnnotations, patchPodCondition, patchStatus, setFinalizers,
   type ConfigMapObject, type EventInput, type Guard, type OutputKind, type PgClusterObject,
 } from '../../kube/resources.ts';
+import type { PodCondition } from '../../kube/pods.ts';
 import type { PgClusterStatus } from '../../core/spec.ts';
 import type { Clock } from '../../core/clock.ts';
 
@@ -16,6 +17,8 @@ export interface Writer {
   deleteConfigMap(ns: string, name: string): Promise<void>;
   /** Sets (string) or removes (null) annotations; with a guard, only while that annotation has that value (422 otherwise). */
   patchPodAnnotations(ns: string, name: string, annotations: Record<string, string | null>, guard?: Guard): Promise<unknown>;
+  /** Sets one condition of a pod's status (pods/status): the readiness gate. */
+  patchPodCondition(ns: string, name: string, condition: PodCondition): Promise<unknown>;
   patchStatus(ns: string, name: string, status: PgClusterStatus): Promise<unknown>;
   setFinalizers(pc: PgClusterObject, finalizers: string[]): Promise<unknown>;
   createEvent(pc: PgClusterObject, ev: EventInput): Promise<unknown>;
@@ -31,6 +34,7 @@ export function kubeWriter(kube: KubeClient, identity: string, clock: Clock): Wr
     patchConfigMap: (ns, name, patch) => patchConfigMap(kube, ns, name, patch),
     deleteConfigMap: (ns, name) => deleteConfigMap(kube, ns, name),
     patchPodAnnotations: (ns, name, a, guard) => patchPodAnnotations(kube, ns, name, a, guard),
+    patchPodCondition: (ns, name, c) => patchPodCondition(kube, ns, name, c),
     patchStatus: (ns, name, status) => patchStatus(kube, ns, name, status),
     setFinalizers: (pc, f) => setFinalizers(kube, pc, f),
     createEvent: (pc, ev) => createEvent(kube, pc, ev, identity, clock.now()),
@@ -56,6 +60,7 @@ export function fencedWriter(inner: Writer, allowed: () => boolean): Writer {
     patchConfigMap: (ns, name, patch) => guard('patch ConfigMap', () => inner.patchConfigMap(ns, name, patch)),
     deleteConfigMap: (ns, name) => guard('delete ConfigMap', () => inner.deleteConfigMap(ns, name)),
     patchPodAnnotations: (ns, name, a, marker) => guard('patch pod annotations', () => inner.patchPodAnnotations(ns, name, a, marker)),
+    patchPodCondition: (ns, name, c) => guard('patch pod condition', () => inner.patchPodCondition(ns, name, c)),
     patchStatus: (ns, name, status) => guard('patch PgCluster status', () => inner.patchStatus(ns, name, status)),
     setFinalizers: (pc, f) => guard('set PgCluster finalizers', () => inner.setFinalizers(pc, f)),
     createEvent: (pc, ev) => guard('create Event', () => inner.createEvent(pc, ev)),
