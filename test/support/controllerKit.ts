@@ -10,7 +10,7 @@ import type { EndpointPool } from '../../src/controller/endpointPool.ts';
 import { RuntimeRegistry } from '../../src/controller/runtime/registry.ts';
 import { podFanOut } from '../../src/controller/steps/apply.ts';
 import { SecretSource } from '../../src/controller/secrets.ts';
-import { ANNOTATED_LABEL, FINALIZER, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
+import { ANNOTATED_LABEL, FINALIZER, READINESS_GATE, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
 import type { PodCondition, PodObject } from '../../src/kube/pods.ts';
 import type { ConfigMapObject, EndpointSliceObject, EventInput, Guard, OutputKind, PgClusterObject, SecretObject, ServiceObject } from '../../src/kube/resources.ts';
@@ -31,11 +31,25 @@ export function pgcluster(name: string, spec: PgClusterSpec, extra: { status?: P
   };
 }
 
-export function pod(name: string, o: { labels?: Record<string, string>; annotations?: Record<string, string>; ip?: string; ready?: boolean; rv?: string } = {}): PodObject {
+/**
+ * A pod as the cache holds it: Running, Ready unless `ready: false`. `gated`: its spec lists the readiness gate
+ * (READINESS_GATE), and its status says ContainersReady (`containersReady`, default: as `ready`); `gate`: the
+ * gate's condition in its status.
+ */
+export function pod(name: string, o: { labels?: Record<string, string>; annotations?: Record<string, string>; ip?: string; ready?: boolean; rv?: string; gated?: boolean; containersReady?: boolean; gate?: PodCondition } = {}): PodObject {
+  const flag = (b: boolean) => (b ? 'True' : 'False');
+  const ready = o.ready ?? true;
   return {
     metadata: { name, namespace: NS, uid: `uid-${name}`, resourceVersion: o.rv ?? '1', labels: o.labels ?? {}, annotations: o.annotations ?? {} },
-    spec: {},
-    status: { phase: 'Running', podIP: o.ip, conditions: [{ type: 'Ready', status: (o.ready ?? true) ? 'True' : 'False' }] },
+    spec: o.gated ? { readinessGates: [{ conditionType: READINESS_GATE }] } : {},
+    status: {
+      phase: 'Running', podIP: o.ip,
+      conditions: [
+        { type: 'Ready', status: flag(ready) },
+        ...(o.gated ? [{ type: 'ContainersReady', status: flag(o.containersReady ?? ready) }] : []),
+        ...(o.gate ? [o.gate] : []),
+      ],
+    },
   };
 }
 

@@ -20,6 +20,7 @@ test('a fenced Writer passes writes through while allowed, and refuses every wri
     () => w.patchConfigMap('prod', 'c', { data: {}, labels: {} }),
     () => w.deleteConfigMap('prod', 'c'),
     () => w.patchPodAnnotations('prod', 'a', {}),
+    () => w.patchPodCondition('prod', 'a', { type: 'pgcluster.io/published', status: 'True' }),
     () => w.patchStatus('prod', 'chat', {}),
     () => w.setFinalizers(pc, []),
     () => w.createEvent(pc, { type: 'Normal', reason: 'R', message: 'm' }),

@@ -16,6 +16,18 @@ test('our write stands in for the stale cache, until the cache moves past it', (
   assert.equal(memo.observe('k', obj('1', 'old'))?.v, 'old');
 });
 
+test('a cache that moved, but not yet to our write (another writer came first), still reads as our write', () => {
+  const memo = new WriteMemo(new FakeClock());
+  memo.record('k', obj('10', 'old'), obj('12', 'ours'));
+  assert.equal(memo.observe('k', obj('11', 'kubelet'))?.v, 'ours', 'version 11 is older than our 12');
+  assert.equal(memo.observe('k', obj('12', 'ours'))?.v, 'ours');
+  assert.equal(memo.size, 0);
+  memo.record('k', obj('10', 'old'), obj('12', 'ours'));
+  assert.equal(memo.observe('k', obj('13', 'newer'))?.v, 'newer', 'past our write: the cache');
+  memo.record('o', obj('a', 'old'), obj('c', 'ours'));
+  assert.equal(memo.observe('o', obj('b', 'other'))?.v, 'other', 'versions that are not numbers cannot be ordered: the cache');
+});
+
 test('entries nobody looks at again are swept after 60 s', () => {
   const clock = new FakeClock();
   const memo = new WriteMemo(clock);
