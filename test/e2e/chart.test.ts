@@ -378,6 +378,7 @@ const NEEDED_RULES: Array<[group: string, resource: string, verbs: string[]]> = 
   ['pgcluster.io', 'pgclusters/status', ['get', 'patch', 'update']],
   ['pgcluster.io', 'pgclusters/finalizers', ['update']],
   ['', 'pods', ['get', 'list', 'watch', 'patch']],
+  ['', 'pods/status', ['patch']],
   ['', 'configmaps', ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete']],
   ['', 'secrets', ['get']],
   ['', 'events', ['create', 'patch']],
@@ -463,7 +464,7 @@ test('RBAC with the operator ServiceAccount token: everything the operator needs
     for (const forbidden of [
       ['list', 'secrets', '-n', app.name], ['watch', 'secrets', '--all-namespaces'], ['create', 'secrets', '-n', app.name],
       ['update', 'secrets', '-n', app.name], ['delete', 'pods', '-n', app.name], ['create', 'pods', '-n', app.name],
-      ['update', 'pods', '-n', app.name], ['create', 'pods/exec', '-n', app.name], ['create', 'pgclusters.pgcluster.io', '-n', app.name],
+      ['update', 'pods', '-n', app.name], ['create', 'pods/exec', '-n', app.name], ['update', 'pods', '--subresource=status', '-n', app.name], ['create', 'pgclusters.pgcluster.io', '-n', app.name],
       ['delete', 'pgclusters.pgcluster.io', '-n', app.name], ['delete', 'events', '-n', app.name],
       ['get', 'leases.coordination.k8s.io/someone-elses', '-n', OPERATOR_NS], ['delete', `leases.coordination.k8s.io/${leaseName}`, '-n', OPERATOR_NS],
       ['create', 'leases.coordination.k8s.io', '-n', app.name], ['list', 'leases.coordination.k8s.io', '-n', OPERATOR_NS],

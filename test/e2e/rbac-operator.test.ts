@@ -13,6 +13,7 @@ import {
   testKube, waitForPeers, type OperatorProcess,
 } from '../support/operator.ts';
 import { paths } from '../../src/kube/resources.ts';
+import { READINESS_GATE } from '../../src/core/spec.ts';
 
 const kube = testKube();
 const namespaces: { name: string; cleanup(): Promise<void> }[] = [];
@@ -73,6 +74,12 @@ test('with exactly the chart\'s Role, the whole flow works and nothing is forbid
   const { ns, op } = await setup('e2e-rbac', false);
   await waitForPeers(kube, ns, 'r-peers', ['r-1', 'r-2'], ['r@10.95.0.1', 'r@10.95.0.2']);
   await waitFor(async () => condition(await getPgCluster(kube, ns, 'r'), 'Ready')?.status === 'True', { message: 'Ready True' });
+  // The readiness gate: its condition through pods/status, granted by the namespace's Role.
+  await createPod(kube, ns, { name: 'r-3', labels: { app: 'r' }, ip: '10.95.0.3', readinessGates: [READINESS_GATE], ready: false, containersReady: true });
+  await waitFor(async () => {
+    const p = await kube.get<{ status?: { conditions?: { type: string; status: string }[] } }>(paths.pod(ns, 'r-3'));
+    return p.status?.conditions?.find((c) => c.type === READINESS_GATE)?.status === 'True';
+  }, { message: `r-3's ${READINESS_GATE} True` });
   // A failure condition makes an Event: that needs events/create.
   await kube.patch(paths.pgcluster(ns, 'r'), { spec: { postgres: { urlSecretRef: { name: 'db', key: 'nope' } } } }, 'pgclusters');
   await waitFor(async () => /SecretKeyMissing/.test(await kubectl(['get', 'events', '-n', ns, '-o', 'jsonpath={.items[*].reason}'])), { message: 'a SecretKeyMissing Event' });

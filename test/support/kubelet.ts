@@ -6,6 +6,8 @@ import { paths } from '../../src/kube/resources.ts';
 export interface PodStatusReport {
   ip?: string | undefined;
   ready: boolean;
+  /** ContainersReady (default: as `ready`); a pod with readiness gates is Ready only when they are True too. */
+  containersReady?: boolean;
   /** The node's address, as a kubelet reports it (optional). */
   hostIP?: string;
 }
@@ -20,7 +22,7 @@ export async function reportPodStatus(kube: KubeClient, ns: string, name: string
       podIP: s.ip,
       podIPs: s.ip ? [{ ip: s.ip }] : undefined,
       ...(s.hostIP ? { hostIP: s.hostIP, startTime: now } : {}),
-      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', s.ready), cond('Ready', s.ready)],
+      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', s.containersReady ?? s.ready), cond('Ready', s.ready)],
     },
   }, 'pods/status', 'strategic');
 }

@@ -14,6 +14,8 @@ export interface PodInput {
   subdomain?: string;
   image?: string;
   gracePeriodSeconds?: number;
+  /** Condition types of spec.readinessGates (e.g. READINESS_GATE). */
+  readinessGates?: string[];
 }
 
 export function podManifest(p: PodInput) {
@@ -27,6 +29,7 @@ export function podManifest(p: PodInput) {
       subdomain: p.subdomain,
       containers: [{ name: 'app', image: p.image ?? 'example.invalid/app:1' }],
       terminationGracePeriodSeconds: p.gracePeriodSeconds ?? 0,
+      ...(p.readinessGates ? { readinessGates: p.readinessGates.map((conditionType) => ({ conditionType })) } : {}),
       // kwok's nodes may be tainted: these pods go nowhere real either way.
       tolerations: [{ key: 'kwok.x-k8s.io/node', operator: 'Exists', effect: 'NoSchedule' }],
     },

@@ -94,14 +94,14 @@ export function testKube(): KubeClient {
 const FAKE_NODE = 'pgco-test-node';
 
 /** A pod on the fake node, with the status a kubelet would report (Ready unless `ready: false`). */
-export type TestPod = Omit<PodInput, 'node'> & { ip?: string; ready?: boolean };
+export type TestPod = Omit<PodInput, 'node'> & { ip?: string; ready?: boolean; containersReady?: boolean };
 
 export async function createPod(kube: KubeClient, ns: string, p: TestPod): Promise<void> {
   await createPodObject(kube, ns, { ...p, node: FAKE_NODE });
-  await setPodStatus(kube, ns, p.name, { ip: p.ip, ready: p.ready ?? true });
+  await setPodStatus(kube, ns, p.name, { ip: p.ip, ready: p.ready ?? true, containersReady: p.containersReady });
 }
 
-export function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean }): Promise<void> {
+export function setPodStatus(kube: KubeClient, ns: string, name: string, s: { ip?: string | undefined; ready: boolean; containersReady?: boolean | undefined }): Promise<void> {
   return reportPodStatus(kube, ns, name, s);
 }
 

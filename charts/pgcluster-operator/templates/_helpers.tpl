@@ -77,6 +77,7 @@ The rules the operator needs in every namespace it serves (DESIGN.md sections 3 
 - pgclusters: read and watch; patch/update to add and remove its finalizer; status; finalizers (for
   ownerReferences with blockOwnerDeletion on the ConfigMaps it owns).
 - pods: read and watch the selected pods; patch their peers annotation (and the pgcluster.io/annotated label).
+- pods/status: patch only - the readiness gate's condition (pgcluster.io/published), on pods that list the gate.
 - configmaps: the output ConfigMaps (watched, created, updated, deleted by its finalizer).
 - secrets: get only - the Secrets named in a PgCluster (the URL's, spec.auth's key). No list or watch: it never reads other Secrets.
 - events: the conditions it reports are also Events.
@@ -94,6 +95,9 @@ The rules the operator needs in every namespace it serves (DESIGN.md sections 3 
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "patch"]
+- apiGroups: [""]
+  resources: ["pods/status"]
+  verbs: ["patch"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
