@@ -3,6 +3,7 @@
 // of the pod's peers annotation) and /etc/pgcluster/peers/peers (the ConfigMap), as the README's examples.
 import { readFileSync } from 'node:fs';
 import { BEAM_APP_IMAGE, BUSYBOX_IMAGE, REAL_NODE_TAINT } from './realnode.ts';
+import { READINESS_GATE } from '../../src/core/spec.ts';
 
 export const ANNOTATION_FILE = '/etc/pgcluster/annotation/peers';
 export const CONFIGMAP_FILE = '/etc/pgcluster/peers/peers';
@@ -99,8 +100,11 @@ export function parseAppLine(line: string): { at: number; event: string; arg: st
  * from a Secret, Ready once its VM is registered with epmd (so the operator announces only names that answer),
  * reading both peers files.
  */
-export function beamAppContainer(o: { basename: string; cookieSecret: string; configMap: string; env?: { name: string; value: string }[] }) {
+export function beamAppContainer(o: { basename: string; cookieSecret: string; configMap: string; env?: { name: string; value: string }[]; preStopSeconds?: number }) {
   return {
+    // Leaving first (README, "Rollouts paced by discovery"): the operator unpublishes a pod as soon as it is
+    // being deleted; a preStop sleep holds SIGTERM back until the peers' files have dropped it.
+    ...(o.preStopSeconds ? { lifecycle: { preStop: { sleep: { seconds: o.preStopSeconds } } } } : {}),
     name: 'app', image: BEAM_APP_IMAGE, imagePullPolicy: 'Never',
     env: [
       { name: 'NODE_BASENAME', value: o.basename },
@@ -115,6 +119,9 @@ export function beamAppContainer(o: { basename: string; cookieSecret: string; co
     resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
   };
 }
+
+/** The pod spec field that makes a pod wait for the operator's readiness gate (README, "Rollouts paced by discovery"). */
+export const withReadinessGate = { readinessGates: [{ conditionType: READINESS_GATE }] };
 
 /** Pod spec fields every app pod on the real node has: the toleration for its taint, a short grace period. */
 export const onRealNode = { tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }], terminationGracePeriodSeconds: 2 };

@@ -1,0 +1,137 @@
+// Rollouts paced by discovery (README, "Rollouts paced by discovery"): real BEAM pods of examples/elixir-app in
+// a Deployment (maxSurge 1, maxUnavailable 0) whose pods list the readiness gate pgcluster.io/published and hold
+// SIGTERM back with a preStop sleep. A rollout replaces every pod; a watch of the pods and each pod's logs
+// (its app's events, and a sidecar that logs its mounted files' changes every 50 ms) show that
+//  - no new pod became Ready before every other Ready member's mounted files listed it (the gate);
+//  - every pod that left was gone from its peers' files before they saw its node disconnect (leaving first).
+//
+// Needs the real node of the test stack.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
+import { beamAppContainer, fileWatcherContainer, onRealNode, peersVolumes, withReadinessGate } from '../../../scripts/stack/apps.ts';
+import { joinChecks, leaveChecks, PodRecorder } from '../../../scripts/stack/rollout.ts';
+import { createNamespace, kubectl, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
+import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
+import type { KubeClient } from '../../../src/kube/client.ts';
+
+const BASENAME = 'gate';
+const CLUSTER = 'gate';
+const REPLICAS = 3;
+const CRD_FILE = join(import.meta.dirname, '..', '..', '..', 'manifests', 'crd', 'pgcluster.io_pgclusters.yaml');
+
+let env: RealNodeEnv;
+let kube: KubeClient;
+let pgServer: PostgresServer;
+let ns: Awaited<ReturnType<typeof createNamespace>>;
+let operator: OperatorProcess | undefined;
+let recorder: PodRecorder | undefined;
+
+const deployment = {
+  apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: BASENAME },
+  spec: {
+    replicas: REPLICAS,
+    selector: { matchLabels: { app: BASENAME } },
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+    template: {
+      metadata: { labels: { app: BASENAME } },
+      spec: {
+        ...onRealNode,
+        ...withReadinessGate,
+        // The preStop sleep (3 s) must fit in the grace period with the app's own stop.
+        terminationGracePeriodSeconds: 10,
+        containers: [
+          beamAppContainer({ basename: BASENAME, cookieSecret: 'gate-cookie', configMap: `${CLUSTER}-peers`, preStopSeconds: 3 }),
+          fileWatcherContainer('files', `${CLUSTER}-peers`, 0.05),
+        ],
+        volumes: peersVolumes(`${CLUSTER}-peers`).volumes,
+      },
+    },
+  },
+};
+
+before(async () => {
+  env = requireRealNode();
+  kube = testKube();
+  pgServer = await startPostgres({ extraListen: { address: env.hostIp, clientCidr: env.podCidr } });
+  ns = await createNamespace('gate');
+  await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=gate-test', '-f', CRD_FILE]);
+  await waitFor(async () => (await kubectl(['get', 'crd', 'pgclusters.pgcluster.io', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}'])) === 'True',
+    { message: 'the CRD Established' });
+  operator = await startOperator({ namespaces: [ns.name] });
+  await kubectl(['create', 'secret', 'generic', 'gate-cookie', `--from-literal=cookie=${randomBytes(24).toString('hex')}`], { ns: ns.name });
+  const url = new URL(pgServer.url);
+  url.hostname = env.hostIp;
+  await kubectl(['create', 'secret', 'generic', 'gate-db', `--from-literal=url=${url.toString()}`], { ns: ns.name });
+  // Every output on: the gate waits for the ConfigMap, each member's annotation and the DNS output's slices.
+  await kubectl(['apply', '-f', '-'], { ns: ns.name, input: JSON.stringify({
+    apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: CLUSTER },
+    spec: { selector: { matchLabels: { app: BASENAME } }, postgres: { urlSecretRef: { name: 'gate-db' } }, heartbeatInterval: '2s', output: { service: {} } },
+  }) });
+  recorder = new PodRecorder({ kube, ns: ns.name, labelSelector: `app=${BASENAME}`, basename: BASENAME, kubectl: join(env.binDir, 'kubectl'), kubeconfig: env.kubeconfig, appContainer: 'app', filesContainer: 'files' });
+  await recorder.start();
+});
+
+after(async () => {
+  await recorder?.stop();
+  await kubectl(['delete', 'deployment,pod', '--all', '--wait=false'], { ns: ns.name }).catch(() => {});
+  await operator?.stop();
+  await kubectl(['patch', 'pgcluster', CLUSTER, '--type=merge', '-p', '{"metadata":{"finalizers":null}}'], { ns: ns.name }).catch(() => {});
+  await ns?.cleanup();
+  await pgServer?.destroy();
+});
+
+/** The pods not being deleted: exactly `count`, all Ready, each with every other one in its Node.list(). */
+async function clustered(what: string, count: number): Promise<void> {
+  let detail = '';
+  await waitFor(() => {
+    const live = [...recorder!.pods.values()].filter((p) => p.deletingAt === undefined);
+    const ready = live.filter((p) => p.ready.at(-1)?.ready && p.node);
+    if (live.length !== count || ready.length !== count) { detail = `${ready.length} of ${live.length} live pods Ready`; return false; }
+    for (const p of ready) {
+      const last = p.app.filter((e) => e.event === 'nodes').at(-1)?.arg.split(',').filter(Boolean).sort() ?? [];
+      const want = ready.filter((q) => q !== p).map((q) => q.node!).sort();
+      if (JSON.stringify(last) !== JSON.stringify(want)) { detail = `${p.name} lists [${last.join(',')}], wants [${want.join(',')}]`; return false; }
+    }
+    return true;
+  }, { timeoutMs: MOUNTED_FILE_SYNC_MS, intervalMs: 250, message: `${what}: ${count} Ready pods, each connected to the others (${detail})` });
+}
+
+interface DeploymentJson { metadata: { generation: number }; status?: { observedGeneration?: number; replicas?: number; updatedReplicas?: number; readyReplicas?: number; availableReplicas?: number } }
+
+test('a rolling update with the gate: no pod Ready before every Ready member\'s files list it; a leaving pod leaves the files before its peers see it go', REAL_NODE_TEST, async () => {
+  await kubectl(['apply', '-f', '-'], { ns: ns.name, input: JSON.stringify(deployment) });
+  await clustered('created', REPLICAS);
+  const before = new Set(recorder!.pods.keys());
+
+  const t0 = Date.now();
+  await kubectl(['patch', 'deployment', BASENAME, '--type=merge', '-p', JSON.stringify({ spec: { template: { metadata: { annotations: { 'test/rollout': String(t0) } } } } })], { ns: ns.name });
+  await waitFor(async () => {
+    const d = await kube.get<DeploymentJson>(`/apis/apps/v1/namespaces/${ns.name}/deployments/${BASENAME}`);
+    const s = d.status ?? {};
+    const oldGone = [...before].every((p) => recorder!.pods.get(p)?.deletingAt !== undefined);
+    return (s.observedGeneration ?? 0) >= d.metadata.generation && s.replicas === REPLICAS && s.updatedReplicas === REPLICAS && s.availableReplicas === REPLICAS && oldGone;
+  }, { timeoutMs: 480_000, intervalMs: 500, message: 'the rollout complete: every pod replaced' });
+  await clustered('rolled', REPLICAS);
+
+  const joins = joinChecks(recorder!.pods.values(), 0);
+  const leaves = leaveChecks(recorder!.pods.values(), t0);
+  const fmt = (xs: { member: string; ms: number | undefined }[]) => xs.map((x) => `${x.member} ${x.ms === undefined ? 'never' : `${x.ms} ms`}`).join(', ');
+  const report = [
+    ...joins.map((j) => `join ${j.pod} (${j.node}): files listed it, relative to its Ready: ${fmt(j.margins) || 'no other Ready member'}`),
+    ...leaves.map((l) => `leave ${l.pod} (${l.node}): files dropped it before the disconnect by: ${fmt(l.leads) || 'no peer saw it go'}`),
+  ].join('\n');
+  process.stderr.write(`${report}\n`);
+
+  assert.equal(joins.length, 2 * REPLICAS, `every pod's Ready was seen:\n${report}`);
+  assert.ok(joins.filter((j) => !before.has(j.pod)).every((j) => j.margins.length >= REPLICAS - 1), `each new pod became Ready beside the others:\n${report}`);
+  const early = joins.flatMap((j) => j.margins.filter((m) => m.ms === undefined || m.ms > 0).map((m) => `${j.pod} Ready before ${m.member}'s files listed it (${m.ms ?? 'never'})`));
+  assert.deepEqual(early, [], `no pod Ready before every Ready member's files list it:\n${report}`);
+
+  assert.equal(leaves.length, REPLICAS, `every old pod left:\n${report}`);
+  assert.ok(leaves.every((l) => l.leads.length > 0), `each leaving pod was seen to go by a peer:\n${report}`);
+  const late = leaves.flatMap((l) => l.leads.filter((x) => x.ms === undefined || x.ms <= 0).map((x) => `${x.member} saw ${l.pod} go before its files dropped it (${x.ms ?? 'never'})`));
+  assert.deepEqual(late, [], `every leaving pod left the files before its peers saw it go:\n${report}`);
+});
