@@ -24,12 +24,13 @@ import { scale } from './scenarios/scale.ts';
 import { churn } from './scenarios/churn.ts';
 import { pgload } from './scenarios/pgload.ts';
 import { realnode } from './scenarios/realnode.ts';
+import { gate } from './scenarios/gate.ts';
 import { flood } from './scenarios/flood.ts';
 import { leave } from './scenarios/leave.ts';
 import { bystanders } from './scenarios/bystanders.ts';
 import { rollout } from './scenarios/rollout.ts';
 
-const SCENARIOS: Scenario[] = [joinScenario, expiry, steady, scale, churn, pgload, flood, leave, rollout, bystanders, realnode];
+const SCENARIOS: Scenario[] = [joinScenario, expiry, steady, scale, churn, pgload, flood, leave, rollout, bystanders, realnode, gate];
 
 const USAGE = `usage: npm run bench -- [--quick | --smoke] [--profile] [--out DIR] [scenario ...]
        npm run bench -- --plot RESULTS.json [RESULTS.json ...] [--stem NAME]

@@ -242,3 +242,29 @@ export function disconnectedMs(tracks: Iterable<PodTrack>, from: number, to: num
   }
   return total;
 }
+
+/** Whether exactly `count` pods are live (not being deleted), all Ready, each with every other one in its Node.list(); else why not. */
+export function clusteredNow(tracks: Iterable<PodTrack>, count: number): { ok: boolean; detail: string } {
+  const live = [...tracks].filter((p) => p.deletingAt === undefined);
+  const ready = live.filter((p) => p.ready.at(-1)?.ready && p.node);
+  if (live.length !== count || ready.length !== count) return { ok: false, detail: `${ready.length} of ${live.length} live pods Ready, want ${count}` };
+  for (const p of ready) {
+    const last = p.app.filter((e) => e.event === 'nodes').at(-1)?.arg.split(',').filter(Boolean).sort() ?? [];
+    const want = ready.filter((q) => q !== p).map((q) => q.node!).sort();
+    if (JSON.stringify(last) !== JSON.stringify(want)) return { ok: false, detail: `${p.name} lists [${last.join(',')}], wants [${want.join(',')}]` };
+  }
+  return { ok: true, detail: '' };
+}
+
+interface DeploymentJson { metadata: { generation: number }; status?: { observedGeneration?: number; replicas?: number; updatedReplicas?: number; availableReplicas?: number } }
+
+/**
+ * Whether a Deployment's rollout is complete as `kubectl rollout status` has it (its new ReplicaSet has every
+ * replica, all available, the old ones scaled to 0), and every pod in `old` is being deleted or gone.
+ */
+export async function rolloutDone(kube: KubeClient, ns: string, name: string, replicas: number, tracks: ReadonlyMap<string, PodTrack>, old: Iterable<string>): Promise<boolean> {
+  const d = await kube.get<DeploymentJson>(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`);
+  const s = d.status ?? {};
+  const oldGone = [...old].every((p) => tracks.get(p)?.deletingAt !== undefined);
+  return (s.observedGeneration ?? 0) >= d.metadata.generation && s.replicas === replicas && s.updatedReplicas === replicas && s.availableReplicas === replicas && oldGone;
+}

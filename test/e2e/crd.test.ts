@@ -151,6 +151,10 @@ test('the examples in manifests/examples apply', async () => {
   assert.equal(chat.spec.postgres.urlSecretRef.name, 'chat-db');
   const secret = await kubectlJson<Obj>(['get', 'secret', 'chat-db', '-n', NS]);
   assert.ok(secret.data.url, 'the example Secret has no key url');
+  // The app's Deployment (readiness gate, preStop sleep) is valid as the API server sees it.
+  const app = JSON.parse(await kubectl(['apply', '--dry-run=server', '-o', 'json', '-n', NS, '-f', join(EXAMPLES, 'app-deployment.yaml')])) as Obj;
+  assert.deepEqual(app.spec.template.spec.readinessGates, [{ conditionType: 'pgcluster.io/published' }]);
+  assert.deepEqual(app.spec.template.spec.containers[0].lifecycle.preStop, { sleep: { seconds: 5 } });
 });
 
 test('defaults are applied by the API server', async () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { beamAppContainer, fileWatcherContainer, onRealNode, peersVolumes, withReadinessGate } from '../../../scripts/stack/apps.ts';
-import { joinChecks, leaveChecks, PodRecorder } from '../../../scripts/stack/rollout.ts';
+import { clusteredNow, joinChecks, leaveChecks, PodRecorder, rolloutDone } from '../../../scripts/stack/rollout.ts';
 import { createNamespace, kubectl, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
@@ -87,19 +87,11 @@ after(async () => {
 async function clustered(what: string, count: number): Promise<void> {
   let detail = '';
   await waitFor(() => {
-    const live = [...recorder!.pods.values()].filter((p) => p.deletingAt === undefined);
-    const ready = live.filter((p) => p.ready.at(-1)?.ready && p.node);
-    if (live.length !== count || ready.length !== count) { detail = `${ready.length} of ${live.length} live pods Ready`; return false; }
-    for (const p of ready) {
-      const last = p.app.filter((e) => e.event === 'nodes').at(-1)?.arg.split(',').filter(Boolean).sort() ?? [];
-      const want = ready.filter((q) => q !== p).map((q) => q.node!).sort();
-      if (JSON.stringify(last) !== JSON.stringify(want)) { detail = `${p.name} lists [${last.join(',')}], wants [${want.join(',')}]`; return false; }
-    }
-    return true;
+    const c = clusteredNow(recorder!.pods.values(), count);
+    detail = c.detail;
+    return c.ok;
   }, { timeoutMs: MOUNTED_FILE_SYNC_MS, intervalMs: 250, message: `${what}: ${count} Ready pods, each connected to the others (${detail})` });
 }
-
-interface DeploymentJson { metadata: { generation: number }; status?: { observedGeneration?: number; replicas?: number; updatedReplicas?: number; readyReplicas?: number; availableReplicas?: number } }
 
 test('a rolling update with the gate: no pod Ready before every Ready member\'s files list it; a leaving pod leaves the files before its peers see it go', REAL_NODE_TEST, async () => {
   await kubectl(['apply', '-f', '-'], { ns: ns.name, input: JSON.stringify(deployment) });
@@ -108,12 +100,7 @@ test('a rolling update with the gate: no pod Ready before every Ready member\'s 
 
   const t0 = Date.now();
   await kubectl(['patch', 'deployment', BASENAME, '--type=merge', '-p', JSON.stringify({ spec: { template: { metadata: { annotations: { 'test/rollout': String(t0) } } } } })], { ns: ns.name });
-  await waitFor(async () => {
-    const d = await kube.get<DeploymentJson>(`/apis/apps/v1/namespaces/${ns.name}/deployments/${BASENAME}`);
-    const s = d.status ?? {};
-    const oldGone = [...before].every((p) => recorder!.pods.get(p)?.deletingAt !== undefined);
-    return (s.observedGeneration ?? 0) >= d.metadata.generation && s.replicas === REPLICAS && s.updatedReplicas === REPLICAS && s.availableReplicas === REPLICAS && oldGone;
-  }, { timeoutMs: 480_000, intervalMs: 500, message: 'the rollout complete: every pod replaced' });
+  await waitFor(() => rolloutDone(kube, ns.name, BASENAME, REPLICAS, recorder!.pods, before), { timeoutMs: 480_000, intervalMs: 500, message: 'the rollout complete: every pod replaced' });
   await clustered('rolled', REPLICAS);
 
   const joins = joinChecks(recorder!.pods.values(), 0);
