@@ -6,37 +6,16 @@
 //                 Ready pod in its Node.list() (the app's own report of its connections)
 //   duration      from the template change until the Deployment's rollout is complete (kubectl rollout status)
 // Both variants run the same pods, PgCluster and operator; only spec.readinessGates differs.
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
-import { cleanupNamespace, createNamespace, createSecret } from '../lib/kube.ts';
+import { cleanupNamespace } from '../lib/kube.ts';
+import { beamNamespace } from '../lib/realnode.ts';
 import type { OperatorProc } from '../lib/operator.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
-import { beamAppContainer, onRealNode, peersVolumes, withReadinessGate } from '../../scripts/stack/apps.ts';
+import { beamDeployment } from '../../scripts/stack/apps.ts';
 import { clusteredNow, disconnectedMs, PodRecorder, rolloutDone } from '../../scripts/stack/rollout.ts';
 
 const BASENAME = 'rg';
-
-function deployment(name: string, replicas: number, gated: boolean, configMap: string) {
-  return {
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: BASENAME } },
-      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
-      template: {
-        metadata: { labels: { app: BASENAME } },
-        spec: {
-          ...onRealNode,
-          ...(gated ? withReadinessGate : {}),
-          terminationGracePeriodSeconds: 10,
-          containers: [beamAppContainer({ basename: BASENAME, cookieSecret: 'cookie', configMap, preStopSeconds: 3 })],
-          volumes: peersVolumes(configMap).volumes,
-        },
-      },
-    },
-  };
-}
 
 export interface RolloutFigures { variant: string; rollout: number; disconnectedMs: number; durationMs: number; settledMs: number }
 
@@ -46,22 +25,14 @@ export const gate: Scenario = {
   needsRealNode: true,
   async run(ctx: BenchCtx) {
     const { kube } = ctx.stack;
-    const node = ctx.stack.realNode;
-    if (!node) throw new Error('the gate scenario needs the real node (the stack starts it when this scenario is selected)');
     const size = pick(ctx.mode, { full: 5, quick: 4, smoke: 3 });
     const rollouts = pick(ctx.mode, { full: 4, quick: 2, smoke: 1 });
-    const pgSrv = await ctx.stack.newPostgres('gate');
-    const ns = await createNamespace(kube, 'gate');
+    const { ns, pg: pgSrv } = await beamNamespace(ctx, 'gate');
     const cm = `${BASENAME}-peers`;
     let op: OperatorProc | undefined;
     let recorder: PodRecorder | undefined;
     const figures: RolloutFigures[] = [];
     try {
-      await until('the default ServiceAccount', () => kube.getOptional(`/api/v1/namespaces/${ns}/serviceaccounts/default`), 30_000, 100);
-      const url = new URL(pgSrv.url);
-      url.hostname = node.hostIp;
-      await createSecret(kube, ns, 'db', url.toString());
-      await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cookie' }, stringData: { cookie: randomBytes(24).toString('hex') } }, 'secrets');
       await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, {
         apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: BASENAME },
         spec: { selector: { matchLabels: { app: BASENAME } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channelName(ns, BASENAME) },
@@ -82,7 +53,7 @@ export const gate: Scenario = {
           }, 600_000, 200).catch((e: Error) => { throw new Error(`${e.message}; ${detail}`); });
         };
         say(`gate: ${size} BEAM pods, ${variant} the readiness gate`);
-        await kube.create(`/apis/apps/v1/namespaces/${ns}/deployments`, deployment(name, size, gated, cm), 'deployments');
+        await kube.create(`/apis/apps/v1/namespaces/${ns}/deployments`, beamDeployment({ name, replicas: size, basename: BASENAME, cookieSecret: 'cookie', configMap: cm, gated, preStopSeconds: 3 }), 'deployments');
         await settled('created');
         for (let r = 1; r <= rollouts; r++) {
           const old = [...rec.pods.values()].filter((p) => p.deletingAt === undefined).map((p) => p.name);

@@ -9,12 +9,12 @@
 // Beside it, anchors computed from the same events: libcluster's Kubernetes strategy and Phoenix's
 // dns_cluster, both polling every 5 s (see anchors() for the model). Then a few joins with the annotation
 // output off: the ConfigMap file alone, which waits for the kubelet's periodic resync.
-import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
-import { cleanupNamespace, createNamespace, createSecret } from '../lib/kube.ts';
+import { cleanupNamespace } from '../lib/kube.ts';
+import { beamNamespace } from '../lib/realnode.ts';
 import type { OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
@@ -105,13 +105,10 @@ export const realnode: Scenario = {
   needsRealNode: true,
   async run(ctx: BenchCtx) {
     const { kube } = ctx.stack;
-    const node = ctx.stack.realNode;
-    if (!node) throw new Error('the realnode scenario needs the real node (the stack starts it when this scenario is selected)');
     const size = pick(ctx.mode, { full: 12, quick: 10, smoke: 3 });
     const rounds = pick(ctx.mode, { full: 10, quick: 6, smoke: 1 });
     const offRounds = pick(ctx.mode, { full: 3, quick: 2, smoke: 1 });
-    const pgSrv = await ctx.stack.newPostgres('realnode');
-    const ns = await createNamespace(kube, 'realnode');
+    const { ns, pg: pgSrv } = await beamNamespace(ctx, 'realnode');
     const basename = 'rn';
     const cm = 'rn-peers';
     const pcPath = `/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters/rn`;
@@ -120,12 +117,6 @@ export const realnode: Scenario = {
     const live: string[] = [];
     const podsJson = async () => (await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${ns}/pods?labelSelector=app%3D${basename}`)).items;
     try {
-      // ServiceAccount admission: the namespace's default ServiceAccount must exist before a pod can.
-      await until('the default ServiceAccount', () => kube.getOptional(`/api/v1/namespaces/${ns}/serviceaccounts/default`), 30_000, 100);
-      const url = new URL(pgSrv.url);
-      url.hostname = node.hostIp;
-      await createSecret(kube, ns, 'db', url.toString());
-      await kube.create(`/api/v1/namespaces/${ns}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'cookie' }, stringData: { cookie: randomBytes(24).toString('hex') } }, 'secrets');
       await kube.create(`/apis/pgcluster.io/v1alpha1/namespaces/${ns}/pgclusters`, {
         apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: 'rn' },
         spec: { selector: { matchLabels: { app: basename } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channelName(ns, 'rn'), output: { service: {} } },

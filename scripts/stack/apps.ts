@@ -125,3 +125,31 @@ export const withReadinessGate = { readinessGates: [{ conditionType: READINESS_G
 
 /** Pod spec fields every app pod on the real node has: the toleration for its taint, a short grace period. */
 export const onRealNode = { tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }], terminationGracePeriodSeconds: 2 };
+
+/**
+ * A Deployment of the example app (beamAppContainer) rolled one pod at a time without losing one (maxSurge 1,
+ * maxUnavailable 0), its pods leaving first (a preStop sleep of `preStopSeconds`), with the readiness gate when
+ * `gated`, plus `sidecars`. The readiness-gate e2e and the gate benchmark roll the same.
+ */
+export function beamDeployment(o: { name: string; replicas: number; basename: string; cookieSecret: string; configMap: string; gated: boolean; preStopSeconds: number; sidecars?: object[] }) {
+  const labels = { app: o.basename };
+  return {
+    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: o.name },
+    spec: {
+      replicas: o.replicas,
+      selector: { matchLabels: labels },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+      template: {
+        metadata: { labels },
+        spec: {
+          ...onRealNode,
+          ...(o.gated ? withReadinessGate : {}),
+          // The preStop sleep, then the app's own stop, within the grace period.
+          terminationGracePeriodSeconds: o.preStopSeconds + 7,
+          containers: [beamAppContainer({ basename: o.basename, cookieSecret: o.cookieSecret, configMap: o.configMap, preStopSeconds: o.preStopSeconds }), ...(o.sidecars ?? [])],
+          volumes: peersVolumes(o.configMap).volumes,
+        },
+      },
+    },
+  };
+}

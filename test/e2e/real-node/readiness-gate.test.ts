@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
-import { beamAppContainer, fileWatcherContainer, onRealNode, peersVolumes, withReadinessGate } from '../../../scripts/stack/apps.ts';
+import { beamDeployment, fileWatcherContainer } from '../../../scripts/stack/apps.ts';
 import { clusteredNow, joinChecks, leaveChecks, PodRecorder, rolloutDone } from '../../../scripts/stack/rollout.ts';
 import { createNamespace, kubectl, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
@@ -29,28 +29,11 @@ let ns: Awaited<ReturnType<typeof createNamespace>>;
 let operator: OperatorProcess | undefined;
 let recorder: PodRecorder | undefined;
 
-const deployment = {
-  apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: BASENAME },
-  spec: {
-    replicas: REPLICAS,
-    selector: { matchLabels: { app: BASENAME } },
-    strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
-    template: {
-      metadata: { labels: { app: BASENAME } },
-      spec: {
-        ...onRealNode,
-        ...withReadinessGate,
-        // The preStop sleep (3 s) must fit in the grace period with the app's own stop.
-        terminationGracePeriodSeconds: 10,
-        containers: [
-          beamAppContainer({ basename: BASENAME, cookieSecret: 'gate-cookie', configMap: `${CLUSTER}-peers`, preStopSeconds: 3 }),
-          fileWatcherContainer('files', `${CLUSTER}-peers`, 0.05),
-        ],
-        volumes: peersVolumes(`${CLUSTER}-peers`).volumes,
-      },
-    },
-  },
-};
+// The preStop sleep (3 s) holds SIGTERM back while the operator takes a leaving pod out of every file.
+const deployment = beamDeployment({
+  name: BASENAME, replicas: REPLICAS, basename: BASENAME, cookieSecret: 'gate-cookie', configMap: `${CLUSTER}-peers`, gated: true, preStopSeconds: 3,
+  sidecars: [fileWatcherContainer('files', `${CLUSTER}-peers`, 0.05)],
+});
 
 before(async () => {
   env = requireRealNode();
@@ -107,7 +90,10 @@ test('a rolling update with the gate: no pod Ready before every Ready member\'s 
   const leaves = leaveChecks(recorder!.pods.values(), t0);
   const fmt = (xs: { member: string; ms: number | undefined }[]) => xs.map((x) => `${x.member} ${x.ms === undefined ? 'never' : `${x.ms} ms`}`).join(', ');
   const report = [
-    ...joins.map((j) => `join ${j.pod} (${j.node}): files listed it, relative to its Ready: ${fmt(j.margins) || 'no other Ready member'}`),
+    ...joins.map((j) => {
+      const gateAt = recorder!.pods.get(j.pod)?.gateTrueAt;
+      return `join ${j.pod} (${j.node}): gate True ${gateAt === undefined ? 'never seen' : `${j.readyAt - gateAt} ms`} before Ready; files listed it, relative to its Ready: ${fmt(j.margins) || 'no other Ready member'}`;
+    }),
     ...leaves.map((l) => `leave ${l.pod} (${l.node}): files dropped it before the disconnect by: ${fmt(l.leads) || 'no peer saw it go'}`),
   ].join('\n');
   process.stderr.write(`${report}\n`);
