@@ -13,7 +13,7 @@ import { parseAppLine, parseFileWatcherLine } from './apps.ts';
 import { isReady } from './kube.ts';
 
 interface PodJson {
-  metadata: { name: string; namespace?: string; resourceVersion?: string; deletionTimestamp?: string };
+  metadata: { name: string; namespace?: string; resourceVersion?: string; deletionTimestamp?: string; annotations?: Record<string, string> };
   status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[]; containerStatuses?: { name: string; state?: { running?: unknown; terminated?: unknown } }[] };
 }
 
@@ -25,6 +25,10 @@ export interface PodTrack {
   /** Ready (condition True, not being deleted) as it changed. */
   ready: { at: number; ready: boolean }[];
   gateTrueAt: number | undefined;
+  /** The resourceVersion of the pod when its gate was first seen True. */
+  gateTrueRv: string | undefined;
+  /** Its peers annotation (RecorderOptions.annotation) in the API as it changed: at which resourceVersion, which names. */
+  annotations: { rv: string; names: string[] }[];
   deletingAt: number | undefined;
   /** The file watcher's lines: which mounted file showed which names, when. */
   files: { at: number; file: 'annotation' | 'configmap'; names: string[] }[];
@@ -44,13 +48,19 @@ export interface RecorderOptions {
   /** The containers whose logs are followed: the app's and the file watcher's (none: no file lines). */
   appContainer: string;
   filesContainer?: string;
+  /** The peers annotation and the ConfigMap whose versions are recorded (for the order of writes, gateAfterOutputs). */
+  annotation?: string;
+  configMap?: string;
 }
 
 /** Records the pods of a selector from start() to stop(): their Ready changes and their containers' logs. */
 export class PodRecorder {
   readonly pods = new Map<string, PodTrack>();
+  /** The ConfigMap's `peers` as it changed (RecorderOptions.configMap): at which resourceVersion, which names. */
+  readonly configMap: { rv: string; names: string[] }[] = [];
   #o: RecorderOptions;
   #informer: Informer<PodJson & { metadata: { name: string } }>;
+  #cmInformer: Informer<{ metadata: { name: string; resourceVersion?: string }; data?: Record<string, string> }> | undefined;
   #followers = new Map<string, ChildProcess>();
   #retry = new Set<NodeJS.Timeout>();
   #stopped = false;
@@ -59,17 +69,27 @@ export class PodRecorder {
     this.#o = o;
     this.#informer = new Informer(o.kube, { path: `/api/v1/namespaces/${o.ns}/pods`, labelSelector: o.labelSelector, log: pino({ level: 'silent' }), transform: (x) => x });
     this.#informer.on((event, pod) => this.#saw(pod, event === 'delete'));
+    if (o.configMap) {
+      this.#cmInformer = new Informer(o.kube, { path: `/api/v1/namespaces/${o.ns}/configmaps`, log: pino({ level: 'silent' }), transform: (x) => x });
+      this.#cmInformer.on((event, cm) => {
+        if (event === 'delete' || cm.metadata.name !== o.configMap) return;
+        const names = (cm.data?.peers ?? '').split('\n').filter(Boolean);
+        if (JSON.stringify(this.configMap.at(-1)?.names) !== JSON.stringify(names)) this.configMap.push({ rv: cm.metadata.resourceVersion ?? '', names });
+      });
+    }
   }
 
   async start(): Promise<void> {
     this.#informer.start();
-    await this.#informer.waitForSync();
+    this.#cmInformer?.start();
+    await Promise.all([this.#informer.waitForSync(), this.#cmInformer?.waitForSync()]);
   }
 
   /** Stops the watch and every log follower (by its process). */
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#informer.stop();
+    this.#cmInformer?.stop();
     for (const t of this.#retry) clearTimeout(t);
     const exits = [...this.#followers.values()].map((c) => new Promise<void>((r) => { if (c.exitCode !== null || c.signalCode !== null) r(); else { c.once('exit', () => r()); c.kill('SIGTERM'); } }));
     await Promise.all(exits);
@@ -79,12 +99,20 @@ export class PodRecorder {
     const now = Date.now();
     const name = pod.metadata.name;
     let t = this.pods.get(name);
-    if (!t) this.pods.set(name, (t = { name, node: undefined, ready: [], gateTrueAt: undefined, deletingAt: undefined, files: [], app: [] }));
+    if (!t) this.pods.set(name, (t = { name, node: undefined, ready: [], gateTrueAt: undefined, gateTrueRv: undefined, annotations: [], deletingAt: undefined, files: [], app: [] }));
     if (pod.status?.podIP) t.node ??= `${this.#o.basename}@${pod.status.podIP}`;
     if (pod.metadata.deletionTimestamp || deleted) t.deletingAt ??= now;
     const ready = isReady(pod) && t.deletingAt === undefined;
     if ((t.ready.at(-1)?.ready ?? false) !== ready) t.ready.push({ at: now, ready });
-    if (t.gateTrueAt === undefined && pod.status?.conditions?.some((c) => c.type === READINESS_GATE && c.status === 'True')) t.gateTrueAt = now;
+    const rv = pod.metadata.resourceVersion ?? '';
+    if (t.gateTrueAt === undefined && pod.status?.conditions?.some((c) => c.type === READINESS_GATE && c.status === 'True')) {
+      t.gateTrueAt = now;
+      t.gateTrueRv = rv;
+    }
+    if (this.#o.annotation && !deleted) {
+      const names = (pod.metadata.annotations?.[this.#o.annotation] ?? '').split(',').filter(Boolean);
+      if (JSON.stringify(t.annotations.at(-1)?.names) !== JSON.stringify(names)) t.annotations.push({ rv, names });
+    }
     for (const c of pod.status?.containerStatuses ?? []) {
       if (c.state?.running || c.state?.terminated) this.#follow(name, c.name);
     }
@@ -184,6 +212,36 @@ export function joinChecks(tracks: Iterable<PodTrack>, since: number): JoinCheck
         return { member: m.name, ms: listed === undefined ? undefined : listed - r };
       }),
     });
+  }
+  return out;
+}
+
+/** etcd revisions (resourceVersions here) in order; across kinds too, one etcd holds them all. */
+const rvBefore = (a: string, b: string): boolean => a.length < b.length || (a.length === b.length && a < b);
+
+export interface GateCheck {
+  pod: string;
+  node: string;
+  /** The outputs that listed the pod only after its gate was True (at a later resourceVersion), or never. */
+  late: string[];
+}
+
+/**
+ * For each pod whose gate was seen True after `since`: the ConfigMap and the annotation of every other pod Ready
+ * then listed it at an earlier resourceVersion than the one the gate's write made (the order of writes, not
+ * of their arrival). `configMap` as PodRecorder.configMap records it.
+ */
+export function gateAfterOutputs(tracks: Iterable<PodTrack>, configMap: readonly { rv: string; names: string[] }[], since: number): GateCheck[] {
+  const all = [...tracks];
+  const out: GateCheck[] = [];
+  for (const p of all) {
+    if (p.gateTrueAt === undefined || p.gateTrueAt < since || !p.gateTrueRv || !p.node) continue;
+    const gateRv = p.gateTrueRv;
+    const listedBefore = (history: readonly { rv: string; names: string[] }[]) => history.some((h) => h.names.includes(p.node!) && rvBefore(h.rv, gateRv));
+    const late: string[] = [];
+    if (!listedBefore(configMap)) late.push('ConfigMap');
+    for (const m of all) if (m !== p && readyAt(m, p.gateTrueAt) && !listedBefore(m.annotations)) late.push(`annotation of ${m.name}`);
+    out.push({ pod: p.name, node: p.node, late });
   }
   return out;
 }

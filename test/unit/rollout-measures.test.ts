@@ -2,10 +2,10 @@
 // gate benchmark reports: on hand-made records, so that a wrong measure cannot pass the e2e or flatter the gate.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { disconnectedMs, joinChecks, leaveChecks, type PodTrack } from '../../scripts/stack/rollout.ts';
+import { disconnectedMs, gateAfterOutputs, joinChecks, leaveChecks, type PodTrack } from '../../scripts/stack/rollout.ts';
 
 const track = (name: string, ip: number, o: Partial<PodTrack> = {}): PodTrack => ({
-  name, node: `a@10.0.0.${ip}`, ready: [], gateTrueAt: undefined, deletingAt: undefined, files: [], app: [], ...o,
+  name, node: `a@10.0.0.${ip}`, ready: [], gateTrueAt: undefined, gateTrueRv: undefined, annotations: [], deletingAt: undefined, files: [], app: [], ...o,
 });
 const nodes = (at: number, ...ips: number[]) => ({ at, event: 'nodes', arg: ips.map((i) => `a@10.0.0.${i}`).join(',') });
 const file = (at: number, f: 'annotation' | 'configmap', ...ips: number[]) => ({ at, file: f, names: ips.map((i) => `a@10.0.0.${i}`) });
@@ -44,4 +44,14 @@ test('disconnectedMs: the time some Ready pod lacks some other Ready pod in its 
   // A pod being deleted is not Ready: that it is missing from a list from then on costs nothing.
   const leaving = track('d', 4, { ready: [{ at: 0, ready: true }, { at: 2000, ready: false }], app: [nodes(0, 1, 2, 3)] });
   assert.equal(disconnectedMs([a, b, c, leaving], 1600, 3000), 400, 'a, b and c lack d until it stops being Ready at 2000');
+});
+
+test('gateAfterOutputs: the ConfigMap and each Ready member\'s annotation listed the pod at an earlier resourceVersion than its gate\'s', () => {
+  const m1 = track('m1', 1, { ready: [{ at: 0, ready: true }], annotations: [{ rv: '90', names: ['a@10.0.0.1'] }, { rv: '105', names: ['a@10.0.0.1', 'a@10.0.0.3'] }] });
+  const m2 = track('m2', 2, { ready: [{ at: 0, ready: true }], annotations: [{ rv: '99', names: ['a@10.0.0.3'] }] });
+  const starting = track('starting', 4, { annotations: [] });
+  const p = track('p', 3, { gateTrueAt: 1000, gateTrueRv: '100' });
+  const cm = [{ rv: '9', names: ['a@10.0.0.1'] }, { rv: '98', names: ['a@10.0.0.1', 'a@10.0.0.3'] }];
+  assert.deepEqual(gateAfterOutputs([m1, m2, starting, p], cm, 0), [{ pod: 'p', node: 'a@10.0.0.3', late: ['annotation of m1'] }], '105 is after 100 (and 99 before it: compared as numbers)');
+  assert.deepEqual(gateAfterOutputs([m2, p], [{ rv: '101', names: ['a@10.0.0.3'] }], 0)[0]?.late, ['ConfigMap']);
 });

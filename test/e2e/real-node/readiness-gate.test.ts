@@ -1,7 +1,9 @@
 // Rollouts paced by discovery (README, "Rollouts paced by discovery"): real BEAM pods of examples/elixir-app in
 // a Deployment (maxSurge 1, maxUnavailable 0) whose pods list the readiness gate pgcluster.io/published and hold
-// SIGTERM back with a preStop sleep. A rollout replaces every pod; a watch of the pods and each pod's logs
-// (its app's events, and a sidecar that logs its mounted files' changes every 50 ms) show that
+// SIGTERM back with a preStop sleep. A rollout replaces every pod; a watch of the pods and the ConfigMap and
+// each pod's logs (its app's events, and a sidecar that logs its mounted files' changes every 50 ms) show that
+//  - no pod's gate was set True before the ConfigMap and every Ready member's annotation listed it, in the
+//    order of the writes themselves (etcd revisions), whatever the timing;
 //  - no new pod became Ready before every other Ready member's mounted files listed it (the gate);
 //  - every pod that left was gone from its peers' files before they saw its node disconnect (leaving first).
 //
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { startPostgres, type PostgresServer } from '../../../scripts/stack/postgres.ts';
 import { beamDeployment, fileWatcherContainer } from '../../../scripts/stack/apps.ts';
-import { clusteredNow, joinChecks, leaveChecks, PodRecorder, rolloutDone } from '../../../scripts/stack/rollout.ts';
+import { clusteredNow, gateAfterOutputs, joinChecks, leaveChecks, PodRecorder, rolloutDone } from '../../../scripts/stack/rollout.ts';
 import { createNamespace, kubectl, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
@@ -53,7 +55,7 @@ before(async () => {
     apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', metadata: { name: CLUSTER },
     spec: { selector: { matchLabels: { app: BASENAME } }, postgres: { urlSecretRef: { name: 'gate-db' } }, heartbeatInterval: '2s', output: { service: {} } },
   }) });
-  recorder = new PodRecorder({ kube, ns: ns.name, labelSelector: `app=${BASENAME}`, basename: BASENAME, kubectl: join(env.binDir, 'kubectl'), kubeconfig: env.kubeconfig, appContainer: 'app', filesContainer: 'files' });
+  recorder = new PodRecorder({ kube, ns: ns.name, labelSelector: `app=${BASENAME}`, basename: BASENAME, kubectl: join(env.binDir, 'kubectl'), kubeconfig: env.kubeconfig, appContainer: 'app', filesContainer: 'files', annotation: 'pgcluster.io/peers', configMap: `${CLUSTER}-peers` });
   await recorder.start();
 });
 
@@ -86,6 +88,7 @@ test('a rolling update with the gate: no pod Ready before every Ready member\'s 
   await waitFor(() => rolloutDone(kube, ns.name, BASENAME, REPLICAS, recorder!.pods, before), { timeoutMs: 480_000, intervalMs: 500, message: 'the rollout complete: every pod replaced' });
   await clustered('rolled', REPLICAS);
 
+  const gates = gateAfterOutputs(recorder!.pods.values(), recorder!.configMap, 0);
   const joins = joinChecks(recorder!.pods.values(), 0);
   const leaves = leaveChecks(recorder!.pods.values(), t0);
   const fmt = (xs: { member: string; ms: number | undefined }[]) => xs.map((x) => `${x.member} ${x.ms === undefined ? 'never' : `${x.ms} ms`}`).join(', ');
@@ -95,9 +98,14 @@ test('a rolling update with the gate: no pod Ready before every Ready member\'s 
       return `join ${j.pod} (${j.node}): gate True ${gateAt === undefined ? 'never seen' : `${j.readyAt - gateAt} ms`} before Ready; files listed it, relative to its Ready: ${fmt(j.margins) || 'no other Ready member'}`;
     }),
     ...leaves.map((l) => `leave ${l.pod} (${l.node}): files dropped it before the disconnect by: ${fmt(l.leads) || 'no peer saw it go'}`),
+    ...gates.map((g) => `gate ${g.pod}: ${g.late.length ? `True before ${g.late.join(', ')} listed it` : 'True after the ConfigMap and every Ready member\'s annotation listed it'}`),
   ].join('\n');
   process.stderr.write(`${report}\n`);
 
+  // The order of the writes (etcd revisions): the gate after the outputs that list the pod.
+  assert.equal(gates.length, 2 * REPLICAS, `every pod's gate was seen True:\n${report}`);
+  assert.deepEqual(gates.filter((g) => g.late.length), [], `no gate True before the outputs listed its pod:\n${report}`);
+  // What the apps see: their mounted files, against the moment the new pod was Ready.
   assert.equal(joins.length, 2 * REPLICAS, `every pod's Ready was seen:\n${report}`);
   assert.ok(joins.filter((j) => !before.has(j.pod)).every((j) => j.margins.length >= REPLICAS - 1), `each new pod became Ready beside the others:\n${report}`);
   const early = joins.flatMap((j) => j.margins.filter((m) => m.ms === undefined || m.ms > 0).map((m) => `${j.pod} Ready before ${m.member}'s files listed it (${m.ms ?? 'never'})`));
