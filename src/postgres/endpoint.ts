@@ -1,7 +1,7 @@
 // PgEndpoint — everything the operator does with one Postgres URL, shared by every PgCluster that uses it
 // (docs/architecture.md, "Postgres"). The only module that talks to Postgres: a thin shell that feeds what its
-// connections (connection.ts) and its timer report into the phase machine (phase.ts, pure: step(state, event)
-// → state and effects) and carries out the effects, with scheduler.ts (pure) deciding what to send when.
+// connections (connection.ts) and its timer report into the phase machine (phase.ts, pure) and carries out the
+// effects; scheduler.ts (pure) decides what to send when.
 //
 //   const ep = new PgEndpoint({ url, log });                  // never throws; a bad URL is Failed/InvalidURL
 //   ep.id                                                     // 12 hex chars, stable per URL; for logs/labels
@@ -11,39 +11,32 @@
 //   ep.state(); const off = ep.onState((s) => ...);
 //   sub.close(); await ep.close();
 //
-// Connections (connection.ts): one listener (LISTEN "<channel>" per subscribed channel, refcounted, never in
-// a transaction) and one sender, each reconnecting on its own. Sending (scheduler.ts): everything due at once
-// goes out as ONE statement, `SELECT pg_notify(c, p) FROM unnest(...)`; never two statements in flight.
+// The listener LISTENs on every subscribed channel (refcounted, never in a transaction) and on a private probe
+// channel (pgco_probe_<random>; never a PgCluster channel, whose libcluster_postgres nodes would try to dial
+// whatever is sent there). Everything due at once goes out as ONE statement with one probe, `SELECT pg_notify(c,
+// p) FROM unnest(...)`; never two statements in flight; one at least every livenessIntervalMs.
 //
-// Liveness: the listener also LISTENs on a private channel (pgco_probe_<random>; never a PgCluster channel,
-// whose libcluster_postgres nodes would try to dial whatever is sent there). Every statement carries one
-// probe payload on it, and a statement goes out at least every livenessIntervalMs. The phase is 'Listening'
-// only once both connections are up, every LISTEN succeeded, and a probe came back. A probe not heard within
-// echoTimeoutMs of its commit → Failed/NoEcho and the listener reconnects. Announcements are sent only while
-// Listening; on becoming Listening (again) every current name is announced at once.
-//
-// State: 'Connecting' until the first Listening; 'Failed' (with the latest reason and an actionable message)
-// from the first problem until Listening again — it does not fall back to 'Connecting' while retrying.
-// onState fires on every change of phase, reason or message; `since` moves only when phase or reason
-// changes. hooks.onCommit counts the node names a statement carried (the probe is not one of them). A NOTIFY
-// stuck for echoTimeoutMs on the sender → Failed/Unreachable, sender reconnects.
-// TLS follows libpq's sslmode meanings (see connstring.ts), not pg's.
-//
+// State (the rules are phase.ts's): 'Connecting' until the first 'Listening' (both connections up, every LISTEN
+// done, a probe heard back); 'Failed' (the latest reason, an actionable message) from the first problem until
+// Listening again: a probe unheard echoTimeoutMs after its commit is NoEcho (the listener reconnects), a NOTIFY
+// stuck that long is Unreachable (the sender reconnects). onState fires on every change of phase, reason or
+// message; `since` moves only when phase or reason changes. Announcements only while Listening; on becoming
+// Listening (again) every current name is announced at once. hooks.onCommit counts the node names a statement
+// carried (not the probe). TLS follows libpq's sslmode meanings (see connstring.ts), not pg's.
 // Secrets: the URL never appears in a log line, state message or error; everything from pg is redacted.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
 import { classifySendError, isStatementRefused } from './classify.ts';
 import { ConnectionPair } from './connection.ts';
 import { parsePgUrl } from './connstring.ts';
 import { echoDeadline, initialState, linkOf, step, type Effect, type PhaseEvent, type PhaseState } from './phase.ts';
-import { errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
+import { endpointId, errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
 import { HeartbeatScheduler, validChannel, validPayload } from './scheduler.ts';
-
-export type { FailureReason } from './classify.ts';
 
 import type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subscription } from './types.ts';
 
+export type { FailureReason } from './classify.ts';
 export type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subscription } from './types.ts';
 
 // One statement, one transaction: every due name, and the fill of the server's notification queue read on the
@@ -52,21 +45,7 @@ export type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subsc
 export const NOTIFY_SQL = 'SELECT count(pg_notify(c, p)) AS n, pg_notification_queue_usage() AS usage FROM unnest($1::text[], $2::text[]) AS t(c, p)';
 
 export { quoteIdent } from './connection.ts';
-
-/** A short, stable id for a URL that is safe to show. scrypt (a few ms, not a fast hash), so that the id does
- * not let someone who knows the rest of the URL test password guesses quickly. */
-export function endpointId(url: string): string {
-  // Derived without the password, so that an id seen in status or metrics cannot be used to test password
-  // guesses offline. URLs that differ only in their password (a rotation) share an id: same server, user, db.
-  let withoutPassword = url;
-  try {
-    const u = new URL(url);
-    u.password = '';
-    u.searchParams.delete('password');
-    withoutPassword = u.toString();
-  } catch { /* not a URL: endpoints are only made for parsed URLs */ }
-  return createHash('sha256').update('pgcluster-operator/endpoint-id/v2\0').update(withoutPassword).digest('hex').slice(0, 12);
-}
+export { endpointId } from './redact.ts';
 
 export class PgEndpoint {
   readonly id: string;
@@ -251,11 +230,9 @@ export class PgEndpoint {
       case 'announceAll':
         this.log.info('listening: LISTEN is up and our own NOTIFY came back');
         return this.scheduler.listening(this.clock.now());
-      case 'emit': {
-        const s = fx.state;
-        if (s.phase === 'Failed') this.log.warn({ reason: s.reason }, s.message);
-        for (const cb of [...this.stateCbs]) this.safe(() => cb({ ...s }));
-      }
+      case 'emit':
+        if (fx.state.phase === 'Failed') this.log.warn({ reason: fx.state.reason }, fx.state.message);
+        for (const cb of [...this.stateCbs]) this.safe(() => cb({ ...fx.state }));
     }
   }
 
