@@ -32,6 +32,11 @@ export function listenerBehindMessage(seconds: number): string {
     + 'Reconnecting drops the backlog; remote peers get a fresh peerTimeout';
 }
 
+/** A NOTIFY statement not completed within `seconds` on the sending connection. */
+export function senderStuckMessage(seconds: number): string {
+  return `the server did not complete a NOTIFY within ${seconds}s on the sending connection (a broken connection or an overloaded server); reconnecting`;
+}
+
 export const READ_REPLICA_MESSAGE =
   'the server is a read replica (pg_is_in_recovery() is true): NOTIFY is impossible on a standby. '
   + 'Point the Secret at the primary (for example its read-write service)';
