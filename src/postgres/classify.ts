@@ -1,6 +1,6 @@
 // Turns what pg and Node throw into a reason (the Connected condition's reason, see docs/architecture.md) and a message a person can act
 // on. Pure. Messages never quote the URL; the server's own text is included only after redact().
-import { errorText, type UrlSecrets } from './redact.ts';
+import { errorText, type UrlSecrets } from '../core/redact.ts';
 
 export type FailureReason =
   | 'Unreachable'

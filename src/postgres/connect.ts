@@ -11,7 +11,7 @@ import {
   READ_REPLICA_MESSAGE, type Failure, type Which,
 } from './classify.ts';
 import { tlsOptions, type ParsedPgUrl } from './connstring.ts';
-import { errorText, type UrlSecrets } from './redact.ts';
+import { errorText, type UrlSecrets } from '../core/redact.ts';
 import { guardWire, wireOf } from './wire.ts';
 
 /** Postgres identifier quoting: LISTEN "chan" keeps the exact spelling pg_notify('chan', ...) uses. */

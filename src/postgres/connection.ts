@@ -9,7 +9,7 @@ import type { Clock, Timer } from '../core/clock.ts';
 import { classifyListenError, classifyLostConnection, isStatementRefused, notPostgres, type Failure, type Which } from './classify.ts';
 import { connectOnce, endClient, quoteIdent, type Session } from './connect.ts';
 import type { ParsedPgUrl } from './connstring.ts';
-import { errorText, type UrlSecrets } from './redact.ts';
+import { errorText, type UrlSecrets } from '../core/redact.ts';
 import { wireOf } from './wire.ts';
 
 export { applicationName, quoteIdent } from './connect.ts';

@@ -31,7 +31,7 @@ import { classifySendError, isStatementRefused } from './classify.ts';
 import { ConnectionPair } from './connection.ts';
 import { parsePgUrl } from './connstring.ts';
 import { echoDeadline, initialState, linkOf, step, type Effect, type PhaseEvent, type PhaseState } from './phase.ts';
-import { endpointId, errorText, secretsOfUrl, type UrlSecrets } from './redact.ts';
+import { endpointId, errorText, secretsOfUrl, type UrlSecrets } from '../core/redact.ts';
 import { HeartbeatScheduler, validChannel, validPayload } from './scheduler.ts';
 
 import type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subscription } from './types.ts';
@@ -45,7 +45,7 @@ export type { Announcement, EndpointHooks, EndpointOptions, EndpointState, Subsc
 export const NOTIFY_SQL = 'SELECT count(pg_notify(c, p)) AS n, pg_notification_queue_usage() AS usage FROM unnest($1::text[], $2::text[]) AS t(c, p)';
 
 export { quoteIdent } from './connection.ts';
-export { endpointId } from './redact.ts';
+export { endpointId } from '../core/redact.ts';
 
 export class PgEndpoint {
   readonly id: string;
