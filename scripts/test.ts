@@ -6,7 +6,7 @@ import { existsSync, globSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, type Stack } from './stack/index.ts';
+import { startStack, type Stack } from '../test/harness/stack.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_GLOBS = ['test/unit/**/*.test.ts', 'test/e2e/**/*.test.ts'];

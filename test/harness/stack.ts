@@ -12,7 +12,7 @@ export interface Stack {
   env: Record<string, string>;
   kube: KubeStack;
   postgres: PostgresServer;
-  /** With realNode: a kubelet on containerd where pods really run (scripts/stack/realnode.ts). */
+  /** With realNode: a kubelet on containerd where pods really run (test/harness/realnode.ts). */
   realNode?: RealNode;
   /** The stack's servers that are no longer running (stop() not called): each with the end of its log. */
   dead(): string[];

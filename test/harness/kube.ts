@@ -35,7 +35,7 @@ export interface KubeOpts {
   dir: string;
   kwok?: boolean;
   controllerManager?: boolean;
-  /** Prepare the control plane for a real kubelet (scripts/stack/realnode.ts): Node authorization, a node
+  /** Prepare the control plane for a real kubelet (test/harness/realnode.ts): Node authorization, a node
    *  token, ServiceAccount token volumes for pods, kube-root-ca.crt in every namespace, a tainted kwok node. */
   realNode?: boolean;
   /** Put promtool (built from the Prometheus module) in the bin dir, for the alerting-rule tests. */
