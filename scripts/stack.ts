@@ -61,7 +61,7 @@ async function supervise(): Promise<void> {
     process.once(sig, () => {
       console.error(`${sig}: stopping the stack`);
       clearInterval(keepAlive);
-      void stack.stop().finally(() => process.exit(0));
+      void stack.stop().catch((e: Error) => console.error(e.message)).finally(() => process.exit(0));
     });
   }
 }

@@ -8,7 +8,8 @@ import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { diedError, freePort, logTail, startProc, waitReady, type Proc } from './proc.ts';
+import { assertRunning, freePort, logTail, startOwnedProc, waitInBackground, waitReady, type Proc } from './proc.ts';
+import { Teardown } from './teardown.ts';
 import { errorMessage } from '../../src/errors.ts';
 
 export interface KubeStack {
@@ -149,11 +150,65 @@ async function ready(p: Proc, what: string, check: () => Promise<boolean>, timeo
   }
 }
 
+/** What the steps of startKube share: the stack dir, its bin dir, the teardown and the servers started. */
+interface KubeCtx {
+  dir: string;
+  bin: (name: string) => string;
+  td: Teardown;
+  procs: Proc[];
+}
+
+interface Credentials {
+  saKey: string;
+  saPub: string;
+  /** Bearer tokens by user name (KubeStack.tokens). */
+  tokens: Record<string, string>;
+  kcmToken: string;
+}
+
+interface ApiServer {
+  server: string;
+  /** PEM of its serving cert, and the file it is in. */
+  ca: string;
+  caFile: string;
+  proc: Proc;
+}
+
+type Api = KubeStack['api'];
+
 export async function startKube(opts: KubeOpts): Promise<KubeStack> {
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true });
-  const assets = process.env.KUBEBUILDER_ASSETS;
+  const binDir = await linkBinaries(dir, opts);
+  const td = new Teardown('the control plane');
+  const k: KubeCtx = { dir, bin: (n) => join(binDir, n), td, procs: [] };
+  return td.unwindOnError(async () => {
+    const etcd = await startEtcd(k);
+    const creds = writeCredentials(dir, opts.realNode ?? false); // while etcd boots
+    await ready(etcd.proc, 'healthy', async () => JSON.parse((await httpGet(`${etcd.url}/health`)).body).health === 'true', 30_000);
+    const apiserver = await startApiServer(k, etcd.url, creds, opts.realNode ?? false);
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, kubeconfigYaml(apiserver.server, apiserver.ca, 'admin', creds.tokens.admin!), { mode: 0o600 });
+    const api: Api = (path, method = 'GET', body) => kubeRequest(`${apiserver.server}${path}`, { ca: apiserver.ca, token: creds.tokens.admin!, method, body });
+    // kwok and the controller manager come up side by side.
+    const waits = [
+      ...(opts.kwok ? [await startKwok(k, kubeconfig, api, opts.realNode ?? false)] : []),
+      ...(opts.controllerManager ? [await startControllerManager(k, apiserver, creds.kcmToken, opts.realNode ?? false)] : []),
+    ];
+    await Promise.all(waits.map((w) => w.ready));
+    assertRunning(k.procs);
+    return {
+      kubeconfig, server: apiserver.server, adminToken: creds.tokens.admin!, binDir, tokens: creds.tokens, caFile: apiserver.caFile,
+      pids: Object.fromEntries(k.procs.map((p) => [p.name, p.pid])), processes: k.procs, api,
+      // Reverse start order: clients of the API server first, etcd last.
+      stop: () => td.run(),
+    };
+  });
+}
 
+/** The stack's bin dir, fresh: links to the binaries (built by build-binaries.sh, or from KUBEBUILDER_ASSETS). */
+async function linkBinaries(dir: string, opts: KubeOpts): Promise<string> {
+  const assets = process.env.KUBEBUILDER_ASSETS;
   // Binaries: everything through build-binaries.sh, which prefers KUBEBUILDER_ASSETS for kube/etcd/kcm.
   const comps = ['kube', 'etcd', 'helm', ...(opts.kwok ? ['kwok'] : []), ...(opts.controllerManager ? ['kcm'] : []), ...(opts.promtool ? ['promtool'] : [])];
   if (assets) {
@@ -176,152 +231,133 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
     if (!existsSync(real)) throw new Error(`${real} is missing after scripts/build-binaries.sh; delete ${d} and rerun it`);
     symlinkSync(real, join(binDir, name));
   }
-  const bin = (n: string) => join(binDir, n);
+  return binDir;
+}
 
-  const procs: Proc[] = [];
-  const stop = async () => {
-    // Reverse start order: clients of the API server first, etcd last.
-    for (const p of procs.slice().reverse()) await p.stop('SIGTERM', 15_000);
-  };
+/** etcd: loopback, throwaway data, no fsync (tests do not need durability, and it is much faster). Not waited for. */
+async function startEtcd(k: KubeCtx): Promise<{ proc: Proc; url: string }> {
+  const [etcdClient, etcdPeer] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${etcdClient}`;
+  const proc = startOwnedProc(k.td, k.procs, 'etcd', k.bin('etcd'), [
+    '--name=pgco', `--data-dir=${join(k.dir, 'etcd-data')}`,
+    `--listen-client-urls=${url}`, `--advertise-client-urls=${url}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+    `--initial-cluster=pgco=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
+  ], { logFile: join(k.dir, 'etcd.log'), deathSignal: 'TERM' });
+  return { proc, url };
+}
 
-  try {
-    // etcd: loopback, throwaway data, no fsync (tests do not need durability, and it is much faster).
-    const [etcdClient, etcdPeer] = [await freePort(), await freePort()];
-    const etcdUrl = `http://127.0.0.1:${etcdClient}`;
-    const etcd = startProc('etcd', bin('etcd'), [
-      '--name=pgco', `--data-dir=${join(dir, 'etcd-data')}`,
-      `--listen-client-urls=${etcdUrl}`, `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
-      `--initial-cluster=pgco=http://127.0.0.1:${etcdPeer}`, '--unsafe-no-fsync', '--log-level=warn',
-    ], { logFile: join(dir, 'etcd.log'), deathSignal: 'TERM' });
-    procs.push(etcd);
+/** Credentials: a service-account signing key and static bearer tokens (tokens.csv). */
+function writeCredentials(dir: string, realNode: boolean): Credentials {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const saKey = join(dir, 'sa.key');
+  const saPub = join(dir, 'sa.pub');
+  writeFileSync(saKey, privateKey, { mode: 0o600 });
+  writeFileSync(saPub, publicKey);
+  const token = () => randomBytes(24).toString('hex');
+  const tokens: Record<string, string> = { admin: token(), [OPERATOR_SA_USER]: token() };
+  const kcmToken = token();
+  if (realNode) { tokens[NODE_USER] = token(); tokens[SCHEDULER_USER] = token(); }
+  writeFileSync(join(dir, 'tokens.csv'), [
+    ...(realNode ? [
+      `${tokens[NODE_USER]},${NODE_USER},${randomUUID()},"system:nodes,system:authenticated"`,
+      `${tokens[SCHEDULER_USER]},${SCHEDULER_USER},${randomUUID()},"system:masters"`,
+    ] : []),
+    `${tokens.admin},admin,admin,"system:masters"`,
+    `${tokens[OPERATOR_SA_USER]},${OPERATOR_SA_USER},${randomUUID()},"system:serviceaccounts,system:serviceaccounts:pgcluster-system,system:authenticated"`,
+    // The controller manager runs its controllers under its own identity; masters keeps it simple.
+    `${kcmToken},system:kube-controller-manager,kcm,"system:masters"`,
+    '',
+  ].join('\n'), { mode: 0o600 });
+  return { saKey, saPub, tokens, kcmToken };
+}
 
-    // Credentials: a service-account signing key and static bearer tokens.
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-      modulusLength: 2048,
-      privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-    });
-    const saKey = join(dir, 'sa.key');
-    const saPub = join(dir, 'sa.pub');
-    writeFileSync(saKey, privateKey, { mode: 0o600 });
-    writeFileSync(saPub, publicKey);
-    const token = () => randomBytes(24).toString('hex');
-    const tokens: Record<string, string> = { admin: token(), [OPERATOR_SA_USER]: token() };
-    const kcmToken = token();
-    if (opts.realNode) { tokens[NODE_USER] = token(); tokens[SCHEDULER_USER] = token(); }
-    writeFileSync(join(dir, 'tokens.csv'), [
-      ...(opts.realNode ? [
-        `${tokens[NODE_USER]},${NODE_USER},${randomUUID()},"system:nodes,system:authenticated"`,
-        `${tokens[SCHEDULER_USER]},${SCHEDULER_USER},${randomUUID()},"system:masters"`,
-      ] : []),
-      `${tokens.admin},admin,admin,"system:masters"`,
-      `${tokens[OPERATOR_SA_USER]},${OPERATOR_SA_USER},${randomUUID()},"system:serviceaccounts,system:serviceaccounts:pgcluster-system,system:authenticated"`,
-      // The controller manager runs its controllers under its own identity; masters keeps it simple.
-      `${kcmToken},system:kube-controller-manager,kcm,"system:masters"`,
-      '',
-    ].join('\n'), { mode: 0o600 });
+/** kube-apiserver on a free loopback port, waited for until /readyz answers ok. */
+async function startApiServer(k: KubeCtx, etcdUrl: string, creds: Credentials, realNode: boolean): Promise<ApiServer> {
+  const port = await freePort();
+  const server = `https://127.0.0.1:${port}`;
+  const certDir = join(k.dir, 'apiserver-certs');
+  const proc = startOwnedProc(k.td, k.procs, 'kube-apiserver', k.bin('kube-apiserver'), [
+    `--etcd-servers=${etcdUrl}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
+    `--secure-port=${port}`, `--cert-dir=${certDir}`, '--service-cluster-ip-range=10.0.0.0/24',
+    '--service-account-issuer=https://kubernetes.default.svc', `--service-account-key-file=${creds.saPub}`,
+    `--service-account-signing-key-file=${creds.saKey}`,
+    `--token-auth-file=${join(k.dir, 'tokens.csv')}`, '--allow-privileged=true',
+    ...(realNode
+      ? ['--authorization-mode=Node,RBAC', '--kubelet-preferred-address-types=InternalIP,Hostname']
+      // No token volumes for pods: nothing here runs real containers.
+      : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
+  ], { logFile: join(k.dir, 'kube-apiserver.log'), deathSignal: 'TERM' });
 
-    await ready(etcd, 'healthy', async () => JSON.parse((await httpGet(`${etcdUrl}/health`)).body).health === 'true', 30_000);
-
-    const port = await freePort();
-    const server = `https://127.0.0.1:${port}`;
-    const certDir = join(dir, 'apiserver-certs');
-    const apiserver = startProc('kube-apiserver', bin('kube-apiserver'), [
-      `--etcd-servers=${etcdUrl}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1',
-      `--secure-port=${port}`, `--cert-dir=${certDir}`, '--service-cluster-ip-range=10.0.0.0/24',
-      '--service-account-issuer=https://kubernetes.default.svc', `--service-account-key-file=${saPub}`,
-      `--service-account-signing-key-file=${saKey}`,
-      `--token-auth-file=${join(dir, 'tokens.csv')}`, '--allow-privileged=true',
-      ...(opts.realNode
-        ? ['--authorization-mode=Node,RBAC', '--kubelet-preferred-address-types=InternalIP,Hostname']
-        // No token volumes for pods: nothing here runs real containers.
-        : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
-    ], { logFile: join(dir, 'kube-apiserver.log'), deathSignal: 'TERM' });
-    procs.push(apiserver);
-
-    // The self-signed serving cert (leaf + its CA) appears in --cert-dir once the server has started.
-    const caFile = join(certDir, 'apiserver.crt');
-    let ca = '';
-    await ready(apiserver, 'ready (/readyz)', async () => {
-      if (!ca) {
-        if (!existsSync(caFile)) return false;
-        ca = readFileSync(caFile, 'utf8');
-      }
-      const r = await kubeRequest(`${server}/readyz`, { ca });
-      return r.status === 200 && r.body.trim() === 'ok';
-    }, 120_000);
-
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(kubeconfig, kubeconfigYaml(server, ca, 'admin', tokens.admin!), { mode: 0o600 });
-    const pids: Record<string, number> = { etcd: etcd.pid, 'kube-apiserver': apiserver.pid };
-    const api = (path: string, method = 'GET', body?: unknown) => kubeRequest(`${server}${path}`, { ca, token: tokens.admin!, method, body });
-
-    const waits: Promise<void>[] = [];
-    if (opts.kwok) {
-      const kwok = startProc('kwok', bin('kwok'), [
-        `--kubeconfig=${kubeconfig}`, '--manage-all-nodes=false',
-        '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-        '--cidr=10.244.0.1/16', '--node-ip=10.240.0.10',
-        // A node Lease renewed like a kubelet's. Without it kwok refreshes the Node's status only every ~55 s,
-        // past the node-lifecycle controller's 50 s grace period (it runs beside a real node): the Node went
-        // Unknown for a few seconds each minute and every kwok pod was marked NotReady, then Ready again.
-        '--node-lease-duration-seconds=40',
-      ], { logFile: join(dir, 'kwok.log'), deathSignal: 'TERM', env: { ...process.env, HOME: dir } });
-      procs.push(kwok);
-      pids.kwok = kwok.pid;
-      const node = await api('/api/v1/nodes', 'POST', {
-        apiVersion: 'v1', kind: 'Node',
-        metadata: {
-          name: KWOK_NODE,
-          annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-          labels: { 'kubernetes.io/hostname': KWOK_NODE, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
-        },
-        ...(opts.realNode ? { spec: { taints: [KWOK_TAINT] } } : {}),
-      });
-      if (node.status !== 201) throw new Error(`creating Node ${KWOK_NODE} failed: HTTP ${node.status} ${node.body}`);
-      // kwok takes the node over and reports it Ready: then pods bound to it come alive.
-      waits.push(ready(kwok, `managing node ${KWOK_NODE} (Ready)`, async () => {
-        const r = await api(`/api/v1/nodes/${KWOK_NODE}`);
-        return isReady(JSON.parse(r.body) as Parameters<typeof isReady>[0]);
-      }, 60_000));
+  // The self-signed serving cert (leaf + its CA) appears in --cert-dir once the server has started.
+  const caFile = join(certDir, 'apiserver.crt');
+  let ca = '';
+  await ready(proc, 'ready (/readyz)', async () => {
+    if (!ca) {
+      if (!existsSync(caFile)) return false;
+      ca = readFileSync(caFile, 'utf8');
     }
-    if (opts.controllerManager) {
-      const kcmConfig = join(dir, 'kcm.kubeconfig');
-      writeFileSync(kcmConfig, kubeconfigYaml(server, ca, 'system:kube-controller-manager', kcmToken), { mode: 0o600 });
-      const kcmPort = await freePort();
-      const kcmCerts = join(dir, 'kcm-certs');
-      const kcm = startProc('kube-controller-manager', bin('kube-controller-manager'), [
-        `--kubeconfig=${kcmConfig}`, '--leader-elect=false',
-        `--bind-address=127.0.0.1`, `--secure-port=${kcmPort}`, `--cert-dir=${kcmCerts}`,
-        // Published as the kube-root-ca.crt ConfigMap, which every pod's token volume carries.
-        `--root-ca-file=${caFile}`,
-        // Only what tests rely on: owner-reference GC, namespace deletion, default ServiceAccounts, and the
-        // workload controllers so a Deployment (e.g. from the Helm chart) gets its ReplicaSet and Pods.
-        '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,'
-          + 'deployment-controller,replicaset-controller,endpoints-controller,endpointslice-controller,'
-          + 'root-ca-certificate-publisher-controller'
-          // Takes the not-ready taint off a kubelet's Node once it reports Ready.
-          + (opts.realNode ? ',node-lifecycle-controller' : ''),
-      ], { logFile: join(dir, 'kube-controller-manager.log'), deathSignal: 'TERM' });
-      procs.push(kcm);
-      pids['kube-controller-manager'] = kcm.pid;
-      waits.push(ready(kcm, 'healthy (/healthz)', async () => {
-        const crt = join(kcmCerts, 'kube-controller-manager.crt');
-        if (!existsSync(crt)) return false;
-        const r = await kubeRequest(`https://127.0.0.1:${kcmPort}/healthz`, { ca: readFileSync(crt, 'utf8') });
-        return r.status === 200;
-      }, 60_000));
-    }
-    await Promise.all(waits);
-    // Fail now, not in the first test, if a helper died right after it reported ready.
-    for (const p of procs) {
-      if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
-    }
+    const r = await kubeRequest(`${server}/readyz`, { ca });
+    return r.status === 200 && r.body.trim() === 'ok';
+  }, 120_000);
+  return { server, ca, caFile, proc };
+}
 
-    return { kubeconfig, server, adminToken: tokens.admin!, binDir, tokens, caFile, pids, processes: procs, api, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+/** kwok and its fake Node; ready: kwok reports the Node Ready. */
+async function startKwok(k: KubeCtx, kubeconfig: string, api: Api, realNode: boolean): Promise<{ ready: Promise<void> }> {
+  const kwok = startOwnedProc(k.td, k.procs, 'kwok', k.bin('kwok'), [
+    `--kubeconfig=${kubeconfig}`, '--manage-all-nodes=false',
+    '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+    '--cidr=10.244.0.1/16', '--node-ip=10.240.0.10',
+    // A node Lease renewed like a kubelet's. Without it kwok refreshes the Node's status only every ~55 s,
+    // past the node-lifecycle controller's 50 s grace period (it runs beside a real node): the Node went
+    // Unknown for a few seconds each minute and every kwok pod was marked NotReady, then Ready again.
+    '--node-lease-duration-seconds=40',
+  ], { logFile: join(k.dir, 'kwok.log'), deathSignal: 'TERM', env: { ...process.env, HOME: k.dir } });
+  const node = await api('/api/v1/nodes', 'POST', {
+    apiVersion: 'v1', kind: 'Node',
+    metadata: {
+      name: KWOK_NODE,
+      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      labels: { 'kubernetes.io/hostname': KWOK_NODE, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+    },
+    ...(realNode ? { spec: { taints: [KWOK_TAINT] } } : {}),
+  });
+  if (node.status !== 201) throw new Error(`creating Node ${KWOK_NODE} failed: HTTP ${node.status} ${node.body}`);
+  // kwok takes the node over and reports it Ready: then pods bound to it come alive.
+  return { ready: waitInBackground(ready(kwok, `managing node ${KWOK_NODE} (Ready)`, async () => {
+    const r = await api(`/api/v1/nodes/${KWOK_NODE}`);
+    return isReady(JSON.parse(r.body) as Parameters<typeof isReady>[0]);
+  }, 60_000)) };
+}
+
+/** kube-controller-manager with the controllers tests rely on; ready: its /healthz answers. */
+async function startControllerManager(k: KubeCtx, apiserver: ApiServer, kcmToken: string, realNode: boolean): Promise<{ ready: Promise<void> }> {
+  const kcmConfig = join(k.dir, 'kcm.kubeconfig');
+  writeFileSync(kcmConfig, kubeconfigYaml(apiserver.server, apiserver.ca, 'system:kube-controller-manager', kcmToken), { mode: 0o600 });
+  const kcmPort = await freePort();
+  const kcmCerts = join(k.dir, 'kcm-certs');
+  const kcm = startOwnedProc(k.td, k.procs, 'kube-controller-manager', k.bin('kube-controller-manager'), [
+    `--kubeconfig=${kcmConfig}`, '--leader-elect=false',
+    `--bind-address=127.0.0.1`, `--secure-port=${kcmPort}`, `--cert-dir=${kcmCerts}`,
+    // Published as the kube-root-ca.crt ConfigMap, which every pod's token volume carries.
+    `--root-ca-file=${apiserver.caFile}`,
+    // Only what tests rely on: owner-reference GC, namespace deletion, default ServiceAccounts, and the
+    // workload controllers so a Deployment (e.g. from the Helm chart) gets its ReplicaSet and Pods.
+    '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,'
+      + 'deployment-controller,replicaset-controller,endpoints-controller,endpointslice-controller,'
+      + 'root-ca-certificate-publisher-controller'
+      // Takes the not-ready taint off a kubelet's Node once it reports Ready.
+      + (realNode ? ',node-lifecycle-controller' : ''),
+  ], { logFile: join(k.dir, 'kube-controller-manager.log'), deathSignal: 'TERM' });
+  return { ready: waitInBackground(ready(kcm, 'healthy (/healthz)', async () => {
+    const crt = join(kcmCerts, 'kube-controller-manager.crt');
+    if (!existsSync(crt)) return false;
+    const r = await kubeRequest(`https://127.0.0.1:${kcmPort}/healthz`, { ca: readFileSync(crt, 'utf8') });
+    return r.status === 200;
+  }, 60_000)) };
 }
