@@ -1,7 +1,7 @@
 // What the real-node scenarios (realnode, gate) set up alike: a namespace for BEAM app pods, with a private
 // Postgres the pods reach at the node's address (Secret `db`) and the Erlang cookie (Secret `cookie`).
 import { randomBytes } from 'node:crypto';
-import type { PostgresServer } from '../../scripts/stack/postgres.ts';
+import type { PostgresServer } from '../../test/harness/postgres.ts';
 import type { BenchCtx } from './context.ts';
 import { createNamespace, createSecret } from './kube.ts';
 import type { BenchStack } from './stack.ts';

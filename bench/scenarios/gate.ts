@@ -12,8 +12,8 @@ import { cleanupNamespace } from '../lib/kube.ts';
 import { beamNamespace } from '../lib/realnode.ts';
 import type { OperatorProc } from '../lib/operator.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
-import { beamDeployment } from '../../scripts/stack/apps.ts';
-import { clusteredNow, disconnectedMs, PodRecorder, rolloutDone } from '../../scripts/stack/rollout.ts';
+import { beamDeployment } from '../../test/harness/apps.ts';
+import { clusteredNow, disconnectedMs, PodRecorder, rolloutDone } from '../../test/harness/rollout.ts';
 
 const BASENAME = 'rg';
 

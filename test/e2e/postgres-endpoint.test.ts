@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
-import { freePort, startProc, waitReady, type Proc } from '../../scripts/stack/proc.ts';
-import { postgresBinDir, startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { freePort, startProc, waitReady, type Proc } from '../harness/proc.ts';
+import { postgresBinDir, startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { NOTIFY_SQL, PgEndpoint, type EndpointHooks, type EndpointState } from '../../src/postgres/endpoint.ts';
 import { waitFor } from '../support/env.ts';
 

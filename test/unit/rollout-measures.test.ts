@@ -1,8 +1,8 @@
-// The measures over a recorded rollout (scripts/stack/rollout.ts) that the readiness-gate e2e asserts and the
+// The measures over a recorded rollout (test/harness/rollout.ts) that the readiness-gate e2e asserts and the
 // gate benchmark reports: on hand-made records, so that a wrong measure cannot pass the e2e or flatter the gate.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { disconnectedMs, gateAfterOutputs, joinChecks, leaveChecks, type PodTrack } from '../../scripts/stack/rollout.ts';
+import { disconnectedMs, gateAfterOutputs, joinChecks, leaveChecks, type PodTrack } from '../harness/rollout.ts';
 
 const track = (name: string, ip: number, o: Partial<PodTrack> = {}): PodTrack => ({
   name, node: `a@10.0.0.${ip}`, ready: [], gateTrueAt: undefined, gateTrueRv: undefined, annotations: [], deletingAt: undefined, files: [], app: [], ...o,

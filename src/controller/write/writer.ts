@@ -20,7 +20,8 @@ export interface Writer {
   /** Sets one condition of a pod's status (pods/status): the readiness gate. */
   patchPodCondition(ns: string, name: string, condition: PodCondition): Promise<unknown>;
   patchStatus(ns: string, name: string, status: PgClusterStatus): Promise<unknown>;
-  setFinalizers(pc: PgClusterObject, finalizers: string[]): Promise<unknown>;
+  /** With `annotations`: added in the same write (the first reconcile records the PgCluster's defaults). */
+  setFinalizers(pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>): Promise<unknown>;
   createEvent(pc: PgClusterObject, ev: EventInput): Promise<unknown>;
   /** The DNS output's Service and EndpointSlices. */
   createOutput(kind: OutputKind, obj: KubeObject): Promise<KubeObject>;
@@ -36,7 +37,7 @@ export function kubeWriter(kube: KubeClient, identity: string, clock: Clock): Wr
     patchPodAnnotations: (ns, name, a, guard) => patchPodAnnotations(kube, ns, name, a, guard),
     patchPodCondition: (ns, name, c) => patchPodCondition(kube, ns, name, c),
     patchStatus: (ns, name, status) => patchStatus(kube, ns, name, status),
-    setFinalizers: (pc, f) => setFinalizers(kube, pc, f),
+    setFinalizers: (pc, f, a) => setFinalizers(kube, pc, f, a),
     createEvent: (pc, ev) => createEvent(kube, pc, ev, identity, clock.now()),
     createOutput: (kind, obj) => createOutput(kube, kind, obj),
     patchOutput: (kind, ns, name, body) => patchOutput(kube, kind, ns, name, body),
@@ -62,7 +63,7 @@ export function fencedWriter(inner: Writer, allowed: () => boolean): Writer {
     patchPodAnnotations: (ns, name, a, marker) => guard('patch pod annotations', () => inner.patchPodAnnotations(ns, name, a, marker)),
     patchPodCondition: (ns, name, c) => guard('patch pod condition', () => inner.patchPodCondition(ns, name, c)),
     patchStatus: (ns, name, status) => guard('patch PgCluster status', () => inner.patchStatus(ns, name, status)),
-    setFinalizers: (pc, f) => guard('set PgCluster finalizers', () => inner.setFinalizers(pc, f)),
+    setFinalizers: (pc, f, a) => guard('set PgCluster finalizers', () => inner.setFinalizers(pc, f, a)),
     createEvent: (pc, ev) => guard('create Event', () => inner.createEvent(pc, ev)),
     createOutput: (kind, obj) => guard(`create ${kind}`, () => inner.createOutput(kind, obj)),
     patchOutput: (kind, ns, name, body) => guard(`patch ${kind}`, () => inner.patchOutput(kind, ns, name, body)),
