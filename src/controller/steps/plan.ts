@@ -53,20 +53,26 @@ function publishedOutputs(o: Observed, outputs: OutputsPlan, dns: DnsPlan): Publ
   const { pc, spec } = o;
   const lines = (v: string | undefined, sep: string) => new Set((v ?? '').split(sep).filter(Boolean));
   const configMap = outputs.configMapConflict ? { refused: outputs.configMapConflict } : lines(o.outputs.configMap?.data?.peers, '\n');
+  // Read only when a gated pod is judged (O(members²) names): not on every reconcile of a settled cluster.
   let annotations: Map<string, Set<string>> | undefined;
-  if (spec.podAnnotation) {
+  const readAnnotations = () => {
     const conflicting = new Set(outputs.podConflicts.map((c) => c.pod));
     const byName = new Map(o.outputs.pods.map((p) => [p.observed.metadata.name, p.observed]));
-    annotations = new Map(o.selection.members.filter((m) => !conflicting.has(m.pod))
+    return new Map(o.selection.members.filter((m) => !conflicting.has(m.pod))
       .map((m) => [m.pod, lines(byName.get(m.pod)?.metadata.annotations?.[spec.podAnnotation], ',')]));
-  }
+  };
   let addresses: PublishedOutputs['dns'];
   if (dns.conflict) addresses = { refused: dns.conflict };
   else if (spec.serviceName) {
     const slices = dns.slices.map((n) => o.dns.slice(n)).filter((s) => s !== undefined && ownedBy(s, pc));
     addresses = new Set(slices.flatMap((s) => (s?.endpoints ?? []).flatMap((e) => e.addresses)));
   }
-  return { configMap, annotations, dns: addresses, refused: o.gates.refused };
+  return {
+    configMap, dns: addresses, refused: o.gates.refused,
+    get annotations() {
+      return spec.podAnnotation ? (annotations ??= readAnnotations()) : undefined;
+    },
+  };
 }
 
 function planReconcileStatus(o: Observed, outputs: OutputsPlan, dns: DnsPlan, report: OutputsReport, t: Instant): StatusPlan {
