@@ -627,11 +627,11 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
 
   test('verify-full: an unknown CA fails with an actionable TLS message; the CA (option or sslrootcert) makes it work', async () => {
     const bad = endpoint(withMode('verify-full'));
-    const s = await failedWith(bad, 'Error');
-    assert.ok(s.phase === 'Failed' && /TLS handshake failed.*give its CA \(sslrootcert, or the CA option\)/.test(s.message), JSON.stringify(s));
+    const s = await failedWith(bad, 'CertificateUntrusted');
+    assert.ok(s.phase === 'Failed' && /not signed by a public CA known to Node\.js, and no CA was given.*give the CA .* in spec\.postgres\.tls\.caSecretRef/.test(s.message), JSON.stringify(s));
     await bad.close();
 
-    const viaOption = new PgEndpoint({ url: withMode('verify-full'), log, ca: certs.caPem });
+    const viaOption = new PgEndpoint({ url: withMode('verify-full'), log, tls: { ca: certs.caPem } });
     endpoints.push(viaOption);
     await listening(viaOption);
     assert.equal(await sslInUse(srv.url, 'listener'), true);
@@ -642,7 +642,7 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
     await viaFile.close();
 
     const missing = endpoint(withMode('verify-full') + '&sslrootcert=/nonexistent/ca.crt');
-    const m = await failedWith(missing, 'Error');
+    const m = await failedWith(missing, 'InvalidTLS');
     assert.ok(m.phase === 'Failed' && /cannot read the file named by sslrootcert.*ENOENT/.test(m.message), JSON.stringify(m));
     await missing.close();
   });
@@ -650,12 +650,12 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
   test('verify-ca checks the chain but not the host name', async () => {
     // "localhost" is not in the certificate (IP:127.0.0.1 only): verify-full refuses it, verify-ca accepts it.
     const host = (mode: string) => withMode(mode).replace('@127.0.0.1:', '@localhost:');
-    const full = new PgEndpoint({ url: host('verify-full'), log, ca: certs.caPem });
+    const full = new PgEndpoint({ url: host('verify-full'), log, tls: { ca: certs.caPem } });
     endpoints.push(full);
-    const s = await failedWith(full, 'Error');
+    const s = await failedWith(full, 'HostnameMismatch');
     assert.ok(s.phase === 'Failed' && /ERR_TLS_CERT_ALTNAME_INVALID/.test(s.message), JSON.stringify(s));
     await full.close();
-    const ca = new PgEndpoint({ url: host('verify-ca'), log, ca: certs.caPem });
+    const ca = new PgEndpoint({ url: host('verify-ca'), log, tls: { ca: certs.caPem } });
     endpoints.push(ca);
     await listening(ca);
     await ca.close();
