@@ -121,6 +121,12 @@ export function classifyConnectError(err: unknown, secrets: UrlSecrets | undefin
       message: withState(`the server rejected the connection: ${text}. Check the user in the Secret's URL, that it may log in, and that pg_hba.conf allows the operator's address and the sslmode in use`, sqlstate),
     };
   }
+  if (sqlstate === '42501') {
+    return {
+      reason: 'AuthenticationFailed',
+      message: 'the user of the Secret\'s URL may not connect to its database (SQLSTATE 42501, permission denied): GRANT CONNECT ON DATABASE <database> TO <user>, the one privilege it needs besides LOGIN (README, "Least privilege")',
+    };
+  }
   if (sqlstate === '3D000') {
     return { reason: 'Error', message: 'the database named in the Secret\'s URL does not exist (SQLSTATE 3D000): fix the path of the URL or create the database' };
   }

@@ -181,6 +181,28 @@ test('watchNamespaces: a Role and RoleBinding per namespace and nothing cluster-
   }
 });
 
+test('extraVolumes and extraVolumeMounts: a CA bundle from a Secret mounted where sslrootcert names it; the API server accepts it', async () => {
+  const ns = await createNamespace('chart-vol');
+  try {
+    const volumes = [{ name: 'db-ca', secret: { secretName: 'db-ca' } }];
+    const mounts = [{ name: 'db-ca', mountPath: '/etc/pgcluster/ca', readOnly: true }];
+    const text = await template('pgco', ns.name, ['crds.install=false'], ['--set-json', `extraVolumes=${JSON.stringify(volumes)}`, '--set-json', `extraVolumeMounts=${JSON.stringify(mounts)}`]);
+    const [deploy] = find(docsOf(text), 'Deployment');
+    assert.ok(deploy);
+    const pod = deploy.spec.template.spec;
+    assert.deepEqual(pod.volumes, [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }, ...volumes]);
+    assert.deepEqual(pod.containers[0].volumeMounts, [{ name: 'tmp', mountPath: '/tmp' }, ...mounts]);
+    const out = await dryRunApply(text);
+    assert.match(out, /deployment.apps\/pgco-pgcluster-operator created \(server dry run\)/, out);
+    // Not a list: refused by the values schema.
+    const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'extraVolumes=x'], { allowFail: true });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /extraVolumes/);
+  } finally {
+    await ns.cleanup();
+  }
+});
+
 test('crds.install=false leaves the CRD out; crds.keep=false drops the keep policy', async () => {
   assert.equal(find(docsOf(await template('pgco', 'x', ['crds.install=false'])), 'CustomResourceDefinition').length, 0);
   const [crd] = find(docsOf(await template('pgco', 'x', ['crds.keep=false'])), 'CustomResourceDefinition');

@@ -140,6 +140,10 @@ test('classifyConnectError', () => {
   assert.equal(c(new Error('timeout expired')).reason, 'Unreachable');
   assert.match(c(new Error('timeout expired')).message, /timed out after 10s/);
   assert.equal(c(dbError('57P03', 'the database system is starting up')).reason, 'Unreachable');
+  const noConnect = c(dbError('42501', 'permission denied for database "chatdb"'));
+  assert.equal(noConnect.reason, 'AuthenticationFailed');
+  assert.match(noConnect.message, /may not connect to its database \(SQLSTATE 42501.*GRANT CONNECT ON DATABASE <database> TO <user>/);
+  assert.ok(!noConnect.message.includes('chatdb'));
   assert.equal(c(dbError('3D000', 'database "chatdb" does not exist')).reason, 'Error');
   assert.ok(!c(dbError('3D000', 'database "chatdb" does not exist')).message.includes('chatdb'));
   assert.match(c(new Error('The server does not support SSL connections')).message, /does not support TLS/);
