@@ -101,12 +101,16 @@ const sessions = (user: string) => sql<{ ssl: boolean; dn: string | null }>(srv.
   `SELECT s.ssl, s.client_dn AS dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
     WHERE a.application_name LIKE 'pgcluster-operator/%' AND a.usename = $1`, [user]);
 
-test('a CA from a Secret (CloudNativePG: <cluster>-ca, the uri key of <cluster>-app): verify-full, encrypted, heartbeats published', async () => {
+test('a CA from a Secret (CloudNativePG: <cluster>-ca, the uri key of <cluster>-app): verified (verify-full by default), encrypted, heartbeats published', async () => {
   await pgcluster('cnpg', { urlSecretRef: app, tls: { caSecretRef: { name: 'chat-ca' } } }, '10.95.0.1');
+  // The same URL with another CA: refused, so the server's certificate is really checked against the Secret's CA.
+  await pgcluster('wrong-ca', { urlSecretRef: app, tls: { caSecretRef: { name: 'other-ca' } } });
   await connected('cnpg', 'True', 'Listening');
   await waitForPeers(kube, ns.name, 'cnpg-peers', [], ['cnpg@10.95.0.1']);
   const s = await sessions('pgco');
   assert.ok(s.length >= 2 && s.every((x) => x.ssl), JSON.stringify(s));
+  const c = await connected('wrong-ca', 'False', 'CertificateUntrusted');
+  assert.match(c.message, /^the server's TLS certificate is not signed by the CA in spec\.postgres\.tls\.caSecretRef \(\w+\): put the CA that issued the server's certificate in that Secret/);
 });
 
 test('a client certificate from a kubernetes.io/tls Secret logs in where pg_hba.conf says cert', async () => {
@@ -132,8 +136,6 @@ test('each misconfiguration: Connected False with its reason and what to fix; a 
     ['ca-key-missing', { urlSecretRef: app, tls: { caSecretRef: { name: 'chat-app', key: 'ca.crt' } } }, 'SecretKeyMissing',
       /has no key "ca\.crt": add it, or set spec\.postgres\.tls\.caSecretRef\.key to the key that holds the CA certificate/],
     ['ca-not-pem', { urlSecretRef: app, tls: { caSecretRef: { name: 'not-pem' } } }, 'InvalidTLS', /key "ca\.crt" holds no PEM certificate/],
-    ['wrong-ca', { urlSecretRef: app, tls: { caSecretRef: { name: 'other-ca' } } }, 'CertificateUntrusted',
-      /^the server's TLS certificate is not signed by the CA in spec\.postgres\.tls\.caSecretRef \(\w+\): put the CA that issued the server's certificate in that Secret/],
     ['hostname', { urlSecretRef: urls('localhost'), tls: { caSecretRef: { name: 'chat-ca' } } }, 'HostnameMismatch',
       /not issued for the host name in the Secret's URL \(ERR_TLS_CERT_ALTNAME_INVALID, sslmode=verify-full\).*sslmode=verify-ca/],
     ['no-client-cert', { urlSecretRef: urls('certuser'), tls: { caSecretRef: { name: 'chat-ca' } } }, 'ClientCertificateRefused',
@@ -162,7 +164,7 @@ test('each misconfiguration: Connected False with its reason and what to fix; a 
 
   // Never a secret: not in any status, Event or log line (the password, a private key, a certificate).
   const texts: string[] = [op.logs()];
-  for (const [name] of [...cases, ['cnpg'], ['clientcert'], ['system']]) {
+  for (const [name] of [...cases, ['cnpg'], ['wrong-ca'], ['clientcert'], ['system']]) {
     texts.push(JSON.stringify(await getPgCluster(kube, ns.name, name)), JSON.stringify(await pgclusterEvents(kube, ns.name, name)));
   }
   const all = texts.join('\n');
