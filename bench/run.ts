@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { loadavg, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { K8S_VERSION } from '../scripts/stack/kube.ts';
-import { postgresBinDir } from '../scripts/stack/postgres.ts';
+import { K8S_VERSION } from '../test/harness/kube.ts';
+import { postgresBinDir } from '../test/harness/postgres.ts';
 import type { BenchCtx, Mode, Scenario } from './lib/context.ts';
 import { machine, Report } from './lib/report.ts';
 import { mergeDocs, writePlots, type ResultsDoc } from './lib/plots.ts';

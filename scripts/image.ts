@@ -1,7 +1,7 @@
 // `npm run image [-- --no-cache]`: builds the Dockerfile, unchanged, into localhost/pgcluster-operator:<version>
 // (podman or buildah). Where the FROM images cannot be pulled, local stand-ins are built first and the output
-// says so. See scripts/stack/image.ts.
-import { buildImage } from './stack/image.ts';
+// says so. See test/harness/image.ts.
+import { buildImage } from '../test/harness/image.ts';
 
 try {
   const r = await buildImage({ noCache: process.argv.includes('--no-cache') });

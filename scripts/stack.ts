@@ -8,10 +8,10 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, ren
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { startStack, type Stack } from './stack/index.ts';
-import { kubeRequest } from './stack/kube.ts';
-import { logTail, pidAlive } from './stack/proc.ts';
-import { cleanupRealNodeLeftovers } from './stack/realnode.ts';
+import { startStack, type Stack } from '../test/harness/stack.ts';
+import { kubeRequest } from '../test/harness/kube.ts';
+import { logTail, pidAlive } from '../test/harness/proc.ts';
+import { cleanupRealNodeLeftovers } from '../test/harness/realnode.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(repoRoot, '.stack');
@@ -61,7 +61,7 @@ async function supervise(): Promise<void> {
     process.once(sig, () => {
       console.error(`${sig}: stopping the stack`);
       clearInterval(keepAlive);
-      void stack.stop().finally(() => process.exit(0));
+      void stack.stop().catch((e: Error) => console.error(e.message)).finally(() => process.exit(0));
     });
   }
 }

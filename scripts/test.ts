@@ -2,11 +2,12 @@
 // dir, run the tests against it with node's test runner, stop the stack, exit with the runner's code.
 // Nothing is skipped: a missing prerequisite (Postgres binaries, Go, a failed build) fails the run.
 import { spawn } from 'node:child_process';
-import { existsSync, globSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, globSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startStack, type Stack } from './stack/index.ts';
+import { readSlowWaits, sweepLogs } from '../test/harness/after-run.ts';
+import { startStack, type Stack } from '../test/harness/stack.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_GLOBS = ['test/unit/**/*.test.ts', 'test/e2e/**/*.test.ts'];
@@ -29,6 +30,17 @@ function selectFiles(args: string[]): string[] {
   }
   if (files.size === 0) throw new Error(`no test files found (${patterns.join(', ')})`);
   return [...files].sort();
+}
+
+/** Stops the stack; says what failed to stop (each step is tried), and answers whether all of it stopped. */
+async function stopStack(stack: Stack): Promise<boolean> {
+  try {
+    await stack.stop();
+    return true;
+  } catch (e) {
+    say(`FAILED: stopping the stack: ${(e as Error).message}`);
+    return false;
+  }
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): { done: Promise<number>; kill(sig: NodeJS.Signals): void } {
@@ -71,7 +83,7 @@ async function main(): Promise<number> {
       testRun?.kill(sig);
       abortTsc();
       // Servers still starting are not in `stack` yet: their parent-death signal takes them down on exit.
-      void (stack?.stop() ?? Promise.resolve()).finally(() => {
+      void (stack ? stopStack(stack) : Promise.resolve()).finally(() => {
         if (stackDir) say(`interrupted; stack logs in ${stackDir}`);
         process.exit(128 + n);
       });
@@ -93,7 +105,7 @@ async function main(): Promise<number> {
   }
 
   if ((await typecheck) !== 0) {
-    await stack?.stop();
+    if (stack) await stopStack(stack);
     console.error('[npm test] FAILED: typecheck errors above');
     return 1;
   }
@@ -106,7 +118,10 @@ async function main(): Promise<number> {
   let code = await testRun.done;
   if (stopping) await new Promise((r) => setTimeout(r, 60_000)); // the signal handler exits
   say(`tests ${code === 0 ? 'passed' : `FAILED (exit ${code})`} in ${secs(tTests)}`);
-  reportSlowWaits(slowWaits);
+  const waits = readSlowWaits(slowWaits);
+  rmSync(dirname(slowWaits), { recursive: true, force: true });
+  say(`slow waits (passed, but took over half their timeout): ${waits.length}`);
+  for (const w of waits.slice(0, 20)) say(`  ${w.tookMs} of ${w.timeoutMs} ms: ${w.message.slice(0, 200)} (${relative(repoRoot, w.file)})`);
   // A server of the stack that died (a kubelet panic, an OOM kill) fails every test after it with a symptom
   // ("pod not Ready"); say the cause, and fail the run even if no test noticed.
   for (const report of stack?.dead() ?? []) {
@@ -120,7 +135,7 @@ async function main(): Promise<number> {
   }
 
   if (stack && stackDir) {
-    await stack.stop();
+    if (!await stopStack(stack)) code ||= 1;
     // Keep the process logs of a failed run to read; a passing run leaves nothing behind.
     if (code === 0) rmSync(stackDir, { recursive: true, force: true });
     else {
@@ -129,35 +144,6 @@ async function main(): Promise<number> {
     }
   }
   return code;
-}
-
-/** The waits that passed using more than half their time (test/support/poll.ts): the flakes of a busier day. */
-function reportSlowWaits(file: string): void {
-  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
-  rmSync(dirname(file), { recursive: true, force: true });
-  say(`slow waits (passed, but took over half their timeout): ${lines.length}`);
-  for (const l of lines.slice(0, 20)) {
-    const w = JSON.parse(l) as { message: string; tookMs: number; timeoutMs: number; file: string };
-    say(`  ${w.tookMs} of ${w.timeoutMs} ms: ${w.message.slice(0, 200)} (${relative(repoRoot, w.file)})`);
-  }
-}
-
-/**
- * Every operator log the tests wrote, read for secrets: the stack's database password (every test's Secret
- * holds it), and any URL that carries a password. Answers where (file:line), never the line itself.
- */
-function sweepLogs(dir: string, databaseUrl: string): { files: number; found: string[] } {
-  if (!existsSync(dir)) return { files: 0, found: [] };
-  const password = databaseUrl ? decodeURIComponent(new URL(databaseUrl).password) : '';
-  const urlWithPassword = /[a-z][a-z0-9+.-]*:\/\/[^\s/@:"]+:[^\s/@"]+@/i;
-  const files = readdirSync(dir).filter((f) => f.endsWith('.log'));
-  const found: string[] = [];
-  for (const f of files) {
-    readFileSync(join(dir, f), 'utf8').split('\n').forEach((line, i) => {
-      if ((password && line.includes(password)) || urlWithPassword.test(line)) found.push(`${f}:${i + 1}`);
-    });
-  }
-  return { files: files.length, found: found.slice(0, 10) };
 }
 
 try {

@@ -1,10 +1,10 @@
 // Members announcing themselves the libcluster_postgres way (LibclusterPostgres.Strategy): each member is a
-// libcluster stand-in (scripts/stack/libcluster-node.ts) with its own two connections, in a child process so
+// libcluster stand-in (test/harness/libcluster-node.ts) with its own two connections, in a child process so
 // that their work is not the bench's; the parent talks to it over IPC (startSim below).
 import { mapLimited } from '../../src/core/limit.ts';
 import { errorMessage } from '../../src/errors.ts';
 import { forkSim, serveSim } from './simChild.ts';
-import { startLibclusterNode, type LibclusterNode } from '../../scripts/stack/libcluster-node.ts';
+import { startLibclusterNode, type LibclusterNode } from '../../test/harness/libcluster-node.ts';
 
 export interface SimMember {
   name: string;

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { postgresBinDir } from '../../scripts/stack/postgres.ts';
+import { postgresBinDir } from '../../test/harness/postgres.ts';
 import { mono, summarize, type Summary } from './util.ts';
 
 const run = promisify(execFile);

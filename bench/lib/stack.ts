@@ -9,9 +9,9 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import pg from 'pg';
 import { KubeClient } from '../../src/kube/client.ts';
-import { startStack } from '../../scripts/stack/index.ts';
-import { isReady, KWOK_NODE } from '../../scripts/stack/kube.ts';
-import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { startStack } from '../../test/harness/stack.ts';
+import { isReady, KWOK_NODE } from '../../test/harness/kube.ts';
+import { startPostgres, type PostgresServer } from '../../test/harness/postgres.ts';
 import { say, until } from './util.ts';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -11,7 +11,7 @@ import { buildFleet, publishAndMeasure, type Fleet } from '../lib/fleet.ts';
 import { cleanupNamespace, createNamespace } from '../lib/kube.ts';
 import { metric } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
-import type { PostgresServer } from '../../scripts/stack/postgres.ts';
+import type { PostgresServer } from '../../test/harness/postgres.ts';
 import { mono, pool, range, say } from '../lib/util.ts';
 
 /** Pods no PgCluster selects: bound to no node (nothing runs them), labelled like an unrelated app. */

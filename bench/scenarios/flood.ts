@@ -9,7 +9,7 @@ import { atMost, exactly } from '../lib/report.ts';
 import { Tracker } from '../lib/tracker.ts';
 import { channelName, range, say, sleep, summarize, until, type Summary } from '../lib/util.ts';
 import { heartbeatEar, startFlood, type FloodResult, type HeartbeatEar } from '../../test/support/flood.ts';
-import type { PostgresServer } from '../../scripts/stack/postgres.ts';
+import type { PostgresServer } from '../../test/harness/postgres.ts';
 
 const HEARTBEAT_MS = 1000;
 

@@ -18,9 +18,9 @@ import { cleanupNamespace, createNamespace, createSecret } from '../lib/kube.ts'
 import type { OperatorProc } from '../lib/operator.ts';
 import { atMost } from '../lib/report.ts';
 import { channelName, say, summarize, until } from '../lib/util.ts';
-import { CLUSTER_DOMAIN } from '../../scripts/stack/realnode.ts';
-import { beamAppContainer, dnsWatcherContainer, fileWatcherContainer, onRealNode, parseAppLine, parseDnsWatcherLine, parseFileWatcherLine, peersVolumes } from '../../scripts/stack/apps.ts';
-import { isReady } from '../../scripts/stack/kube.ts';
+import { CLUSTER_DOMAIN } from '../../test/harness/realnode.ts';
+import { beamAppContainer, dnsWatcherContainer, fileWatcherContainer, onRealNode, parseAppLine, parseDnsWatcherLine, parseFileWatcherLine, peersVolumes } from '../../test/harness/apps.ts';
+import { isReady } from '../../test/harness/kube.ts';
 
 const run = promisify(execFile);
 const ANNOTATION = 'pgcluster.io/peers';

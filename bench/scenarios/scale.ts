@@ -5,7 +5,7 @@ import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts'
 import { awaitPublished, buildFleet, measureSteady, reportSteady, type Fleet } from '../lib/fleet.ts';
 import { deltaBy, metric, type OperatorProc } from '../lib/operator.ts';
 import { below } from '../lib/report.ts';
-import type { PostgresServer } from '../../scripts/stack/postgres.ts';
+import type { PostgresServer } from '../../test/harness/postgres.ts';
 import { say } from '../lib/util.ts';
 
 export const scale: Scenario = {

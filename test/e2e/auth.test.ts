@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
+import { startLibclusterNode } from '../harness/libcluster-node.ts';
 import { keyId } from '../../src/core/sideAuth.ts';
 import { sideChannel } from '../../src/core/sideChannel.ts';
 import { createNamespace, holdsFor, kubectl, requireEnv, waitFor } from '../support/env.ts';

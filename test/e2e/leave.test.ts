@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
+import { startLibclusterNode } from '../harness/libcluster-node.ts';
 import { sideChannel } from '../../src/core/sideChannel.ts';
 import { createNamespace, holdsFor, requireEnv, waitFor } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';

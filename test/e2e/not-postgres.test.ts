@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import type { PostgresServer } from '../../scripts/stack/postgres.ts';
+import type { PostgresServer } from '../harness/postgres.ts';
 import { waitFor } from '../support/env.ts';
 import {
   condition, createPgCluster, createPod, createSecret, getPgCluster, operatorOnPostgres, testKube, waitForPeers, type OperatorProcess,

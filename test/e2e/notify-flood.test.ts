@@ -7,7 +7,7 @@
 // as well: a leave is published at once only while leaves are few.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { PostgresServer } from '../../scripts/stack/postgres.ts';
+import type { PostgresServer } from '../harness/postgres.ts';
 import pg from 'pg';
 import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
 import { encodeLeave, sideChannel } from '../../src/core/sideChannel.ts';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { embeddedPostgresBinDir, startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { embeddedPostgresBinDir, startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { createNamespace, waitFor } from '../support/env.ts';
 import { condition, createPgCluster, createPod, getPgCluster, operatorInNamespace, type OperatorProcess, pgclusterEvents, testKube } from '../support/operator.ts';
 

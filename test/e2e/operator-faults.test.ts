@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { startLibclusterNode, type LibclusterNode } from '../../scripts/stack/libcluster-node.ts';
-import type { PostgresServer } from '../../scripts/stack/postgres.ts';
+import { startLibclusterNode, type LibclusterNode } from '../harness/libcluster-node.ts';
+import type { PostgresServer } from '../harness/postgres.ts';
 import { createNamespace, holdsFor, kubectl, waitFor } from '../support/env.ts';
 import {
   condition, configMapPeers, createPgCluster, createPod, createSecret, getPgCluster, operatorOnPostgres, startOperator, testKube,

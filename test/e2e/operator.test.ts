@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
+import { startLibclusterNode } from '../harness/libcluster-node.ts';
 import { createNamespace, requireEnv, waitFor, kubectl } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
 import {

@@ -5,7 +5,7 @@
 // Connected False with the GRANT that fixes it.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { createNamespace, waitFor } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
 import { condition, createPgCluster, createPod, createSecret, getPgCluster, startOperator, testKube, waitForPeers, type OperatorProcess } from '../support/operator.ts';

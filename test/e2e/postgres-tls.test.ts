@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { paths } from '../../src/kube/resources.ts';
 import { issue, makeCa, type Pem } from '../support/certs.ts';
 import { createNamespace, waitFor } from '../support/env.ts';

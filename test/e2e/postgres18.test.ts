@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { embeddedPostgresBinDir, startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
-import { startLibclusterNode } from '../../scripts/stack/libcluster-node.ts';
+import { embeddedPostgresBinDir, startPostgres, type PostgresServer } from '../harness/postgres.ts';
+import { startLibclusterNode } from '../harness/libcluster-node.ts';
 import { createNamespace, waitFor } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
 import { condition, createPgCluster, createPod, createSecret, getPgCluster, startOperator, testKube, waitForPeers, type OperatorProcess } from '../support/operator.ts';

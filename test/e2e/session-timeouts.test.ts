@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { createNamespace, holdsFor, waitFor } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
 import { condition, createPgCluster, createPod, createSecret, getPgCluster, startOperator, testKube, type OperatorProcess } from '../support/operator.ts';

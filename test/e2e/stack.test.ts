@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import pg from 'pg';
-import { startPostgres } from '../../scripts/stack/postgres.ts';
+import { startPostgres } from '../harness/postgres.ts';
 import { createNamespace, kubectl, kubectlJson, requireEnv, runBin, waitFor } from '../support/env.ts';
 
 interface PodJson {

@@ -9,8 +9,8 @@ import YAML from 'yaml';
 import { createNamespace, kubectl, requireEnv } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
 import { testKube } from '../support/operator.ts';
-import { freePort } from '../../scripts/stack/proc.ts';
-import { startKube } from '../../scripts/stack/kube.ts';
+import { freePort } from '../harness/proc.ts';
+import { startKube } from '../harness/kube.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pgco-startup-'));
 let ns: { name: string; cleanup(): Promise<void> };

@@ -4,7 +4,7 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../src/nodeFlags.ts';
-import { freePort, logTail, startProc, type Proc } from '../../scripts/stack/proc.ts';
+import { freePort, logTail, startProc, type Proc } from '../harness/proc.ts';
 import { waitFor } from './poll.ts';
 import { errorMessage } from '../../src/errors.ts';
 

@@ -6,7 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../src/kube/client.ts';
 import { createNamespace, requireEnv, waitFor } from './env.ts';
 import { installCrd } from './crd.ts';
-import { startPostgres, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { reportPodStatus } from './kubelet.ts';
 import { createPodObject, createSecret, type PodInput } from './objects.ts';
 import { launchOperator } from './launch.ts';

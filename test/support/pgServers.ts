@@ -6,8 +6,8 @@ import { appendFileSync, chmodSync, chownSync, mkdtempSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort, startProc, waitReady, type Proc } from '../../scripts/stack/proc.ts';
-import { postgresBinDir, type PostgresServer } from '../../scripts/stack/postgres.ts';
+import { freePort, startProc, waitReady, type Proc } from '../harness/proc.ts';
+import { postgresBinDir, type PostgresServer } from '../harness/postgres.ts';
 import type { Pem } from './certs.ts';
 
 export async function sql<T extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {

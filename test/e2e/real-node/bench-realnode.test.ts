@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { runCommand } from '../../../scripts/stack/proc.ts';
+import { runCommand } from '../../harness/proc.ts';
 import { requireRealNode } from '../../support/env.ts';
 
 const repoRoot = join(import.meta.dirname, '..', '..', '..');

@@ -1,18 +1,18 @@
 // The DNS output with a real DNS server (issue 14, item 1): CoreDNS with its kubernetes plugin serves the
-// cluster domain on the real node (scripts/stack/realnode.ts), and real pods ask it for the PgCluster's
+// cluster domain on the real node (test/harness/realnode.ts), and real pods ask it for the PgCluster's
 // headless Service as Phoenix's dns_cluster and libcluster's DNSPoll do. Every member pod's IP and a remote
 // peer's are answered, each within a bound measured from the change (pod Ready, the remote's NOTIFY, a pod
 // deleted, a remote gone quiet); a pod that leaves drops out of the answer.
 //
 // The pods resolve through their own resolv.conf (the kubelet's clusterDNS), with busybox's nslookup every
-// 100 ms; each logs the answer when it changes (scripts/stack/apps.ts, dnsWatcherContainer).
+// 100 ms; each logs the answer when it changes (test/harness/apps.ts, dnsWatcherContainer).
 import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
-import { dnsWatcherContainer, onRealNode, parseDnsWatcherLine } from '../../../scripts/stack/apps.ts';
-import { isReady } from '../../../scripts/stack/kube.ts';
-import { startLibclusterNode, type LibclusterNode } from '../../../scripts/stack/libcluster-node.ts';
-import { CLUSTER_DNS_TTL_SECONDS, CLUSTER_DOMAIN, TEST_HOST_IPS } from '../../../scripts/stack/realnode.ts';
+import { dnsWatcherContainer, onRealNode, parseDnsWatcherLine } from '../../harness/apps.ts';
+import { isReady } from '../../harness/kube.ts';
+import { startLibclusterNode, type LibclusterNode } from '../../harness/libcluster-node.ts';
+import { CLUSTER_DNS_TTL_SECONDS, CLUSTER_DOMAIN, TEST_HOST_IPS } from '../../harness/realnode.ts';
 import { kubectl, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { createPgCluster, operatorInNamespace, testKube, type OperatorProcess } from '../../support/operator.ts';
 import { paths, type EndpointSliceObject } from '../../../src/kube/resources.ts';

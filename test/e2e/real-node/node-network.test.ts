@@ -13,12 +13,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { BRIDGE, BUSYBOX_IMAGE, CLUSTER_DOMAIN, createTestHost, KUBERNETES_SERVICE_IP, sh, TEST_HOST_IPS, type TestHost } from '../../../scripts/stack/realnode.ts';
-import { onRealNode } from '../../../scripts/stack/apps.ts';
-import { isReady } from '../../../scripts/stack/kube.ts';
+import { BRIDGE, BUSYBOX_IMAGE, CLUSTER_DOMAIN, createTestHost, KUBERNETES_SERVICE_IP, sh, TEST_HOST_IPS, type TestHost } from '../../harness/realnode.ts';
+import { onRealNode } from '../../harness/apps.ts';
+import { isReady } from '../../harness/kube.ts';
 import { createNamespace, kubectl, requireRealNode, runBin, waitFor } from '../../support/env.ts';
 import { testKube } from '../../support/operator.ts';
-import { runCommand } from '../../../scripts/stack/proc.ts';
+import { runCommand } from '../../harness/proc.ts';
 
 const kube = testKube();
 let ns: { name: string; cleanup(): Promise<void> } | undefined;

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { runCommand, startProc, waitReady } from '../../../scripts/stack/proc.ts';
+import { runCommand, startProc, waitReady } from '../../harness/proc.ts';
 import { requireRealNode } from '../../support/env.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
@@ -38,7 +38,7 @@ test('npm run image without podman or buildah names the packages to install', as
 });
 
 test('the real node without containerd or runc lists each missing part with its package', async () => {
-  const script = 'import { checkRealNodePrerequisites } from "./scripts/stack/realnode.ts"; await checkRealNodePrerequisites();';
+  const script = 'import { checkRealNodePrerequisites } from "./test/harness/realnode.ts"; await checkRealNodePrerequisites();';
   const r = await node(['--input-type=module', '-e', script], { PATH: bin });
   assert.notEqual(r.code, 0, r.out);
   assert.match(r.out, /containerd \(package containerd\)/);
@@ -47,7 +47,7 @@ test('the real node without containerd or runc lists each missing part with its 
 });
 
 test('the real node as a non-root user says it needs root', async () => {
-  const script = 'import { checkRealNodePrerequisites } from "./scripts/stack/realnode.ts"; await checkRealNodePrerequisites();';
+  const script = 'import { checkRealNodePrerequisites } from "./test/harness/realnode.ts"; await checkRealNodePrerequisites();';
   const r = await node(['--input-type=module', '-e', script], {}, ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups', '--']);
   assert.notEqual(r.code, 0, r.out);
   assert.match(r.out, /the real node needs root/);

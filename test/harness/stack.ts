@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { OPERATOR_SA_USER, startKube, type KubeStack } from './kube.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
 import { deathReport } from './proc.ts';
+import { Teardown, together } from './teardown.ts';
 import { BRIDGE_IP, POD_CIDR, startRealNode, type RealNode } from './realnode.ts';
 
 export interface Stack {
@@ -12,7 +13,7 @@ export interface Stack {
   env: Record<string, string>;
   kube: KubeStack;
   postgres: PostgresServer;
-  /** With realNode: a kubelet on containerd where pods really run (scripts/stack/realnode.ts). */
+  /** With realNode: a kubelet on containerd where pods really run (test/harness/realnode.ts). */
   realNode?: RealNode;
   /** The stack's servers that are no longer running (stop() not called): each with the end of its log. */
   dead(): string[];
@@ -36,30 +37,50 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
   mkdirSync(dir, { recursive: true });
   // As root, Postgres runs as the postgres OS user and must be able to pass through dir (mkdtemp gives 0700).
   if (process.getuid?.() === 0) chmodSync(dir, statSync(dir).mode | 0o001);
-  // Postgres is quick; start it alongside the (slower) control plane and clean up either if the other fails.
+  const td = new Teardown('the test stack');
+  return td.unwindOnError(async () => {
+    const { kube, postgres } = await startKubeAndPostgres(td, dir, opts);
+    const realNode = opts.realNode ? await startNode(td, dir, kube) : undefined;
+    const env = stackEnv(dir, kube, postgres, realNode);
+    writeEnvFile(dir, kube.binDir, env);
+    stopOnExit(td, kube, postgres, realNode);
+    const dead = () => [...kube.processes, ...(realNode?.processes ?? [])]
+      .filter((p) => p.child.exitCode !== null || p.child.signalCode !== null).map(deathReport);
+    return { dir, env, kube, postgres, ...(realNode ? { realNode } : {}), dead, stop: () => td.run() };
+  });
+}
+
+/** Postgres is quick; it starts alongside the (slower) control plane, and either is undone if the other fails. */
+async function startKubeAndPostgres(td: Teardown, dir: string, opts: StackOpts): Promise<{ kube: KubeStack; postgres: PostgresServer }> {
   const [pgRes, kubeRes] = await Promise.allSettled([
     startPostgres({ dir: join(dir, 'postgres') }),
     startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true, realNode: opts.realNode ?? false, promtool: opts.promtool ?? true }),
   ]);
+  const started = [
+    ...(kubeRes.status === 'fulfilled' ? [() => kubeRes.value.stop()] : []),
+    ...(pgRes.status === 'fulfilled' ? [() => pgRes.value.destroy()] : []),
+  ];
+  if (started.length) td.push('stop the control plane and Postgres', together(...started));
   if (pgRes.status === 'rejected' || kubeRes.status === 'rejected') {
-    if (pgRes.status === 'fulfilled') await pgRes.value.destroy();
-    if (kubeRes.status === 'fulfilled') await kubeRes.value.stop();
     const errs = [pgRes, kubeRes].filter((r) => r.status === 'rejected').map((r) => (r.reason as Error).message);
     throw new Error(`the test stack did not start:\n${errs.join('\n\n')}`);
   }
-  const postgres = pgRes.value;
-  const kube = kubeRes.value;
-  let realNode: RealNode | undefined;
-  if (opts.realNode) {
-    try {
-      realNode = await startRealNode({ dir, kube });
-    } catch (e) {
-      await Promise.allSettled([kube.stop(), postgres.destroy()]);
-      throw new Error(`the test stack did not start: the real node failed:\n${(e as Error).message}`);
-    }
-  }
+  return { kube: kubeRes.value, postgres: pgRes.value };
+}
 
-  const env: Record<string, string> = {
+async function startNode(td: Teardown, dir: string, kube: KubeStack): Promise<RealNode> {
+  let realNode: RealNode;
+  try {
+    realNode = await startRealNode({ dir, kube });
+  } catch (e) {
+    throw new Error(`the test stack did not start: the real node failed:\n${(e as Error).message}`);
+  }
+  td.push('stop the real node', () => realNode.stop());
+  return realNode;
+}
+
+function stackEnv(dir: string, kube: KubeStack, postgres: PostgresServer, realNode: RealNode | undefined): Record<string, string> {
+  return {
     KUBECONFIG: kube.kubeconfig,
     DATABASE_URL: postgres.url,
     PATH: `${kube.binDir}:${process.env.PATH ?? ''}`,
@@ -74,23 +95,21 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
       PGCO_POD_CIDR: POD_CIDR,
     } : {}),
   };
-  // PATH is prepended when sourced, so the file does not freeze the PATH of whoever started the stack.
+}
+
+/** dir/env, to source. PATH is prepended when sourced, so the file does not freeze the PATH of whoever started the stack. */
+function writeEnvFile(dir: string, binDir: string, env: Record<string, string>): void {
   const lines = Object.entries(env).map(([k, v]) => k === 'PATH'
-    ? `export PATH=${shellQuote(kube.binDir)}:"$PATH"\n`
+    ? `export PATH=${shellQuote(binDir)}:"$PATH"\n`
     : `export ${k}=${shellQuote(v)}\n`);
   writeFileSync(join(dir, 'env'), lines.join(''), { mode: 0o600 });
+}
 
-  let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      process.off('exit', onExit);
-      await realNode?.stop();
-      await Promise.allSettled([kube.stop(), postgres.destroy()]);
-    })();
-    return stopping;
-  };
-  // Last resort when the runner exits without calling stop(): signal what still runs (sync, as 'exit'
-  // allows no awaiting). A SIGKILLed runner is covered by the parent-death signal of each child.
+/**
+ * Last resort when the runner exits without calling stop(): signal what still runs (sync, as 'exit' allows no
+ * awaiting). A SIGKILLed runner is covered by the parent-death signal of each child. stop() removes it first.
+ */
+function stopOnExit(td: Teardown, kube: KubeStack, postgres: PostgresServer, realNode: RealNode | undefined): void {
   const onExit = () => {
     for (const pid of [...Object.values(realNode?.pids ?? {}), ...Object.values(kube.pids)]) {
       try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
@@ -99,17 +118,5 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
     if (pg) try { process.kill(pg, 'SIGINT'); } catch { /* already gone */ }
   };
   process.on('exit', onExit);
-
-  const dead = () => [...kube.processes, ...(realNode?.processes ?? [])]
-    .filter((p) => p.child.exitCode !== null || p.child.signalCode !== null).map(deathReport);
-  return { dir, env, kube, postgres, ...(realNode ? { realNode } : {}), dead, stop };
-}
-
-/** Stops the stack on SIGINT/SIGTERM/SIGHUP, then exits with 128+signal. */
-export function stopOnSignals(stack: { stop(): Promise<void> }): void {
-  for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
-    process.once(sig, () => {
-      void stack.stop().finally(() => process.exit(128 + n));
-    });
-  }
+  td.push("remove the 'exit' handler", () => { process.off('exit', onExit); });
 }

@@ -19,7 +19,8 @@ import { dirname, join, resolve } from 'node:path';
 import { ensureBinaries, isReady, kubeconfigYaml, kubeRequest, NODE_USER, REAL_NODE, SCHEDULER_USER, type KubeStack } from './kube.ts';
 import { buildDebianImage, buildLocalImage, saveImage } from './image.ts';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, diedError, freePort, logTail, pidAlive, runCommand, startProc, waitReady, type Proc } from './proc.ts';
+import { assertRunning, cacheDir, freePort, logTail, pidAlive, runCommand, startOwnedProc, waitReady, type CommandResult, type Proc } from './proc.ts';
+import { Teardown } from './teardown.ts';
 
 export const BRIDGE = 'pgco0';
 export const BRIDGE_IP = '10.201.0.1';
@@ -118,14 +119,17 @@ const NETNS_DIR = '/run/netns';
  * `ip netns add` does on first use. Left to `ip netns add` (a test host, made while pods run), that bind
  * mount would come down over the pods' namespace mounts already there: hidden, they can no longer be
  * unmounted, so every such pod's sandbox teardown fails ("remove netns: device or resource busy") and the pod
- * never goes away. Answers whether it mounted it (then stop unmounts it).
+ * never goes away. When it mounts it, it registers the unmount.
  */
-async function shareNetnsDir(): Promise<boolean> {
+async function shareNetnsDir(td: Teardown): Promise<void> {
   mkdirSync(NETNS_DIR, { recursive: true });
-  if (mountsUnder(NETNS_DIR).includes(NETNS_DIR)) return false;
+  if (mountsUnder(NETNS_DIR).includes(NETNS_DIR)) return;
   await sh('mount', ['--bind', NETNS_DIR, NETNS_DIR], `bind-mounting ${NETNS_DIR} on itself`);
+  // Our bind mount of /run/netns, once nothing is mounted in it any more.
+  td.push(`unmount ${NETNS_DIR}`, async () => {
+    if (mountsUnder(NETNS_DIR).length === 1) await runCommand('umount', [NETNS_DIR]);
+  });
   await sh('mount', ['--make-shared', NETNS_DIR], `making ${NETNS_DIR} shared`);
-  return true;
 }
 
 async function netnsNames(): Promise<string[]> {
@@ -138,16 +142,21 @@ async function cleanupNetwork(knownNetns: Set<string>): Promise<void> {
   for (const ns of await netnsNames()) if (ns.startsWith('cni-') && !knownNetns.has(ns)) await runCommand('ip', ['netns', 'delete', ns]);
 }
 
-/**
- * What a node leaves behind once its processes are stopped (or killed with the stack): shims of its containerd
- * and what runs under them (by PID), mounts under its dir, the bridge and pod network namespaces, the lock.
- */
-async function removeLeftovers(dir: string, knownNetns: Set<string>): Promise<void> {
+/** Shims of the node's containerd and what runs under them (by PID), then mounts under its dir. */
+async function removeContainerdLeftovers(dir: string): Promise<void> {
   for (const pid of await shimPids(join(dir, 'containerd', 'containerd.sock'))) {
     for (const child of childrenOf(pid)) try { process.kill(child, 'SIGKILL'); } catch { /* gone */ }
     try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
   }
   for (const mp of mountsUnder(dir)) await runCommand('umount', ['-l', mp]);
+}
+
+/**
+ * What a node leaves behind once its processes are stopped (or killed with the stack): shims of its containerd
+ * and what runs under them (by PID), mounts under its dir, the bridge and pod network namespaces, the lock.
+ */
+async function removeLeftovers(dir: string, knownNetns: Set<string>): Promise<void> {
+  await removeContainerdLeftovers(dir);
   await cleanupNetwork(knownNetns);
   if (existsSync(LOCK) && !pidAlive(Number(readFileSync(LOCK, 'utf8').trim()) || 0)) rmSync(LOCK, { force: true });
 }
@@ -204,203 +213,252 @@ export async function buildBeamAppImage(): Promise<void> {
   });
 }
 
+/** What the steps of startRealNode share: the node's dir, the control plane, the teardown, its servers. */
+interface NodeCtx {
+  dir: string;
+  kube: KubeStack;
+  td: Teardown;
+  procs: Proc[];
+  /** containerd's socket; ctr against it, in the CRI's namespace. */
+  sock: string;
+  ctr: (args: string[]) => Promise<CommandResult>;
+}
+
+/**
+ * Each step registers its undoing as it starts something, so stop() (or a failed start) goes: kube-scheduler;
+ * the pods, through the kubelet; the kubelet; what still runs in containerd; containerd; its shims and mounts;
+ * CoreDNS; the API relay; the bridge and pod network namespaces; /run/netns; the pod cgroups; the lock.
+ */
 export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: (l: string) => void }): Promise<RealNode> {
   const log = opts.log ?? ((l: string) => console.error(`[real-node] ${l}`));
   await checkRealNodePrerequisites();
   const dir = resolve(opts.dir, 'node');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(LOCK, `${process.pid}\n`);
-  const { kube } = opts;
-  // containerd puts pod cgroups under k8s.io in each v1 hierarchy; remove them at stop if we made them.
-  const cgroupParents = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, 'k8s.io')).filter((d) => !existsSync(d));
-  const knownNetns = new Set(await netnsNames());
-  let netnsDirMounted = false;
-  const procs: Proc[] = [];
-  let apiRelay: Server | undefined;
   const sock = join(dir, 'containerd', 'containerd.sock');
   const endpoint = `unix://${sock}`;
-  const ctr = (args: string[]) => runCommand('ctr', ['-a', sock, '-n', 'k8s.io', ...args]);
-
-  let stopped: Promise<void> | undefined;
-  const stop = () => stopped ??= (async () => {
-    // 1. Pods first, through the kubelet, so CNI and volume teardown run as they do on a real node.
-    if (procs.some((p) => p.name === 'kubelet' && p.child.exitCode === null)) {
-      const r = await kube.api(`/api/v1/pods?fieldSelector=spec.nodeName%3D${REAL_NODE}`).catch(() => undefined);
-      const pods = r?.status === 200 ? (JSON.parse(r.body) as { items: { metadata: { namespace: string; name: string } }[] }).items : [];
-      await Promise.all(pods.map((p) => kube.api(`/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}?gracePeriodSeconds=0`, 'DELETE').catch(() => undefined)));
-      for (let i = 0; i < 100; i++) {
-        const tasks = await ctr(['tasks', 'ls', '-q']);
-        if (tasks.code !== 0 || tasks.stdout.trim() === '') break;
-        await new Promise((r2) => setTimeout(r2, 200));
-      }
-    }
-    // 2. Whatever still runs in containerd: container processes, then their shims (by PID).
-    const tasks = await ctr(['tasks', 'ls']);
-    for (const line of tasks.stdout.split('\n').slice(1)) {
-      const pid = Number(line.trim().split(/\s+/)[1]);
-      if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-    for (const p of [...procs].reverse()) await p.stop('SIGTERM', 15_000);
-    apiRelay?.close();
-    // 3. Shims, mounts (pod volumes, overlay snapshots, sandbox shm), network, cgroups, the lock.
-    if (existsSync(LOCK) && readFileSync(LOCK, 'utf8').trim() === String(process.pid)) rmSync(LOCK, { force: true });
-    await removeLeftovers(dir, knownNetns);
-    for (const d of cgroupParents) removeCgroupTree(d);
-    // Our bind mount of /run/netns, once nothing is mounted in it any more.
-    if (netnsDirMounted && mountsUnder(NETNS_DIR).length === 1) await runCommand('umount', [NETNS_DIR]);
-  })();
-
-  try {
-    const { node, coredns: corednsDir } = await ensureBinaries(['node', 'coredns']);
-    // Beside kubectl and helm in the stack's bin dir (on the PATH of `source .stack/env` and of the tests).
-    for (const b of ['kubelet', 'kube-scheduler']) symlinkSync(join(node!, b), join(kube.binDir, b));
-    symlinkSync(join(corednsDir!, 'coredns'), join(kube.binDir, 'coredns'));
-    const kubelet = join(kube.binDir, 'kubelet');
-    const scheduler = join(kube.binDir, 'kube-scheduler');
-
-    // Network: the bridge (its gateway address is the node's address) and the Service IP.
-    await cleanupNetwork(knownNetns); // leftovers of a run that was killed
-    netnsDirMounted = await shareNetnsDir();
-    await sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge'], 'creating the pod bridge');
-    await sh('ip', ['link', 'set', BRIDGE, 'address', BRIDGE_MAC], 'giving the pod bridge a MAC address of its own');
-    await sh('ip', ['addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE], 'addressing the pod bridge');
-    await sh('ip', ['addr', 'add', `${KUBERNETES_SERVICE_IP}/32`, 'dev', BRIDGE], 'adding the kubernetes Service IP');
-    await sh('ip', ['link', 'set', BRIDGE, 'up'], 'bringing the pod bridge up');
-    apiRelay = await relay(KUBERNETES_SERVICE_IP, 443, Number(new URL(kube.server).port));
-
-    // Cluster DNS, as kubeadm's Corefile has it less forward, prometheus, loop and reload; its informers
-    // sync while the images are built, and it is waited for below. The admin kubeconfig: it lists and
-    // watches Services, EndpointSlices and Namespaces.
-    const [dnsHealthPort, dnsReadyPort] = [await freePort(), await freePort()];
-    writeFileSync(join(dir, 'Corefile'), [
-      '.:53 {',
-      `  bind ${CLUSTER_DNS_IP}`,
-      '  errors',
-      `  health 127.0.0.1:${dnsHealthPort}`,
-      `  ready 127.0.0.1:${dnsReadyPort}`,
-      `  kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {`,
-      `    kubeconfig ${kube.kubeconfig}`,
-      '    fallthrough in-addr.arpa ip6.arpa',
-      `    ttl ${CLUSTER_DNS_TTL_SECONDS}`,
-      '  }',
-      `  cache ${CLUSTER_DNS_TTL_SECONDS}`,
-      '}',
-      '',
-    ].join('\n'));
-    const coredns = startProc('coredns', join(kube.binDir, 'coredns'), ['-conf', join(dir, 'Corefile')], { logFile: join(dir, 'coredns.log'), deathSignal: 'TERM', cwd: dir });
-    procs.push(coredns);
-
-    // containerd with a config, root, state and socket of its own.
-    const cni = cniDir()!;
-    mkdirSync(join(dir, 'cni', 'net.d'), { recursive: true });
-    writeFileSync(join(dir, 'cni', 'net.d', '10-pgco.conflist'), JSON.stringify({
-      cniVersion: '1.0.0', name: 'pgco',
-      plugins: [
-        { type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: false, hairpinMode: true,
-          ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR, gateway: BRIDGE_IP, rangeEnd: POD_RANGE_END }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni', 'ipam') } },
-      ],
-    }, null, 2));
-    writeFileSync(join(dir, 'containerd.toml'), [
-      'version = 2',
-      `root = "${join(dir, 'containerd', 'root')}"`,
-      `state = "${join(dir, 'containerd', 'state')}"`,
-      `[grpc]\n  address = "${sock}"`,
-      '[plugins."io.containerd.grpc.v1.cri"]',
-      `  sandbox_image = "${PAUSE_IMAGE}"`,
-      // Without it the sandbox's oom_score_adj needs CAP_SYS_RESOURCE, which this kind of machine lacks.
-      '  restrict_oom_score_adj = true',
-      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
-      '    snapshotter = "overlayfs"',
-      '    default_runtime_name = "runc"',
-      '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
-      '      runtime_type = "io.containerd.runc.v2"',
-      '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
-      '        SystemdCgroup = false',
-      '  [plugins."io.containerd.grpc.v1.cri".cni]',
-      `    bin_dir = "${cni}"`,
-      `    conf_dir = "${join(dir, 'cni', 'net.d')}"`,
-      '',
-    ].join('\n'));
-    const containerd = startProc('containerd', 'containerd', ['--config', join(dir, 'containerd.toml')], { logFile: join(dir, 'containerd.log'), deathSignal: 'TERM' });
-    procs.push(containerd);
-    await waitReady(containerd, 'serving (ctr version)', async () => (await ctr(['version'])).code === 0, 60_000);
-
-    const loadImage = (ref: string) => importImage(endpoint, ref);
+  const td = new Teardown('the real node');
+  const n: NodeCtx = { dir, kube: opts.kube, td, procs: [], sock, ctr: (args) => runCommand('ctr', ['-a', sock, '-n', 'k8s.io', ...args]) };
+  const loadImage = (ref: string) => importImage(endpoint, ref);
+  return td.unwindOnError(async () => {
+    takeLock(td);
+    removeNewCgroupsAtStop(td);
+    const bins = await linkNodeBinaries(opts.kube.binDir);
+    await createPodNetwork(n);
+    const coredns = await startCoreDns(n, bins.coredns);
+    const containerd = await startContainerd(n);
     // The BEAM app image too, though only some tests run it: built here once, before any test's clock runs
     // (cold, debootstrap takes minutes; two test files building it at once each timed out), a label check when warm.
     log('building the pause, busybox and BEAM app images');
-    await buildPauseImage(cacheDir());
-    await buildBusyboxImage(cacheDir());
-    await buildBeamAppImage();
-    await loadImage(PAUSE_IMAGE);
-    await loadImage(BUSYBOX_IMAGE);
-    await loadImage(BEAM_APP_IMAGE);
-    // Ready once the kubernetes plugin has synced its informers.
-    await waitReady(coredns, `ready (${CLUSTER_DNS_IP}:53, /ready)`, async () => (await fetch(`http://127.0.0.1:${dnsReadyPort}/ready`).catch(() => undefined))?.status === 200, 60_000);
-
-    // kubelet: cgroupfs without QoS cgroups (cgroup v1 hybrid host), no iptables, its own root dir.
-    const kdir = join(dir, 'kubelet');
-    mkdirSync(kdir, { recursive: true });
-    const [kubeletPort, healthzPort] = [await freePort(), await freePort()];
-    writeFileSync(join(kdir, 'kubeconfig'), kubeconfigYaml(kube.server, readFileSync(kube.caFile, 'utf8'), NODE_USER, kube.tokens[NODE_USER]!), { mode: 0o600 });
-    writeFileSync(join(kdir, 'config.yaml'), JSON.stringify({
-      apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration',
-      address: BRIDGE_IP, port: kubeletPort, readOnlyPort: 0, healthzBindAddress: '127.0.0.1', healthzPort,
-      cgroupDriver: 'cgroupfs', cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false,
-      // In-place resize (beta, on by default in 1.34) dereferences the pod's cgroup config, which does not exist
-      // without QoS cgroups: the kubelet panicked in doPodResizeAction (kuberuntime_manager.go:839) while the
-      // pods of a deleted namespace were torn down ("Missing actuated resource record"), and every later pod
-      // on the node stayed Pending. No test resizes a pod.
-      featureGates: { InPlacePodVerticalScaling: false },
-      containerRuntimeEndpoint: endpoint, makeIPTablesUtilChains: false, protectKernelDefaults: false,
-      // Anonymous and AlwaysAllow: the kubelet listens on the bridge of this machine only.
-      authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
-      authorization: { mode: 'AlwaysAllow' },
-      evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
-      imageGCHighThresholdPercent: 100, imageGCLowThresholdPercent: 99,
-      registerWithTaints: [REAL_NODE_TAINT],
-      resolvConf: '', volumePluginDir: join(kdir, 'volume-plugins'),
-      // Pods' resolv.conf: `nameserver CLUSTER_DNS_IP`, `search <ns>.svc.cluster.local svc.cluster.local cluster.local`.
-      clusterDNS: [CLUSTER_DNS_IP], clusterDomain: CLUSTER_DOMAIN,
-      // Default refresh behaviour of users' clusters (syncFrequency 1m, configMapAndSecretChangeDetectionStrategy Watch).
-    }, null, 2));
-    const kl = startProc('kubelet', kubelet, [
-      `--config=${join(kdir, 'config.yaml')}`, `--kubeconfig=${join(kdir, 'kubeconfig')}`,
-      `--root-dir=${join(kdir, 'root')}`, `--cert-dir=${join(kdir, 'pki')}`,
-      `--hostname-override=${REAL_NODE}`, `--node-ip=${BRIDGE_IP}`, '--v=1',
-    ], { logFile: join(dir, 'kubelet.log'), deathSignal: 'TERM' });
-    procs.push(kl);
-
-    const schedConfig = join(dir, 'scheduler.kubeconfig');
-    writeFileSync(schedConfig, kubeconfigYaml(kube.server, readFileSync(kube.caFile, 'utf8'), SCHEDULER_USER, kube.tokens[SCHEDULER_USER]!), { mode: 0o600 });
-    const schedPort = await freePort();
-    const sched = startProc('kube-scheduler', scheduler, [
-      `--kubeconfig=${schedConfig}`, `--authentication-kubeconfig=${schedConfig}`, `--authorization-kubeconfig=${schedConfig}`,
-      '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, `--cert-dir=${join(dir, 'scheduler-certs')}`,
-    ], { logFile: join(dir, 'kube-scheduler.log'), deathSignal: 'TERM' });
-    procs.push(sched);
-
+    await buildNodeImages(loadImage);
+    await coredns.ready();
+    const kubelet = await startKubelet(n, bins.kubelet, endpoint);
+    const scheduler = await startScheduler(n, bins.scheduler);
     try {
-      await waitReady(kl, `registered and Ready (Node ${REAL_NODE})`, async () => {
-        const r = await kube.api(`/api/v1/nodes/${REAL_NODE}`);
+      await waitReady(kubelet, `registered and Ready (Node ${REAL_NODE})`, async () => {
+        const r = await n.kube.api(`/api/v1/nodes/${REAL_NODE}`);
         return isReady(JSON.parse(r.body) as Parameters<typeof isReady>[0]);
       }, 90_000);
     } catch (e) {
       throw new Error(`${(e as Error).message}\ncontainerd log:\n${logTail(containerd.logFile, 10)}`);
     }
-    await waitReady(sched, 'healthy (/healthz)', async () => {
+    await scheduler.ready();
+    assertRunning(n.procs);
+    const pids = Object.fromEntries(n.procs.map((p) => [p.name, p.pid]));
+    return { name: REAL_NODE, containerdSocket: endpoint, pids, processes: n.procs, loadImage, stop: () => td.run() };
+  });
+}
+
+/** One real-node stack per machine (one bridge, one Service IP): the lock, removed at stop if still ours. */
+function takeLock(td: Teardown): void {
+  writeFileSync(LOCK, `${process.pid}\n`);
+  td.push(`remove ${LOCK}`, () => {
+    if (existsSync(LOCK) && readFileSync(LOCK, 'utf8').trim() === String(process.pid)) rmSync(LOCK, { force: true });
+  });
+}
+
+/** containerd puts pod cgroups under k8s.io in each v1 hierarchy; remove them at stop if we made them. */
+function removeNewCgroupsAtStop(td: Teardown): void {
+  const cgroupParents = readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c, 'k8s.io')).filter((d) => !existsSync(d));
+  td.push('remove the pod cgroups', () => { for (const d of cgroupParents) removeCgroupTree(d); });
+}
+
+/** kubelet, kube-scheduler and CoreDNS, linked beside kubectl and helm in the stack's bin dir. */
+async function linkNodeBinaries(binDir: string): Promise<{ kubelet: string; scheduler: string; coredns: string }> {
+  const { node, coredns: corednsDir } = await ensureBinaries(['node', 'coredns']);
+  // Beside kubectl and helm in the stack's bin dir (on the PATH of `source .stack/env` and of the tests).
+  for (const b of ['kubelet', 'kube-scheduler']) symlinkSync(join(node!, b), join(binDir, b));
+  symlinkSync(join(corednsDir!, 'coredns'), join(binDir, 'coredns'));
+  return { kubelet: join(binDir, 'kubelet'), scheduler: join(binDir, 'kube-scheduler'), coredns: join(binDir, 'coredns') };
+}
+
+/** Network: the bridge (its gateway address is the node's address), the Service IP, and the relay behind it. */
+async function createPodNetwork(n: NodeCtx): Promise<void> {
+  const knownNetns = new Set(await netnsNames());
+  await cleanupNetwork(knownNetns); // leftovers of a run that was killed
+  await shareNetnsDir(n.td);
+  await sh('ip', ['link', 'add', BRIDGE, 'type', 'bridge'], 'creating the pod bridge');
+  n.td.push('remove the pod bridge and network namespaces', () => cleanupNetwork(knownNetns));
+  await sh('ip', ['link', 'set', BRIDGE, 'address', BRIDGE_MAC], 'giving the pod bridge a MAC address of its own');
+  await sh('ip', ['addr', 'add', `${BRIDGE_IP}/24`, 'dev', BRIDGE], 'addressing the pod bridge');
+  await sh('ip', ['addr', 'add', `${KUBERNETES_SERVICE_IP}/32`, 'dev', BRIDGE], 'adding the kubernetes Service IP');
+  await sh('ip', ['link', 'set', BRIDGE, 'up'], 'bringing the pod bridge up');
+  const apiRelay = await relay(KUBERNETES_SERVICE_IP, 443, Number(new URL(n.kube.server).port));
+  n.td.push('close the API server relay', () => { apiRelay.close(); });
+}
+
+/**
+ * Cluster DNS, as kubeadm's Corefile has it less forward, prometheus, loop and reload; its informers
+ * sync while the images are built, and it is waited for later (ready()). The admin kubeconfig: it lists and
+ * watches Services, EndpointSlices and Namespaces.
+ */
+async function startCoreDns(n: NodeCtx, coredns: string): Promise<{ ready(): Promise<void> }> {
+  const [dnsHealthPort, dnsReadyPort] = [await freePort(), await freePort()];
+  writeFileSync(join(n.dir, 'Corefile'), [
+    '.:53 {',
+    `  bind ${CLUSTER_DNS_IP}`,
+    '  errors',
+    `  health 127.0.0.1:${dnsHealthPort}`,
+    `  ready 127.0.0.1:${dnsReadyPort}`,
+    `  kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {`,
+    `    kubeconfig ${n.kube.kubeconfig}`,
+    '    fallthrough in-addr.arpa ip6.arpa',
+    `    ttl ${CLUSTER_DNS_TTL_SECONDS}`,
+    '  }',
+    `  cache ${CLUSTER_DNS_TTL_SECONDS}`,
+    '}',
+    '',
+  ].join('\n'));
+  const proc = startOwnedProc(n.td, n.procs, 'coredns', coredns, ['-conf', join(n.dir, 'Corefile')], { logFile: join(n.dir, 'coredns.log'), deathSignal: 'TERM', cwd: n.dir });
+  // Ready once the kubernetes plugin has synced its informers.
+  return {
+    ready: () => waitReady(proc, `ready (${CLUSTER_DNS_IP}:53, /ready)`, async () => (await fetch(`http://127.0.0.1:${dnsReadyPort}/ready`).catch(() => undefined))?.status === 200, 60_000),
+  };
+}
+
+/** containerd with a config, root, state and socket of its own; waited for until ctr reaches it. */
+async function startContainerd(n: NodeCtx): Promise<Proc> {
+  const { dir } = n;
+  const cni = cniDir()!;
+  mkdirSync(join(dir, 'cni', 'net.d'), { recursive: true });
+  writeFileSync(join(dir, 'cni', 'net.d', '10-pgco.conflist'), JSON.stringify({
+    cniVersion: '1.0.0', name: 'pgco',
+    plugins: [
+      { type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: false, hairpinMode: true,
+        ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR, gateway: BRIDGE_IP, rangeEnd: POD_RANGE_END }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'cni', 'ipam') } },
+    ],
+  }, null, 2));
+  writeFileSync(join(dir, 'containerd.toml'), [
+    'version = 2',
+    `root = "${join(dir, 'containerd', 'root')}"`,
+    `state = "${join(dir, 'containerd', 'state')}"`,
+    `[grpc]\n  address = "${n.sock}"`,
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    `  sandbox_image = "${PAUSE_IMAGE}"`,
+    // Without it the sandbox's oom_score_adj needs CAP_SYS_RESOURCE, which this kind of machine lacks.
+    '  restrict_oom_score_adj = true',
+    '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+    '    snapshotter = "overlayfs"',
+    '    default_runtime_name = "runc"',
+    '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+    '      runtime_type = "io.containerd.runc.v2"',
+    '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+    '        SystemdCgroup = false',
+    '  [plugins."io.containerd.grpc.v1.cri".cni]',
+    `    bin_dir = "${cni}"`,
+    `    conf_dir = "${join(dir, 'cni', 'net.d')}"`,
+    '',
+  ].join('\n'));
+  // Once containerd has stopped: its shims (they outlive it by design), mounts (pod volumes, overlay
+  // snapshots, sandbox shm).
+  n.td.push('kill the shims, unmount what is mounted under the node dir', () => removeContainerdLeftovers(dir));
+  const containerd = startOwnedProc(n.td, n.procs, 'containerd', 'containerd', ['--config', join(dir, 'containerd.toml')], { logFile: join(dir, 'containerd.log'), deathSignal: 'TERM' });
+  // Before containerd stops: whatever still runs in it, container processes (their shims go after it).
+  n.td.push('kill what still runs in containerd', async () => {
+    const tasks = await n.ctr(['tasks', 'ls']);
+    for (const line of tasks.stdout.split('\n').slice(1)) {
+      const pid = Number(line.trim().split(/\s+/)[1]);
+      if (pid > 0) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+  });
+  await waitReady(containerd, 'serving (ctr version)', async () => (await n.ctr(['version'])).code === 0, 60_000);
+  return containerd;
+}
+
+/** The pause, busybox and BEAM app images, built (or found cached) and put into the node's containerd. */
+async function buildNodeImages(loadImage: (ref: string) => Promise<void>): Promise<void> {
+  await buildPauseImage(cacheDir());
+  await buildBusyboxImage(cacheDir());
+  await buildBeamAppImage();
+  await loadImage(PAUSE_IMAGE);
+  await loadImage(BUSYBOX_IMAGE);
+  await loadImage(BEAM_APP_IMAGE);
+}
+
+/** kubelet: cgroupfs without QoS cgroups (cgroup v1 hybrid host), no iptables, its own root dir. Not waited for. */
+async function startKubelet(n: NodeCtx, kubelet: string, endpoint: string): Promise<Proc> {
+  const { dir, kube } = n;
+  const kdir = join(dir, 'kubelet');
+  mkdirSync(kdir, { recursive: true });
+  const [kubeletPort, healthzPort] = [await freePort(), await freePort()];
+  writeFileSync(join(kdir, 'kubeconfig'), kubeconfigYaml(kube.server, readFileSync(kube.caFile, 'utf8'), NODE_USER, kube.tokens[NODE_USER]!), { mode: 0o600 });
+  writeFileSync(join(kdir, 'config.yaml'), JSON.stringify({
+    apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration',
+    address: BRIDGE_IP, port: kubeletPort, readOnlyPort: 0, healthzBindAddress: '127.0.0.1', healthzPort,
+    cgroupDriver: 'cgroupfs', cgroupsPerQOS: false, enforceNodeAllocatable: [], failSwapOn: false,
+    // In-place resize (beta, on by default in 1.34) dereferences the pod's cgroup config, which does not exist
+    // without QoS cgroups: the kubelet panicked in doPodResizeAction (kuberuntime_manager.go:839) while the
+    // pods of a deleted namespace were torn down ("Missing actuated resource record"), and every later pod
+    // on the node stayed Pending. No test resizes a pod.
+    featureGates: { InPlacePodVerticalScaling: false },
+    containerRuntimeEndpoint: endpoint, makeIPTablesUtilChains: false, protectKernelDefaults: false,
+    // Anonymous and AlwaysAllow: the kubelet listens on the bridge of this machine only.
+    authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
+    authorization: { mode: 'AlwaysAllow' },
+    evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+    imageGCHighThresholdPercent: 100, imageGCLowThresholdPercent: 99,
+    registerWithTaints: [REAL_NODE_TAINT],
+    resolvConf: '', volumePluginDir: join(kdir, 'volume-plugins'),
+    // Pods' resolv.conf: `nameserver CLUSTER_DNS_IP`, `search <ns>.svc.cluster.local svc.cluster.local cluster.local`.
+    clusterDNS: [CLUSTER_DNS_IP], clusterDomain: CLUSTER_DOMAIN,
+    // Default refresh behaviour of users' clusters (syncFrequency 1m, configMapAndSecretChangeDetectionStrategy Watch).
+  }, null, 2));
+  const kl = startOwnedProc(n.td, n.procs, 'kubelet', kubelet, [
+    `--config=${join(kdir, 'config.yaml')}`, `--kubeconfig=${join(kdir, 'kubeconfig')}`,
+    `--root-dir=${join(kdir, 'root')}`, `--cert-dir=${join(kdir, 'pki')}`,
+    `--hostname-override=${REAL_NODE}`, `--node-ip=${BRIDGE_IP}`, '--v=1',
+  ], { logFile: join(dir, 'kubelet.log'), deathSignal: 'TERM' });
+  // Before the kubelet stops: pods first, through the kubelet, so CNI and volume teardown run as they do on a
+  // real node.
+  n.td.push('delete the pods through the kubelet', async () => {
+    if (kl.child.exitCode !== null) return;
+    const r = await kube.api(`/api/v1/pods?fieldSelector=spec.nodeName%3D${REAL_NODE}`).catch(() => undefined);
+    const pods = r?.status === 200 ? (JSON.parse(r.body) as { items: { metadata: { namespace: string; name: string } }[] }).items : [];
+    await Promise.all(pods.map((p) => kube.api(`/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}?gracePeriodSeconds=0`, 'DELETE').catch(() => undefined)));
+    for (let i = 0; i < 100; i++) {
+      const tasks = await n.ctr(['tasks', 'ls', '-q']);
+      if (tasks.code !== 0 || tasks.stdout.trim() === '') break;
+      await new Promise((r2) => setTimeout(r2, 200));
+    }
+  });
+  return kl;
+}
+
+/** kube-scheduler; ready(): its /healthz answers. */
+async function startScheduler(n: NodeCtx, scheduler: string): Promise<{ ready(): Promise<void> }> {
+  const { dir, kube } = n;
+  const schedConfig = join(dir, 'scheduler.kubeconfig');
+  writeFileSync(schedConfig, kubeconfigYaml(kube.server, readFileSync(kube.caFile, 'utf8'), SCHEDULER_USER, kube.tokens[SCHEDULER_USER]!), { mode: 0o600 });
+  const schedPort = await freePort();
+  const sched = startOwnedProc(n.td, n.procs, 'kube-scheduler', scheduler, [
+    `--kubeconfig=${schedConfig}`, `--authentication-kubeconfig=${schedConfig}`, `--authorization-kubeconfig=${schedConfig}`,
+    '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${schedPort}`, `--cert-dir=${join(dir, 'scheduler-certs')}`,
+  ], { logFile: join(dir, 'kube-scheduler.log'), deathSignal: 'TERM' });
+  return {
+    ready: () => waitReady(sched, 'healthy (/healthz)', async () => {
       const crt = join(dir, 'scheduler-certs', 'kube-scheduler.crt');
       return existsSync(crt) && (await kubeRequest(`https://127.0.0.1:${schedPort}/healthz`, { ca: readFileSync(crt, 'utf8') })).status === 200;
-    }, 60_000);
-    for (const p of procs) {
-      if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
-    }
-    const pids = Object.fromEntries(procs.map((p) => [p.name, p.pid]));
-    return { name: REAL_NODE, containerdSocket: endpoint, pids, processes: procs, loadImage, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+    }, 60_000),
+  };
 }
 
 export interface TestHost {

@@ -5,6 +5,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import type { Teardown } from './teardown.ts';
 
 export interface Proc {
   name: string;
@@ -67,6 +68,24 @@ export function startProc(name: string, cmd: string, args: string[], opts: Spawn
   };
 }
 
+/**
+ * startProc for a server a start function owns: added to procs, and its stop (SIGTERM, SIGKILL after 15 s)
+ * registered with the teardown at once.
+ */
+export function startOwnedProc(td: Teardown, procs: Proc[], name: string, cmd: string, args: string[], opts: SpawnOpts): Proc {
+  const p = startProc(name, cmd, args, opts);
+  procs.push(p);
+  td.push(`stop ${name}`, () => p.stop('SIGTERM', 15_000));
+  return p;
+}
+
+/** Fails now, not in the first test, if a server died right after it reported ready. */
+export function assertRunning(procs: readonly Proc[]): void {
+  for (const p of procs) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null) throw diedError(p, p.child.exitCode ?? p.child.signalCode ?? '?');
+  }
+}
+
 export function logTail(file: string, lines = 25): string {
   if (!existsSync(file)) return `(no log at ${file})`;
   const all = readFileSync(file, 'utf8').trimEnd().split('\n');
@@ -100,6 +119,15 @@ export async function waitReady(p: Proc, what: string, check: () => Promise<bool
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * A wait that runs while the next steps start: handled at once, so that if it fails before it is awaited (the
+ * start failing meanwhile) Node does not end the process for an unhandled rejection; awaiting it still throws.
+ */
+export function waitInBackground(wait: Promise<void>): Promise<void> {
+  wait.catch(() => {});
+  return wait;
 }
 
 /** A port the kernel just handed out on loopback; racy in theory, fine for tests on one machine. */
