@@ -61,7 +61,8 @@ before(async () => {
   await createSecret(kube, ns.name, 'urls', {
     certuser: url('certuser'),
     localhost: url('pgco', 'localhost'),
-    system: url('pgco', '127.0.0.1', '?sslrootcert=system'),
+    system: url('pgco', '127.0.0.1', '?sslmode=verify-full&sslrootcert=system'),
+    'system-localhost': url('pgco', 'localhost', '?sslrootcert=system'),
     prefer: url('pgco', '127.0.0.1', '?sslmode=prefer'),
   });
   await tlsSecret('client-tls', client, ca.cert);
@@ -122,9 +123,14 @@ test('a client certificate from a kubernetes.io/tls Secret logs in where pg_hba.
   assert.ok(s.every((x) => x.ssl && x.dn === '/CN=certuser'), JSON.stringify(s));
 });
 
-test('sslrootcert=system is the operator\'s OS CA store (SSL_CERT_FILE here), not Node\'s built-in roots', async () => {
+test('sslrootcert=system is the operator\'s OS CA store (SSL_CERT_FILE here), not Node\'s built-in roots, and verify-full by default', async () => {
   await pgcluster('system', { urlSecretRef: urls('system') });
+  // No sslmode in the URL: verify-full, as libpq 16 does with sslrootcert=system, so a name the certificate
+  // does not hold is refused (with prefer, the default elsewhere, it would connect unverified).
+  await pgcluster('system-localhost', { urlSecretRef: urls('system-localhost') });
   await connected('system', 'True', 'Listening');
+  const c = await connected('system-localhost', 'False', 'HostnameMismatch');
+  assert.match(c.message, /ERR_TLS_CERT_ALTNAME_INVALID, sslmode=verify-full/);
 });
 
 test('each misconfiguration: Connected False with its reason and what to fix; a fixed CA Secret is used without a restart', async () => {
@@ -164,7 +170,7 @@ test('each misconfiguration: Connected False with its reason and what to fix; a 
 
   // Never a secret: not in any status, Event or log line (the password, a private key, a certificate).
   const texts: string[] = [op.logs()];
-  for (const [name] of [...cases, ['cnpg'], ['wrong-ca'], ['clientcert'], ['system']]) {
+  for (const [name] of [...cases, ['cnpg'], ['wrong-ca'], ['clientcert'], ['system'], ['system-localhost']]) {
     texts.push(JSON.stringify(await getPgCluster(kube, ns.name, name)), JSON.stringify(await pgclusterEvents(kube, ns.name, name)));
   }
   const all = texts.join('\n');
