@@ -477,6 +477,12 @@ describe('PgEndpoint against real Postgres', () => {
       const on = await sql<{ n: number }>(srv.url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'");
       assert.deepEqual(on, [{ n: 2 }], 'both connections on the primary');
       await ha.close();
+      // libpq's other spelling of a host list: ?host=h1,h2&port=p1,p2.
+      const asParams = `${srv.url.replace(`@127.0.0.1:${srv.port}/`, '@/')}?host=127.0.0.1,127.0.0.1&port=${dead},${srv.port}`;
+      secrets.add(asParams);
+      const params = endpoint(asParams);
+      await listening(params);
+      await params.close();
       // No primary among them: ReadReplica, each host's failure by its position.
       const none = endpoint(hosts(replica.port, dead));
       const n = await failedWith(none, 'ReadReplica');
