@@ -100,7 +100,8 @@ export class SecretSource {
     if ('reason' in settings) return settings;
     const applied = applyTls(parsed.value, settings);
     if (typeof applied === 'string') return { ok: false, reason: 'InvalidTLS', message: applied };
-    return { ok: true, url, parsed: applied, tls: settings, key: `${url}\n${tlsFingerprint(settings)}` };
+    const fingerprint = tlsFingerprint(settings);
+    return { ok: true, url, parsed: applied, tls: settings, key: fingerprint ? `${url}\n${fingerprint}` : url };
   }
 
   /** spec.postgres.tls's Secrets, read and checked (README, "TLS"). */

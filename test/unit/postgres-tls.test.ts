@@ -355,6 +355,10 @@ test('SecretSource: the URL with spec.postgres.tls from Secrets, every outcome',
   }
   // Five found, four distinct: the same CA and certificate from another Secret is the same endpoint.
   assert.equal(keys.size, 4, 'each TLS configuration names an endpoint of its own');
+  // An empty spec.postgres.tls changes nothing: the endpoint of the URL alone.
+  const empty = await src.url('prod/empty', ref, tls({}));
+  const none = await src.url('prod/none', ref);
+  assert.ok(empty.ok && none.ok && empty.key === none.key && empty.key === URL_OK);
   // A rotated CA (after the cache's time) is another endpoint.
   const before = await src.url('prod/rot', ref, tls({ ca: { secretName: 'db-ca', key: 'ca.crt' } }));
   src.forget('prod/rot');
