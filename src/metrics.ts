@@ -36,8 +36,9 @@ export class Metrics {
   readonly postgresReconnects = new Counter({ name: 'pgcluster_postgres_reconnects_total', help: 'Reconnections to Postgres', labelNames: ['endpoint', 'connection'], registers: [this.registry] });
   readonly heartbeatRtt = new Histogram({ name: 'pgcluster_heartbeat_rtt_seconds', help: 'Time from sending a notification to hearing it back', labelNames: ['endpoint'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [this.registry] });
   readonly kubeRequestDuration = new Histogram({ name: 'pgcluster_kube_request_duration_seconds', help: 'Kubernetes API requests (watches excepted), from sending to the whole answer read', labelNames: ['verb', 'resource'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
+  readonly kubeRetries = new Counter({ name: 'pgcluster_kube_request_retries_total', help: 'Kubernetes API requests tried again: throttled (429, after its Retry-After), token (401, with a token file read again), or timeout (no answer: its connection replaced; the caller retries)', labelNames: ['reason', 'resource'], registers: [this.registry] });
   readonly kubeWrites = new Counter({ name: 'pgcluster_kube_writes_total', help: 'Writes to the Kubernetes API', labelNames: ['verb', 'resource'], registers: [this.registry] });
-  /** One annotation fan-out pass: its first PATCH issued to its last answered (controller/fanout.ts). */
+  /** One annotation fan-out pass: its first PATCH issued to its last answered (controller/write/fanout.ts). */
   readonly fanOutPass = new Histogram({ name: 'pgcluster_annotation_fanout_seconds', help: 'One pass of pod annotation writes, first issued to last answered', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
   readonly joinToPublished = new Histogram({ name: 'pgcluster_join_to_published_seconds', help: 'From a membership change seen to the outputs written', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [this.registry] });
 

@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { createLogger, installCrashHandlers, type Logger } from './log.ts';
 import { errorText } from './postgres/redact.ts';
 import { Metrics } from './metrics.ts';
-import { KubeClient, KubeApiError, isForbidden, isNotFound, loadKubeConfig } from './kube/client.ts';
+import { KubeClient, KubeApiError, isForbidden, isNotFound } from './kube/client.ts';
+import { loadKubeConfig } from './kube/kubeconfig.ts';
 import { errorMessage } from './errors.ts';
 import { paths } from './kube/resources.ts';
 import { API_GROUP, API_VERSION } from './core/spec.ts';
@@ -94,10 +95,13 @@ async function main(): Promise<void> {
   try {
     cfg = readConfig(process.env);
     const metrics = new Metrics();
-    const kube = new KubeClient(loadKubeConfig(), {
+    const { kc, tokenFile } = loadKubeConfig();
+    const kube = new KubeClient(kc, {
       onWrite: (verb, resource) => metrics.kubeWrites.inc({ verb, resource }),
       onRequest: (method, resource, seconds) => metrics.kubeRequestDuration.observe({ verb: method, resource }, seconds),
-    });
+      onRetry: (reason, resource) => metrics.kubeRetries.inc({ reason, resource }),
+      onTimeout: (resource) => metrics.kubeRetries.inc({ reason: 'timeout', resource }),
+    }, { tokenFile });
     await preflight(kube, cfg);
     manager = new Manager({ kube, log, metrics, namespaces: cfg.namespaces, identity: cfg.identity, workers: cfg.workers });
     const m = manager;

@@ -5,7 +5,7 @@ import type { KubeClient, KubeObject } from '../kube/client.ts';
 import { Informer, Store, objectKey, stripManagedFields } from '../kube/informer.ts';
 import { WatchSet } from '../kube/watchSet.ts';
 import { paths, type ConfigMapObject, type EndpointSliceObject, type EventInput, type PgClusterObject, type ServiceObject } from '../kube/resources.ts';
-import { SLICE_MANAGED_BY, SLICE_MANAGED_BY_LABEL } from './dnsOutput.ts';
+import { SLICE_MANAGED_BY, SLICE_MANAGED_BY_LABEL } from './plan/dns.ts';
 import { slimPod, type PodObject } from '../kube/pods.ts';
 import { matchesSelector } from '../core/selector.ts';
 import { onlyOwnAnnotationsChanged, ownedKeys } from '../core/ownership.ts';
@@ -13,14 +13,18 @@ import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, outputNames, podWatches } fr
 import { systemClock, type Clock } from '../core/clock.ts';
 import { getSecret } from '../kube/resources.ts';
 import type { PgEndpoint } from '../postgres/endpoint.ts';
-import { WRITE_CONCURRENCY, fencedWriter, kubeWriter, recordEvent } from './apply.ts';
+import { WRITE_CONCURRENCY, recordEvent } from './write/apply.ts';
+import { fencedWriter, kubeWriter } from './write/writer.ts';
+import { WriteMemo } from './write/writeMemo.ts';
 import { Semaphore } from '../core/limit.ts';
-import { splitKey, WriteMemo, type Context } from './context.ts';
+import { splitKey } from '../core/key.ts';
+import type { Context } from './context.ts';
 import { EndpointPool } from './endpointPool.ts';
 import { errorPolicy } from './errorPolicy.ts';
 import { reconcile } from './reconcile.ts';
 import { queueFilling } from '../core/notifyQueue.ts';
-import type { ClusterRuntime } from './runtime.ts';
+import { RuntimeRegistry } from './runtime/registry.ts';
+import { podFanOut } from './steps/apply.ts';
 import { SecretSource } from './secrets.ts';
 import { WorkQueue } from './workqueue.ts';
 
@@ -49,6 +53,7 @@ export class Manager {
   #stores: Stores;
   #queue: WorkQueue;
   #workers: number;
+  #pool: EndpointPool;
   #running: Promise<void> | undefined;
   /** False once this replica must not write to Kubernetes any more (stopping, or it lost its Lease). */
   #mayWrite = true;
@@ -61,7 +66,6 @@ export class Manager {
       new Store<T>(scopes.map((ns) => new Informer<T>(kube, { path: path(ns), log, ...extra })));
     const queue = new WorkQueue({ hooks: metrics.queueHooks(), clock });
     this.#queue = queue;
-    const runtimes = new Map<string, ClusterRuntime>();
     const pool = new EndpointPool(
       log,
       (id) => {
@@ -90,20 +94,25 @@ export class Manager {
       endpointSlices: informers<EndpointSliceObject>(paths.endpointSlices, { labelSelector: `${SLICE_MANAGED_BY_LABEL}=${SLICE_MANAGED_BY}` }),
     };
     metrics.podCache = () => ({ pods: this.#stores.pods.size, watches: this.#stores.pods.watchCount });
+    this.#pool = pool;
     this.ctx = {
-      identity: opts.identity, log, metrics, queue, runtimes, pool, clock,
-      ...this.#stores,
-      writer: fencedWriter(kubeWriter(kube, opts.identity, clock), () => this.#mayWrite),
+      env: { identity: opts.identity, clock, log, metrics },
+      caches: this.#stores,
+      writes: {
+        writer: fencedWriter(kubeWriter(kube, opts.identity, clock), () => this.#mayWrite),
+        memo: new WriteMemo(clock, (o) => (o.kind === 'Pod' ? slimPod(o as PodObject) : stripManagedFields(o))),
+        podWrites: new Semaphore(WRITE_CONCURRENCY),
+      },
+      runtimes: new RuntimeRegistry(pool, (key) => podFanOut(this.ctx, key)),
       secrets: new SecretSource((ns, name) => getSecret(kube, ns, name), clock),
-      written: new WriteMemo(clock, (o) => (o.kind === 'Pod' ? slimPod(o as PodObject) : stripManagedFields(o))),
-      podWrites: new Semaphore(WRITE_CONCURRENCY),
+      queue,
     };
     this.#workers = opts.workers ?? 4;
   }
 
   /** The server's notification queue: a gauge, and an Event on each PgCluster of the endpoint when it starts or stops filling. */
   #queueUsage(endpoint: string, usage: number): void {
-    const { metrics, runtimes, pgclusters, log } = this.ctx;
+    const { env: { metrics, log }, runtimes, caches: { pgclusters } } = this.ctx;
     metrics.notifyQueueUsage.set({ endpoint }, usage);
     const was = this.#queueFilling.has(endpoint);
     const now = queueFilling(was, usage);
@@ -115,21 +124,20 @@ export class Manager {
       ? { type: 'Warning', reason: 'NotifyQueueFilling', message: `the Postgres server's notification queue is ${percent} % full: a session somewhere on that server LISTENs and does not read (a long transaction, a stuck client). When it is full, every NOTIFY on the server fails at commit, this operator's heartbeats and the applications' own. Find it: SELECT pid, application_name, state, xact_start FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' ORDER BY xact_start` }
       : { type: 'Normal', reason: 'NotifyQueueDrained', message: `the Postgres server's notification queue is back to ${percent} % full` };
     log.warn({ endpoint, usage }, now ? 'the Postgres notification queue is filling' : 'the Postgres notification queue drained');
-    for (const rt of runtimes.values()) {
-      if (rt.attachment?.endpoint.id !== endpoint) continue;
+    for (const rt of runtimes.attachedTo(endpoint)) {
       const [ns, name] = splitKey(rt.key);
       const pc = pgclusters.get(ns, name);
-      if (pc) recordEvent(this.ctx, pc, ev);
+      if (pc) recordEvent({ writer: this.ctx.writes.writer, log }, pc, ev);
     }
   }
   #queueFilling = new Set<string>();
 
   #watchEndpoint(ep: PgEndpoint): void {
-    const { metrics, runtimes, queue, log } = this.ctx;
+    const { env: { metrics, log }, runtimes, queue } = this.ctx;
     ep.onState((s) => {
       metrics.postgresConnected.set({ endpoint: ep.id }, s.phase === 'Listening' ? 1 : 0);
       log.info({ endpoint: ep.id, phase: s.phase, reason: 'reason' in s ? s.reason : undefined }, 'postgres endpoint state');
-      for (const rt of runtimes.values()) if (rt.attachment?.endpoint === ep) queue.add(rt.key);
+      for (const rt of runtimes.attachedTo(ep)) queue.add(rt.key);
     });
   }
 
@@ -142,7 +150,7 @@ export class Manager {
   /** Fills the caches; a standby replica does this too, so that it is ready to take over at once. */
   async startCaches(): Promise<void> {
     const { pgclusters, pods, configMaps, services, endpointSlices } = this.#stores;
-    const { queue, log } = this.ctx;
+    const { queue, env: { log } } = this.ctx;
     // The pod watches follow the PgClusters (before the reconcile the event queues: it finds them started).
     const watchPods = () => pods.set(podWatches(pgclusters.all()));
     pgclusters.on((event, pc, old) => {
@@ -180,21 +188,21 @@ export class Manager {
   runWorkers(): void {
     const { pgclusters } = this.#stores;
     const queue = this.#queue;
-    this.ctx.log.info('reconciling');
+    this.ctx.env.log.info('reconciling');
     for (const pc of pgclusters.all()) queue.add(objectKey(pc));
     this.#running = queue.run(this.#workers, async (key) => {
-      const end = this.ctx.metrics.reconcileTime.startTimer({ controller: 'pgcluster' });
+      const end = this.ctx.env.metrics.reconcileTime.startTimer({ controller: 'pgcluster' });
       try {
         const r = await reconcile(this.ctx, key);
-        this.ctx.metrics.reconcileTotal.inc({ controller: 'pgcluster', result: r.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
+        this.ctx.env.metrics.reconcileTotal.inc({ controller: 'pgcluster', result: r.requeueAfterMs !== undefined ? 'requeue_after' : 'success' });
         return r;
       } catch (err) {
-        this.ctx.metrics.reconcileTotal.inc({ controller: 'pgcluster', result: 'error' });
+        this.ctx.env.metrics.reconcileTotal.inc({ controller: 'pgcluster', result: 'error' });
         throw err;
       } finally {
         end();
       }
-    }, (key, err, retryInMs) => errorPolicy(this.ctx, key, err, retryInMs));
+    }, (key, err, retryInMs) => errorPolicy(this.ctx.env, key, err, retryInMs));
   }
 
   get synced(): boolean {
@@ -209,7 +217,7 @@ export class Manager {
   #enqueueForPod(pod: PodObject, old: PodObject | undefined): void {
     const ns = pod.metadata.namespace ?? '';
     const sameButAnnotations = old !== undefined && sameExceptAnnotations(old, pod);
-    for (const pc of this.ctx.pgclusters.inNamespace(ns)) {
+    for (const pc of this.ctx.caches.pgclusters.inNamespace(ns)) {
       if (sameButAnnotations && onlyOwnAnnotationsChanged(old?.metadata.annotations ?? {}, pod.metadata.annotations ?? {}, pc.metadata.name)) continue;
       const sel = pc.spec?.selector;
       const concerned =
@@ -217,11 +225,6 @@ export class Manager {
         ownedKeys(pod.metadata.annotations ?? {}, pc.metadata.name, pc.status?.podAnnotation).length > 0;
       if (concerned) this.ctx.queue.add(objectKey(pc));
     }
-  }
-
-  /** Stops every announcer of every endpoint: no pod is announced from here on, until a reconcile runs. */
-  #silence(): void {
-    for (const rt of this.ctx.runtimes.values()) rt.attachment?.endpoint.setAnnouncer(rt.key, null);
   }
 
   /**
@@ -232,11 +235,11 @@ export class Manager {
    */
   async stop(handOver: () => Promise<void> = async () => {}): Promise<void> {
     this.#queue.shutDown();
-    this.#silence();
+    this.ctx.runtimes.silence();
     await this.#running;
-    this.#silence(); // a reconcile that was in flight may have announced again
+    this.ctx.runtimes.silence(); // a reconcile that was in flight may have announced again
     this.#mayWrite = false;
-    await this.ctx.pool.closeAll();
+    await this.#pool.closeAll();
     await handOver();
     for (const s of Object.values(this.#stores)) s.stop();
   }
@@ -248,8 +251,8 @@ export class Manager {
   async abandon(): Promise<void> {
     this.#mayWrite = false;
     this.#queue.shutDown();
-    this.#silence();
-    await this.ctx.pool.closeAll();
+    this.ctx.runtimes.silence();
+    await this.#pool.closeAll();
   }
 }
 

@@ -23,3 +23,15 @@ export const systemClock: Clock = {
     return { cancel: () => clearTimeout(t) };
   },
 };
+
+/** One reading of both clocks: a reconcile reads the time once and works with this snapshot. */
+export interface Instant {
+  /** Wall clock, ms since the epoch. */
+  wall: number;
+  /** Monotonic ms. */
+  mono: number;
+}
+
+export function instant(clock: Clock): Instant {
+  return { wall: clock.now(), mono: clock.monotonic() };
+}

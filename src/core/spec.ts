@@ -99,7 +99,7 @@ export interface EffectiveSpec {
   minMembers: number;
   configMapName: string;
   podAnnotation: string; // "" = off
-  /** The quiet time between one annotation fan-out's end and the next one's start (controller/fanout.ts). */
+  /** The quiet time between one annotation fan-out's end and the next one's start (controller/write/fanout.ts). */
   annotationMinIntervalMs: number;
   /** The headless Service of the peers' IPs (DNS output); "" = off. */
   serviceName: string;

@@ -1,44 +1,15 @@
 // The one place that talks to the Kubernetes API: plain JSON over client-node's auth and TLS, so list,
-// watch and write all see objects in the same wire shape.
+// watch and write all see objects in the same wire shape. Connections: transport.ts. A request is retried
+// where the API server says it may be (429 with Retry-After: API Priority and Fairness) and where a rotated
+// token file holds a new token (401); every other failure goes to the caller.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node/dist/gen/http/http.js';
-import type { RequestOptions } from 'node:https';
-import { Agent, fetch, type Dispatcher, type Response } from 'undici';
+import { fetch, type Response } from 'undici';
+import { apiError, isNotFound, KubeTimeoutError, resourceOf, type ObjectList } from './api.ts';
+import { TokenFile, Transport, type Lane } from './transport.ts';
 
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }[];
-  finalizers?: string[];
-  deletionTimestamp?: string;
-  creationTimestamp?: string;
-}
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: ObjectMeta;
-}
-export interface ObjectList<T> {
-  items: T[];
-  metadata: { resourceVersion: string; continue?: string };
-}
-
-/** An API error with the HTTP status and the API server's own message. */
-export class KubeApiError extends Error {
-  readonly status: number;
-  readonly reason: string;
-  constructor(method: string, path: string, status: number, reason: string, message: string) {
-    super(`${method} ${path}: ${status} ${reason}: ${message}`);
-    this.name = 'KubeApiError';
-    this.status = status;
-    this.reason = reason;
-  }
-}
+export * from './api.ts';
 
 export type WriteVerb = 'create' | 'patch' | 'update' | 'delete';
 
@@ -47,19 +18,41 @@ export interface KubeClientHooks {
   onWrite?(verb: WriteVerb, resource: string): void;
   /** Every request but watches, when its answer has been read (or it failed): how long it took. */
   onRequest?(method: string, resource: string, seconds: number): void;
+  /** A request retried: throttled (429, after `waitMs`), or with a re-read token (401). */
+  onRetry?(reason: 'throttled' | 'token', resource: string, waitMs: number): void;
+  /** A request timed out: its connection was retired. */
+  onTimeout?(resource: string): void;
 }
 
+export interface KubeClientOptions {
+  /** A file holding the bearer token, rotated by someone else (in a pod: the projected ServiceAccount token). */
+  tokenFile?: string;
+  /** Between HTTP/2 PINGs on every connection (transport.ts). */
+  pingIntervalMs?: number;
+}
+
+/** Per request unless the caller says otherwise: a request unanswered this long is abandoned (and retried by
+ * its caller on a fresh connection). */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** 429s retried per request, as client-go's 10; each wait is the server's Retry-After, at most MAX_RETRY_AFTER_MS. */
+export const MAX_THROTTLED_RETRIES = 10;
+export const MAX_RETRY_AFTER_MS = 30_000;
 /**
- * The resource an API path names, for metrics: `pods`, `configmaps`, `pgclusters/status`, `leases`; the
- * namespace and object names left out.
+ * A watch that asked for bookmarks hears something from a healthy API server at least every minute (the
+ * watch cache sends a bookmark per minute); one silent this long is ended and started again.
  */
-export function resourceOf(path: string): string {
-  const parts = (path.split('?')[0] ?? '').split('/').filter(Boolean);
-  let i = parts[0] === 'api' ? 2 : 3; // api/v1/... or apis/<group>/<version>/...
-  if (parts[i] === 'namespaces' && parts.length > i + 2) i += 2;
-  const resource = parts[i] ?? 'unknown';
-  const sub = parts[i + 2];
-  return sub ? `${resource}/${sub}` : resource;
+export const WATCH_SILENCE_MS = 90_000;
+
+/** The wait a 429 asks for: Retry-After in seconds (or an HTTP date), 1 s if it says nothing usable. */
+export function retryAfterMs(header: string | null, now = Date.now()): number {
+  const seconds = Number(header);
+  let ms = header !== null && header.trim() !== '' && Number.isFinite(seconds) ? seconds * 1000 : header ? Date.parse(header) - now : NaN;
+  if (!Number.isFinite(ms) || ms < 0) ms = 1000;
+  return Math.min(Math.max(ms, 100), MAX_RETRY_AFTER_MS);
+}
+
+function isTimeout(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'TimeoutError' || (err.cause instanceof Error && err.cause.name === 'TimeoutError'));
 }
 
 export type PatchType = 'merge' | 'json' | 'strategic';
@@ -73,70 +66,84 @@ export class KubeClient {
   readonly kc: KubeConfig;
   readonly server: string;
   #hooks: KubeClientHooks;
-  // client-node builds a new undici Agent for every request, i.e. a new TCP+TLS connection each time. One
-  // Agent for the life of the client instead, speaking HTTP/2 as client-go does: every request in flight
-  // shares one connection, so a fan-out of a hundred PATCHes after an idle spell costs one TLS handshake, not
-  // a hundred. Watches hold their stream for minutes: they get HTTP/1.1 connections of their own, so they
-  // never use up the streams a connection may carry.
-  #requests: Promise<Dispatcher | undefined> | undefined;
-  #watches: Promise<Dispatcher | undefined> | undefined;
+  readonly #transport: Transport;
+  readonly #tokenFile: TokenFile | undefined;
 
-  constructor(kc: KubeConfig, hooks: KubeClientHooks = {}) {
+  constructor(kc: KubeConfig, hooks: KubeClientHooks = {}, opts: KubeClientOptions = {}) {
     const cluster = kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster: set KUBECONFIG or run in a pod');
     this.kc = kc;
     this.server = cluster.server.replace(/\/$/, '');
     this.#hooks = hooks;
+    this.#transport = new Transport(kc, { pingIntervalMs: opts.pingIntervalMs });
+    this.#tokenFile = opts.tokenFile ? new TokenFile(opts.tokenFile) : undefined;
   }
 
   /** Sends one request with the kubeconfig's credentials; answers the response, whatever its status. */
-  async #send(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; watch?: boolean; signal: AbortSignal }): Promise<{ url: URL; res: Response }> {
+  async #send(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; lane: Lane; signal: AbortSignal }): Promise<{ url: URL; res: Response }> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const ctx = new RequestContext(url.toString(), HttpMethod[method]);
     await this.kc.applySecurityAuthentication(ctx);
     const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
+    if (this.#tokenFile) headers.Authorization = `Bearer ${await this.#tokenFile.token()}`;
     if (opts.body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
-    const dispatcher = opts.watch
-      ? (this.#watches ??= this.#newDispatcher(ctx, false).catch((err: unknown) => { this.#watches = undefined; throw err; }))
-      : (this.#requests ??= this.#newDispatcher(ctx, true).catch((err: unknown) => { this.#requests = undefined; throw err; }));
     const res = await fetch(url, {
       method,
       headers,
-      dispatcher: await dispatcher,
+      dispatcher: await this.#transport.dispatcher(opts.lane, ctx),
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       signal: opts.signal,
     });
     return { url, res };
   }
 
-  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined> } = {}): Promise<T> {
-    const started = performance.now();
-    let text: string;
-    let answer: { url: URL; res: Response };
-    try {
-      answer = await this.#send(method, path, { ...opts, signal: AbortSignal.timeout(30_000) });
-      text = await answer.res.text();
-    } finally {
-      this.#hooks.onRequest?.(method, resourceOf(path), (performance.now() - started) / 1000);
+  async request<T>(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', path: string, opts: { body?: unknown; contentType?: string; query?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<T> {
+    const resource = resourceOf(path);
+    let throttled = 0;
+    let tokenRetried = false;
+    for (;;) {
+      const started = performance.now();
+      let text: string;
+      let answer: { url: URL; res: Response };
+      try {
+        answer = await this.#send(method, path, { ...opts, lane: 'requests', signal: AbortSignal.timeout(opts.timeoutMs ?? REQUEST_TIMEOUT_MS) });
+        text = await answer.res.text();
+      } catch (err) {
+        if (isTimeout(err)) {
+          this.#transport.retire('requests');
+          this.#hooks.onTimeout?.(resource);
+          throw new KubeTimeoutError(method, path, opts.timeoutMs ?? REQUEST_TIMEOUT_MS, err);
+        }
+        throw err;
+      } finally {
+        this.#hooks.onRequest?.(method, resource, (performance.now() - started) / 1000);
+      }
+      const { res } = answer;
+      if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
+      if (res.status === 429 && throttled < MAX_THROTTLED_RETRIES) {
+        throttled++;
+        const wait = retryAfterMs(res.headers.get('retry-after'));
+        this.#hooks.onRetry?.('throttled', resource, wait);
+        await sleep(wait, undefined, { ref: false });
+        continue;
+      }
+      if (res.status === 401 && this.#tokenFile && !tokenRetried && await this.#tokenFile.refused()) {
+        tokenRetried = true;
+        this.#hooks.onRetry?.('token', resource, 0);
+        continue;
+      }
+      throw apiError(method, answer.url, res, text);
     }
-    if (!answer.res.ok) throw apiError(method, answer.url, answer.res, text);
-    return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  /** An Agent with the kubeconfig's TLS settings (HTTP/2 when asked); behind a proxy, client-node's own. */
-  async #newDispatcher(ctx: RequestContext, h2: boolean): Promise<Dispatcher | undefined> {
-    const tls: RequestOptions = {};
-    await this.kc.applyToHTTPSOptions(tls);
-    const opts = this.kc.createDispatcherOptions(this.kc.getCurrentCluster(), {
-      ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername,
-    });
-    if (opts.type === 'agent') return new Agent({ connect: opts.connect, allowH2: h2 });
-    return ctx.getDispatcher();
+  /** Closes every connection (the process is ending, or a test is done with this client). */
+  close(): Promise<void> {
+    return this.#transport.destroy();
   }
 
-  get<T>(path: string): Promise<T> {
-    return this.request<T>('GET', path);
+  get<T>(path: string, opts: { timeoutMs?: number } = {}): Promise<T> {
+    return this.request<T>('GET', path, opts);
   }
 
   /** GET that answers undefined for 404. */
@@ -162,9 +169,9 @@ export class KubeClient {
     return { items, metadata: { resourceVersion } };
   }
 
-  async create<T>(path: string, body: unknown, resource: string): Promise<T> {
+  async create<T>(path: string, body: unknown, resource: string, opts: { timeoutMs?: number } = {}): Promise<T> {
     this.#hooks.onWrite?.('create', resource);
-    return this.request<T>('POST', path, { body, query: { fieldManager: 'pgcluster-operator' } });
+    return this.request<T>('POST', path, { body, query: { fieldManager: 'pgcluster-operator' }, ...opts });
   }
 
   async patch<T>(path: string, body: unknown, resource: string, type: PatchType = 'merge'): Promise<T> {
@@ -172,9 +179,9 @@ export class KubeClient {
     return this.request<T>('PATCH', path, { body, contentType: PATCH_CONTENT_TYPE[type], query: { fieldManager: 'pgcluster-operator' } });
   }
 
-  async update<T>(path: string, body: unknown, resource: string): Promise<T> {
+  async update<T>(path: string, body: unknown, resource: string, opts: { timeoutMs?: number } = {}): Promise<T> {
     this.#hooks.onWrite?.('update', resource);
-    return this.request<T>('PUT', path, { body, query: { fieldManager: 'pgcluster-operator' } });
+    return this.request<T>('PUT', path, { body, query: { fieldManager: 'pgcluster-operator' }, ...opts });
   }
 
   /** DELETE that treats 404 as done. */
@@ -189,14 +196,15 @@ export class KubeClient {
 
   /**
    * Starts a watch; `done` is called once when it ends for any reason (null: the server closed it). The
-   * server ends it after `timeoutSeconds` (default 300); a stream silent for a minute longer than that is
-   * dead, and is ended here. (client-node's Watch ends any watch silent for 30 s: every quiet namespace, every
-   * 30 s.)
+   * server ends it after `timeoutSeconds` (default 300). A stream silent too long is ended here: with
+   * bookmarks, WATCH_SILENCE_MS; without, a minute past its timeout. A dead connection is found sooner, by
+   * its PINGs (transport.ts). (client-node's Watch ends any watch silent for 30 s: every quiet namespace,
+   * every 30 s.)
    */
   async watch(path: string, query: Record<string, string | undefined>, onEvent: (type: string, obj: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
     const controller = new AbortController();
     const timeoutSeconds = query.timeoutSeconds ?? '300';
-    const silenceLimitMs = Number(timeoutSeconds) * 1000 + 60_000;
+    const silenceLimitMs = query.allowWatchBookmarks === 'true' ? WATCH_SILENCE_MS : Number(timeoutSeconds) * 1000 + 60_000;
     let finished = false;
     let timer: NodeJS.Timeout | undefined;
     const finish = (err: unknown) => {
@@ -213,8 +221,12 @@ export class KubeClient {
     };
     try {
       heardFromServer();
-      const { url, res } = await this.#send('GET', path, { query: { ...query, timeoutSeconds, watch: 'true' }, watch: true, signal: controller.signal });
-      if (!res.ok) throw apiError('GET', url, res, await res.text());
+      const { url, res } = await this.#send('GET', path, { query: { ...query, timeoutSeconds, watch: 'true' }, lane: 'watches', signal: controller.signal });
+      if (!res.ok) {
+        // A refused token: the next try reads the file again.
+        if (res.status === 401) await this.#tokenFile?.refused().catch(() => false);
+        throw apiError('GET', url, res, await res.text());
+      }
       void (async () => {
         const decoder = new TextDecoder();
         let buffered = '';
@@ -246,39 +258,3 @@ export class KubeClient {
   }
 }
 
-function apiError(method: string, url: URL, res: Response, text: string): KubeApiError {
-  let reason = res.statusText;
-  let message = text.slice(0, 500);
-  try {
-    const status = JSON.parse(text) as { reason?: string; message?: string };
-    reason = status.reason ?? reason;
-    message = status.message ?? message;
-  } catch { /* not a Status object */ }
-  return new KubeApiError(method, url.pathname, res.status, reason, message);
-}
-
-/** In-cluster config inside a pod, else KUBECONFIG / ~/.kube/config. */
-export function loadKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  if (process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
-}
-
-export function isConflict(err: unknown): boolean {
-  return err instanceof KubeApiError && err.status === 409;
-}
-/** 422: the object (or a JSON Patch test) failed validation. */
-export function isInvalid(err: unknown): boolean {
-  return err instanceof KubeApiError && err.status === 422;
-}
-/** Refused for what was sent, not for when: invalid (422) or too large (413); sending it again cannot help. */
-export function isRefused(err: unknown): boolean {
-  return err instanceof KubeApiError && (err.status === 422 || err.status === 413);
-}
-export function isNotFound(err: unknown): boolean {
-  return err instanceof KubeApiError && err.status === 404;
-}
-export function isForbidden(err: unknown): boolean {
-  return err instanceof KubeApiError && err.status === 403;
-}

@@ -7,7 +7,7 @@
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
 import { errorMessage } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { isConflict, isNotFound, type KubeClient } from './client.ts';
+import { isConflict, isNotFound, KubeTimeoutError, type KubeClient } from './client.ts';
 
 interface LeaseSpec {
   holderIdentity?: string;
@@ -62,6 +62,8 @@ export class LeaderElector {
   #deadline: Timer | undefined;
   #attempt: Promise<unknown> = Promise.resolve();
   #lease: Lease | undefined;
+  /** When (monotonic) the last successful renewal started: the renew deadline counts from there. */
+  #renewedAt = -Infinity;
 
   constructor(kube: LeaseApi, opts: LeaderElectionOptions) {
     this.#kube = kube;
@@ -105,7 +107,13 @@ export class LeaderElector {
         if (this.#stopped) return;
         // The renewal is as old as its start: the Lease's record may change at any moment after it.
         const started = this.#clock.monotonic();
-        const attempt = this.#tryAcquireOrRenew().catch((err: unknown): Attempt => {
+        // Each request may take half the time left before the deadline: one stuck on a dead connection is
+        // abandoned (its connection replaced) early enough for a retry on a fresh one to make it.
+        const budget = this.#leading ? this.#renewedAt + this.#o.renewDeadlineMs - started : this.#o.renewDeadlineMs;
+        const timeoutMs = Math.max(500, Math.floor(budget / 2));
+        let timedOut = false;
+        const attempt = this.#tryAcquireOrRenew(timeoutMs).catch((err: unknown): Attempt => {
+          timedOut = err instanceof KubeTimeoutError;
           this.#o.log.warn({ err: errorMessage(err), lease: `${this.#o.namespace}/${this.#o.name}` }, 'leader election: lease update failed');
           return 'failed';
         });
@@ -113,6 +121,7 @@ export class LeaderElector {
         const result = await attempt;
         if (this.#stopped) return;
         if (result === 'ok') {
+          this.#renewedAt = started;
           this.#onRenewed(this.#clock.monotonic() - started);
           this.#deadline?.cancel();
           const left = started + this.#o.renewDeadlineMs - this.#clock.monotonic();
@@ -126,13 +135,15 @@ export class LeaderElector {
           lose('HeldByAnother', 'another replica holds it');
           return;
         }
-        this.#timer = this.#clock.setTimer(() => void tick(), this.#o.retryPeriodMs);
+        // A timeout replaced the connection: try again at once, on the fresh one.
+        this.#timer = this.#clock.setTimer(() => void tick(), timedOut ? 0 : this.#o.retryPeriodMs);
       };
       void tick();
     });
   }
 
-  async #tryAcquireOrRenew(): Promise<Attempt> {
+  async #tryAcquireOrRenew(timeoutMs: number): Promise<Attempt> {
+    const t = { timeoutMs };
     const now = this.#clock.now();
     const mono = this.#clock.monotonic();
     const id = this.#o.identity;
@@ -142,7 +153,7 @@ export class LeaderElector {
     // server that halves the time a renewal takes. A conflict means the record changed: read it again.
     if (this.#leading && this.#lease) {
       try {
-        return this.#wrote(await this.#kube.update<Lease>(this.#leasePath, { ...this.#lease, spec: renewed(this.#lease.spec) }, 'leases'), mono);
+        return this.#wrote(await this.#kube.update<Lease>(this.#leasePath, { ...this.#lease, spec: renewed(this.#lease.spec) }, 'leases', t), mono);
       } catch (err) {
         if (!isConflict(err)) throw err;
       }
@@ -150,7 +161,7 @@ export class LeaderElector {
     }
     let lease: Lease | undefined;
     try {
-      lease = await this.#kube.get<Lease>(this.#leasePath);
+      lease = await this.#kube.get<Lease>(this.#leasePath, t);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -161,7 +172,7 @@ export class LeaderElector {
         metadata: { name: this.#o.name, namespace: this.#o.namespace },
         spec: { holderIdentity: id, leaseDurationSeconds: durationS, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
       };
-      return this.#wrote(await this.#kube.create<Lease>(this.#path, fresh, 'leases'), mono);
+      return this.#wrote(await this.#kube.create<Lease>(this.#path, fresh, 'leases', t), mono);
     }
     const record = JSON.stringify(lease.spec);
     if (this.#observed?.record !== record) this.#observed = { record, at: mono };
@@ -172,7 +183,7 @@ export class LeaderElector {
       ? renewed(lease.spec)
       : { holderIdentity: id, leaseDurationSeconds: durationS, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: (lease.spec.leaseTransitions ?? 0) + 1 };
     try {
-      return this.#wrote(await this.#kube.update<Lease>(this.#leasePath, { ...lease, spec }, 'leases'), mono);
+      return this.#wrote(await this.#kube.update<Lease>(this.#leasePath, { ...lease, spec }, 'leases', t), mono);
     } catch (err) {
       if (isConflict(err)) return 'failed'; // the record changed under us: read it again next round
       throw err;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { PostgresServer } from '../harness/postgres.ts';
 import pg from 'pg';
-import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
+import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
 import { encodeLeave, sideChannel } from '../../src/core/sideChannel.ts';
 import { holdsFor, kubectl, waitFor } from '../support/env.ts';
 import { heartbeatEar, startFlood, type Flood, type HeartbeatEar } from '../support/flood.ts';

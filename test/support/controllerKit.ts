@@ -1,10 +1,14 @@
 // Fixtures for unit tests of the controller: objects as the caches hold them, a Writer that records every
 // call (and can be told to fail one), in-memory caches, and a Context around them.
 import pino from 'pino';
-import { WRITE_CONCURRENCY, type Writer } from '../../src/controller/apply.ts';
+import { WRITE_CONCURRENCY } from '../../src/controller/write/apply.ts';
+import type { Writer } from '../../src/controller/write/writer.ts';
+import { WriteMemo } from '../../src/controller/write/writeMemo.ts';
 import { Semaphore } from '../../src/core/limit.ts';
-import { WriteMemo, type Cache, type Context } from '../../src/controller/context.ts';
+import type { Cache, Context } from '../../src/controller/context.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
+import { RuntimeRegistry } from '../../src/controller/runtime/registry.ts';
+import { podFanOut } from '../../src/controller/steps/apply.ts';
 import { SecretSource } from '../../src/controller/secrets.ts';
 import { ANNOTATED_LABEL, FINALIZER, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
@@ -124,6 +128,7 @@ export class MapCache<T extends KubeObject> implements Cache<T> {
   }
 }
 
+/** A Context, and shortcuts to the fakes inside it that tests drive. */
 export interface TestContext extends Context {
   writer: RecordingWriter;
   clock: FakeClock;
@@ -132,6 +137,9 @@ export interface TestContext extends Context {
   configMaps: MapCache<ConfigMapObject>;
   services: MapCache<ServiceObject>;
   endpointSlices: MapCache<EndpointSliceObject>;
+  /** Where runtimes get their endpoint; a test sets a fake one (the default throws). */
+  pool: Pick<EndpointPool, 'acquire' | 'release'>;
+  /** Keys queued, in order. */
   added: string[];
 }
 
@@ -140,27 +148,27 @@ export function testContext(o: { pgclusters?: PgClusterObject[]; pods?: PodObjec
   const clock = new FakeClock();
   const added: string[] = [];
   const secrets = o.secrets ?? {};
-  const noPool = {
-    acquire: () => { throw new Error('this test has no Postgres: give the PgCluster a Secret that does not resolve'); },
-    release: () => {},
-  } as unknown as EndpointPool;
-  return {
-    identity: 'test-operator',
-    log: pino({ level: 'silent' }),
-    metrics: new Metrics({ defaultMetrics: false }),
+  const caches = {
     pgclusters: new MapCache(o.pgclusters),
     pods: new MapCache(o.pods),
     configMaps: new MapCache(o.configMaps),
     services: new MapCache<ServiceObject>(),
     endpointSlices: new MapCache<EndpointSliceObject>(),
-    writer: new RecordingWriter(),
-    secrets: new SecretSource(async (ns, name) => secrets[`${ns}/${name}`], clock),
-    pool: noPool,
-    runtimes: new Map(),
-    queue: { add: (k: string) => void added.push(k), addAfter: (k: string) => void added.push(k) },
-    written: new WriteMemo(clock),
-    podWrites: new Semaphore(WRITE_CONCURRENCY),
-    clock,
-    added,
   };
+  const writer = new RecordingWriter();
+  const ctx: TestContext = {
+    env: { identity: 'test-operator', clock, log: pino({ level: 'silent' }), metrics: new Metrics({ defaultMetrics: false }) },
+    caches,
+    writes: { writer, memo: new WriteMemo(clock), podWrites: new Semaphore(WRITE_CONCURRENCY) },
+    // The pool is looked up at each attach, so that a test may set ctx.pool after making the context.
+    runtimes: new RuntimeRegistry({ acquire: (...a) => ctx.pool.acquire(...a), release: (...a) => ctx.pool.release(...a) }, (key) => podFanOut(ctx, key)),
+    secrets: new SecretSource(async (ns, name) => secrets[`${ns}/${name}`], clock),
+    queue: { add: (k: string) => void added.push(k), addAfter: (k: string) => void added.push(k) },
+    writer, clock, ...caches, added,
+    pool: {
+      acquire: () => { throw new Error('this test has no Postgres: give the PgCluster a Secret that does not resolve'); },
+      release: () => {},
+    },
+  };
+  return ctx;
 }

@@ -40,9 +40,10 @@ const logDir = (() => {
 let launched = 0;
 
 /** The operator (src/main.ts) against the test stack, logging at debug level to a file of its own. */
-export async function startOperator(opts: { namespaces: string[]; env?: Record<string, string> }): Promise<OperatorProcess> {
+/** `kubeconfig`: another than the stack's admin one (another user, or a server address through a relay). */
+export async function startOperator(opts: { namespaces: string[]; env?: Record<string, string>; kubeconfig?: string }): Promise<OperatorProcess> {
   const logFile = join(logDir, `operator-${process.pid}-${++launched}.log`);
-  const op = await launchOperator({ kubeconfig: requireEnv().kubeconfig, namespaces: opts.namespaces, logFile, logLevel: 'debug', env: opts.env });
+  const op = await launchOperator({ kubeconfig: opts.kubeconfig ?? requireEnv().kubeconfig, namespaces: opts.namespaces, logFile, logLevel: 'debug', env: opts.env });
   const scrape = async () => parseMetrics(await (await fetch(op.metricsUrl)).text());
   let exited = false;
   void op.proc.exited.then(() => { exited = true; });

@@ -2,10 +2,11 @@
 // Postgres): the controller-rs "scenario" style. The e2e suite covers the same against real servers.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { applyOutputs, applyStatus } from '../../src/controller/apply.ts';
-import type { OutputsPlan } from '../../src/controller/plan.ts';
+import { applyOutputs, applyStatus } from '../../src/controller/write/apply.ts';
+import { applyDeps } from '../../src/controller/steps/apply.ts';
+import type { OutputsPlan } from '../../src/controller/plan/outputs.ts';
 import { reconcile, RESYNC_MS, TAKEN_RECHECK_MS } from '../../src/controller/reconcile.ts';
-import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
+import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
 import { FINALIZER, CLUSTER_KEY, DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
 import { markerKey } from '../../src/core/ownership.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
@@ -30,30 +31,30 @@ describe('applyOutputs', () => {
 
   test('the ConfigMap first, then the pods; each write remembered until the cache shows it', async () => {
     const ctx = testContext();
-    await applyOutputs(ctx, pc, created);
+    await applyOutputs(applyDeps(ctx), pc, created);
     assert.deepEqual(ctx.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations p1', 'patchPodAnnotations p2']);
-    assert.equal(ctx.written.size, 3);
-    assert.ok(ctx.written.observe('pod:prod/p1', pod('p1'))?.metadata.annotations?.x === 'y', 'a stale cache reads as our write');
+    assert.equal(ctx.writes.memo.size, 3);
+    assert.ok(ctx.writes.memo.observe('pod:prod/p1', pod('p1'))?.metadata.annotations?.x === 'y', 'a stale cache reads as our write');
   });
 
   test('renamed ConfigMaps are deleted before the patch', async () => {
     const ctx = testContext();
     const before: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: NS, resourceVersion: '3' } };
-    await applyOutputs(ctx, pc, { configMap: { kind: 'patch', name: 'chat-peers', data: { peers: '' }, labels: {}, before }, deleteConfigMaps: ['old'], podPatches: [], configMapConflict: undefined, podConflicts: [] });
+    await applyOutputs(applyDeps(ctx), pc, { configMap: { kind: 'patch', name: 'chat-peers', data: { peers: '' }, labels: {}, before }, deleteConfigMaps: ['old'], podPatches: [], configMapConflict: undefined, podConflicts: [] });
     assert.deepEqual(ctx.writer.verbs(), ['deleteConfigMap old', 'patchConfigMap chat-peers']);
   });
 
   test('a ConfigMap name taken by an object we cannot see (409 on create): reported, the pods are still written', async () => {
     const ctx = testContext();
     ctx.writer.fail = (c) => (c.verb === 'createConfigMap' ? conflict() : undefined);
-    assert.deepEqual(await applyOutputs(ctx, pc, created), { configMapTaken: true, rejected: [] });
+    assert.deepEqual(await applyOutputs(applyDeps(ctx), pc, created), { configMapTaken: true, rejected: [] });
     assert.deepEqual(ctx.writer.verbs(), ['patchPodAnnotations p1', 'patchPodAnnotations p2']);
   });
 
   test('writes the API server refuses (422, 413) are reported; the other writes go on', async () => {
     const ctx = testContext();
     ctx.writer.fail = (c) => (c.verb === 'createConfigMap' ? tooLarge() : c.verb === 'patchPodAnnotations' && c.name === 'p1' ? invalid() : undefined);
-    const r = await applyOutputs(ctx, pc, created);
+    const r = await applyOutputs(applyDeps(ctx), pc, created);
     assert.deepEqual(ctx.writer.verbs(), ['patchPodAnnotations p2']);
     assert.equal(r.rejected.length, 2);
     assert.match(r.rejected[0] ?? '', /^ConfigMap prod\/chat-peers: .*413/);
@@ -64,25 +65,25 @@ describe('applyOutputs', () => {
     const ctx = testContext();
     ctx.writer.fail = (c) => (c.verb === 'patchPodAnnotations' ? invalid() : undefined);
     const plan: OutputsPlan = { ...created, configMap: undefined, podPatches: [{ pod: pod('p1'), annotations: { x: null }, guard: { key: 'm', value: 'chat x' } }] };
-    assert.deepEqual(await applyOutputs(ctx, pc, plan), { configMapTaken: false, rejected: [] });
+    assert.deepEqual(await applyOutputs(applyDeps(ctx), pc, plan), { configMapTaken: false, rejected: [] });
   });
 
   test('a pod deleted meanwhile (404) is skipped; another failure fails the apply after every pod was tried', async () => {
     const ctx = testContext();
     ctx.writer.fail = (c) => (c.verb === 'patchPodAnnotations' && c.name === 'p1' ? gone() : undefined);
-    await applyOutputs(ctx, pc, created);
+    await applyOutputs(applyDeps(ctx), pc, created);
     assert.deepEqual(ctx.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations p2']);
     const ctx2 = testContext();
     ctx2.writer.fail = (c) => (c.verb === 'patchPodAnnotations' && c.name === 'p1' ? new Error('500') : undefined);
-    await assert.rejects(applyOutputs(ctx2, pc, created), /500/);
+    await assert.rejects(applyOutputs(applyDeps(ctx2), pc, created), /500/);
     assert.deepEqual(ctx2.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations p2']);
   });
 
   test('applyStatus: the status, then its Events; none without a write', async () => {
     const ctx = testContext();
-    await applyStatus(ctx, pc, undefined);
+    await applyStatus(applyDeps(ctx), pc, undefined);
     assert.deepEqual(ctx.writer.verbs(), []);
-    await applyStatus(ctx, pc, { status: { members: 1 }, before: pc, events: [{ type: 'Warning', reason: 'R', message: 'm' }] });
+    await applyStatus(applyDeps(ctx), pc, { status: { members: 1 }, before: pc, events: [{ type: 'Warning', reason: 'R', message: 'm' }] });
     assert.deepEqual(ctx.writer.verbs(), ['patchStatus chat', 'createEvent chat']);
   });
 });
@@ -113,6 +114,16 @@ describe('reconcile scenarios', () => {
     ctx.writer.calls = [];
     await reconcile(ctx, 'prod/chat');
     assert.deepEqual(ctx.writer.verbs(), []);
+  });
+
+  test('a write that fails names the reconcile step it failed in; the retry writes what was left', async () => {
+    const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: members() });
+    ctx.writer.fail = (c) => (c.verb === 'patchStatus' ? new Error('500 from the API server') : undefined);
+    await assert.rejects(reconcile(ctx, 'prod/chat'), (err: Error) => err.name === 'ReconcileStepError' && err.message === 'apply: 500 from the API server');
+    ctx.writer.fail = undefined;
+    ctx.writer.calls = [];
+    await reconcile(ctx, 'prod/chat');
+    assert.deepEqual(ctx.writer.verbs().filter((v) => !v.startsWith('createEvent')), ['patchStatus chat'], 'the outputs were written before; only the status is left');
   });
 
   test('a pod leaves: the ConfigMap and the remaining pod are patched, the leaver loses our annotation', async () => {

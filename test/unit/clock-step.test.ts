@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { reconcile } from '../../src/controller/reconcile.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
-import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
+import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
 import type { SecretObject } from '../../src/kube/resources.ts';
 import { chatSpec, pgcluster, pod, testContext } from '../support/controllerKit.ts';
 

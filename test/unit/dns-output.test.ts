@@ -1,7 +1,7 @@
-// dnsOutput.ts: from the peers to the headless Service and its EndpointSlices, as tables. No I/O.
+// plan/dns.ts: from the peers to the headless Service and its EndpointSlices, as tables. No I/O.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { planDns, SLICE_MANAGED_BY, type ObservedDns } from '../../src/controller/dnsOutput.ts';
+import { planDns, SLICE_MANAGED_BY, type ObservedDns } from '../../src/controller/plan/dns.ts';
 import { peerAddresses } from '../../src/core/outputs.ts';
 import type { Peer } from '../../src/core/peerTable.ts';
 import type { EndpointSliceObject, ServiceObject } from '../../src/kube/resources.ts';

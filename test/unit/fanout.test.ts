@@ -1,9 +1,9 @@
-// The fan-out policy (controller/fanout.ts) with a hand-driven writer: which PATCHes go out, in which
+// The fan-out policy (controller/write/fanout.ts) with a hand-driven writer: which PATCHes go out, in which
 // pass, and when, as plans follow each other faster than the writes complete.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FanOut } from '../../src/controller/fanout.ts';
-import type { PodPatch } from '../../src/controller/plan.ts';
+import { FanOut } from '../../src/controller/write/fanout.ts';
+import type { PodPatch } from '../../src/controller/plan/outputs.ts';
 import { reconcile } from '../../src/controller/reconcile.ts';
 import { chatSpec, NS, pgcluster, pod, testContext } from '../support/controllerKit.ts';
 import { FakeClock } from '../support/fakeClock.ts';

@@ -2,7 +2,7 @@
 // its Postgres sessions carry its identity (pg_stat_activity shows whose a heartbeat is).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fencedWriter, WritesFenced } from '../../src/controller/apply.ts';
+import { fencedWriter, WritesFenced } from '../../src/controller/write/writer.ts';
 import { applicationName } from '../../src/postgres/connection.ts';
 import { RecordingWriter, pgcluster, chatSpec } from '../support/controllerKit.ts';
 

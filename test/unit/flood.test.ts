@@ -1,13 +1,17 @@
 // Remote changes are published at once while few, then coalesce to one publish per REMOTE_PUBLISH_INTERVAL_MS
-// (a token bucket), and a rate of new remote names above FLOOD_NAMES_PER_SECOND is a flood (src/controller/runtime.ts). Pure: times are passed in.
+// (a token bucket), and a rate of new remote names above FLOOD_NAMES_PER_SECOND is a flood (src/controller/runtime/). Pure: times are passed in.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ClusterRuntime, FLOOD_NAMES_PER_SECOND, LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, RateMeter, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS, TokenBucket } from '../../src/controller/runtime.ts';
+import { ClusterRuntime } from '../../src/controller/runtime/clusterRuntime.ts';
+import { FLOOD_NAMES_PER_SECOND } from '../../src/controller/runtime/floodMeter.ts';
+import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
+import { RateMeter } from '../../src/core/rateMeter.ts';
+import { TokenBucket } from '../../src/core/tokenBucket.ts';
 
 const nodes = (r: { peers: readonly { node: string }[] }) => r.peers.map((p) => p.node);
 
 test('remote-only changes: a burst of REMOTE_PUBLISH_BURST at once, then one per interval; members\' changes at once and free', () => {
-  const rt = new ClusterRuntime('ns/a', 15_000, 1000);
+  const rt = new ClusterRuntime('ns/a', { peerTimeoutMs: 15_000, maxPeers: 1000 });
   rt.table.setMembers([{ node: 'a@10.0.0.1', host: '10.0.0.1', pod: 'a-1' }], 0);
   rt.changed(0);
   assert.deepEqual(nodes(rt.peers(10_000)), ['a@10.0.0.1']);
@@ -40,7 +44,7 @@ test('remote-only changes: a burst of REMOTE_PUBLISH_BURST at once, then one per
 });
 
 test('reconciles that publish nothing new take no token: a remote change after a quiet spell of them is published at once', () => {
-  const rt = new ClusterRuntime('ns/a', 60_000, 1000);
+  const rt = new ClusterRuntime('ns/a', { peerTimeoutMs: 60_000, maxPeers: 1000 });
   rt.table.setMembers([{ node: 'a@10.0.0.1', host: '10.0.0.1', pod: 'a-1' }], 0);
   rt.changed(0);
   rt.peers(0);
@@ -55,7 +59,7 @@ test('reconciles that publish nothing new take no token: a remote change after a
 });
 
 test('a flood of names and their leaves stays paced: publications within both buckets\' bursts and rates (a few a second)', () => {
-  const rt = new ClusterRuntime('ns/a', 60_000, 1000);
+  const rt = new ClusterRuntime('ns/a', { peerTimeoutMs: 60_000, maxPeers: 1000 });
   rt.table.setMembers([{ node: 'a@10.0.0.1', host: '10.0.0.1', pod: 'a-1' }], 0);
   rt.changed(0);
   let last = nodes(rt.peers(0)).join();
@@ -82,7 +86,7 @@ test('a flood of names and their leaves stays paced: publications within both bu
 });
 
 test('another cluster\'s rolling update: a leave every 300 ms, each published at once', () => {
-  const rt = new ClusterRuntime('ns/a', 60_000, 1000);
+  const rt = new ClusterRuntime('ns/a', { peerTimeoutMs: 60_000, maxPeers: 1000 });
   rt.table.setMembers([{ node: 'a@10.0.0.1', host: '10.0.0.1', pod: 'a-1' }], 0);
   for (let i = 0; i < 40; i++) rt.table.hear(`b@10.1.0.${i}`, `10.1.0.${i}`, 0);
   rt.changed(0);
@@ -96,7 +100,7 @@ test('another cluster\'s rolling update: a leave every 300 ms, each published at
 });
 
 test('a flood: more than FLOOD_NAMES_PER_SECOND new names a second, reported once when it starts and once when it ends', () => {
-  const rt = new ClusterRuntime('ns/a', 15_000, 1000);
+  const rt = new ClusterRuntime('ns/a', { peerTimeoutMs: 15_000, maxPeers: 1000 });
   assert.deepEqual(rt.flood(1000), { perSecond: 0, flooding: false, changed: false });
   for (let i = 0; i < 10; i++) rt.remoteChange(1000 + i * 50);
   assert.equal(rt.flood(1600).flooding, false, 'ten names a second are no flood');

@@ -1,9 +1,10 @@
-// plan.ts: from an observed snapshot to the writes, as tables. No I/O, no clock.
+// plan/*.ts: from an observed snapshot to the writes, as tables. No I/O, no clock.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  connectedCondition, degradedCondition, planOutputs, planStatus, readyCondition, selectMembers, type ObservedOutputs, type ReadyInput,
-} from '../../src/controller/plan.ts';
+import { connectedCondition, degradedCondition, readyCondition, type ReadyInput } from '../../src/controller/plan/conditions.ts';
+import { selectMembers } from '../../src/controller/plan/members.ts';
+import { planOutputs, type ObservedOutputs } from '../../src/controller/plan/outputs.ts';
+import { planStatus } from '../../src/controller/plan/status.ts';
 import type { ConditionInput } from '../../src/core/conditions.ts';
 import { configMapData } from '../../src/core/outputs.ts';
 import type { Peer } from '../../src/core/peerTable.ts';

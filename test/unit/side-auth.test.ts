@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { reconcile } from '../../src/controller/reconcile.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
-import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
+import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
 import { encodeSigned, keyId, ReplayCache, SIGNED_WINDOW_MS, verifySigned, type SideKeys } from '../../src/core/sideAuth.ts';
 import { encodeLeave, MAX_SIDE_PAYLOAD_BYTES, parseSideMessage, sideChannel, type SignedMessage } from '../../src/core/sideChannel.ts';
 import type { PgClusterSpec } from '../../src/core/spec.ts';
@@ -143,7 +143,7 @@ test('reconcile with acceptUnsigned false: own members and signed peers are publ
   ctx.pool = { acquire: () => endpoint, release: () => {} } as unknown as EndpointPool;
   const lastPeers = () => ctx.writer.calls.flatMap((c) => (c.verb === 'createConfigMap' || c.verb === 'patchConfigMap') && typeof c.data.peers === 'string' ? [c.data.peers] : []).at(-1);
   const refused = async (problem: string) => {
-    const m = new RegExp(`problem="${problem}"\\} (\\d+)`).exec(await ctx.metrics.registry.getSingleMetricAsString('pgcluster_invalid_payloads_total'));
+    const m = new RegExp(`problem="${problem}"\\} (\\d+)`).exec(await ctx.env.metrics.registry.getSingleMetricAsString('pgcluster_invalid_payloads_total'));
     return Number(m?.[1] ?? 0);
   };
   const publishAfter = async () => {

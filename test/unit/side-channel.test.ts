@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { reconcile } from '../../src/controller/reconcile.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
-import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime.ts';
+import { LEAVE_PUBLISH_BURST, LEAVE_PUBLISH_INTERVAL_MS, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
 import { encodeLeave, parseSideMessage, sideChannel } from '../../src/core/sideChannel.ts';
 import { CHANNEL_PATTERN } from '../../src/core/spec.ts';
 import type { SecretObject } from '../../src/kube/resources.ts';
@@ -91,7 +91,7 @@ test('reconcile: a member that leaves is said on the side channel; a leave heard
   assert.deepEqual(sent, [[sideChannel('chat'), encodeLeave('chat@10.0.0.2', 'test-operator')]]);
   // Junk on the side channel is counted, never acted on.
   side('{"v":1,"type":"leave","node":"no-at-sign","from":"x"}');
-  assert.match(await ctx.metrics.registry.getSingleMetricAsString('pgcluster_invalid_payloads_total'), /problem="side-bad-node"\} 1/);
+  assert.match(await ctx.env.metrics.registry.getSingleMetricAsString('pgcluster_invalid_payloads_total'), /problem="side-bad-node"\} 1/);
 });
 
 test('reconcile: a flood of new names and their leaves stays paced (a leave publishes at once only while leaves are few)', async () => {

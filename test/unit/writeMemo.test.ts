@@ -1,7 +1,7 @@
 // WriteMemo: a write is read back until the cache shows a newer version; forgotten entries expire (FakeClock).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WriteMemo } from '../../src/controller/context.ts';
+import { WriteMemo } from '../../src/controller/write/writeMemo.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
 import { FakeClock } from '../support/fakeClock.ts';
 

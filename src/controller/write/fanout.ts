@@ -7,9 +7,9 @@
 //  - a pass starts at least `minIntervalMs` after the previous one ended (spec.output.annotationMinInterval).
 // So a burst of changes costs at most `members` PATCHes per pass, whatever the number of changes, and a
 // stream of them at most `members` per (pass + interval).
-import { Backoff } from '../core/backoff.ts';
-import type { Clock, Timer } from '../core/clock.ts';
-import type { PodPatch } from './plan.ts';
+import { Backoff } from '../../core/backoff.ts';
+import type { Clock, Timer } from '../../core/clock.ts';
+import type { PodPatch } from '../plan/outputs.ts';
 
 export interface FanOutDeps {
   clock: Clock;

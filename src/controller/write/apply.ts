@@ -1,79 +1,21 @@
 // The thin, effectful end of a reconcile (docs/architecture.md, "Observe, plan, apply"): carries out a plan
 // through a Writer, one API call per write, and remembers each write until the cache shows it (WriteMemo).
-import { isConflict, isInvalid, isNotFound, isRefused, type KubeClient, type KubeObject } from '../kube/client.ts';
-import type { OutputWrite } from './dnsOutput.ts';
-import type { PodObject } from '../kube/pods.ts';
-import {
-  createConfigMap, createEvent, createOutput, deleteConfigMap, deleteOutput, patchConfigMap, patchOutput, patchPodAnnotations, patchStatus, setFinalizers,
-  type ConfigMapObject, type EventInput, type Guard, type OutputKind, type PgClusterObject,
-} from '../kube/resources.ts';
-import type { PgClusterStatus } from '../core/spec.ts';
-import type { Clock } from '../core/clock.ts';
-import { errorMessage } from '../errors.ts';
-import type { Logger } from '../log.ts';
-import type { WriteMemo } from './context.ts';
-import type { OutputsPlan, PodPatch, StatusWrite } from './plan.ts';
-import { forEachLimited } from '../core/limit.ts';
+import { isConflict, isInvalid, isNotFound, isRefused } from '../../kube/client.ts';
+import type { OutputWrite } from '../plan/dns.ts';
+import type { PodObject } from '../../kube/pods.ts';
+import type { EventInput, Guard, OutputKind, PgClusterObject } from '../../kube/resources.ts';
+import { errorMessage } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import { forEachLimited } from '../../core/limit.ts';
+import type { OutputsPlan, PodPatch } from '../plan/outputs.ts';
+import type { StatusWrite } from '../plan/status.ts';
+import type { Writer } from './writer.ts';
+import type { WriteMemo } from './writeMemo.ts';
 
-/** Every write the controller makes: one method, one API call. Tests pass a recording fake. */
-export interface Writer {
-  createConfigMap(cm: ConfigMapObject): Promise<ConfigMapObject>;
-  patchConfigMap(ns: string, name: string, patch: { data: Record<string, string | null>; labels: Record<string, string>; resourceVersion?: string }): Promise<ConfigMapObject>;
-  deleteConfigMap(ns: string, name: string): Promise<void>;
-  /** Sets (string) or removes (null) annotations; with a guard, only while that annotation has that value (422 otherwise). */
-  patchPodAnnotations(ns: string, name: string, annotations: Record<string, string | null>, guard?: Guard): Promise<unknown>;
-  patchStatus(ns: string, name: string, status: PgClusterStatus): Promise<unknown>;
-  setFinalizers(pc: PgClusterObject, finalizers: string[]): Promise<unknown>;
-  createEvent(pc: PgClusterObject, ev: EventInput): Promise<unknown>;
-  /** The DNS output's Service and EndpointSlices. */
-  createOutput(kind: OutputKind, obj: KubeObject): Promise<KubeObject>;
-  patchOutput(kind: OutputKind, ns: string, name: string, body: Record<string, unknown>): Promise<KubeObject>;
-  deleteOutput(kind: OutputKind, ns: string, name: string): Promise<void>;
-}
-
-export function kubeWriter(kube: KubeClient, identity: string, clock: Clock): Writer {
-  return {
-    createConfigMap: (cm) => createConfigMap(kube, cm),
-    patchConfigMap: (ns, name, patch) => patchConfigMap(kube, ns, name, patch),
-    deleteConfigMap: (ns, name) => deleteConfigMap(kube, ns, name),
-    patchPodAnnotations: (ns, name, a, guard) => patchPodAnnotations(kube, ns, name, a, guard),
-    patchStatus: (ns, name, status) => patchStatus(kube, ns, name, status),
-    setFinalizers: (pc, f) => setFinalizers(kube, pc, f),
-    createEvent: (pc, ev) => createEvent(kube, pc, ev, identity, clock.now()),
-    createOutput: (kind, obj) => createOutput(kube, kind, obj),
-    patchOutput: (kind, ns, name, body) => patchOutput(kube, kind, ns, name, body),
-    deleteOutput: (kind, ns, name) => deleteOutput(kube, kind, ns, name),
-  };
-}
-
-/** Refused writes of a replica that no longer may write (it lost its Lease, or is stopping). */
-export class WritesFenced extends Error {
-  constructor(what: string) {
-    super(`not writing (${what}): this replica has stopped leading`);
-    this.name = 'WritesFenced';
-  }
-}
-
-/** `inner`, refusing every write (WritesFenced) once `allowed()` answers false. */
-export function fencedWriter(inner: Writer, allowed: () => boolean): Writer {
-  const guard = <R>(what: string, write: () => Promise<R>): Promise<R> => (allowed() ? write() : Promise.reject(new WritesFenced(what)));
-  return {
-    createConfigMap: (cm) => guard('create ConfigMap', () => inner.createConfigMap(cm)),
-    patchConfigMap: (ns, name, patch) => guard('patch ConfigMap', () => inner.patchConfigMap(ns, name, patch)),
-    deleteConfigMap: (ns, name) => guard('delete ConfigMap', () => inner.deleteConfigMap(ns, name)),
-    patchPodAnnotations: (ns, name, a, marker) => guard('patch pod annotations', () => inner.patchPodAnnotations(ns, name, a, marker)),
-    patchStatus: (ns, name, status) => guard('patch PgCluster status', () => inner.patchStatus(ns, name, status)),
-    setFinalizers: (pc, f) => guard('set PgCluster finalizers', () => inner.setFinalizers(pc, f)),
-    createEvent: (pc, ev) => guard('create Event', () => inner.createEvent(pc, ev)),
-    createOutput: (kind, obj) => guard(`create ${kind}`, () => inner.createOutput(kind, obj)),
-    patchOutput: (kind, ns, name, body) => guard(`patch ${kind}`, () => inner.patchOutput(kind, ns, name, body)),
-    deleteOutput: (kind, ns, name) => guard(`delete ${kind}`, () => inner.deleteOutput(kind, ns, name)),
-  };
-}
-
+/** What applying needs: the Writer, the memo of our writes, and the log (lost Events are logged). */
 export interface ApplyDeps {
   writer: Writer;
-  written: WriteMemo;
+  memo: WriteMemo;
   log: Logger;
 }
 
@@ -121,7 +63,7 @@ export async function applyConfigMap(d: ApplyDeps, pc: PgClusterObject, plan: Pi
   if (cm?.kind === 'create') {
     const key = memoKeys.configMap(ns, cm.object.metadata.name);
     try {
-      d.written.record(key, undefined, await d.writer.createConfigMap(cm.object));
+      d.memo.record(key, undefined, await d.writer.createConfigMap(cm.object));
     } catch (err) {
       if (isConflict(err)) report.configMapTaken = true;
       else if (!refused(`ConfigMap ${ns}/${cm.object.metadata.name}`, err)) throw err;
@@ -131,7 +73,7 @@ export async function applyConfigMap(d: ApplyDeps, pc: PgClusterObject, plan: Pi
     if (cm) {
       try {
         const written = await d.writer.patchConfigMap(ns, cm.name, { data: cm.data, labels: cm.labels, resourceVersion: cm.before.metadata.resourceVersion });
-        d.written.record(memoKeys.configMap(ns, cm.name), cm.before, written);
+        d.memo.record(memoKeys.configMap(ns, cm.name), cm.before, written);
       } catch (err) {
         if (!refused(`ConfigMap ${ns}/${cm.name}`, err)) throw err;
       }
@@ -147,7 +89,7 @@ export async function applyConfigMap(d: ApplyDeps, pc: PgClusterObject, plan: Pi
 export async function applyPodPatch(d: ApplyDeps, ns: string, { pod, annotations, guard }: PodPatch): Promise<string | undefined> {
   try {
     const written = await patchIfPresent(d.writer, ns, pod, annotations, guard);
-    if (written !== undefined) d.written.record(memoKeys.pod(ns, pod.metadata.name), pod, written);
+    if (written !== undefined) d.memo.record(memoKeys.pod(ns, pod.metadata.name), pod, written);
     return undefined;
   } catch (err) {
     const rejected: string[] = [];
@@ -175,11 +117,11 @@ export async function applyDns(d: ApplyDeps, pc: PgClusterObject, writes: readon
     if (out.taken && w.verb !== 'delete') continue;
     const name = w.verb === 'create' ? w.object.metadata.name : w.name;
     try {
-      if (w.verb === 'create') d.written.record(memoKeys.output(w.kind, ns, name), undefined, await d.writer.createOutput(w.kind, w.object));
-      else if (w.verb === 'patch') d.written.record(memoKeys.output(w.kind, ns, name), w.before, await d.writer.patchOutput(w.kind, ns, name, w.body));
+      if (w.verb === 'create') d.memo.record(memoKeys.output(w.kind, ns, name), undefined, await d.writer.createOutput(w.kind, w.object));
+      else if (w.verb === 'patch') d.memo.record(memoKeys.output(w.kind, ns, name), w.before, await d.writer.patchOutput(w.kind, ns, name, w.body));
       else {
         await d.writer.deleteOutput(w.kind, ns, name);
-        d.written.forget(memoKeys.output(w.kind, ns, name));
+        d.memo.forget(memoKeys.output(w.kind, ns, name));
       }
     } catch (err) {
       if (w.verb === 'create' && w.kind === 'services' && isConflict(err)) out.taken = true;
@@ -207,7 +149,7 @@ export async function applyStatus(d: ApplyDeps, pc: PgClusterObject, write: Stat
   if (!write) return;
   const { namespace: ns, name } = pc.metadata;
   const written = await d.writer.patchStatus(ns, name, write.status);
-  d.written.record(memoKeys.status(ns, name), write.before, written);
+  d.memo.record(memoKeys.status(ns, name), write.before, written);
   for (const ev of write.events) recordEvent(d, pc, ev);
 }
 

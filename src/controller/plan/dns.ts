@@ -1,11 +1,11 @@
 // The DNS output (README, "DNS output"): a selectorless headless Service and the EndpointSlices this operator
-// manages for it, one address per peer whose host is an IP. Planned here (pure, like plan.ts), applied by
-// apply.ts; the same ownership rules as the ConfigMap: only objects owned by this PgCluster are written.
-import { peerAddresses, type PeerAddress } from '../core/outputs.ts';
-import type { Peer } from '../core/peerTable.ts';
-import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, type EffectiveSpec } from '../core/spec.ts';
-import type { KubeObject } from '../kube/client.ts';
-import { ownedBy, ownerReference, type EndpointSliceObject, type OutputKind, type PgClusterObject, type ServiceObject } from '../kube/resources.ts';
+// manages for it, one address per peer whose host is an IP. Planned here (pure, like plan/outputs.ts), applied by
+// write/apply.ts; the same ownership rules as the ConfigMap: only objects owned by this PgCluster are written.
+import { peerAddresses, type PeerAddress } from '../../core/outputs.ts';
+import type { Peer } from '../../core/peerTable.ts';
+import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, type EffectiveSpec } from '../../core/spec.ts';
+import type { KubeObject } from '../../kube/client.ts';
+import { ownedBy, ownerReference, type EndpointSliceObject, type OutputKind, type PgClusterObject, type ServiceObject } from '../../kube/resources.ts';
 
 /** endpointslice.kubernetes.io/managed-by of our slices: never the built-in controller's, which would take them. */
 export const SLICE_MANAGED_BY = 'pgcluster-operator.pgcluster.io';
