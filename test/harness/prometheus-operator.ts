@@ -70,11 +70,18 @@ const SHARDING: RelabelRule[] = [
 const RUNNING_FILTER: RelabelRule = { action: 'drop', source_labels: ['__meta_kubernetes_pod_phase'], regex: '(Failed|Succeeded)' };
 const JOB_TO_TMP: RelabelRule = { source_labels: ['job'], target_label: '__tmp_prometheus_job_name' };
 
-function scrapeSettings(ep: Obj): ScrapeConfig {
+/** One endpoint's job: honor_labels, its intervals and path, the relabelling given then the endpoint label,
+ * the endpoint's own relabelings and the sharding rules, its metric relabelings. */
+function jobConfig(job: string, ep: Obj, relabel: RelabelRule[]): ScrapeConfig {
+  const metricRelabel = relabelConfigs(ep.metricRelabelings);
   return {
+    job_name: job,
+    honor_labels: ep.honorLabels === true,
     ...(ep.interval ? { scrape_interval: ep.interval } : {}),
     ...(ep.scrapeTimeout ? { scrape_timeout: ep.scrapeTimeout } : {}),
     ...(ep.path ? { metrics_path: ep.path } : {}),
+    relabel_configs: [...relabel, { target_label: 'endpoint', replacement: ep.port }, ...relabelConfigs(ep.relabelings), ...SHARDING],
+    ...(metricRelabel.length ? { metric_relabel_configs: metricRelabel } : {}),
   };
 }
 
@@ -93,75 +100,54 @@ export interface MonitorScrape {
   role: 'endpoints' | 'pod';
 }
 
+/** A job per endpoint (named serviceMonitor/<ns>/<name>/<i> or podMonitor/...), its relabelling from `relabel`. */
+function eachEndpoint(kind: 'serviceMonitor' | 'podMonitor', m: Obj, endpoints: Obj[], relabel: (ep: Obj) => RelabelRule[]): ScrapeConfig[] {
+  return endpoints.map((ep, i) => {
+    only(`${kind} ${m.metadata.name} endpoint ${i}`, ep, ENDPOINT);
+    if (!ep.port) throw new Error(`${kind} ${m.metadata.name} endpoint ${i} has no port name: portNumber and targetPort are not translated`);
+    return jobConfig(`${kind}/${m.metadata.namespace}/${m.metadata.name}/${i}`, ep, relabel(ep));
+  });
+}
+
 /** generateServiceMonitorConfig, for each endpoint of a rendered ServiceMonitor (role endpoints). */
 export function serviceMonitorScrape(m: Obj): MonitorScrape {
   only(`ServiceMonitor ${m.metadata.name} spec`, m.spec, SM_SPEC);
-  const configs = (m.spec.endpoints as Obj[]).map((ep, i) => {
-    only(`ServiceMonitor ${m.metadata.name} endpoint ${i}`, ep, ENDPOINT);
-    if (!ep.port) throw new Error('an endpoint without a port name: targetPort is not translated');
-    const relabel: RelabelRule[] = [
-      JOB_TO_TMP,
-      ...selectorRules(m.spec.selector ?? {}, 'service'),
-      { action: 'keep', source_labels: ['__meta_kubernetes_endpoint_port_name'], regex: ep.port },
-      ...(['Node', 'Pod'] as const).map((kind) => ({
-        source_labels: ['__meta_kubernetes_endpoint_address_target_kind', '__meta_kubernetes_endpoint_address_target_name'],
-        separator: ';', regex: `${kind};(.*)`, replacement: '${1}', target_label: kind.toLowerCase(),
-      })),
-      { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
-      { source_labels: ['__meta_kubernetes_service_name'], target_label: 'service' },
-      { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
-      { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
-      RUNNING_FILTER,
-      ...labelCopies('service', m.spec.targetLabels),
-      ...labelCopies('pod', m.spec.podTargetLabels),
-      { source_labels: ['__meta_kubernetes_service_name'], target_label: 'job', replacement: '${1}' },
-      ...(m.spec.jobLabel ? [{ source_labels: [`__meta_kubernetes_service_label_${sanitize(m.spec.jobLabel)}`], target_label: 'job', regex: '(.+)', replacement: '${1}' }] : []),
-      { target_label: 'endpoint', replacement: ep.port },
-      ...relabelConfigs(ep.relabelings),
-      ...SHARDING,
-    ];
-    const metricRelabel = relabelConfigs(ep.metricRelabelings);
-    return {
-      job_name: `serviceMonitor/${m.metadata.namespace}/${m.metadata.name}/${i}`,
-      honor_labels: ep.honorLabels === true,
-      ...scrapeSettings(ep),
-      relabel_configs: relabel,
-      ...(metricRelabel.length ? { metric_relabel_configs: metricRelabel } : {}),
-    };
-  });
+  const configs = eachEndpoint('serviceMonitor', m, m.spec.endpoints as Obj[], (ep) => [
+    JOB_TO_TMP,
+    ...selectorRules(m.spec.selector ?? {}, 'service'),
+    { action: 'keep', source_labels: ['__meta_kubernetes_endpoint_port_name'], regex: ep.port },
+    ...(['Node', 'Pod'] as const).map((kind) => ({
+      source_labels: ['__meta_kubernetes_endpoint_address_target_kind', '__meta_kubernetes_endpoint_address_target_name'],
+      separator: ';', regex: `${kind};(.*)`, replacement: '${1}', target_label: kind.toLowerCase(),
+    })),
+    { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
+    { source_labels: ['__meta_kubernetes_service_name'], target_label: 'service' },
+    { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
+    { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
+    RUNNING_FILTER,
+    ...labelCopies('service', m.spec.targetLabels),
+    ...labelCopies('pod', m.spec.podTargetLabels),
+    { source_labels: ['__meta_kubernetes_service_name'], target_label: 'job', replacement: '${1}' },
+    ...(m.spec.jobLabel ? [{ source_labels: [`__meta_kubernetes_service_label_${sanitize(m.spec.jobLabel)}`], target_label: 'job', regex: '(.+)', replacement: '${1}' }] : []),
+  ]);
   return { configs, namespaces: monitorNamespaces(m), role: 'endpoints' };
 }
 
 /** generatePodMonitorConfig, for each endpoint of a rendered PodMonitor (role pod). */
 export function podMonitorScrape(m: Obj): MonitorScrape {
   only(`PodMonitor ${m.metadata.name} spec`, m.spec, PM_SPEC);
-  const configs = (m.spec.podMetricsEndpoints as Obj[]).map((ep, i) => {
-    only(`PodMonitor ${m.metadata.name} endpoint ${i}`, ep, ENDPOINT);
-    if (!ep.port) throw new Error('a podMetricsEndpoint without a port name: portNumber and targetPort are not translated');
-    const relabel: RelabelRule[] = [
-      JOB_TO_TMP,
-      RUNNING_FILTER,
-      ...selectorRules(m.spec.selector ?? {}, 'pod'),
-      { action: 'keep', source_labels: ['__meta_kubernetes_pod_container_port_name'], regex: ep.port },
-      { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
-      { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
-      { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
-      ...labelCopies('pod', m.spec.podTargetLabels),
-      { target_label: 'job', replacement: `${m.metadata.namespace}/${m.metadata.name}` },
-      ...(m.spec.jobLabel ? [{ source_labels: [`__meta_kubernetes_pod_label_${sanitize(m.spec.jobLabel)}`], target_label: 'job', regex: '(.+)', replacement: '${1}' }] : []),
-      { target_label: 'endpoint', replacement: ep.port },
-      ...relabelConfigs(ep.relabelings),
-      ...SHARDING,
-    ];
-    const metricRelabel = relabelConfigs(ep.metricRelabelings);
-    return {
-      job_name: `podMonitor/${m.metadata.namespace}/${m.metadata.name}/${i}`,
-      honor_labels: ep.honorLabels === true,
-      ...scrapeSettings(ep),
-      relabel_configs: relabel,
-      ...(metricRelabel.length ? { metric_relabel_configs: metricRelabel } : {}),
-    };
-  });
+  const configs = eachEndpoint('podMonitor', m, m.spec.podMetricsEndpoints as Obj[], (ep) => [
+    JOB_TO_TMP,
+    RUNNING_FILTER,
+    ...selectorRules(m.spec.selector ?? {}, 'pod'),
+    { action: 'keep', source_labels: ['__meta_kubernetes_pod_container_port_name'], regex: ep.port },
+    { source_labels: ['__meta_kubernetes_namespace'], target_label: 'namespace' },
+    { source_labels: ['__meta_kubernetes_pod_container_name'], target_label: 'container' },
+    { source_labels: ['__meta_kubernetes_pod_name'], target_label: 'pod' },
+    ...labelCopies('pod', m.spec.podTargetLabels),
+    { target_label: 'job', replacement: `${m.metadata.namespace}/${m.metadata.name}` },
+    ...(m.spec.jobLabel ? [{ source_labels: [`__meta_kubernetes_pod_label_${sanitize(m.spec.jobLabel)}`], target_label: 'job', regex: '(.+)', replacement: '${1}' }] : []),
+  ]);
   return { configs, namespaces: monitorNamespaces(m), role: 'pod' };
 }
 
