@@ -1,5 +1,5 @@
 // The one logger: JSON lines on stdout (pino). Never log a Postgres URL: redact what might carry one.
-import { errorText } from './postgres/redact.ts';
+import { errorText } from './core/redact.ts';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };

@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { createLogger, installCrashHandlers, type Logger } from './log.ts';
-import { errorText } from './postgres/redact.ts';
+import { errorText } from './core/redact.ts';
 import { Metrics } from './metrics.ts';
 import { KubeClient, KubeApiError, isForbidden, isNotFound } from './kube/client.ts';
 import { loadKubeConfig } from './kube/kubeconfig.ts';

@@ -1,5 +1,5 @@
 // The PgCluster API (docs/architecture.md, "The API"; the user-facing contract) and its effective values once defaults are applied.
-import { createHash } from 'node:crypto';
+import { currentDefaults, DEFAULT_POD_ANNOTATION, pinnedDefaults, type NodeNameMode } from './defaults.ts';
 import { parseDuration } from './duration.ts';
 import { isNonEmptySelector, selectorProblem, selectorString, type LabelSelector } from './selector.ts';
 
@@ -24,10 +24,8 @@ export const OWNER_MARKER_PREFIX = 'pgcluster.io/owner-';
  */
 export const ANNOTATED_LABEL = 'pgcluster.io/annotated';
 export const ANNOTATED_SELECTOR = `${ANNOTATED_LABEL}=true`;
-/** spec.output.podAnnotation when unset. */
-export const DEFAULT_POD_ANNOTATION = 'pgcluster.io/peers';
-
-export type NodeNameMode = 'ip' | 'dns' | 'hostname';
+export type { NodeNameMode } from './defaults.ts';
+export { DEFAULT_POD_ANNOTATION, DEFAULTS_ANNOTATION, defaultChannel, defaultsToRecord, pinnedDefaults, type PinnedDefaults } from './defaults.ts';
 
 export interface PgClusterSpec {
   selector?: LabelSelector;
@@ -72,6 +70,7 @@ export interface PgCluster {
   metadata: {
     name: string;
     namespace: string;
+    annotations?: Record<string, string>;
     uid?: string;
     generation?: number;
     resourceVersion?: string;
@@ -122,29 +121,19 @@ const MIN_HEARTBEAT_MS = 1000;
 const MAX_HEARTBEAT_MS = 3_600_000;
 const LIBCLUSTER_HEARTBEAT_MS = 5000;
 
-/**
- * `<namespace>_<name>`, lower-cased, [^a-z0-9_] -> "_", made a valid unquoted identifier: PgClusters of one
- * name in two namespaces on one database do not merge. Longer than 63 bytes (Postgres's identifier limit),
- * it is cut to 54 and ends in "_" and 8 hex digits of a hash of namespace/name, so it stays distinct.
- */
-export function defaultChannel(namespace: string, name: string): string {
-  let c = `${namespace}_${name}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
-  if (!/^[a-z_]/.test(c)) c = `_${c}`;
-  if (c.length <= 63) return c;
-  return `${c.slice(0, 54)}_${createHash('sha256').update(`${namespace}/${name}`).digest('hex').slice(0, 8)}`;
-}
-
 /** The larger of 3 x heartbeat and 15s: libcluster_postgres nodes heartbeat every 5s. */
 export function defaultPeerTimeoutMs(heartbeatMs: number): number {
   return Math.max(3 * heartbeatMs, 3 * LIBCLUSTER_HEARTBEAT_MS);
 }
 
 /** The output names with their defaults; needs no valid spec (the finalizer cleans up after any object). */
-export function outputNames(pc: Pick<PgCluster, 'metadata' | 'spec'>): { configMapName: string; podAnnotation: string; serviceName: string } {
+export function outputNames(pc: Pick<PgCluster, 'metadata' | 'spec'> & { status?: PgClusterStatus }): { configMapName: string; podAnnotation: string; serviceName: string } {
   const o = pc.spec?.output;
+  const pinned = pinnedDefaults(pc);
+  const d = (pinned.ok && pinned.value) || currentDefaults(pc);
   return {
-    configMapName: o?.configMapName || `${pc.metadata.name}-peers`,
-    podAnnotation: o?.podAnnotation ?? DEFAULT_POD_ANNOTATION,
+    configMapName: o?.configMapName || d.configMapName,
+    podAnnotation: o?.podAnnotation ?? d.podAnnotation,
     serviceName: o?.service ? o.service.name || `${pc.metadata.name}-peers` : '',
   };
 }
@@ -166,7 +155,10 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
   if (badSelector) return fail(`spec.selector: ${badSelector}`);
   const secretName = s.postgres?.urlSecretRef?.name;
   if (!secretName) return fail('spec.postgres.urlSecretRef.name is required');
-  const channel = s.channel ?? defaultChannel(pc.metadata.namespace, pc.metadata.name);
+  const pinned = pinnedDefaults(pc);
+  if (!pinned.ok) return fail(pinned.message);
+  const d = pinned.value ?? currentDefaults(pc);
+  const channel = s.channel ?? d.channel;
   if (!CHANNEL_PATTERN.test(channel)) return fail(`spec.channel "${channel}" must match ${CHANNEL_PATTERN.source}`);
   const heartbeatMs = parseDuration(s.heartbeatInterval ?? '5s');
   if (heartbeatMs === undefined || heartbeatMs < MIN_HEARTBEAT_MS || heartbeatMs > MAX_HEARTBEAT_MS) {
@@ -180,13 +172,13 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
     }
     peerTimeoutMs = t;
   }
-  const mode = s.nodeName?.mode ?? 'ip';
+  const mode = s.nodeName?.mode ?? d.mode;
   if (mode !== 'ip' && mode !== 'dns' && mode !== 'hostname') return fail(`spec.nodeName.mode "${mode}" must be ip, dns or hostname`);
-  const podAnnotation = s.output?.podAnnotation ?? DEFAULT_POD_ANNOTATION;
+  const names = outputNames(pc);
+  const podAnnotation = names.podAnnotation;
   if (podAnnotation === NODE_NAME_ANNOTATION || podAnnotation === CLUSTER_KEY || podAnnotation.startsWith(OWNER_MARKER_PREFIX)) {
     return fail(`spec.output.podAnnotation "${podAnnotation}" is a key the operator itself reads or writes on pods: choose another, such as ${DEFAULT_POD_ANNOTATION}`);
   }
-  const names = outputNames(pc);
   if (names.serviceName && !SERVICE_NAME_PATTERN.test(names.serviceName)) {
     return fail(`spec.output.service.name "${names.serviceName}" must be a Service name (a DNS-1035 label: lower-case letters, digits and '-', starting with a letter, at most 63); set spec.output.service.name when the PgCluster's own name is not one`);
   }
@@ -214,7 +206,7 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
       channel,
       heartbeatMs,
       peerTimeoutMs,
-      basename: s.nodeName?.basename || pc.metadata.name,
+      basename: s.nodeName?.basename || d.basename,
       mode,
       clusterDomain: s.nodeName?.clusterDomain || 'cluster.local',
       publishNotReadyPods: s.publishNotReadyPods ?? false,

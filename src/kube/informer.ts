@@ -1,7 +1,7 @@
 // A list+watch cache that survives what client-node's informer does not: it restarts a failed watch with
 // capped backoff, relists on 410 Gone, resumes a cleanly closed watch from the last resourceVersion, and
 // periodically replays its cache so that level-based reconcilers catch anything they missed.
-import { errorText } from '../postgres/redact.ts';
+import { errorText } from '../core/redact.ts';
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
 import { KubeApiError } from './client.ts';

@@ -107,8 +107,9 @@ export function patchStatus(kube: KubeClient, ns: string, name: string, status: 
 }
 
 /** Writes the finalizer list, guarded by resourceVersion (409 on a concurrent change; the queue retries). */
-export function setFinalizers(kube: KubeClient, pc: PgClusterObject, finalizers: string[]): Promise<unknown> {
-  return kube.patch(paths.pgcluster(pc.metadata.namespace, pc.metadata.name), { metadata: { finalizers, resourceVersion: pc.metadata.resourceVersion } }, 'pgclusters');
+/** The PgCluster's finalizers (and, with them, annotations to add), guarded by its resourceVersion. */
+export function setFinalizers(kube: KubeClient, pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>): Promise<unknown> {
+  return kube.patch(paths.pgcluster(pc.metadata.namespace, pc.metadata.name), { metadata: { finalizers, ...(annotations ? { annotations } : {}), resourceVersion: pc.metadata.resourceVersion } }, 'pgclusters');
 }
 
 export function getSecret(kube: KubeClient, ns: string, name: string): Promise<SecretObject | undefined> {

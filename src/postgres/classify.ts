@@ -1,6 +1,6 @@
 // Turns what pg and Node throw into a reason (the Connected condition's reason, see docs/architecture.md) and a message a person can act
 // on. Pure. Messages never quote the URL; the server's own text is included only after redact().
-import { errorText, type UrlSecrets } from './redact.ts';
+import { errorText, type UrlSecrets } from '../core/redact.ts';
 
 export type FailureReason =
   | 'Unreachable'
@@ -30,6 +30,11 @@ export function listenerBehindMessage(seconds: number): string {
   return `the listener is more than ${seconds}s behind: a NOTIFY sent by the operator was not heard back while other notifications kept arriving, `
     + 'probably a NOTIFY flood on a channel faster than Postgres delivers to one listener (see pgcluster_notify_flood and the NotifyFlood Event). '
     + 'Reconnecting drops the backlog; remote peers get a fresh peerTimeout';
+}
+
+/** A NOTIFY statement not completed within `seconds` on the sending connection. */
+export function senderStuckMessage(seconds: number): string {
+  return `the server did not complete a NOTIFY within ${seconds}s on the sending connection (a broken connection or an overloaded server); reconnecting`;
 }
 
 export const READ_REPLICA_MESSAGE =

@@ -1,31 +1,25 @@
-// The connections' life (docs/architecture.md, "Postgres"): a ConnectionPair keeps one listener and one
-// sender up, each reconnecting on its own with capped, jittered backoff; connectOnce opens one (TLS as
-// libpq's sslmode says, keepalive on, its wire guarded by wire.ts), checks it is a primary, LISTENs if it is the
-// listener, and turns every failure on the way into a Failure with an actionable message. Every step of the
-// connect phase has the connect timeout: the startup (pg's connectionTimeoutMillis) and each query
-// (`answered`), so a server that accepts and then never answers ends the attempt, which is retried with backoff.
-import pg from 'pg';
+// The connections' life (docs/architecture.md, "Postgres"): a ConnectionPair keeps one listener and one sender
+// up, each a Connection that reconnects on its own with capped, jittered backoff and reports up/down. A
+// Connection owns its generation: every attempt is a Session (connect.ts opens it), and a callback of a session
+// that is no longer the current one (lost, replaced, closed) is dropped in one place, #current.
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../core/backoff.ts';
 import type { Clock, Timer } from '../core/clock.ts';
-import {
-  classifyConnectError, classifyListenError, classifyLostConnection, connectTimeout, isStatementRefused, notPostgres,
-  READ_REPLICA_MESSAGE, type Failure, type Which,
-} from './classify.ts';
-import { tlsOptions, type ParsedPgUrl } from './connstring.ts';
-import { errorText, type UrlSecrets } from './redact.ts';
-import { guardWire, wireOf } from './wire.ts';
+import { classifyListenError, classifyLostConnection, isStatementRefused, notPostgres, type Failure, type Which } from './classify.ts';
+import { connectOnce, endClient, quoteIdent, type Session } from './connect.ts';
+import type { ParsedPgUrl } from './connstring.ts';
+import { errorText, type UrlSecrets } from '../core/redact.ts';
+import { wireOf } from './wire.ts';
 
-/** Postgres identifier quoting: LISTEN "chan" keeps the exact spelling pg_notify('chan', ...) uses. */
-export function quoteIdent(s: string): string {
-  return `"${s.replace(/"/g, '""')}"`;
-}
+export { applicationName, quoteIdent } from './connect.ts';
 
 export interface PairEvents {
   /** A connection is usable (connected, a primary, LISTENs done); `again`: not its first time. */
-  ready(c: Conn, again: boolean): void;
-  /** A connection was dropped (already ended, its reconnect scheduled). */
-  lost(c: Conn, f: Failure): void;
+  up(which: Which, again: boolean): void;
+  /** A connection broke, failed to connect or had a LISTEN refused: it has ended, its reconnect is scheduled.
+   * Not called for drop(), whose caller knows. */
+  down(which: Which, f: Failure): void;
   /** A notification on the listener. */
   notification(channel: string, payload: string): void;
 }
@@ -47,311 +41,163 @@ export interface PairOptions {
 
 /** The listener and the sender of one endpoint. */
 export class ConnectionPair {
-  readonly listener = newConn('listener');
-  readonly sender = newConn('sender');
-  readonly #o: PairOptions;
-  readonly #retry = new Map<Conn, Timer>();
-  #closed = false;
+  readonly #listener: Connection;
+  readonly #sender: Connection;
 
   constructor(o: PairOptions) {
-    this.#o = o;
-  }
-
-  /** Both connections are usable. */
-  get ready(): boolean {
-    return this.listener.ready && this.sender.ready;
+    this.#listener = new Connection('listener', o);
+    this.#sender = new Connection('sender', o);
   }
 
   start(): void {
-    this.#connect(this.listener);
-    this.#connect(this.sender);
+    this.#listener.start();
+    this.#sender.start();
   }
 
   /** A healthy endpoint starts its backoff afresh at the next loss. */
   resetBackoff(): void {
-    this.listener.attempt = 0;
-    this.sender.attempt = 0;
+    this.#listener.resetBackoff();
+    this.#sender.resetBackoff();
   }
 
-  /** Drops connection c (if still generation gen), reports why, and schedules a reconnect. */
-  lose(c: Conn, gen: number, f: Failure): void {
-    if (this.#closed || c.gen !== gen) return;
-    c.gen++;
-    const client = c.client;
-    c.client = null;
-    c.connected = false;
-    c.listenIssued = false;
-    c.ready = false;
-    if (client) void endClient(client);
-    const delay = backoffDelay(c.attempt, this.#o.backoff);
-    c.attempt++;
-    this.#o.log.debug({ which: c.which, reason: f.reason, retryInMs: delay }, f.message);
-    this.#retry.get(c)?.cancel();
-    this.#retry.set(c, this.#o.clock.setTimer(() => this.#connect(c), delay));
-    this.#o.events.lost(c, f);
+  /** Ends connection `which` and reconnects it after its backoff; no `down` event (the caller decided). */
+  drop(which: Which, f: Failure): void {
+    (which === 'listener' ? this.#listener : this.#sender).drop(f);
   }
 
-  /** LISTEN/UNLISTEN on the live listener, if any (else the next connect LISTENs every channel); a refused
+  /** Runs a statement on the sender; ok/fail are called only if the sender is still the same connection then. */
+  send<R extends pg.QueryResultRow>(sql: string, values: unknown[], ok: (r: pg.QueryResult<R>) => void, fail: (err: unknown) => void): void {
+    this.#sender.query(sql, values, ok, fail);
+  }
+
+  /** LISTEN/UNLISTEN on the live listener, if any (else its next connect LISTENs every channel); a refused
    * LISTEN fails the listener. */
-  listenCommand(channel: string, listen: boolean): void {
-    const c = this.listener;
-    const client = c.client;
-    if (this.#closed || !client || !c.listenIssued) return;
-    const gen = c.gen;
-    client.query(`${listen ? 'LISTEN' : 'UNLISTEN'} ${quoteIdent(channel)}`).then(() => undefined, (err: unknown) => {
-      if (this.#closed || c.gen !== gen) return;
-      if (listen && isStatementRefused(err)) this.lose(c, gen, classifyListenError(err, this.#o.secrets));
-      else if (!listen) this.#o.log.debug({ error: errorText(err, this.#o.secrets) }, 'UNLISTEN failed');
-      // Connection-level failures arrive through 'error'/'end' as well.
-    });
+  listen(channel: string, on: boolean): void {
+    this.#listener.listen(channel, on);
   }
 
   /** Ends both connections; no events afterwards. */
   close(): Promise<void> {
-    this.#closed = true;
-    const ends: Promise<void>[] = [];
-    for (const c of [this.listener, this.sender]) {
-      this.#retry.get(c)?.cancel();
-      this.#retry.delete(c);
-      c.gen++;
-      c.ready = false;
-      c.connected = false;
-      if (c.client) ends.push(endClient(c.client));
-      c.client = null;
-    }
-    return Promise.all(ends).then(() => undefined);
+    return Promise.all([this.#listener.close(), this.#sender.close()]).then(() => undefined);
+  }
+}
+
+class Connection {
+  readonly #which: Which;
+  readonly #o: PairOptions;
+  /** The current attempt, or the connection it became; null while waiting to reconnect, and once closed. */
+  #session: Session | null = null;
+  #retry: Timer | null = null;
+  /** Losses since it was last healthy: the backoff's exponent. */
+  #attempt = 0;
+  #everUp = false;
+  #closed = false;
+
+  constructor(which: Which, o: PairOptions) {
+    this.#which = which;
+    this.#o = o;
   }
 
-  #connect(c: Conn): void {
-    this.#retry.delete(c);
+  start(): void {
+    this.#connect();
+  }
+
+  resetBackoff(): void {
+    this.#attempt = 0;
+  }
+
+  /** Ends the current session and reconnects after the backoff. */
+  drop(f: Failure): void {
+    if (this.#closed) return;
+    const client = this.#session?.client;
+    this.#session = null;
+    if (client) void endClient(client);
+    const delay = backoffDelay(this.#attempt, this.#o.backoff);
+    this.#attempt++;
+    this.#o.log.debug({ which: this.#which, reason: f.reason, retryInMs: delay }, f.message);
+    this.#retry?.cancel();
+    this.#retry = this.#o.clock.setTimer(() => this.#connect(), delay);
+  }
+
+  /** Runs sql on the live client (the endpoint sends only while the connection is up). */
+  query<R extends pg.QueryResultRow>(sql: string, values: unknown[], ok: (r: pg.QueryResult<R>) => void, fail: (err: unknown) => void): void {
+    const s = this.#session;
+    if (!s?.client) return;
+    s.client.query<R>(sql, values).then(this.#current(s, ok), this.#current(s, fail));
+  }
+
+  listen(channel: string, on: boolean): void {
+    const s = this.#session;
+    if (!s?.client || !s.listenIssued) return;
+    s.client.query(`${on ? 'LISTEN' : 'UNLISTEN'} ${quoteIdent(channel)}`).then(() => undefined, this.#current(s, (err: unknown) => {
+      if (on && isStatementRefused(err)) this.#lose(classifyListenError(err, this.#o.secrets));
+      else if (!on) this.#o.log.debug({ error: errorText(err, this.#o.secrets) }, 'UNLISTEN failed');
+      // Connection-level failures arrive through 'error'/'end' as well.
+    }));
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    this.#retry?.cancel();
+    this.#retry = null;
+    const client = this.#session?.client;
+    this.#session = null;
+    return client ? endClient(client) : Promise.resolve();
+  }
+
+  /** `f`, called only while session `s` is still the current one: the one place where a late callback of a
+   * lost, replaced or closed session is dropped. */
+  #current<A extends unknown[]>(s: Session, f: (...a: A) => void): (...a: A) => void {
+    return (...a) => {
+      if (this.#session === s) f(...a);
+    };
+  }
+
+  /** A problem the connection found itself: drop it and say so. */
+  #lose(f: Failure): void {
+    this.drop(f);
+    this.#o.events.down(this.#which, f);
+  }
+
+  #connect(): void {
+    this.#retry = null;
     if (this.#closed) return;
     const o = this.#o;
-    const gen = ++c.gen;
-    const down = (client: pg.Client, err: Error | undefined) => {
+    const which = this.#which;
+    const s: Session = { which, client: null, connected: false, listenIssued: false };
+    this.#session = s;
+    const down = this.#current(s, (client: pg.Client, err: Error | undefined) => {
       // Failures while connecting are handled by connectOnce; afterwards the first of 'error'/'end' wins.
-      if (this.#closed || c.gen !== gen || c.client !== client || !c.connected) return;
+      if (s.client !== client || !s.connected) return;
       const problem = wireOf(client)?.problem;
-      this.lose(c, gen, problem !== undefined ? notPostgres(problem) : classifyLostConnection(err, c.which, o.secrets));
-    };
-    void connectOnce(c, {
+      this.#lose(problem !== undefined ? notPostgres(problem) : classifyLostConnection(err, which, o.secrets));
+    });
+    void connectOnce(s, {
       parsed: o.parsed, secrets: o.secrets, ca: o.ca, connectTimeoutMs: o.connectTimeoutMs, clock: o.clock, identity: o.identity,
-      stale: () => this.#closed || c.gen !== gen,
+      stale: () => this.#session !== s,
       wire: (client) => {
         client.on('error', (err: Error) => down(client, err));
         client.on('end', () => down(client, undefined));
-        if (c.which === 'listener') {
-          client.on('notification', (m: pg.Notification) => {
-            if (!this.#closed && c.gen === gen) o.events.notification(m.channel, m.payload ?? '');
-          });
+        if (which === 'listener') {
+          client.on('notification', this.#current(s, (m: pg.Notification) => o.events.notification(m.channel, m.payload ?? '')));
         }
       },
       // Built and issued in one synchronous step with listenIssued, so a new subscription either is in this
       // list or issues its own LISTEN after it (pg runs a client's queries in order).
-      listenSql: c.which === 'listener' ? () => {
-        c.listenIssued = true;
+      listenSql: which === 'listener' ? () => {
+        s.listenIssued = true;
         return [...o.channels()].map((ch) => `LISTEN ${quoteIdent(ch)}`).join('; ');
       } : undefined,
-    }).then((r) => {
+    }).then(this.#current(s, (r) => {
       if (r.ok === 'stale') return;
-      if (!r.ok) return this.lose(c, gen, r.failure);
-      c.ready = true;
-      const again = c.everReady;
-      c.everReady = true;
-      o.log.debug({ which: c.which }, 'connection ready');
-      o.events.ready(c, again);
-    }, (err: unknown) => {
+      if (!r.ok) return this.#lose(r.failure);
+      const again = this.#everUp;
+      this.#everUp = true;
+      o.log.debug({ which }, 'connection ready');
+      o.events.up(which, again);
+    }), this.#current(s, (err: unknown) => {
       // connectOnce handles its own errors; this is a last line of defence against a bug.
-      this.lose(c, gen, { reason: 'Error', message: `internal error while connecting: ${errorText(err, o.secrets)}` });
-    });
+      this.#lose({ reason: 'Error', message: `internal error while connecting: ${errorText(err, o.secrets)}` });
+    }));
   }
-}
-
-export interface Conn {
-  readonly which: Which;
-  client: pg.Client | null;
-  /** Bumped on every connect attempt and every loss; callbacks from older generations are ignored. */
-  gen: number;
-  /** client.connect() resolved. */
-  connected: boolean;
-  /** Listener only: the LISTEN of every channel has been issued (later subscribes LISTEN on their own). */
-  listenIssued: boolean;
-  /** Fully usable: connected, not a replica, LISTENs done. */
-  ready: boolean;
-  everReady: boolean;
-  attempt: number;
-}
-
-export function newConn(which: Which): Conn {
-  return { which, client: null, gen: 0, connected: false, listenIssued: false, ready: false, everReady: false, attempt: 0 };
-}
-
-/** A URL that pg cannot use at all (a TLS option that cannot be applied, ...): not worth a server round trip. */
-class ConfigError extends Error {}
-
-/** An attempt that failed for a reason already known (the wire guard's, a timeout of the server's). */
-class AttemptFailed extends Error {
-  readonly failure: Failure;
-  constructor(failure: Failure) {
-    super(failure.message);
-    this.failure = failure;
-  }
-}
-
-export interface ConnectOptions {
-  parsed: ParsedPgUrl;
-  secrets: UrlSecrets;
-  ca: string | undefined;
-  /** Used when the URL has no connect_timeout; for the startup and for each query of the connect phase. */
-  connectTimeoutMs: number;
-  /** For the queries' timeouts. */
-  clock: Clock;
-  /** See applicationName. */
-  identity?: string | undefined;
-  /** The attempt no longer matters (closed, or superseded): stop and end what was opened. */
-  stale(): boolean;
-  /** Wires the client's events before it connects (errors, end, notifications). */
-  wire(client: pg.Client): void;
-  /** Listener only: the LISTEN statements, built when they are issued (see Conn.listenIssued). */
-  listenSql?(): string;
-}
-
-export type ConnectResult = { ok: true; client: pg.Client } | { ok: false; failure: Failure } | { ok: 'stale' };
-
-/** Opens, checks and (for the listener) LISTENs one connection. Never throws. */
-export async function connectOnce(c: Conn, o: ConnectOptions): Promise<ConnectResult> {
-  let step: 'connect' | 'check' | 'listen' = 'connect';
-  const timeoutMs = o.parsed.connectTimeoutMs ?? o.connectTimeoutMs;
-  try {
-    const client = await open(c, o);
-    if (o.stale()) {
-      void endClient(client);
-      return { ok: 'stale' };
-    }
-    c.connected = true;
-    step = 'check';
-    // One statement: is this a primary, and turn off the session timeouts a role or database may set
-    // (idle_session_timeout would end the idle listener and make Connected flap; the others must not cut
-    // a NOTIFY statement short either). Only those this server knows: idle_session_timeout is Postgres 14+.
-    const r = await answered(o, timeoutMs, 'SELECT pg_is_in_recovery() (with set_config of its session timeouts)', client.query<{ r: boolean }>(`SELECT pg_is_in_recovery() AS r,
-      (SELECT count(set_config(name, '0', false)) FROM pg_settings
-        WHERE name IN ('idle_session_timeout', 'statement_timeout', 'idle_in_transaction_session_timeout')) AS n`));
-    if (o.stale()) return { ok: 'stale' };
-    if (r.rows[0]?.r === true) return { ok: false, failure: { reason: 'ReadReplica', message: READ_REPLICA_MESSAGE } };
-    if (o.listenSql) {
-      step = 'listen';
-      await answered(o, timeoutMs, 'LISTEN', client.query(o.listenSql()));
-      if (o.stale()) return { ok: 'stale' };
-    }
-    return { ok: true, client };
-  } catch (err) {
-    if (o.stale()) return { ok: 'stale' };
-    if (err instanceof ConfigError) return { ok: false, failure: { reason: 'Error', message: err.message } };
-    if (err instanceof AttemptFailed) return { ok: false, failure: err.failure };
-    const problem = c.client ? wireOf(c.client)?.problem : undefined;
-    if (problem !== undefined) return { ok: false, failure: notPostgres(problem) };
-    if (step === 'connect') return { ok: false, failure: classifyConnectError(err, o.secrets, { timeoutMs }) };
-    if (isStatementRefused(err)) {
-      return {
-        ok: false,
-        failure: step === 'listen' ? classifyListenError(err, o.secrets) : { reason: 'Error', message: `SELECT pg_is_in_recovery() failed: ${errorText(err, o.secrets)}` },
-      };
-    }
-    return { ok: false, failure: classifyLostConnection(err, c.which, o.secrets) };
-  }
-}
-
-/** Opens a client (TLS first for sslmode=prefer, plain if the server has no TLS). */
-async function open(c: Conn, o: ConnectOptions): Promise<pg.Client> {
-  const { parsed } = o;
-  const attempt = async (plain: boolean): Promise<pg.Client> => {
-    let ssl;
-    try {
-      ssl = tlsOptions(parsed, { ca: o.ca, plain });
-    } catch (e) {
-      throw new ConfigError(errorText(e, o.secrets));
-    }
-    let client: pg.Client;
-    try {
-      client = new pg.Client({
-        connectionString: parsed.connectionString,
-        ssl,
-        keepAlive: true,
-        keepAliveInitialDelayMillis: 10_000,
-        connectionTimeoutMillis: parsed.connectTimeoutMs ?? o.connectTimeoutMs,
-        application_name: applicationName(c.which, o.identity),
-      });
-    } catch (e) {
-      throw new ConfigError(`the Postgres URL cannot be used: ${errorText(e, o.secrets)}`);
-    }
-    let wire;
-    try {
-      wire = guardWire(client);
-    } catch (e) {
-      throw new ConfigError(errorText(e));
-    }
-    o.wire(client);
-    c.client = client;
-    try {
-      await client.connect();
-    } catch (e) {
-      if (c.client === client) c.client = null;
-      void endClient(client);
-      if (wire.problem !== undefined) throw new AttemptFailed(notPostgres(wire.problem));
-      if (wire.tcpConnected && /timeout expired/i.test(errorText(e))) throw new AttemptFailed(connectTimeout(parsed.connectTimeoutMs ?? o.connectTimeoutMs));
-      throw e;
-    }
-    return client;
-  };
-  try {
-    return await attempt(false);
-  } catch (e) {
-    if (parsed.sslmode === 'prefer' && !(e instanceof ConfigError) && /does not support SSL/i.test(errorText(e)) && !o.stale()) {
-      return attempt(true);
-    }
-    throw e;
-  }
-}
-
-/** A query of the connect phase, answered within timeoutMs or failed with ConnectTimeout (the attempt's failure
- * path then ends the client; the query's own late rejection is absorbed by the race). */
-async function answered<T>(o: ConnectOptions, timeoutMs: number, what: string, query: Promise<T>): Promise<T> {
-  let timer: Timer | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = o.clock.setTimer(() => reject(new AttemptFailed(connectTimeout(timeoutMs, what))), timeoutMs);
-  });
-  try {
-    return await Promise.race([query, late]);
-  } finally {
-    timer?.cancel();
-  }
-}
-
-/** Postgres keeps the first 63 bytes of an application_name. */
-const APPLICATION_NAME_BYTES = 63;
-
-/**
- * The application_name of a connection, so that pg_stat_activity tells whose it is:
- * `pgcluster-operator/<listener|sender>/<identity>` (without an identity, no third part). An identity too long
- * for 63 bytes loses characters from its start: the end of a pod name is what tells replicas apart.
- */
-export function applicationName(which: Which, identity?: string): string {
-  const base = `pgcluster-operator/${which}`;
-  if (!identity) return base;
-  const chars = Array.from(identity);
-  while (chars.length > 0 && Buffer.byteLength(`${base}/${chars.join('')}`) > APPLICATION_NAME_BYTES) chars.shift();
-  return `${base}/${chars.join('')}`;
-}
-
-/** End a client without ever rejecting or hanging: after 2 s the socket is destroyed. */
-export function endClient(client: pg.Client): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      try { client.connection.stream.destroy(); } catch { /* already gone */ }
-      resolve();
-    }, 2000);
-    client.end().then(() => undefined, () => undefined).finally(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }

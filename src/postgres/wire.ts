@@ -11,7 +11,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type pg from 'pg';
-import { errorText } from './redact.ts';
+import { errorText } from '../core/redact.ts';
 
 /** Notifications are under 8 KB, the operator's query results a row of two values: 1 MiB is far beyond. */
 export const MAX_MESSAGE_BYTES = 1 << 20;

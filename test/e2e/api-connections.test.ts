@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
-import { createNamespace, kubectl, requireEnv, waitFor } from '../support/env.ts';
+import { createNamespace, kubectl, requireEnv, runBin, waitFor } from '../support/env.ts';
 import { installCrd } from '../support/crd.ts';
 import { configMapPeers, createPgCluster, createPod, getPgCluster, startOperator, testKube, type OperatorProcess } from '../support/operator.ts';
 import { startRelay, type Relay } from '../support/relay.ts';
@@ -66,7 +66,8 @@ describe('API connections that die quietly', () => {
       await createPod(kube, ns.name, { name: `fz-${i}`, labels: { app: 'fz' }, ip: `127.0.70.${10 + i}` });
       await waitFor(async () => (await configMapPeers(kube, ns.name, 'fz-peers'))?.includes(node), {
         message: `${node} published after freeze ${i} (operator log: ${op.logs().split('\n').filter((l) => /PING|watch|failed|timed out|lease/i.test(l)).slice(-5).join(' | ')})`,
-        timeoutMs: 120_000,
+        // Less than the watches' 90 s silence limit: the PINGs must be what finds the dead connections.
+        timeoutMs: 75_000,
       });
       times.push((Date.now() - t0) / 1000);
       // The status write after it went out too: writes work again.
@@ -179,8 +180,11 @@ describe('a rotated token file', () => {
 
   test('the old token revoked and a new one written to the file: the operator reads it and goes on, without a restart', async () => {
     const pid = op.pid;
+    const tokenA = readFileSync(tokenFile, 'utf8');
     writeFileSync(tokenFile, await boundToken(ns.name, 'rotated', 'token-b'), { mode: 0o600 });
-    await kubectl(['delete', 'secret', 'token-a'], { ns: ns.name }); // token A is refused from now on (401)
+    await kubectl(['delete', 'secret', 'token-a'], { ns: ns.name });
+    // The API server refuses token A once it has seen its Secret go (its caches follow within moments).
+    await waitFor(async () => (await runBin('kubectl', ['--token', tokenA, '-n', ns.name, 'get', 'configmaps'], { allowFail: true })).code !== 0, { message: 'token A refused', timeoutMs: 30_000 });
     await createPod(kube, ns.name, { name: 'tk-1', labels: { app: 'tk' }, ip: '127.0.72.2' });
     await waitFor(async () => (await configMapPeers(kube, ns.name, 'tk-peers'))?.includes('tk@127.0.72.2'), { message: 'a member that joined after the rotation published', timeoutMs: 60_000 });
     await waitFor(async () => (await getPgCluster(kube, ns.name, 'tk'))?.status?.members === 2, { message: 'status written with the new token', timeoutMs: 30_000 });

@@ -10,7 +10,7 @@ import type { EndpointPool } from '../../src/controller/endpointPool.ts';
 import { RuntimeRegistry } from '../../src/controller/runtime/registry.ts';
 import { podFanOut } from '../../src/controller/steps/apply.ts';
 import { SecretSource } from '../../src/controller/secrets.ts';
-import { ANNOTATED_LABEL, FINALIZER, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
+import { ANNOTATED_LABEL, DEFAULTS_ANNOTATION, FINALIZER, defaultsToRecord, type PgClusterSpec, type PgClusterStatus } from '../../src/core/spec.ts';
 import type { KubeObject } from '../../src/kube/client.ts';
 import type { PodObject } from '../../src/kube/pods.ts';
 import type { ConfigMapObject, EndpointSliceObject, EventInput, Guard, OutputKind, PgClusterObject, SecretObject, ServiceObject } from '../../src/kube/resources.ts';
@@ -19,11 +19,13 @@ import { FakeClock } from './fakeClock.ts';
 
 export const NS = 'prod';
 
-export function pgcluster(name: string, spec: PgClusterSpec, extra: { status?: PgClusterStatus; finalizers?: string[]; deleting?: boolean; created?: string } = {}): PgClusterObject {
+/** A PgCluster as cached; by default already adopted (our finalizer, its defaults recorded) unless `recorded: false`. */
+export function pgcluster(name: string, spec: PgClusterSpec, extra: { status?: PgClusterStatus; finalizers?: string[]; deleting?: boolean; created?: string; recorded?: boolean } = {}): PgClusterObject {
   return {
     apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster',
     metadata: {
       name, namespace: NS, uid: `uid-${name}`, generation: 1, resourceVersion: '1',
+      ...(extra.recorded === false ? {} : { annotations: { [DEFAULTS_ANNOTATION]: defaultsToRecord({ metadata: { namespace: NS, name } }) } }),
       finalizers: extra.finalizers ?? [FINALIZER], ...(extra.created ? { creationTimestamp: extra.created } : {}), ...(extra.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}),
     },
     spec,
@@ -47,7 +49,7 @@ export type WriterCall =
   | { verb: 'deleteConfigMap'; name: string }
   | { verb: 'patchPodAnnotations'; name: string; annotations: Record<string, string | null>; guard?: Guard }
   | { verb: 'patchStatus'; name: string; status: PgClusterStatus }
-  | { verb: 'setFinalizers'; name: string; finalizers: string[] }
+  | { verb: 'setFinalizers'; name: string; finalizers: string[]; annotations?: Record<string, string> }
   | { verb: 'createEvent'; name: string; event: EventInput }
   | { verb: 'createOutput' | 'patchOutput'; kind: OutputKind; name: string; body: Record<string, unknown> }
   | { verb: 'deleteOutput'; kind: OutputKind; name: string };
@@ -87,8 +89,8 @@ export class RecordingWriter implements Writer {
   patchStatus(ns: string, name: string, status: PgClusterStatus) {
     return this.#do({ verb: 'patchStatus', name, status }, () => this.#written<PgClusterObject>({ metadata: { name, namespace: ns }, spec: {}, status }));
   }
-  setFinalizers(pc: PgClusterObject, finalizers: string[]) {
-    return this.#do({ verb: 'setFinalizers', name: pc.metadata.name, finalizers }, () => undefined);
+  setFinalizers(pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>) {
+    return this.#do({ verb: 'setFinalizers', name: pc.metadata.name, finalizers, ...(annotations ? { annotations } : {}) }, () => undefined);
   }
   createEvent(pc: PgClusterObject, event: EventInput) {
     return this.#do({ verb: 'createEvent', name: pc.metadata.name, event }, () => undefined);

@@ -17,3 +17,17 @@ test('npm start runs node with NODE_FLAGS', () => {
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
   assert.equal(pkg.scripts.start, ['node', ...NODE_FLAGS, 'src/main.ts'].join(' '));
 });
+
+// One version in one place: package.json's. The chart (version and appVersion, the default image tag), the
+// kubectl install manifest rendered from it, and the CHANGELOG's latest release must agree with it.
+test('package.json, Chart.yaml (version, appVersion), install.yaml and the CHANGELOG name one version', () => {
+  const { version } = JSON.parse(read('package.json')) as { version: string };
+  assert.match(version, /^\d+\.\d+\.\d+$/);
+  const chart = read('charts/pgcluster-operator/Chart.yaml');
+  assert.equal(/^version: (\S+)$/m.exec(chart)?.[1], version, 'Chart.yaml version');
+  assert.equal(/^appVersion: "?([^"\s]+)"?$/m.exec(chart)?.[1], version, 'Chart.yaml appVersion (the default image tag)');
+  const install = read('manifests/install.yaml');
+  const charts = new Set([...install.matchAll(/helm\.sh\/chart: (\S+)/g)].map((m) => m[1]));
+  assert.deepEqual([...charts], [`pgcluster-operator-${version}`], 'install.yaml rendered from this chart version (npm run manifests)');
+  assert.equal(/^## \[(\d+\.\d+\.\d+)\]/m.exec(read('CHANGELOG.md'))?.[1], version, 'the CHANGELOG\'s latest release');
+});

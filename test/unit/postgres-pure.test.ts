@@ -10,7 +10,7 @@ import {
 import { FrameCheck } from '../../src/postgres/wire.ts';
 import { parsePgUrl, tlsOptions } from '../../src/postgres/connstring.ts';
 import { endpointId, quoteIdent } from '../../src/postgres/endpoint.ts';
-import { errorText, redact, secretsOfUrl } from '../../src/postgres/redact.ts';
+import { errorText, redact, secretsOfUrl } from '../../src/core/redact.ts';
 import { backoffDelay } from '../../src/core/backoff.ts';
 import { nextBoundary } from '../../src/postgres/timing.ts';
 

@@ -1,11 +1,11 @@
 // Step 1, guard: whether this PgCluster is to be reconciled at all. Gone: forget it. Its pod watches not
 // filled yet: wait (publishing now would publish too few members). Deleting: run the finalizer. No finalizer
-// yet: add it. An invalid spec: say so in the status and stop announcing. Otherwise: the PgCluster and its
+// or no record of its defaults yet: add them. An invalid spec: say so in the status and stop announcing. Otherwise: the PgCluster and its
 // effective spec.
 import type { ConditionInput } from '../../core/conditions.ts';
 import type { Instant } from '../../core/clock.ts';
 import { keyLabels, splitKey } from '../../core/key.ts';
-import { FINALIZER, effectiveSpec, podWatchSelectors, type EffectiveSpec } from '../../core/spec.ts';
+import { DEFAULTS_ANNOTATION, FINALIZER, defaultsToRecord, effectiveSpec, podWatchSelectors, type EffectiveSpec } from '../../core/spec.ts';
 import type { PgClusterObject } from '../../kube/resources.ts';
 import { CONDITION_TYPES } from '../../metrics.ts';
 import type { Context } from '../context.ts';
@@ -33,8 +33,11 @@ export async function guard(ctx: Context, key: string, t: Instant): Promise<Admi
     await finalize(ctx, pc, () => forget(ctx, key));
     return DONE;
   }
-  if (!(pc.metadata.finalizers ?? []).includes(FINALIZER)) {
-    await ctx.writes.writer.setFinalizers(pc, [...(pc.metadata.finalizers ?? []), FINALIZER]);
+  const finalizers = pc.metadata.finalizers ?? [];
+  const recorded = pc.metadata.annotations?.[DEFAULTS_ANNOTATION] !== undefined;
+  if (!finalizers.includes(FINALIZER) || !recorded) {
+    // One write: our finalizer, and the defaults this PgCluster keeps from now on (README, "Upgrading").
+    await ctx.writes.writer.setFinalizers(pc, finalizers.includes(FINALIZER) ? finalizers : [...finalizers, FINALIZER], recorded ? undefined : { [DEFAULTS_ANNOTATION]: defaultsToRecord(pc) });
     return DONE; // the update event requeues us with the new resourceVersion
   }
   const resolved = effectiveSpec(pc);

@@ -17,7 +17,8 @@ export interface Writer {
   /** Sets (string) or removes (null) annotations; with a guard, only while that annotation has that value (422 otherwise). */
   patchPodAnnotations(ns: string, name: string, annotations: Record<string, string | null>, guard?: Guard): Promise<unknown>;
   patchStatus(ns: string, name: string, status: PgClusterStatus): Promise<unknown>;
-  setFinalizers(pc: PgClusterObject, finalizers: string[]): Promise<unknown>;
+  /** With `annotations`: added in the same write (the first reconcile records the PgCluster's defaults). */
+  setFinalizers(pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>): Promise<unknown>;
   createEvent(pc: PgClusterObject, ev: EventInput): Promise<unknown>;
   /** The DNS output's Service and EndpointSlices. */
   createOutput(kind: OutputKind, obj: KubeObject): Promise<KubeObject>;
@@ -32,7 +33,7 @@ export function kubeWriter(kube: KubeClient, identity: string, clock: Clock): Wr
     deleteConfigMap: (ns, name) => deleteConfigMap(kube, ns, name),
     patchPodAnnotations: (ns, name, a, guard) => patchPodAnnotations(kube, ns, name, a, guard),
     patchStatus: (ns, name, status) => patchStatus(kube, ns, name, status),
-    setFinalizers: (pc, f) => setFinalizers(kube, pc, f),
+    setFinalizers: (pc, f, a) => setFinalizers(kube, pc, f, a),
     createEvent: (pc, ev) => createEvent(kube, pc, ev, identity, clock.now()),
     createOutput: (kind, obj) => createOutput(kube, kind, obj),
     patchOutput: (kind, ns, name, body) => patchOutput(kube, kind, ns, name, body),
@@ -57,7 +58,7 @@ export function fencedWriter(inner: Writer, allowed: () => boolean): Writer {
     deleteConfigMap: (ns, name) => guard('delete ConfigMap', () => inner.deleteConfigMap(ns, name)),
     patchPodAnnotations: (ns, name, a, marker) => guard('patch pod annotations', () => inner.patchPodAnnotations(ns, name, a, marker)),
     patchStatus: (ns, name, status) => guard('patch PgCluster status', () => inner.patchStatus(ns, name, status)),
-    setFinalizers: (pc, f) => guard('set PgCluster finalizers', () => inner.setFinalizers(pc, f)),
+    setFinalizers: (pc, f, a) => guard('set PgCluster finalizers', () => inner.setFinalizers(pc, f, a)),
     createEvent: (pc, ev) => guard('create Event', () => inner.createEvent(pc, ev)),
     createOutput: (kind, obj) => guard(`create ${kind}`, () => inner.createOutput(kind, obj)),
     patchOutput: (kind, ns, name, body) => guard(`patch ${kind}`, () => inner.patchOutput(kind, ns, name, body)),

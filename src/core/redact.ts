@@ -6,8 +6,11 @@
 //   const secrets = secretsOfUrl(url);          // once per URL
 //   redact(someText, secrets)                    // -> text with every secret replaced by a placeholder
 //   errorText(err, secrets)                      // -> the redacted message of an unknown thrown value
+//   endpointId(url)                              // -> 12 hex chars naming the URL without its password
 //
 // Never pass an error object itself to a logger: pino would print its message and stack unredacted.
+
+import { createHash } from 'node:crypto';
 
 const PLACEHOLDER = '[redacted]';
 
@@ -119,4 +122,19 @@ export function errorText(err: unknown, secrets?: UrlSecrets): string {
     try { msg = String(err); } catch { msg = 'unknown error'; }
   }
   return redact(msg || 'unknown error', secrets).trim();
+}
+
+/** A short, stable id for a URL that is safe to show (logs, labels): 12 hex chars of a hash of the URL without
+ * its password. */
+export function endpointId(url: string): string {
+  // Derived without the password, so that an id seen in status or metrics cannot be used to test password
+  // guesses offline. URLs that differ only in their password (a rotation) share an id: same server, user, db.
+  let withoutPassword = url;
+  try {
+    const u = new URL(url);
+    u.password = '';
+    u.searchParams.delete('password');
+    withoutPassword = u.toString();
+  } catch { /* not a URL: endpoints are only made for parsed URLs */ }
+  return createHash('sha256').update('pgcluster-operator/endpoint-id/v2\0').update(withoutPassword).digest('hex').slice(0, 12);
 }
