@@ -24,7 +24,6 @@ import { after, before, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { parseAllDocuments } from 'yaml';
 import { microTime } from '../../src/kube/lease.ts';
-import { paths } from '../../src/kube/resources.ts';
 import { embeddedPostgresBinDir, startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { podMonitorScrape, serviceMonitorScrape, withTargets, type RunningPod } from '../harness/prometheus-operator.ts';
 import { startPrometheus, type Alert, type PrometheusServer, type Sample } from '../harness/prometheus.ts';
@@ -113,6 +112,20 @@ async function resolved(t: TestContext, name: string, want: Record<string, strin
   t.diagnostic(line);
 }
 
+/**
+ * Runs body, which makes trouble and calls `fix` to end it; if body fails before it fixed things, the fix runs
+ * anyway, so that the next test starts from a healthy state (its failure is its own, not this one's).
+ */
+async function repairing(fix: () => Promise<unknown>, body: (fix: () => Promise<void>) => Promise<void>): Promise<void> {
+  let done = false;
+  const once = async () => { if (!done) { done = true; await fix(); } };
+  try {
+    await body(once);
+  } finally {
+    await once().catch(() => {});
+  }
+}
+
 /** The PgCluster's namespace in the alert's labels, its summary and its description, and not the operator's. */
 function namesPgCluster(a: Alert, ns: string, name: string): void {
   assert.equal(a.labels.namespace, ns, `${a.labels.alertname}: labels name the PgCluster's namespace`);
@@ -169,48 +182,54 @@ test('PgClusterNotReady: a PgCluster whose Secret is missing; the alert names it
   // A/chat first, healthy; then B/chat, whose Secret does not exist yet.
   await createPgCluster(kube, nsA.name, 'chat', { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channel(nsA.name), heartbeatInterval: '1s', minMembers: 2 });
   await waitFor(async () => condition(await getPgCluster(kube, nsA.name, 'chat'), 'Ready')?.status === 'True', { message: 'A/chat Ready' });
-  const t0 = Date.now();
-  await createPgCluster(kube, nsB.name, 'chat', { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channel(nsB.name), heartbeatInterval: '1s', minMembers: 2 });
-  const notReady = await firing(t, 'PgClusterNotReady', { namespace: nsB.name, name: 'chat' }, t0, 'PgCluster created with its Secret missing (Connected False, SecretNotFound)');
-  namesPgCluster(notReady, nsB.name, 'chat');
-  assert.equal(notReady.labels.severity, 'warning');
-  assert.equal(notReady.annotations.runbook_url, 'https://example.org/README.md#pgclusternotready');
-  const disconnected = await firing(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name, name: 'chat' }, t0, 'the same missing Secret');
-  namesPgCluster(disconnected, nsB.name, 'chat');
-  assert.equal(disconnected.labels.severity, 'critical');
-  // The other PgCluster named chat, and the operator's namespace, have none.
-  const all = await prom.alerts();
-  assert.deepEqual(all.filter((a) => a.labels.namespace !== nsB.name && a.labels.alertname !== 'PgClusterOperatorDown').map((a) => a.labels), []);
+  await repairing(() => createSecret(kube, nsB.name, 'db', { url: serverB.url }), async (fix) => {
+    const t0 = Date.now();
+    await createPgCluster(kube, nsB.name, 'chat', { selector: { matchLabels: { app: 'chat' } }, postgres: { urlSecretRef: { name: 'db' } }, channel: channel(nsB.name), heartbeatInterval: '1s', minMembers: 2 });
+    const notReady = await firing(t, 'PgClusterNotReady', { namespace: nsB.name, name: 'chat' }, t0, 'PgCluster created with its Secret missing (Connected False, SecretNotFound)');
+    namesPgCluster(notReady, nsB.name, 'chat');
+    assert.equal(notReady.labels.severity, 'warning');
+    assert.equal(notReady.annotations.runbook_url, 'https://example.org/README.md#pgclusternotready');
+    const disconnected = await firing(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name, name: 'chat' }, t0, 'the same missing Secret');
+    namesPgCluster(disconnected, nsB.name, 'chat');
+    assert.equal(disconnected.labels.severity, 'critical');
+    // The other PgCluster named chat, and the operator's namespace, have none.
+    const all = await prom.alerts();
+    assert.deepEqual(all.filter((a) => a.labels.namespace !== nsB.name && a.labels.alertname !== 'PgClusterOperatorDown').map((a) => a.labels), []);
 
-  const t1 = Date.now();
-  await createSecret(kube, nsB.name, 'db', { url: serverB.url });
-  await resolved(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name }, t1, 'the Secret was created (the operator reads it at its next resync)');
-  await resolved(t, 'PgClusterNotReady', { namespace: nsB.name }, t1, 'the Secret was created');
+    const t1 = Date.now();
+    await fix();
+    await resolved(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name }, t1, 'the Secret was created (the operator reads it at its next resync)');
+    await resolved(t, 'PgClusterNotReady', { namespace: nsB.name }, t1, 'the Secret was created');
+  });
 });
 
 test('PgClusterBelowMinMembers: a member of A/chat not Ready; B/chat, same name, has no alert', async (t) => {
   await waitFor(async () => condition(await getPgCluster(kube, nsA.name, 'chat'), 'Degraded')?.status === 'False', { message: 'A/chat not Degraded (2 members, minMembers 2)' });
-  const t0 = Date.now();
-  await setPodStatus(kube, nsA.name, 'chat-2', { ip: '10.93.1.2', ready: false });
-  const a = await firing(t, 'PgClusterBelowMinMembers', { namespace: nsA.name, name: 'chat' }, t0, 'one of two pods set not Ready (minMembers 2)');
-  assert.equal(a.labels.severity, 'warning');
-  assert.match(a.annotations.description ?? '', new RegExp(`-n ${nsA.name} chat`));
-  assert.deepEqual(await alertsOf('PgClusterBelowMinMembers', { namespace: nsB.name }), []);
-  const t1 = Date.now();
-  await setPodStatus(kube, nsA.name, 'chat-2', { ip: '10.93.1.2', ready: true });
-  await resolved(t, 'PgClusterBelowMinMembers', { namespace: nsA.name }, t1, 'the pod was Ready again');
+  await repairing(() => setPodStatus(kube, nsA.name, 'chat-2', { ip: '10.93.1.2', ready: true }), async (fix) => {
+    const t0 = Date.now();
+    await setPodStatus(kube, nsA.name, 'chat-2', { ip: '10.93.1.2', ready: false });
+    const a = await firing(t, 'PgClusterBelowMinMembers', { namespace: nsA.name, name: 'chat' }, t0, 'one of two pods set not Ready (minMembers 2)');
+    assert.equal(a.labels.severity, 'warning');
+    assert.match(a.annotations.description ?? '', new RegExp(`-n ${nsA.name} chat`));
+    assert.deepEqual(await alertsOf('PgClusterBelowMinMembers', { namespace: nsB.name }), []);
+    const t1 = Date.now();
+    await fix();
+    await resolved(t, 'PgClusterBelowMinMembers', { namespace: nsA.name }, t1, 'the pod was Ready again');
+  });
 });
 
 test('PgClusterPostgresDisconnected: B/chat\'s Postgres stopped; A/chat, on another server, stays connected', async (t) => {
   await waitFor(async () => condition(await getPgCluster(kube, nsB.name, 'chat'), 'Connected')?.status === 'True', { message: 'B/chat Connected' });
-  const t0 = Date.now();
-  await serverB.stop();
-  const a = await firing(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name, name: 'chat' }, t0, 'its Postgres server stopped');
-  namesPgCluster(a, nsB.name, 'chat');
-  assert.deepEqual(await alertsOf('PgClusterPostgresDisconnected', { namespace: nsA.name }), []);
-  const t1 = Date.now();
-  await serverB.start();
-  await resolved(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name }, t1, 'the server was started again');
+  await repairing(() => serverB.start(), async (fix) => {
+    const t0 = Date.now();
+    await serverB.stop();
+    const a = await firing(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name, name: 'chat' }, t0, 'its Postgres server stopped');
+    namesPgCluster(a, nsB.name, 'chat');
+    assert.deepEqual(await alertsOf('PgClusterPostgresDisconnected', { namespace: nsA.name }), []);
+    const t1 = Date.now();
+    await fix();
+    await resolved(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name }, t1, 'the server was started again');
+  });
 });
 
 test('PgClusterNotifyQueueFilling: one Postgres server\'s queue over half full is one alert for its endpoint, not for every server', async (t) => {
@@ -223,16 +242,18 @@ test('PgClusterNotifyQueueFilling: one Postgres server\'s queue over half full i
   await stuck.query('LISTEN mon_stuck');
   await stuck.query('BEGIN');
   await stuck.query('SELECT 1');
-  const t0 = Date.now();
-  await (await client(serverB.url)).query(`SELECT pg_notify('mon_stuck', lpad(i::text, 7900, 'x')) FROM generate_series(1, 40) AS i`);
-  const full = await waitFor(async () => (await endpointsNow()).find((s) => s.v > 0.5), { message: 'B\'s server queue over half full in the operator\'s gauge' });
-  const a = await firing(t, 'PgClusterNotifyQueueFilling', { endpoint: full.labels.endpoint! }, t0, 'a session LISTENing in an open transaction, 40 payloads of 7.9 kB on a 512 KiB queue');
-  assert.notEqual(a.labels.endpoint, 'metrics', 'the Postgres endpoint id, not the scrape endpoint');
-  assert.ok(a.annotations.summary?.includes(full.labels.endpoint!));
-  assert.equal((await alertsOf('PgClusterNotifyQueueFilling')).length, 1, 'one server, one alert');
-  const t1 = Date.now();
-  await stuck.end();
-  await resolved(t, 'PgClusterNotifyQueueFilling', {}, t1, 'the stuck session ended');
+  await repairing(() => stuck.end(), async (fix) => {
+    const t0 = Date.now();
+    await (await client(serverB.url)).query(`SELECT pg_notify('mon_stuck', lpad(i::text, 7900, 'x')) FROM generate_series(1, 40) AS i`);
+    const full = await waitFor(async () => (await endpointsNow()).find((s) => s.v > 0.5), { message: 'B\'s server queue over half full in the operator\'s gauge' });
+    const a = await firing(t, 'PgClusterNotifyQueueFilling', { endpoint: full.labels.endpoint! }, t0, 'a session LISTENing in an open transaction, 40 payloads of 7.9 kB on a 512 KiB queue');
+    assert.notEqual(a.labels.endpoint, 'metrics', 'the Postgres endpoint id, not the scrape endpoint');
+    assert.ok(a.annotations.summary?.includes(full.labels.endpoint!));
+    assert.equal((await alertsOf('PgClusterNotifyQueueFilling')).length, 1, 'one server, one alert');
+    const t1 = Date.now();
+    await fix();
+    await resolved(t, 'PgClusterNotifyQueueFilling', {}, t1, 'the stuck session ended');
+  });
 });
 
 test('PgClusterInvalidPayloads: junk NOTIFYed on A/chat\'s channel', async (t) => {
