@@ -3,14 +3,19 @@
 // or RST — what a NAT, conntrack or load-balancer drop looks like — while new connections go through. The
 // operator must find its dead connections (HTTP/2 PINGs), watch and write again on fresh ones, and keep its
 // Lease, without a restart. Before the PINGs, the watches ended only at undici's 300 s body timeout.
-// Also: API Priority and Fairness rejecting the operator (429), and a rotated token file.
+// Also: API Priority and Fairness rejecting the operator (429), a rotated token file, and an API server restart.
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { createNamespace, kubectl, requireEnv, runBin, waitFor } from '../support/env.ts';
-import { installCrd } from '../support/crd.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { CRD_FILE, installCrd, waitForCrdEstablished } from '../support/crd.ts';
+import { startKube, type KubeStack } from '../harness/kube.ts';
+import { KubeClient } from '../../src/kube/client.ts';
 import { configMapPeers, createPgCluster, createPod, getPgCluster, startOperator, testKube, type OperatorProcess } from '../support/operator.ts';
 import { startRelay, type Relay } from '../support/relay.ts';
 
@@ -191,5 +196,51 @@ describe('a rotated token file', () => {
     assert.ok(await op.metric('pgcluster_kube_request_retries_total', { reason: 'token' }) >= 1, 'a request was refused and tried again with the token read anew');
     assert.equal(op.pid, pid);
     assert.ok(op.alive(), 'no restart');
+  });
+});
+
+describe('the API server restarted (every connection closed)', () => {
+  // A control plane of this file's own: the shared one's other tests must not see the outage.
+  let dir = '';
+  let own: KubeStack;
+  let ownKube: KubeClient;
+  let op: OperatorProcess;
+  const ns = 'restart';
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pgco-restart-'));
+    own = await startKube({ dir });
+    const kc = new KubeConfig();
+    kc.loadFromFile(own.kubeconfig);
+    ownKube = new KubeClient(kc);
+    await runBin('kubectl', ['apply', '-f', CRD_FILE], { env: { KUBECONFIG: own.kubeconfig } });
+    await waitForCrdEstablished(ownKube);
+    await ownKube.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, 'namespaces');
+    // Without leader election: a leader that cannot renew for longer than its renew deadline (10 s) steps down
+    // and exits by design, and a restart can take that long.
+    op = await startOperator({ namespaces: [ns], kubeconfig: own.kubeconfig });
+    await createPod(ownKube, ns, { name: 'rs-0', labels: { app: 'rs' }, ip: '127.0.73.1' });
+    await createPgCluster(ownKube, ns, 'rs', { selector: { matchLabels: { app: 'rs' } }, postgres: { urlSecretRef: { name: 'none' } }, channel: 'rs' });
+    await waitFor(async () => (await configMapPeers(ownKube, ns, 'rs-peers'))?.includes('rs@127.0.73.1'), { message: 'the first member published', timeoutMs: 30_000 });
+  });
+  after(async () => {
+    await op?.stop();
+    await ownKube?.close();
+    await own?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('after a restart of kube-apiserver the operator watches and writes again, without a restart of its own', async (t) => {
+    const pid = op.pid;
+    const t0 = Date.now();
+    await own.restartApiServer();
+    const down = (Date.now() - t0) / 1000;
+    await createPod(ownKube, ns, { name: 'rs-1', labels: { app: 'rs' }, ip: '127.0.73.2' });
+    const t1 = Date.now();
+    await waitFor(async () => (await configMapPeers(ownKube, ns, 'rs-peers'))?.includes('rs@127.0.73.2'), { message: 'a pod created after the restart published', timeoutMs: 90_000 });
+    await waitFor(async () => (await getPgCluster(ownKube, ns, 'rs'))?.status?.members === 2, { message: 'status written after the restart', timeoutMs: 30_000 });
+    t.diagnostic(`kube-apiserver down and back in ${down.toFixed(1)} s; a pod created then published ${((Date.now() - t1) / 1000).toFixed(1)} s later`);
+    assert.equal(op.pid, pid);
+    assert.ok(op.alive(), 'no restart of the operator');
   });
 });

@@ -29,6 +29,12 @@ export interface KubeStack {
   processes: readonly Proc[];
   /** An authenticated request as admin. */
   api(path: string, method?: string, body?: unknown): Promise<HttpResult>;
+  /**
+   * Stops kube-apiserver (SIGTERM: every connection closed) and starts it again on the same address, with the
+   * same certificate and etcd; resolves when it is ready again. For a control plane of a test's own, not the
+   * shared stack's (its other tests would see the outage).
+   */
+  restartApiServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -188,7 +194,8 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
     const etcd = await startEtcd(k);
     const creds = writeCredentials(dir, opts.realNode ?? false); // while etcd boots
     await ready(etcd.proc, 'healthy', async () => JSON.parse((await httpGet(`${etcd.url}/health`)).body).health === 'true', 30_000);
-    const apiserver = await startApiServer(k, etcd.url, creds, opts.realNode ?? false);
+    let apiserver = await startApiServer(k, etcd.url, creds, opts.realNode ?? false);
+    let restarts = 0;
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, kubeconfigYaml(apiserver.server, apiserver.ca, 'admin', creds.tokens.admin!), { mode: 0o600 });
     const api: Api = (path, method = 'GET', body) => kubeRequest(`${apiserver.server}${path}`, { ca: apiserver.ca, token: creds.tokens.admin!, method, body });
@@ -202,6 +209,11 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
     return {
       kubeconfig, server: apiserver.server, adminToken: creds.tokens.admin!, binDir, tokens: creds.tokens, caFile: apiserver.caFile,
       pids: Object.fromEntries(k.procs.map((p) => [p.name, p.pid])), processes: k.procs, api,
+      restartApiServer: async () => {
+        await apiserver.proc.stop('SIGTERM');
+        k.procs.splice(k.procs.indexOf(apiserver.proc), 1);
+        apiserver = await startApiServer(k, etcd.url, creds, opts.realNode ?? false, { port: Number(new URL(apiserver.server).port), run: ++restarts });
+      },
       // Reverse start order: clients of the API server first, etcd last.
       stop: () => td.run(),
     };
@@ -280,8 +292,8 @@ function writeCredentials(dir: string, realNode: boolean): Credentials {
 }
 
 /** kube-apiserver on a free loopback port, waited for until /readyz answers ok. */
-async function startApiServer(k: KubeCtx, etcdUrl: string, creds: Credentials, realNode: boolean): Promise<ApiServer> {
-  const port = await freePort();
+async function startApiServer(k: KubeCtx, etcdUrl: string, creds: Credentials, realNode: boolean, again?: { port: number; run: number }): Promise<ApiServer> {
+  const port = again?.port ?? await freePort();
   const server = `https://127.0.0.1:${port}`;
   const certDir = join(k.dir, 'apiserver-certs');
   const proc = startOwnedProc(k.td, k.procs, 'kube-apiserver', k.bin('kube-apiserver'), [
@@ -294,7 +306,7 @@ async function startApiServer(k: KubeCtx, etcdUrl: string, creds: Credentials, r
       ? ['--authorization-mode=Node,RBAC', '--kubelet-preferred-address-types=InternalIP,Hostname']
       // No token volumes for pods: nothing here runs real containers.
       : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
-  ], { logFile: join(k.dir, 'kube-apiserver.log'), deathSignal: 'TERM' });
+  ], { logFile: join(k.dir, again ? `kube-apiserver-${again.run}.log` : 'kube-apiserver.log'), deathSignal: 'TERM' });
 
   // The self-signed serving cert (leaf + its CA) appears in --cert-dir once the server has started.
   const caFile = join(certDir, 'apiserver.crt');
