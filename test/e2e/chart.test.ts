@@ -63,7 +63,8 @@ before(async () => {
 // Lint and render
 
 test('helm lint --strict passes with default and with namespaced values', async () => {
-  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.enabled=true']]) {
+  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.enabled=true'],
+    ['podMonitor.enabled=true', 'prometheusRule.enabled=true', 'leaderElection.enabled=false']]) {
     const r = await helm(['lint', '--strict', CHART, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s])], { allowFail: true });
     assert.equal(r.code, 0, `helm lint --strict ${sets.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -261,6 +262,9 @@ test('values.schema.json refuses unknown keys at every level, and wrong types', 
     ['metrics.service.enable=true', /additional properties 'enable' not allowed/],
     ['networkPolicy.egress.rule=x', /additional properties 'rule' not allowed/],
     ['crds.instal=false', /additional properties 'instal' not allowed/],
+    ['podMonitor.enable=true', /additional properties 'enable' not allowed/],
+    ['prometheusRule.severity.PgClusterNotReadyy=critical', /additional properties 'PgClusterNotReadyy' not allowed/],
+    ['prometheusRule.severity=critical', /severity/],
     ['replicas=two', /replicas/],
     ['logLevel=verbose', /logLevel/],
     ['watchNamespaces={Not_A_Namespace}', /watchNamespaces/],
@@ -270,6 +274,27 @@ test('values.schema.json refuses unknown keys at every level, and wrong types', 
     assert.match(r.stderr, /values don't meet the specifications of the schema/, r.stderr);
     assert.match(r.stderr, msg, r.stderr);
   }
+});
+
+test('monitors: the ServiceMonitor or the PodMonitor, each with honorLabels, never both', async () => {
+  const sm = find(docsOf(await template('pgco', 'mon', ['serviceMonitor.enabled=true'])), 'ServiceMonitor')[0];
+  assert.deepEqual(sm?.spec.endpoints, [{ port: 'metrics', path: '/metrics', honorLabels: true, interval: '30s', scrapeTimeout: '10s' }]);
+  const pmDocs = docsOf(await template('pgco', 'mon', ['podMonitor.enabled=true']));
+  assert.equal(find(pmDocs, 'ServiceMonitor').length, 0);
+  const pm = find(pmDocs, 'PodMonitor')[0];
+  assert.deepEqual(pm?.spec.podMetricsEndpoints, [{ port: 'metrics', path: '/metrics', honorLabels: true, interval: '30s', scrapeTimeout: '10s' }]);
+  assert.deepEqual(pm?.spec.selector.matchLabels, find(pmDocs, 'Deployment')[0]?.spec.selector.matchLabels, 'the PodMonitor selects the Deployment\'s pods');
+  const both = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'serviceMonitor.enabled=true', '--set', 'podMonitor.enabled=true'], { allowFail: true });
+  assert.notEqual(both.code, 0);
+  assert.match(both.stderr, /choose one/);
+  // PgClusterOperatorDown selects the job each monitor gives the operator's targets.
+  const opDown = async (sets: string[]) => (find(docsOf(await template('pgco', 'mon', ['prometheusRule.enabled=true', ...sets])), 'PrometheusRule')[0]?.spec.groups[0].rules as Obj[])
+    .find((r) => r.alert === 'PgClusterOperatorDown') as Obj;
+  assert.match((await opDown(['serviceMonitor.enabled=true'])).expr, /up\{job="pgco-pgcluster-operator-metrics", namespace="mon"\}/);
+  assert.match((await opDown(['podMonitor.enabled=true'])).expr, /up\{job="mon\/pgco-pgcluster-operator", namespace="mon"\}/);
+  assert.match((await opDown(['prometheusRule.operatorSelector=job="pgco"'])).expr, /up\{job="pgco"\}/);
+  // Without leader election, "no leader" is not down: leader_election_master_status is not exported then.
+  assert.doesNotMatch((await opDown(['leaderElection.enabled=false'])).expr, /leader_election_master_status/);
 });
 
 test('every value is in values.yaml, values.schema.json and the chart README table', () => {
