@@ -1,4 +1,4 @@
-# pgcluster-operator image: `docker build -t <registry>/pgcluster-operator:0.1.0 .`
+# pgcluster-operator image: `docker build -t <registry>/pgcluster-operator:0.2.0 .`
 #
 # Two stages: the build stage compiles TypeScript (dev dependencies), the runtime stage holds only the compiled
 # JavaScript and the production dependencies, and runs as an unprivileged user.
