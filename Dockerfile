@@ -1,4 +1,4 @@
-# pgcluster-operator image: `docker build -t <registry>/pgcluster-operator:0.1.0 .`
+# pgcluster-operator image: `docker build -t <registry>/pgcluster-operator:0.2.0 .`
 #
 # Two stages: the build stage compiles TypeScript (dev dependencies), the runtime stage holds only the compiled
 # JavaScript and the production dependencies, and runs as an unprivileged user.
@@ -21,6 +21,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The system CA store, for sslrootcert=system in a Postgres URL (README, "TLS"): the slim base has none, so the
+# build stage's (Debian's ca-certificates) is copied in, and SSL_CERT_FILE says where it is (Node's
+# tls.getCACertificates('system') reads it there; the chart's extraEnv and extraVolumes can replace it).
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 # 65532: the conventional "nonroot" uid/gid; the Helm chart's securityContext runs as the same user and
 # mounts the root filesystem read-only (nothing here needs to write).
 USER 65532:65532

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control-plane binaries (and etcd, helm, kwok) from the Go module proxy into a
 # per-user cache keyed by version, so that a fresh clone on the same machine reuses them.
-# Usage: scripts/build-binaries.sh [component...]   components: kube etcd helm kwok kcm node promtool coredns (default: all)
+# Usage: scripts/build-binaries.sh [component...]   components: kube etcd helm kwok kcm node promtool prometheus coredns
+#   (default: all)
 #   node: kubelet and kube-scheduler, for the real-node stack (`npm run stack -- up --real-node`)
+#   prometheus: the Prometheus server (same module version as promtool) for test/e2e/monitoring.test.ts
 #   coredns: the real node's cluster DNS (a slim CoreDNS: only the plugins the stack's Corefile uses)
 # Prints the cache directory of each component it ensured.
 set -euo pipefail
@@ -99,8 +101,9 @@ ensure_node() {
 }
 
 # build_simple <name> <outdir> <module> <version> <pkg> <ldflags> [<fn printing more ldflags, given the module dir>]
+#   [<more build tags, comma-separated>]
 build_simple() {
-  local name="$1" out="$2" module="$3" version="$4" pkg="$5" ldflags="$6" more="${7:-}"
+  local name="$1" out="$2" module="$3" version="$4" pkg="$5" ldflags="$6" more="${7:-}" tags="tools${8:+,$8}"
   if [ -x "$out/$name" ]; then echo "$out"; return; fi
   echo "build-binaries: building $name $version" >&2
   need_go
@@ -112,7 +115,7 @@ build_simple() {
     (cd "$mod" && go mod tidy) || die "go mod tidy for $module $version failed"
   fi
   [ -z "$more" ] || ldflags="$ldflags $("$more" "$mod")"
-  (cd "$mod" && go build -tags tools -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg") \
+  (cd "$mod" && go build -tags "$tags" -trimpath -ldflags "-s -w $ldflags" -o "$out/$name.tmp" "$pkg") \
     || die "building $name $version failed (see the Go error above)"
   mv "$out/$name.tmp" "$out/$name"
   echo "$out"
@@ -139,6 +142,11 @@ ensure_helm() { build_simple helm "$CACHE/helm-$HELM_VERSION-kv" helm.sh/helm/v3
 ensure_kwok() { build_simple kwok "$CACHE/kwok-$KWOK_VERSION" sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok ""; }
 # promtool: checks and unit-tests the chart's alerting rules (test/e2e/observability.test.ts).
 ensure_promtool() { build_simple promtool "$CACHE/promtool-$PROMETHEUS_VERSION" github.com/prometheus/prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/promtool ""; }
+# The Prometheus server: scrapes the operator and evaluates the chart's rules (test/e2e/monitoring.test.ts).
+# remove_all_sd leaves out every service-discovery plugin (the test's targets are static_configs; static and
+# file discovery stay), and without the builtinassets tag the web UI's assets are not embedded: the HTTP API
+# answers, the UI pages do not. Both make it far less to compile.
+ensure_prometheus() { build_simple prometheus "$CACHE/prometheus-$PROMETHEUS_VERSION" github.com/prometheus/prometheus "$PROMETHEUS_VERSION" github.com/prometheus/prometheus/cmd/prometheus "-X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION#v}" "" remove_all_sd; }
 
 # CoreDNS as a library (its documented external-plugin pattern): a main package that imports coremain and only
 # the plugins the real node's Corefile uses, in CoreDNS's own plugin order (plugin.cfg). The full build links
@@ -181,11 +189,11 @@ if ! flock -n 9; then
 fi
 
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(kube etcd helm kwok kcm node promtool coredns)
+[ ${#components[@]} -gt 0 ] || components=(kube etcd helm kwok kcm node promtool prometheus coredns)
 for c in "${components[@]}"; do
   case "$c" in
     kube) ensure_kube ;; kcm) ensure_kcm ;; etcd) ensure_etcd ;; helm) ensure_helm ;; kwok) ensure_kwok ;;
-    node) ensure_node ;; promtool) ensure_promtool ;; coredns) ensure_coredns ;;
-    *) die "unknown component '$c' (expected: kube etcd helm kwok kcm node promtool coredns)" ;;
+    node) ensure_node ;; promtool) ensure_promtool ;; prometheus) ensure_prometheus ;; coredns) ensure_coredns ;;
+    *) die "unknown component '$c' (expected: kube etcd helm kwok kcm node promtool prometheus coredns)" ;;
   esac
 done

@@ -64,7 +64,7 @@ async function main(): Promise<void> {
 
   heading('starting the local stack (kube-apiserver, etcd, kwok, a throwaway Postgres)');
   const t0 = Date.now();
-  stack = await startStack({ dir, kwok: true, controllerManager: false, promtool: false });
+  stack = await startStack({ dir, kwok: true, controllerManager: false, promtool: false, prometheus: false });
   say(`up in ${((Date.now() - t0) / 1000).toFixed(1)} s. In another shell:  source ${join(dir, 'env')}  (then kubectl get pgc -n ${NS})`);
   const env = { ...process.env, ...stack.env };
   const kubectl = (...args: string[]) => run(join(stack!.kube.binDir, 'kubectl'), args, env);

@@ -61,6 +61,11 @@ export class Metrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // At 0 from the start, as controller-runtime's are when a controller starts: a counter first scraped at 3
+    // shows no increase to rate(), so the first failed reconciles would go unseen (PgClusterReconcileErrors,
+    // the dashboard's errors line).
+    this.reconcileErrors.inc({ controller: CONTROLLER }, 0);
+    for (const result of ['success', 'error', 'requeue_after']) this.reconcileTotal.inc({ controller: CONTROLLER, result }, 0);
   }
 
   queueHooks() {

@@ -1,7 +1,18 @@
-// One PgEndpoint per distinct Postgres URL, shared by every PgCluster that uses it, closed with the last.
+// One PgEndpoint per distinct Postgres URL (and TLS settings: README, "TLS"), shared by every PgCluster that uses
+// it, closed with the last.
 import { PgEndpoint, type EndpointHooks } from '../postgres/endpoint.ts';
 import type { Logger } from '../log.ts';
 import type { ParsedPgUrl } from '../postgres/connstring.ts';
+import type { TlsSettings } from '../postgres/tls.ts';
+
+/** What an endpoint connects to (a SecretSource lookup): `key` tells endpoints apart (the URL, and a fingerprint
+ * of its TLS settings when there are any). */
+export interface EndpointTarget {
+  key: string;
+  url: string;
+  parsed?: ParsedPgUrl | undefined;
+  tls?: TlsSettings | undefined;
+}
 
 export class EndpointPool {
   #entries = new Map<string, { endpoint: PgEndpoint; users: Set<string> }>();
@@ -18,30 +29,30 @@ export class EndpointPool {
     this.#identity = identity;
   }
 
-  /** The endpoint for `url`, registering `user` (a PgCluster key) as one of its users. */
-  acquire(url: string, user: string, parsed?: ParsedPgUrl): PgEndpoint {
+  /** The endpoint of `target`, registering `user` (a PgCluster key) as one of its users. */
+  acquire({ key, url, parsed, tls }: EndpointTarget, user: string): PgEndpoint {
     // A reconcile still running when the replica stops must not open new connections (and announce).
     if (this.#closed) throw new Error('the Postgres endpoints are closed: this replica is stopping');
-    let entry = this.#entries.get(url);
+    let entry = this.#entries.get(key);
     if (!entry) {
       let id = '';
-      const endpoint = new PgEndpoint({ url, parsed, log: this.#log, hooks: this.#hooks(() => id), ...(this.#identity ? { identity: this.#identity } : {}) });
+      const endpoint = new PgEndpoint({ url, parsed, tls, log: this.#log, hooks: this.#hooks(() => id), ...(this.#identity ? { identity: this.#identity } : {}) });
       id = endpoint.id;
       entry = { endpoint, users: new Set() };
-      this.#entries.set(url, entry);
+      this.#entries.set(key, entry);
       this.#onCreate(endpoint);
     }
     entry.users.add(user);
     return entry.endpoint;
   }
 
-  /** Drops `user` from the endpoint of `url`; the last user closes it. */
-  release(url: string, user: string): void {
-    const entry = this.#entries.get(url);
+  /** Drops `user` from the endpoint of `key`; the last user closes it. */
+  release(key: string, user: string): void {
+    const entry = this.#entries.get(key);
     if (!entry) return;
     entry.users.delete(user);
     if (entry.users.size === 0) {
-      this.#entries.delete(url);
+      this.#entries.delete(key);
       void entry.endpoint.close();
     }
   }

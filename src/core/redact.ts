@@ -52,9 +52,10 @@ export function secretsOfUrl(url: string): UrlSecrets {
     add(hosts, parsed.searchParams.get('hostaddr'));
   }
   {
-    // scheme://user:password@host:port/db, leniently, in addition to the parse above: a URL with an
-    // unencoded @ / ? # in its password does not parse, or parses into the wrong pieces, so here the user
-    // info runs to the LAST @. Finding too much only redacts more.
+    // scheme://user:password@host:port,host2:port/db, leniently, in addition to the parse above: a URL with an
+    // unencoded @ / ? # in its password does not parse, or parses into the wrong pieces, and a host list never
+    // does, so here the user info runs to the LAST @ and every host of the list is found. Finding too much only
+    // redacts more.
     const t = url.trim();
     const start = t.indexOf('://');
     const at = t.lastIndexOf('@');
@@ -64,11 +65,13 @@ export function secretsOfUrl(url: string): UrlSecrets {
       add(exact, colon >= 0 ? info.slice(colon + 1) : undefined);
       add(exact, colon >= 0 ? info.slice(0, colon) : info);
     }
-    const rest = /^([^:/?#]*)(?::\d*)?(?:\/([^?#]*))?/.exec(t.slice(at > start ? at + 1 : start >= 0 ? start + 3 : 0));
+    const rest = /^([^/?#]*)(?:\/([^?#]*))?/.exec(t.slice(at > start ? at + 1 : start >= 0 ? start + 3 : 0));
     if (rest) {
-      add(hosts, rest[1]);
+      for (const h of (rest[1] ?? '').split(',')) add(hosts, /^\[([^\]]*)\]/.exec(h)?.[1] ?? h.replace(/:\d*$/, ''));
       add(exact, rest[2]);
     }
+    // ?host=h1,h2 lists hosts too.
+    for (const m of t.matchAll(/[?&]host(?:addr)?=([^&#]*)/g)) for (const h of decode(m[1] ?? '').split(',')) add(hosts, h);
   }
   const byLength = (a: string, b: string) => b.length - a.length;
   return { exact: [...exact].sort(byLength), hosts: [...hosts].sort(byLength) };
@@ -125,16 +128,30 @@ export function errorText(err: unknown, secrets?: UrlSecrets): string {
 }
 
 /** A short, stable id for a URL that is safe to show (logs, labels): 12 hex chars of a hash of the URL without
- * its password. */
-export function endpointId(url: string): string {
+ * its password, and of `extra` (what else tells two endpoints of one URL apart: spec.postgres.tls's fingerprint). */
+export function endpointId(url: string, extra = ''): string {
   // Derived without the password, so that an id seen in status or metrics cannot be used to test password
   // guesses offline. URLs that differ only in their password (a rotation) share an id: same server, user, db.
-  let withoutPassword = url;
+  const h = createHash('sha256').update('pgcluster-operator/endpoint-id/v2\0').update(withoutPassword(url));
+  if (extra) h.update('\0').update(extra);
+  return h.digest('hex').slice(0, 12);
+}
+
+/** The URL without its password (in the user info or as ?password=); a host list (h1,h2), which WHATWG URLs
+ * refuse, too. */
+function withoutPassword(url: string): string {
   try {
     const u = new URL(url);
     u.password = '';
     u.searchParams.delete('password');
-    withoutPassword = u.toString();
-  } catch { /* not a URL: endpoints are only made for parsed URLs */ }
-  return createHash('sha256').update('pgcluster-operator/endpoint-id/v2\0').update(withoutPassword).digest('hex').slice(0, 12);
+    return u.toString();
+  } catch {
+    // Leniently, as secretsOfUrl: the user info runs to the last @ before the path.
+    const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url.trim());
+    if (!m) return url;
+    const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+    const at = authority.lastIndexOf('@');
+    const user = at >= 0 ? authority.slice(0, at).split(':')[0] + '@' : '';
+    return `${scheme}${user}${authority.slice(at + 1)}${rest.replace(/([?&])password=[^&#]*&?/g, '$1')}`;
+  }
 }

@@ -35,7 +35,10 @@ export { DEFAULT_POD_ANNOTATION, DEFAULTS_ANNOTATION, defaultChannel, defaultsTo
 
 export interface PgClusterSpec {
   selector?: LabelSelector;
-  postgres?: { urlSecretRef?: { name?: string; key?: string } };
+  postgres?: {
+    urlSecretRef?: { name?: string; key?: string };
+    tls?: { sslmode?: string; caSecretRef?: { name?: string; key?: string }; clientCertSecretRef?: { name?: string } };
+  };
   channel?: string;
   heartbeatInterval?: string;
   peerTimeout?: string;
@@ -92,6 +95,8 @@ export interface EffectiveSpec {
   selector: LabelSelector;
   secretName: string;
   secretKey: string;
+  /** spec.postgres.tls (README, "TLS"); undefined = none. */
+  tls: EffectiveTls | undefined;
   channel: string;
   heartbeatMs: number;
   peerTimeoutMs: number;
@@ -120,6 +125,33 @@ export interface EffectiveAuth {
   previousKey: string;
   /** false: names heard only as bare payloads on the channel are not published. */
   acceptUnsigned: boolean;
+}
+
+export interface EffectiveTls {
+  /** Replaces the URL's sslmode; undefined: the URL's (verify-full if it names none and a CA is given). */
+  sslmode: string | undefined;
+  /** The Secret key holding the PEM CA bundle. */
+  ca: { secretName: string; key: string } | undefined;
+  /** A kubernetes.io/tls Secret: the client certificate under tls.crt, its key under tls.key. */
+  clientCert: { secretName: string } | undefined;
+}
+
+/** spec.postgres.tls.sslmode's values: libpq's. */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+/** Where a kubernetes.io/tls Secret holds the certificate and the key. */
+export const TLS_CERT_KEY = 'tls.crt';
+export const TLS_KEY_KEY = 'tls.key';
+
+/** spec.postgres.tls with its defaults, or what is wrong with it. */
+export function effectiveTls(t: NonNullable<PgClusterSpec['postgres']>['tls']): EffectiveTls | string | undefined {
+  if (t === undefined) return undefined;
+  if (t.sslmode !== undefined && !SSL_MODES.includes(t.sslmode)) return `spec.postgres.tls.sslmode "${t.sslmode}" must be one of ${SSL_MODES.join(', ')}`;
+  if (t.caSecretRef && !t.caSecretRef.name) return 'spec.postgres.tls.caSecretRef.name is required: the Secret holding the CA certificate';
+  if (t.clientCertSecretRef && !t.clientCertSecretRef.name) return 'spec.postgres.tls.clientCertSecretRef.name is required: the kubernetes.io/tls Secret holding the client certificate';
+  const ca = t.caSecretRef?.name ? { secretName: t.caSecretRef.name, key: t.caSecretRef.key || 'ca.crt' } : undefined;
+  const weak = t.sslmode === 'disable' || t.sslmode === 'allow' || t.sslmode === 'prefer';
+  if (weak && (ca || t.clientCertSecretRef)) return `spec.postgres.tls.sslmode "${t.sslmode}" would not use the CA or client certificate of spec.postgres.tls: use require, verify-ca or verify-full`;
+  return { sslmode: t.sslmode, ca, clientCert: t.clientCertSecretRef?.name ? { secretName: t.clientCertSecretRef.name } : undefined };
 }
 
 export const CHANNEL_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -161,6 +193,8 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
   if (badSelector) return fail(`spec.selector: ${badSelector}`);
   const secretName = s.postgres?.urlSecretRef?.name;
   if (!secretName) return fail('spec.postgres.urlSecretRef.name is required');
+  const tls = effectiveTls(s.postgres?.tls);
+  if (typeof tls === 'string') return fail(tls);
   const pinned = pinnedDefaults(pc);
   if (!pinned.ok) return fail(pinned.message);
   const d = pinned.value ?? currentDefaults(pc);
@@ -209,6 +243,7 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
       selector: s.selector,
       secretName,
       secretKey: s.postgres?.urlSecretRef?.key || 'url',
+      tls,
       channel,
       heartbeatMs,
       peerTimeoutMs,

@@ -1,6 +1,8 @@
 // Turns what pg and Node throw into a reason (the Connected condition's reason, see docs/architecture.md) and a message a person can act
 // on. Pure. Messages never quote the URL; the server's own text is included only after redact().
 import { errorText, type UrlSecrets } from '../core/redact.ts';
+import { classifyTlsError, type TlsFailureReason } from './classifyTls.ts';
+import type { TlsContext } from './tls.ts';
 
 export type FailureReason =
   | 'Unreachable'
@@ -11,6 +13,8 @@ export type FailureReason =
   | 'NotPostgres'
   | 'ConnectTimeout'
   | 'InvalidURL'
+  | 'InvalidTLS'
+  | TlsFailureReason
   | 'Error';
 
 export interface Failure {
@@ -103,9 +107,11 @@ const isTlsCode = (code: string) =>
   || code.includes('CERT') || code.includes('SELF_SIGNED') || code.startsWith('UNABLE_TO_');
 
 /** A failure to open a connection (TCP, TLS, startup, authentication). */
-export function classifyConnectError(err: unknown, secrets: UrlSecrets | undefined, ctx: { timeoutMs: number }): Failure {
+export function classifyConnectError(err: unknown, secrets: UrlSecrets | undefined, ctx: { timeoutMs: number; tls?: TlsContext | undefined }): Failure {
   const { code, sqlstate } = fields(err);
   const text = errorText(err, secrets);
+  const tls = classifyTlsError({ code, sqlstate, text }, ctx.tls ?? { ca: 'builtin', clientCert: undefined });
+  if (tls) return tls;
   if (sqlstate === '28P01') {
     return { reason: 'AuthenticationFailed', message: 'password authentication failed (SQLSTATE 28P01): check the user and password in the Secret\'s URL' };
   }
@@ -113,6 +119,12 @@ export function classifyConnectError(err: unknown, secrets: UrlSecrets | undefin
     return {
       reason: 'AuthenticationFailed',
       message: withState(`the server rejected the connection: ${text}. Check the user in the Secret's URL, that it may log in, and that pg_hba.conf allows the operator's address and the sslmode in use`, sqlstate),
+    };
+  }
+  if (sqlstate === '42501') {
+    return {
+      reason: 'AuthenticationFailed',
+      message: 'the user of the Secret\'s URL may not connect to its database (SQLSTATE 42501, permission denied): GRANT CONNECT ON DATABASE <database> TO <user>, the one privilege it needs besides LOGIN (README, "Least privilege")',
     };
   }
   if (sqlstate === '3D000') {
@@ -142,7 +154,7 @@ export function classifyConnectError(err: unknown, secrets: UrlSecrets | undefin
   if ((code && isTlsCode(code)) || /SSL|TLS|certificate/i.test(text)) {
     return {
       reason: 'Error',
-      message: `the TLS handshake failed${code ? ` (${code})` : ''}: if the server certificate is not signed by a public CA, give its CA (sslrootcert, or the CA option), or use sslmode=require to encrypt without verifying`,
+      message: `the TLS handshake failed${code ? ` (${code})` : ''}: if the server certificate is not signed by a public CA, give its CA (spec.postgres.tls.caSecretRef, or sslrootcert), or use sslmode=require to encrypt without verifying`,
     };
   }
   if (/Connection terminated unexpectedly/i.test(text)) {

@@ -3,14 +3,18 @@
 // primary, turns off its session timeouts, LISTENs if it is the listener, and turns every failure on the way
 // into a Failure with an actionable message. Every step has the connect timeout: the startup (pg's
 // connectionTimeoutMillis) and each query (`answered`), so a server that accepts and then never answers ends the
-// attempt. Whether to retry, and when, is connection.ts's.
+// attempt. A URL with several hosts (README, "High availability") tries them in order until one is a writable
+// primary, as libpq does with target_session_attrs=read-write; a refused login or an unusable TLS option ends
+// the attempt at once (libpq does not try the next host after an authentication failure either). Whether to
+// retry, and when, is connection.ts's.
 import pg from 'pg';
 import type { Clock, Timer } from '../core/clock.ts';
 import {
   classifyConnectError, classifyListenError, classifyLostConnection, connectTimeout, isStatementRefused, notPostgres,
   READ_REPLICA_MESSAGE, type Failure, type Which,
 } from './classify.ts';
-import { tlsOptions, type ParsedPgUrl } from './connstring.ts';
+import type { ParsedPgUrl } from './connstring.ts';
+import { tlsContext, tlsOptions, type TlsMaterial } from './tls.ts';
 import { errorText, type UrlSecrets } from '../core/redact.ts';
 import { guardWire, wireOf } from './wire.ts';
 
@@ -31,7 +35,13 @@ export interface Session {
 }
 
 /** A URL that pg cannot use at all (a TLS option that cannot be applied, ...): not worth a server round trip. */
-class ConfigError extends Error {}
+class ConfigError extends Error {
+  readonly reason: 'Error' | 'InvalidTLS';
+  constructor(message: string, reason: 'Error' | 'InvalidTLS' = 'Error') {
+    super(message);
+    this.reason = reason;
+  }
+}
 
 /** An attempt that failed for a reason already known (the wire guard's, a timeout of the server's). */
 class AttemptFailed extends Error {
@@ -45,7 +55,8 @@ class AttemptFailed extends Error {
 export interface ConnectOptions {
   parsed: ParsedPgUrl;
   secrets: UrlSecrets;
-  ca: string | undefined;
+  /** PEM material from Secrets (spec.postgres.tls), in place of the URL's files. */
+  tls: TlsMaterial | undefined;
   /** Used when the URL has no connect_timeout; for the startup and for each query of the connect phase. */
   connectTimeoutMs: number;
   /** For the queries' timeouts. */
@@ -62,12 +73,51 @@ export interface ConnectOptions {
 
 export type ConnectResult = { ok: true; client: pg.Client } | { ok: false; failure: Failure } | { ok: 'stale' };
 
-/** Opens, checks and (for the listener) LISTENs one connection. Never throws. */
+/** Opens, checks and (for the listener) LISTENs one connection, on the first host of the URL that is a
+ * writable primary. Never throws. */
 export async function connectOnce(c: Session, o: ConnectOptions): Promise<ConnectResult> {
+  const targets = o.parsed.connectionStrings;
+  const failures: Failure[] = [];
+  for (const target of targets) {
+    const r = await connectHost(c, o, target);
+    if (r.ok !== false) return r;
+    failures.push(r.failure);
+    if (r.final) break;
+    // On to the next host: this one's client is ended here, and nothing may LISTEN on the next one before
+    // it has been checked (a LISTEN queued on a standby would fail the whole attempt).
+    const client = c.client;
+    c.client = null;
+    c.connected = false;
+    c.listenIssued = false;
+    if (client) void endClient(client);
+    if (o.stale()) return { ok: 'stale' };
+  }
+  return { ok: false, failure: combineFailures(failures, targets.length) };
+}
+
+/**
+ * The failures of every host tried, as one: a single host's as it is; of several, each host's message by its
+ * position (host names are secret), with the reason they share, else ReadReplica when any host was a standby
+ * (a failover under way: no primary yet), else the first host's.
+ */
+export function combineFailures(failures: readonly Failure[], hosts: number): Failure {
+  if (failures.length === 1 && hosts === 1) return failures[0]!;
+  const reasons = new Set(failures.map((f) => f.reason));
+  const reason = reasons.size === 1 ? failures[0]!.reason : reasons.has('ReadReplica') ? 'ReadReplica' : failures[0]!.reason;
+  const tried = failures.length === hosts ? `all ${hosts} hosts of the Secret's URL were tried in order` : `host ${failures.length} of the ${hosts} in the Secret's URL ended the attempt`;
+  const each = failures.map((f, i) => `host ${i + 1}: ${f.message}`).join(' | ');
+  return { reason, message: `no writable primary found (${tried}): ${each}` };
+}
+
+type HostResult = { ok: true; client: pg.Client } | { ok: 'stale' } | { ok: false; failure: Failure; final: boolean };
+
+/** connectOnce on one host. `final`: the next host would fail alike (a refused login, an unusable option). */
+async function connectHost(c: Session, o: ConnectOptions, target: string): Promise<HostResult> {
   let step: 'connect' | 'check' | 'listen' = 'connect';
   const timeoutMs = o.parsed.connectTimeoutMs ?? o.connectTimeoutMs;
+  const failed = (failure: Failure, final = false): HostResult => ({ ok: false, failure, final: final || failure.reason === 'AuthenticationFailed' || failure.reason === 'ClientCertificateRefused' });
   try {
-    const client = await open(c, o);
+    const client = await open(c, o, target);
     if (o.stale()) {
       void endClient(client);
       return { ok: 'stale' };
@@ -81,7 +131,7 @@ export async function connectOnce(c: Session, o: ConnectOptions): Promise<Connec
       (SELECT count(set_config(name, '0', false)) FROM pg_settings
         WHERE name IN ('idle_session_timeout', 'statement_timeout', 'idle_in_transaction_session_timeout')) AS n`));
     if (o.stale()) return { ok: 'stale' };
-    if (r.rows[0]?.r === true) return { ok: false, failure: { reason: 'ReadReplica', message: READ_REPLICA_MESSAGE } };
+    if (r.rows[0]?.r === true) return failed({ reason: 'ReadReplica', message: READ_REPLICA_MESSAGE });
     if (o.listenSql) {
       step = 'listen';
       await answered(o, timeoutMs, 'LISTEN', client.query(o.listenSql()));
@@ -90,35 +140,33 @@ export async function connectOnce(c: Session, o: ConnectOptions): Promise<Connec
     return { ok: true, client };
   } catch (err) {
     if (o.stale()) return { ok: 'stale' };
-    if (err instanceof ConfigError) return { ok: false, failure: { reason: 'Error', message: err.message } };
-    if (err instanceof AttemptFailed) return { ok: false, failure: err.failure };
+    if (err instanceof ConfigError) return failed({ reason: err.reason, message: err.message }, true);
+    if (err instanceof AttemptFailed) return failed(err.failure);
     const problem = c.client ? wireOf(c.client)?.problem : undefined;
-    if (problem !== undefined) return { ok: false, failure: notPostgres(problem) };
-    if (step === 'connect') return { ok: false, failure: classifyConnectError(err, o.secrets, { timeoutMs }) };
+    if (problem !== undefined) return failed(notPostgres(problem));
+    if (step === 'connect') return failed(classifyConnectError(err, o.secrets, { timeoutMs, tls: tlsContext(o.parsed, o.tls) }));
     if (isStatementRefused(err)) {
-      return {
-        ok: false,
-        failure: step === 'listen' ? classifyListenError(err, o.secrets) : { reason: 'Error', message: `SELECT pg_is_in_recovery() failed: ${errorText(err, o.secrets)}` },
-      };
+      return failed(step === 'listen' ? classifyListenError(err, o.secrets) : { reason: 'Error', message: `SELECT pg_is_in_recovery() failed: ${errorText(err, o.secrets)}` });
     }
-    return { ok: false, failure: classifyLostConnection(err, c.which, o.secrets) };
+    return failed(classifyLostConnection(err, c.which, o.secrets));
   }
 }
 
-/** Opens a client (TLS first for sslmode=prefer, plain if the server has no TLS). */
-async function open(c: Session, o: ConnectOptions): Promise<pg.Client> {
+/** Opens a client on `target` (TLS first for sslmode=prefer, plain if the server has no TLS). */
+async function open(c: Session, o: ConnectOptions, target: string): Promise<pg.Client> {
   const { parsed } = o;
   const attempt = async (plain: boolean): Promise<pg.Client> => {
     let ssl;
     try {
-      ssl = tlsOptions(parsed, { ca: o.ca, plain });
+      ssl = tlsOptions(parsed, { tls: o.tls, plain });
     } catch (e) {
-      throw new ConfigError(errorText(e, o.secrets));
+      // A file or the system store that cannot be read: the TLS configuration, not the server.
+      throw new ConfigError(errorText(e, o.secrets), 'InvalidTLS');
     }
     let client: pg.Client;
     try {
       client = new pg.Client({
-        connectionString: parsed.connectionString,
+        connectionString: target,
         ssl,
         keepAlive: true,
         keepAliveInitialDelayMillis: 10_000,

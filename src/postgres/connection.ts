@@ -9,6 +9,7 @@ import type { Clock, Timer } from '../core/clock.ts';
 import { classifyListenError, classifyLostConnection, isStatementRefused, notPostgres, type Failure, type Which } from './classify.ts';
 import { connectOnce, endClient, quoteIdent, type Session } from './connect.ts';
 import type { ParsedPgUrl } from './connstring.ts';
+import type { TlsMaterial } from './tls.ts';
 import { errorText, type UrlSecrets } from '../core/redact.ts';
 import { wireOf } from './wire.ts';
 
@@ -27,7 +28,7 @@ export interface PairEvents {
 export interface PairOptions {
   parsed: ParsedPgUrl;
   secrets: UrlSecrets;
-  ca: string | undefined;
+  tls: TlsMaterial | undefined;
   connectTimeoutMs: number;
   backoff: { baseMs: number; maxMs: number };
   clock: Clock;
@@ -173,7 +174,7 @@ class Connection {
       this.#lose(problem !== undefined ? notPostgres(problem) : classifyLostConnection(err, which, o.secrets));
     });
     void connectOnce(s, {
-      parsed: o.parsed, secrets: o.secrets, ca: o.ca, connectTimeoutMs: o.connectTimeoutMs, clock: o.clock, identity: o.identity,
+      parsed: o.parsed, secrets: o.secrets, tls: o.tls, connectTimeoutMs: o.connectTimeoutMs, clock: o.clock, identity: o.identity,
       stale: () => this.#session !== s,
       wire: (client) => {
         client.on('error', (err: Error) => down(client, err));

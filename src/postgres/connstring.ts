@@ -6,25 +6,32 @@
 //   allow        no TLS (libpq would retry with TLS if the server insisted; we do not)
 //   prefer       TLS without verification, falling back to plain if the server has no TLS  (libpq's default,
 //                also ours when the URI names no sslmode)
-//   require      TLS without verification (with sslrootcert or the `ca` option: verify the chain, as libpq)
+//   require      TLS without verification (with a CA — sslrootcert, or spec.postgres.tls — verify the chain, as libpq)
 //   verify-ca    TLS, verify the chain but not the host name
 //   verify-full  TLS, verify chain and host name
 //
 // sslrootcert / sslcert / sslkey name files (read at every connect, so rotated files are picked up;
-// sslrootcert=system means the system CAs). connect_timeout (seconds) is honoured. The ssl* keys are removed
-// from the string handed to pg so that pg's own parser cannot override what we decided.
+// sslrootcert=system means the operating system's CA store and, as in libpq 16, needs verify-full, its default).
+// connect_timeout (seconds) is honoured, per host. The ssl* keys are removed from the strings handed to pg so
+// that pg's own parser cannot override what we decided; tls.ts turns them into pg's `ssl` option.
 //
-// Pure except for reading the named files in tlsOptions(). No message here ever contains the URL.
-import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
-
+// Several hosts (README, "High availability"), as libpq and Patroni users write them: postgres://h1:5432,h2:5433/db
+// or ?host=h1,h2&port=5432,5433. Each becomes a single-host connection string, tried in order (connect.ts) until
+// one is a writable primary: target_session_attrs may be any, read-write or primary (all mean "a primary" to an
+// operator that must NOTIFY); the values that ask for a standby are refused.
+//
+// Pure. No message here ever contains the URL.
 export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
-const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+export const SSL_MODES: readonly SslMode[] = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
 export interface ParsedPgUrl {
-  /** The URI without ssl* parameters, for pg's `connectionString`. Secret. */
-  connectionString: string;
+  /** One single-host URI per host of the URL, in its order, without ssl* parameters, for pg's `connectionString`.
+   * Secret. */
+  connectionStrings: readonly string[];
   sslmode: SslMode;
+  /** The URL named sslmode (or pg's ssl=true/false) itself; false: the default, prefer (or verify-full with
+   * sslrootcert=system). */
+  sslmodeGiven: boolean;
   sslrootcert?: string;
   sslcert?: string;
   sslkey?: string;
@@ -43,13 +50,48 @@ function emptyHost(text: string): URL {
 }
 
 const SHAPE = 'expected postgres://user:password@host:5432/database?sslmode=verify-full';
+/** target_session_attrs values that can land on a primary. */
+const PRIMARY_ATTRS = ['any', 'read-write', 'primary'];
+
+const invalid = (what: string): { ok: false; message: string } => ({ ok: false, message: `the Postgres URL is not a valid libpq URI: ${what} (${SHAPE})` });
 
 /** Validates and parses; on failure returns a message that names the problem but never the URL. */
 export function parsePgUrl(url: string): ParseResult {
-  const fail = (what: string): ParseResult => ({ ok: false, message: `the Postgres URL is not a valid libpq URI: ${what} (${SHAPE})` });
   const text = url.trim();
-  if (text === '') return fail('it is empty');
-  if (/^[a-z_]+\s*=/i.test(text)) return fail('key=value connection strings are not supported, only URIs');
+  if (text === '') return invalid('it is empty');
+  if (/^[a-z_]+\s*=/i.test(text)) return invalid('key=value connection strings are not supported, only URIs');
+  const hosts = splitAuthority(text);
+  if (typeof hosts === 'string') return invalid(hosts);
+  const parts: ParsedPgUrl[] = [];
+  for (const one of hosts) {
+    const r = parseOne(one);
+    if (!r.ok) return r;
+    for (const v of r.value) parts.push(v);
+  }
+  const first = parts[0]!;
+  return { ok: true, value: { ...first, connectionStrings: parts.flatMap((p) => p.connectionStrings) } };
+}
+
+/**
+ * postgres://u:p@h1:1,h2:2/db?... as one URI per host (WHATWG URLs refuse a host list); a single host as is.
+ * A string: what is wrong.
+ */
+export function splitAuthority(text: string): string[] | string {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(text);
+  if (!m) return [text];
+  const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+  const at = authority.lastIndexOf('@');
+  const userinfo = at >= 0 ? authority.slice(0, at + 1) : '';
+  const list = authority.slice(at + 1);
+  if (!list.includes(',')) return [text];
+  const entries = list.split(',');
+  if (entries.some((e) => e === '' || e === ':' || /^:\d*$/.test(e))) return 'the host list has an empty entry (write host1:5432,host2:5432)';
+  return entries.map((e) => `${scheme}${userinfo}${e}${rest}`);
+}
+
+/** One URI of at most one host in its authority; ?host=h1,h2 may still list several. */
+function parseOne(text: string): { ok: true; value: ParsedPgUrl[] } | { ok: false; message: string } {
+  const fail = invalid;
   let u: URL;
   try {
     // postgres://user@/db?host=/socket: WHATWG URLs refuse user info without a host; parse with a stand-in.
@@ -57,7 +99,6 @@ export function parsePgUrl(url: string): ParseResult {
   } catch {
     // Commonest causes, so the message can be specific without quoting anything.
     if (!/^postgres(ql)?:\/\//i.test(text)) return fail('it does not start with postgres:// or postgresql://');
-    if (/@[^/?#]*,/.test(text)) return fail('multiple hosts are not supported');
     return fail('it does not parse (a password with special characters such as @ : / ? # % must be percent-encoded)');
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
@@ -66,9 +107,8 @@ export function parsePgUrl(url: string): ParseResult {
   const hostParam = u.searchParams.get('host');
   if (u.hostname === EMPTY_HOST && !hostParam) return fail('it names no host');
   if (u.hostname === '' && !hostParam) return fail('it names no host');
-  if (u.hostname.includes(',') || (hostParam ?? '').includes(',')) return fail('multiple hosts are not supported');
   if (u.port !== '' && (Number(u.port) < 1 || Number(u.port) > 65535)) return fail('the port is out of range');
-  for (const k of ['host', 'port', 'user', 'password', 'dbname']) {
+  for (const k of ['host', 'port', 'user', 'password', 'dbname', 'target_session_attrs']) {
     if (u.searchParams.getAll(k).length > 1) return fail(`the parameter ${k} is given more than once`);
   }
   try {
@@ -78,10 +118,16 @@ export function parsePgUrl(url: string): ParseResult {
   } catch {
     return fail('it contains a malformed percent-encoding');
   }
+  const attrs = u.searchParams.get('target_session_attrs');
+  if (attrs !== null && !PRIMARY_ATTRS.includes(attrs)) {
+    return fail(`target_session_attrs must be ${PRIMARY_ATTRS.join(', ')}: the operator NOTIFYs, which only a primary can (it never uses a standby, whatever the value)`);
+  }
 
   const rawMode = u.searchParams.get('sslmode');
   const legacySsl = u.searchParams.get('ssl'); // pg's own ?ssl=true
+  const rootcert = u.searchParams.get('sslrootcert');
   let sslmode: SslMode;
+  let sslmodeGiven = true;
   if (rawMode !== null) {
     if (!(SSL_MODES as readonly string[]).includes(rawMode)) {
       return fail(`sslmode must be one of ${SSL_MODES.join(', ')}`);
@@ -92,10 +138,14 @@ export function parsePgUrl(url: string): ParseResult {
   } else if (legacySsl === 'false' || legacySsl === '0') {
     sslmode = 'disable';
   } else {
-    sslmode = 'prefer';
+    // libpq 16: sslrootcert=system makes verify-full the default.
+    sslmode = rootcert === 'system' ? 'verify-full' : 'prefer';
+    sslmodeGiven = false;
   }
-  const value: ParsedPgUrl = { connectionString: '', sslmode };
-  const rootcert = u.searchParams.get('sslrootcert');
+  if (rootcert === 'system' && sslmode !== 'verify-full') {
+    return fail('sslrootcert=system needs sslmode=verify-full (as in libpq: any server with a certificate from a public CA would pass a weaker check)');
+  }
+  const value: ParsedPgUrl = { connectionStrings: [], sslmode, sslmodeGiven };
   const cert = u.searchParams.get('sslcert');
   const key = u.searchParams.get('sslkey');
   if (rootcert) value.sslrootcert = rootcert;
@@ -117,49 +167,25 @@ export function parsePgUrl(url: string): ParseResult {
   if (negotiation === 'direct' && (sslmode === 'disable' || sslmode === 'allow' || sslmode === 'prefer')) {
     return fail('sslnegotiation=direct needs sslmode=require or stronger');
   }
-  for (const k of ['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey', 'sslpassword', 'uselibpqcompat', 'connect_timeout']) {
+  for (const k of ['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey', 'sslpassword', 'uselibpqcompat', 'connect_timeout', 'target_session_attrs']) {
     u.searchParams.delete(k);
   }
-  value.connectionString = u.hostname === EMPTY_HOST ? u.toString().replace(`@${EMPTY_HOST}/`, '@/') : u.toString();
-  return { ok: true, value };
-}
-
-/** pg's `ssl` option for one connect attempt; `plain` forces no TLS (the prefer fallback). Throws (with a
- * message naming only the parameter) when a named file cannot be read. */
-export function tlsOptions(p: ParsedPgUrl, extra: { ca?: string | undefined; plain?: boolean }): false | ConnectionOptions {
-  if (extra.plain || p.sslmode === 'disable' || p.sslmode === 'allow') return false;
-  const read = (param: string, file: string): string => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      throw new Error(`cannot read the file named by ${param} in the Postgres URL (${code}); mount it into the operator's pod or remove ${param}`);
-    }
+  // ?host=h1,h2&port=p1,p2 (libpq's other spelling of a host list): one port for all, or one per host.
+  const paramHosts = hostParam?.split(',') ?? [];
+  if (paramHosts.length > 1 && u.hostname !== '' && u.hostname !== EMPTY_HOST) return fail('give the hosts either before the path or as ?host=, not both');
+  const ports = u.searchParams.get('port')?.split(',') ?? [];
+  if (paramHosts.some((h) => h === '')) return fail('the host list has an empty entry (write host1:5432,host2:5432)');
+  if (ports.length > 1 && ports.length !== paramHosts.length) return fail('the port parameter must give one port, or one per host');
+  if (ports.some((p) => !/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535)) return fail('the port is out of range');
+  const asString = (x: URL) => (x.hostname === EMPTY_HOST ? x.toString().replace(`@${EMPTY_HOST}/`, '@/') : x.toString());
+  if (paramHosts.length <= 1) return { ok: true, value: [{ ...value, connectionStrings: [asString(u)] }] };
+  return {
+    ok: true,
+    value: paramHosts.map((h, i) => {
+      const one = new URL(u.toString());
+      one.searchParams.set('host', h);
+      if (ports.length > 0) one.searchParams.set('port', ports[ports.length === 1 ? 0 : i]!);
+      return { ...value, connectionStrings: [asString(one)] };
+    }),
   };
-  const opts: ConnectionOptions = {};
-  let ca: string | undefined;
-  if (p.sslrootcert && p.sslrootcert !== 'system') ca = read('sslrootcert', p.sslrootcert);
-  else if (extra.ca && p.sslrootcert !== 'system') ca = extra.ca;
-  if (ca !== undefined) opts.ca = ca;
-  if (p.sslcert && p.sslkey) {
-    opts.cert = read('sslcert', p.sslcert);
-    opts.key = read('sslkey', p.sslkey);
-    if (p.sslpassword) opts.passphrase = p.sslpassword;
-  }
-  const haveRoot = ca !== undefined || p.sslrootcert === 'system';
-  switch (p.sslmode) {
-    case 'prefer':
-      opts.rejectUnauthorized = false;
-      break;
-    case 'require':
-      if (haveRoot) opts.checkServerIdentity = () => undefined;
-      else opts.rejectUnauthorized = false;
-      break;
-    case 'verify-ca':
-      opts.checkServerIdentity = () => undefined;
-      break;
-    case 'verify-full':
-      break;
-  }
-  return opts;
 }

@@ -29,7 +29,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock, type Timer } from '../core/clock.ts';
 import { classifySendError, isStatementRefused } from './classify.ts';
 import { ConnectionPair } from './connection.ts';
-import { parsePgUrl } from './connstring.ts';
+import { prepareUrl, tlsFingerprint } from './tls.ts';
 import { echoDeadline, initialState, linkOf, step, type Effect, type PhaseEvent, type PhaseState } from './phase.ts';
 import { endpointId, errorText, secretsOfUrl, type UrlSecrets } from '../core/redact.ts';
 import { HeartbeatScheduler, validChannel, validPayload } from './scheduler.ts';
@@ -70,21 +70,21 @@ export class PgEndpoint {
 
   constructor(opts: EndpointOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.id = endpointId(opts.url);
+    this.id = endpointId(opts.url, tlsFingerprint(opts.tls));
     this.log = opts.log.child({ component: 'postgres', endpoint: this.id });
     this.hooks = opts.hooks ?? {};
     this.scheduler = new HeartbeatScheduler({ coalesceMs: opts.coalesceMs ?? 10, livenessIntervalMs: opts.livenessIntervalMs ?? 5000 });
     this.secrets = secretsOfUrl(opts.url);
-    const parsed = opts.parsed ? { ok: true as const, value: opts.parsed } : parsePgUrl(opts.url);
+    const parsed = opts.parsed ? { ok: true as const, value: opts.parsed } : prepareUrl(opts.url, opts.tls);
     const init = { now: this.clock.now(), echoTimeoutMs: opts.echoTimeoutMs ?? 3000 };
     if (!parsed.ok) {
-      this.st = initialState({ ...init, failure: { reason: 'InvalidURL', message: parsed.message } });
-      this.log.warn({ reason: 'InvalidURL' }, parsed.message);
+      this.st = initialState({ ...init, failure: parsed.failure });
+      this.log.warn({ reason: parsed.failure.reason }, parsed.failure.message);
       return;
     }
     this.st = initialState(init);
     this.conns = new ConnectionPair({
-      parsed: parsed.value, secrets: this.secrets, ca: opts.ca, clock: this.clock, log: this.log,
+      parsed: parsed.value, secrets: this.secrets, tls: opts.tls, clock: this.clock, log: this.log,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
       backoff: opts.backoff ?? { baseMs: 250, maxMs: 30_000 },
       channels: () => [this.probeChannel, ...this.subs.keys()],

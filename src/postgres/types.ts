@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.ts';
 import type { FailureReason } from './classify.ts';
 import type { ParsedPgUrl } from './connstring.ts';
+import type { TlsSettings } from './tls.ts';
 
 export type EndpointState =
   | { phase: 'Connecting' | 'Listening'; since: number }
@@ -37,12 +38,13 @@ export interface Subscription {
 
 export interface EndpointOptions {
   url: string;
-  /** The URL already parsed (parsePgUrl), when the caller has done so. */
+  /** The URL already parsed (parsePgUrl) with `tls` applied (applyTls), when the caller has done so. */
   parsed?: ParsedPgUrl;
   log: Logger;
   hooks?: EndpointHooks;
-  /** PEM CA bundle for TLS (used unless the URL names an sslrootcert). */
-  ca?: string;
+  /** spec.postgres.tls: an sslmode replacing the URL's, a PEM CA bundle and a client certificate and key (in place
+   * of the URL's sslrootcert, sslcert and sslkey). Part of the endpoint's identity (its id). */
+  tls?: TlsSettings | undefined;
   /** Default 3000. */
   echoTimeoutMs?: number;
   /** Default 5000. */

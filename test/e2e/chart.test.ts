@@ -63,7 +63,8 @@ before(async () => {
 // Lint and render
 
 test('helm lint --strict passes with default and with namespaced values', async () => {
-  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.enabled=true']]) {
+  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.enabled=true'],
+    ['podMonitor.enabled=true', 'prometheusRule.enabled=true', 'leaderElection.enabled=false']]) {
     const r = await helm(['lint', '--strict', CHART, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s])], { allowFail: true });
     assert.equal(r.code, 0, `helm lint --strict ${sets.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -181,6 +182,28 @@ test('watchNamespaces: a Role and RoleBinding per namespace and nothing cluster-
   }
 });
 
+test('extraVolumes and extraVolumeMounts: a CA bundle from a Secret mounted where sslrootcert names it; the API server accepts it', async () => {
+  const ns = await createNamespace('chart-vol');
+  try {
+    const volumes = [{ name: 'db-ca', secret: { secretName: 'db-ca' } }];
+    const mounts = [{ name: 'db-ca', mountPath: '/etc/pgcluster/ca', readOnly: true }];
+    const text = await template('pgco', ns.name, ['crds.install=false'], ['--set-json', `extraVolumes=${JSON.stringify(volumes)}`, '--set-json', `extraVolumeMounts=${JSON.stringify(mounts)}`]);
+    const [deploy] = find(docsOf(text), 'Deployment');
+    assert.ok(deploy);
+    const pod = deploy.spec.template.spec;
+    assert.deepEqual(pod.volumes, [{ name: 'tmp', emptyDir: { sizeLimit: '64Mi' } }, ...volumes]);
+    assert.deepEqual(pod.containers[0].volumeMounts, [{ name: 'tmp', mountPath: '/tmp' }, ...mounts]);
+    const out = await dryRunApply(text);
+    assert.match(out, /deployment.apps\/pgco-pgcluster-operator created \(server dry run\)/, out);
+    // Not a list: refused by the values schema.
+    const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'extraVolumes=x'], { allowFail: true });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /extraVolumes/);
+  } finally {
+    await ns.cleanup();
+  }
+});
+
 test('crds.install=false leaves the CRD out; crds.keep=false drops the keep policy', async () => {
   assert.equal(find(docsOf(await template('pgco', 'x', ['crds.install=false'])), 'CustomResourceDefinition').length, 0);
   const [crd] = find(docsOf(await template('pgco', 'x', ['crds.keep=false'])), 'CustomResourceDefinition');
@@ -239,6 +262,9 @@ test('values.schema.json refuses unknown keys at every level, and wrong types', 
     ['metrics.service.enable=true', /additional properties 'enable' not allowed/],
     ['networkPolicy.egress.rule=x', /additional properties 'rule' not allowed/],
     ['crds.instal=false', /additional properties 'instal' not allowed/],
+    ['podMonitor.enable=true', /additional properties 'enable' not allowed/],
+    ['prometheusRule.severity.PgClusterNotReadyy=critical', /additional properties 'PgClusterNotReadyy' not allowed/],
+    ['prometheusRule.severity=critical', /severity/],
     ['replicas=two', /replicas/],
     ['logLevel=verbose', /logLevel/],
     ['watchNamespaces={Not_A_Namespace}', /watchNamespaces/],
@@ -248,6 +274,27 @@ test('values.schema.json refuses unknown keys at every level, and wrong types', 
     assert.match(r.stderr, /values don't meet the specifications of the schema/, r.stderr);
     assert.match(r.stderr, msg, r.stderr);
   }
+});
+
+test('monitors: the ServiceMonitor or the PodMonitor, each with honorLabels, never both', async () => {
+  const sm = find(docsOf(await template('pgco', 'mon', ['serviceMonitor.enabled=true'])), 'ServiceMonitor')[0];
+  assert.deepEqual(sm?.spec.endpoints, [{ port: 'metrics', path: '/metrics', honorLabels: true, interval: '30s', scrapeTimeout: '10s' }]);
+  const pmDocs = docsOf(await template('pgco', 'mon', ['podMonitor.enabled=true']));
+  assert.equal(find(pmDocs, 'ServiceMonitor').length, 0);
+  const pm = find(pmDocs, 'PodMonitor')[0];
+  assert.deepEqual(pm?.spec.podMetricsEndpoints, [{ port: 'metrics', path: '/metrics', honorLabels: true, interval: '30s', scrapeTimeout: '10s' }]);
+  assert.deepEqual(pm?.spec.selector.matchLabels, find(pmDocs, 'Deployment')[0]?.spec.selector.matchLabels, 'the PodMonitor selects the Deployment\'s pods');
+  const both = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'serviceMonitor.enabled=true', '--set', 'podMonitor.enabled=true'], { allowFail: true });
+  assert.notEqual(both.code, 0);
+  assert.match(both.stderr, /choose one/);
+  // PgClusterOperatorDown selects the job each monitor gives the operator's targets.
+  const opDown = async (sets: string[]) => (find(docsOf(await template('pgco', 'mon', ['prometheusRule.enabled=true', ...sets])), 'PrometheusRule')[0]?.spec.groups[0].rules as Obj[])
+    .find((r) => r.alert === 'PgClusterOperatorDown') as Obj;
+  assert.match((await opDown(['serviceMonitor.enabled=true'])).expr, /up\{job="pgco-pgcluster-operator-metrics", namespace="mon"\}/);
+  assert.match((await opDown(['podMonitor.enabled=true'])).expr, /up\{job="mon\/pgco-pgcluster-operator", namespace="mon"\}/);
+  assert.match((await opDown(['prometheusRule.operatorSelector=job="pgco"'])).expr, /up\{job="pgco"\}/);
+  // Without leader election, "no leader" is not down: leader_election_master_status is not exported then.
+  assert.doesNotMatch((await opDown(['leaderElection.enabled=false'])).expr, /leader_election_master_status/);
 });
 
 test('every value is in values.yaml, values.schema.json and the chart README table', () => {

@@ -173,6 +173,14 @@ test('defaults are applied by the API server', async () => {
   // channel, peerTimeout, nodeName.basename and output.configMapName are computed by the operator.
 });
 
+test('spec.postgres.tls: the CA key defaults to ca.crt; the rest is kept as written', async () => {
+  const name = uniqueName('tls');
+  const obj = pgcluster(name, (s) => { s.postgres.tls = { caSecretRef: { name: 'chat-db-ca' }, clientCertSecretRef: { name: 'chat-db-client' } }; });
+  await kubectl(['create', '-f', '-'], { input: JSON.stringify(obj) });
+  const got = await kubectlJson<Obj>(['get', 'pgcluster', name, '-n', NS]);
+  assert.deepEqual(got.spec.postgres.tls, { caSecretRef: { name: 'chat-db-ca', key: 'ca.crt' }, clientCertSecretRef: { name: 'chat-db-client' } });
+});
+
 test('explicit values are kept, and podAnnotation "" (annotation off) is not replaced by the default', async () => {
   const name = uniqueName('explicit');
   const obj = pgcluster(name, (s) => {
@@ -209,6 +217,9 @@ test('values at the edges of the ranges are accepted', async () => {
     ['selector with matchLabels only', (s) => { s.selector = { matchLabels: { 'app.kubernetes.io/name': 'chat' } }; }],
     ['selector with matchExpressions only', (s) => { s.selector = { matchExpressions: [{ key: 'app', operator: 'NotIn', values: ['x'] }] }; }],
     ['selector DoesNotExist with values []', (s) => { s.selector = { matchExpressions: [{ key: 'app', operator: 'DoesNotExist', values: [] }] }; }],
+    ['tls.sslmode require with a CA', (s) => { s.postgres.tls = { sslmode: 'require', caSecretRef: { name: 'ca', key: 'bundle.pem' } }; }],
+    ['tls.sslmode prefer alone', (s) => { s.postgres.tls = { sslmode: 'prefer' }; }],
+    ['tls.sslmode verify-full with a client certificate only', (s) => { s.postgres.tls = { sslmode: 'verify-full', clientCertSecretRef: { name: 'me' } }; }],
   ];
   for (const [what, mutate] of cases) {
     const r = await create(pgcluster(uniqueName('edge'), mutate));
@@ -273,6 +284,10 @@ const MSG = {
   exprValues: 'values must be non-empty when operator is In or NotIn, and must be empty or absent when operator is Exists or DoesNotExist',
   secretName: 'urlSecretRef.name must be a Secret name: a DNS-1123 subdomain',
   secretKey: 'urlSecretRef.key must be a Secret data key',
+  tlsCaName: 'tls.caSecretRef.name must be a Secret name: a DNS-1123 subdomain',
+  tlsCaKey: 'tls.caSecretRef.key must be a Secret data key',
+  tlsClientName: 'tls.clientCertSecretRef.name must be a Secret name: a DNS-1123 subdomain',
+  tlsWeakMode: 'tls.sslmode disable, allow and prefer would not use the CA or client certificate: use require, verify-ca or verify-full',
   basename: 'nodeName.basename must be the name part of an Erlang node name',
   clusterDomain: 'nodeName.clusterDomain must be a DNS name',
   configMapName: 'output.configMapName must be a ConfigMap name',
@@ -517,6 +532,42 @@ const BAD: Bad[] = [
     name: 'postgres.urlSecretRef.key longer than 253 characters',
     mutate: (s) => { s.postgres.urlSecretRef.key = long(254); },
     expect: [tooLong('spec.postgres.urlSecretRef.key', 253)],
+  },
+  // postgres.tls
+  {
+    name: 'postgres.tls.sslmode not an sslmode',
+    mutate: (s) => { s.postgres.tls = { sslmode: 'verify' }; },
+    expect: ['spec.postgres.tls.sslmode: Unsupported value: "verify"', '"verify-full"'],
+  },
+  ...['disable', 'allow', 'prefer'].map((sslmode): Bad => ({
+    name: `postgres.tls.sslmode ${sslmode} with a CA`,
+    mutate: (s) => { s.postgres.tls = { sslmode, caSecretRef: { name: 'ca' } }; },
+    expect: [celObject('spec.postgres.tls', MSG.tlsWeakMode)],
+  })),
+  {
+    name: 'postgres.tls.sslmode prefer with a client certificate',
+    mutate: (s) => { s.postgres.tls = { sslmode: 'prefer', clientCertSecretRef: { name: 'me' } }; },
+    expect: [celObject('spec.postgres.tls', MSG.tlsWeakMode)],
+  },
+  {
+    name: 'postgres.tls.caSecretRef.name missing',
+    mutate: (s) => { s.postgres.tls = { caSecretRef: { key: 'ca.crt' } }; },
+    expect: [required('spec.postgres.tls.caSecretRef.name')],
+  },
+  {
+    name: 'postgres.tls.caSecretRef.name not a Secret name',
+    mutate: (s) => { s.postgres.tls = { caSecretRef: { name: 'Chat_CA' } }; },
+    expect: [pattern('spec.postgres.tls.caSecretRef.name'), cel('spec.postgres.tls.caSecretRef.name', MSG.tlsCaName)],
+  },
+  {
+    name: 'postgres.tls.caSecretRef.key not a data key',
+    mutate: (s) => { s.postgres.tls = { caSecretRef: { name: 'ca', key: 'ca/crt' } }; },
+    expect: [pattern('spec.postgres.tls.caSecretRef.key'), cel('spec.postgres.tls.caSecretRef.key', MSG.tlsCaKey)],
+  },
+  {
+    name: 'postgres.tls.clientCertSecretRef.name not a Secret name',
+    mutate: (s) => { s.postgres.tls = { clientCertSecretRef: { name: 'me/you' } }; },
+    expect: [pattern('spec.postgres.tls.clientCertSecretRef.name'), cel('spec.postgres.tls.clientCertSecretRef.name', MSG.tlsClientName)],
   },
   // maxPeers
   {

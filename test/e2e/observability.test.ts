@@ -1,7 +1,10 @@
 // What people look at (issue 15, items 1 and 2): the chart's Grafana dashboard and PrometheusRule render, every
 // PromQL expression in them parses (Prometheus's own PromQL grammar, @prometheus-io/lezer-promql), promtool
 // (built from the Prometheus module) checks the rules and unit-tests each alert on synthetic series, and every
-// metric they name is exported by a running operator (its /metrics, scraped here).
+// metric they name is exported by a running operator (its /metrics, scraped here). The synthetic series carry
+// the labels a scrape through the chart's ServiceMonitor gives them (the target's namespace, service, pod,
+// container, endpoint, job, instance; the metrics' own namespace and endpoint kept by honorLabels); that they
+// really do is test/e2e/monitoring.test.ts's, against a real Prometheus.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +20,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
 const DASHBOARD_FILE = join(CHART, 'dashboards', 'pgcluster-operator.json');
 const kube = testKube();
+/** The default severities that are not warning: someone must act now. */
+const SEVERITY: Record<string, string> = { PgClusterPostgresDisconnected: 'critical', PgClusterOperatorDown: 'critical' };
+/** The labels a scrape of the operator through the chart's ServiceMonitor (release obs in monitoring-test) adds. */
+const TARGET = 'job="obs-pgcluster-operator-metrics",service="obs-pgcluster-operator-metrics",pod="obs-pgcluster-operator-5d9c7b6f4-abcde",container="operator",instance="10.244.1.7:8080"';
 
 interface Target { expr: string; refId: string }
 interface Panel { id: number; type: string; title: string; gridPos: { h: number; w: number; x: number; y: number }; datasource?: { uid: string }; targets?: Target[] }
@@ -105,11 +112,11 @@ describe('dashboard and alerts', () => {
     const rule = docs.find((d) => d.kind === 'PrometheusRule');
     assert.ok(rule?.spec);
     const rules = rule.spec.groups.flatMap((g) => g.rules);
-    assert.deepEqual(rules.map((r) => r.alert), ['PgClusterNotReady', 'PgClusterPostgresDisconnected', 'PgClusterReconcileErrors', 'PgClusterInvalidPayloads', 'PgClusterNotifyQueueFilling', 'PgClusterBelowMinMembers', 'PgClusterOperatorLeaseRenewalSlow']);
+    assert.deepEqual(rules.map((r) => r.alert), ['PgClusterNotReady', 'PgClusterPostgresDisconnected', 'PgClusterReconcileErrors', 'PgClusterInvalidPayloads', 'PgClusterNotifyQueueFilling', 'PgClusterBelowMinMembers', 'PgClusterOperatorLeaseRenewalSlow', 'PgClusterOperatorDown']);
     for (const r of rules) {
       assert.equal(metricNames(r.expr).error, undefined, `${r.alert}: ${r.expr}`);
       assert.match(r.for, /^\d+[smh]$/);
-      assert.equal(r.labels.severity, 'warning');
+      assert.equal(r.labels.severity, SEVERITY[r.alert] ?? 'warning', `${r.alert}: default severity`);
       assert.ok(r.annotations.summary && r.annotations.description, `${r.alert}: summary and description`);
       assert.equal(r.annotations.runbook_url, `https://example.org/README.md#${r.alert.toLowerCase()}`);
     }
@@ -126,24 +133,31 @@ describe('dashboard and alerts', () => {
       writeFileSync(join(dir, 'rules.yaml'), stringify({ groups: rule.spec.groups }));
       const check = await runBin('promtool', ['check', 'rules', join(dir, 'rules.yaml')], { allowFail: true });
       assert.equal(check.code, 0, check.stdout + check.stderr);
-      assert.match(check.stdout, /SUCCESS: 7 rules found/);
+      assert.match(check.stdout, /SUCCESS: 8 rules found/);
 
       const rules = new Map(rule.spec.groups.flatMap((g) => g.rules).map((r) => [r.alert, r]));
       const pc = { namespace: 'prod', name: 'chat' };
-      const cond = (type: string, status: string, values: string) => ({ series: `pgcluster_status_condition{namespace="prod",name="chat",type="${type}",status="${status}"}`, values });
+      // Per-PgCluster series: the PgCluster's namespace (kept by honorLabels), the target's other labels, and
+      // endpoint="metrics" (the target's: these metrics have no endpoint of their own).
+      const cond = (type: string, status: string, values: string) => ({ series: `pgcluster_status_condition{namespace="prod",name="chat",type="${type}",status="${status}",endpoint="metrics",${TARGET}}`, values });
       // The annotations as Prometheus renders them for these labels.
       const annotations = (alert: string, labels: Record<string, string>) => Object.fromEntries(Object.entries(rules.get(alert)?.annotations ?? {})
         .map(([k, v]) => [k, v.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, l: string) => labels[l] ?? '')]));
       const fires = (alert: string, at: string, labels: Record<string, string>) => ({
-        eval_time: at, alertname: alert, exp_alerts: [{ exp_labels: { severity: 'warning', ...labels }, exp_annotations: annotations(alert, labels) }],
+        eval_time: at, alertname: alert, exp_alerts: [{ exp_labels: { severity: SEVERITY[alert] ?? 'warning', ...labels }, exp_annotations: annotations(alert, labels) }],
       });
       const quiet = (alert: string, at: string) => ({ eval_time: at, alertname: alert, exp_alerts: [] });
-      const errorsLabels = { namespace: 'pgcluster-system', job: 'pgcluster-operator' };
+      // Operator-wide series: the operator's namespace, from the target.
+      const opSeries = (name: string, labels: string) => `${name}{${labels}${labels ? ',' : ''}namespace="monitoring-test",endpoint="metrics",${TARGET}}`;
+      const operatorLabels = { namespace: 'monitoring-test', job: 'obs-pgcluster-operator-metrics' };
       // Lease renewals, 30 a minute, as histogram buckets: each renewal falling in the bucket `slowest` (le).
       const renewals = (slowest: string) => ['0.05', '5', '10', '+Inf'].map((le) => ({
-        series: `pgcluster_leader_election_renew_seconds_bucket{namespace="pgcluster-system",job="pgcluster-operator",pod="op-1",name="pgcluster-operator",le="${le}"}`,
+        series: opSeries('pgcluster_leader_election_renew_seconds_bucket', `name="obs-pgcluster-operator",le="${le}"`),
         values: le === '+Inf' || Number(le) >= Number(slowest) ? '0+30x40' : '0x40',
       }));
+      const up = (values: string) => ({ series: opSeries('up', ''), values });
+      const leader = (values: string) => ({ series: opSeries('leader_election_master_status', 'name="obs-pgcluster-operator"'), values });
+      const down = { namespace: 'monitoring-test' };
       const tests = {
         rule_files: ['rules.yaml'],
         evaluation_interval: '1m',
@@ -154,30 +168,45 @@ describe('dashboard and alerts', () => {
               cond('Ready', 'False', '1x40'), cond('Ready', 'True', '0x40'),
               cond('Connected', 'False', '1x40'),
               cond('Degraded', 'True', '1x40'),
-              { series: 'controller_runtime_reconcile_errors_total{controller="pgcluster",namespace="pgcluster-system",job="pgcluster-operator"}', values: '0+10x40' },
-              { series: 'pgcluster_invalid_payloads_total{namespace="prod",name="chat",problem="not-name-at-host"}', values: '0+300x40' },
-              { series: 'pgcluster_notify_queue_usage{endpoint="0a1b2c3d4e5f",pod="op-1"}', values: '0.2 0.4 0.6x40' },
+              { series: opSeries('controller_runtime_reconcile_errors_total', 'controller="pgcluster"'), values: '0+10x40' },
+              { series: `pgcluster_invalid_payloads_total{namespace="prod",name="chat",problem="not-name-at-host",endpoint="metrics",${TARGET}}`, values: '0+300x40' },
+              // Per-endpoint series: the Postgres endpoint id (kept by honorLabels), the operator's namespace.
+              { series: `pgcluster_notify_queue_usage{endpoint="0a1b2c3d4e5f",namespace="monitoring-test",${TARGET}}`, values: '0.2 0.4 0.6x40' },
+              { series: `pgcluster_notify_queue_usage{endpoint="99aa88bb77cc",namespace="monitoring-test",${TARGET}}`, values: '0.01x40' },
               ...renewals('10'), // every renewal between 5 and 10 s
+              up('1 1 0x40'), leader('1 1'), // the operator crashes after 2 minutes: its series go stale
             ],
             alert_rule_test: [
               quiet('PgClusterNotReady', '9m'), fires('PgClusterNotReady', '11m', pc),
               quiet('PgClusterPostgresDisconnected', '4m'), fires('PgClusterPostgresDisconnected', '6m', pc),
               quiet('PgClusterBelowMinMembers', '4m'), fires('PgClusterBelowMinMembers', '6m', pc),
-              quiet('PgClusterReconcileErrors', '10m'), fires('PgClusterReconcileErrors', '20m', errorsLabels),
+              quiet('PgClusterReconcileErrors', '10m'), fires('PgClusterReconcileErrors', '20m', operatorLabels),
               quiet('PgClusterInvalidPayloads', '5m'), fires('PgClusterInvalidPayloads', '15m', pc),
               quiet('PgClusterNotifyQueueFilling', '5m'), fires('PgClusterNotifyQueueFilling', '8m', { endpoint: '0a1b2c3d4e5f' }),
-              quiet('PgClusterOperatorLeaseRenewalSlow', '9m'), fires('PgClusterOperatorLeaseRenewalSlow', '15m', errorsLabels),
+              quiet('PgClusterOperatorLeaseRenewalSlow', '9m'), fires('PgClusterOperatorLeaseRenewalSlow', '15m', operatorLabels),
+              quiet('PgClusterOperatorDown', '1m'), quiet('PgClusterOperatorDown', '6m'), fires('PgClusterOperatorDown', '8m', down),
             ],
           },
-          { // healthy: Ready and Connected, enough members, no errors, a trickle of junk under the threshold
+          { // an operator up but never leading (another holder keeps the Lease), and one whose targets are all gone
+            interval: '1m',
+            input_series: [up('1x40'), leader('0x40')],
+            alert_rule_test: [quiet('PgClusterOperatorDown', '4m'), fires('PgClusterOperatorDown', '6m', down)],
+          },
+          {
+            interval: '1m',
+            input_series: [{ series: opSeries('process_cpu_seconds_total', ''), values: '0+1x40' }],
+            alert_rule_test: [quiet('PgClusterOperatorDown', '4m'), fires('PgClusterOperatorDown', '6m', down)],
+          },
+          { // healthy: Ready and Connected, enough members, no errors, a trickle of junk under the threshold, a leader
             interval: '1m',
             input_series: [
               cond('Ready', 'True', '1x40'), cond('Ready', 'False', '0x40'), cond('Connected', 'True', '1x40'), cond('Connected', 'False', '0x40'),
               cond('Degraded', 'False', '1x40'), cond('Degraded', 'True', '0x40'),
-              { series: 'controller_runtime_reconcile_errors_total{controller="pgcluster",namespace="pgcluster-system",job="pgcluster-operator"}', values: '3x40' },
-              { series: 'pgcluster_invalid_payloads_total{namespace="prod",name="chat",problem="empty"}', values: '0+30x40' },
-              { series: 'pgcluster_notify_queue_usage{endpoint="0a1b2c3d4e5f",pod="op-1"}', values: '0.01x40' },
+              { series: opSeries('controller_runtime_reconcile_errors_total', 'controller="pgcluster"'), values: '3x40' },
+              { series: `pgcluster_invalid_payloads_total{namespace="prod",name="chat",problem="empty",endpoint="metrics",${TARGET}}`, values: '0+30x40' },
+              { series: `pgcluster_notify_queue_usage{endpoint="0a1b2c3d4e5f",namespace="monitoring-test",${TARGET}}`, values: '0.01x40' },
               ...renewals('0.05'), // every renewal under 50 ms
+              up('1x40'), leader('1x40'),
             ],
             alert_rule_test: [...rules.keys()].map((a) => quiet(a, '40m')),
           },
@@ -215,7 +244,8 @@ describe('dashboard and alerts', () => {
     const rule = docs.find((d) => d.kind === 'PrometheusRule');
     for (const r of rule?.spec?.groups.flatMap((g) => g.rules) ?? []) for (const n of metricNames(r.expr).names) used.set(n, `alert ${r.alert}`);
     assert.ok(used.size >= 15, `the queries name ${used.size} metrics`);
-    const missing = [...used].filter(([n]) => !have.has(n)).map(([n, where]) => `${n} (${where})`);
+    // up: Prometheus's own series, one per scrape target (PgClusterOperatorDown: is any operator target up).
+    const missing = [...used].filter(([n]) => !have.has(n) && n !== 'up').map(([n, where]) => `${n} (${where})`);
     assert.deepEqual(missing, [], 'metrics named by the dashboard or the alerts that the operator does not export');
   });
 });

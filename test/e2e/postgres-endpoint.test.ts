@@ -2,17 +2,17 @@
 // libcluster_postgres nodes see, one commit per tick, join latency, reconnects, failure classification,
 // and that the URL's secrets never show up in a log line or a state message.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { freePort, startProc, waitReady, type Proc } from '../harness/proc.ts';
-import { postgresBinDir, startPostgres, type PostgresServer } from '../harness/postgres.ts';
+import { startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { NOTIFY_SQL, PgEndpoint, type EndpointHooks, type EndpointState } from '../../src/postgres/endpoint.ts';
+import { issue, makeCa } from '../support/certs.ts';
 import { waitFor } from '../support/env.ts';
+import { ownedByPostgres, passwordOf, plainListener, sql, startReplica } from '../support/pgServers.ts';
 
 
 
@@ -65,28 +65,6 @@ const listening = (ep: PgEndpoint, timeoutMs = 10_000) => waitPhase(ep, (s) => s
 const failedWith = (ep: PgEndpoint, reason: string, timeoutMs = 10_000) =>
   waitPhase(ep, (s) => s.phase === 'Failed' && s.reason === reason, timeoutMs, `Failed/${reason}`);
 
-/** A plain pg client LISTENing on channels: what a libcluster_postgres node would see. */
-async function plainListener(url: string, channels: string[]): Promise<{ got: { channel: string; payload: string; at: number }[]; client: pg.Client }> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => {});
-  await client.connect();
-  const got: { channel: string; payload: string; at: number }[] = [];
-  client.on('notification', (m) => { got.push({ channel: m.channel, payload: m.payload ?? '', at: performance.now() }); });
-  for (const ch of channels) await client.query(`LISTEN "${ch}"`);
-  return { got, client };
-}
-
-async function sql<T extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []): Promise<T[]> {
-  const c = new pg.Client({ connectionString: url });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    return (await c.query<T>(text, values)).rows;
-  } finally {
-    await c.end();
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** How long a test waits for something that must happen. Generous, so that a loaded machine (CI shares two
@@ -94,50 +72,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * happened promptly, the slower way it could also happen (a heartbeat, the liveness probe) is set far beyond it. */
 const SETTLE_MS = 15_000;
 
-function passwordOf(url: string): string {
-  return decodeURIComponent(new URL(url).password);
-}
-
-/** Runs a command as the postgres OS user when we are root (Postgres tools refuse to run as root). */
-function runAsPostgres(cmd: string, args: string[]): void {
-  const root = process.getuid?.() === 0;
-  const r = root
-    ? spawnSync('setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', cmd, ...args], { encoding: 'utf8' })
-    : spawnSync(cmd, args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} failed (${r.status}): ${r.stdout}${r.stderr}`);
-}
-
-function ownedByPostgres(dir: string): void {
-  if (process.getuid?.() !== 0) return;
-  const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  chownSync(dir, uid, gid);
-}
-
-async function accepting(url: string): Promise<boolean> {
-  await sql(url, 'SELECT 1');
-  return true;
-}
-
-/** A hot standby of `primary` (pg_basebackup -R), on its own port. */
-async function startReplica(primary: PostgresServer): Promise<{ url: string; stop(): Promise<void> }> {
-  const base = mkdtempSync(join(tmpdir(), 'pgco-replica-'));
-  ownedByPostgres(base);
-  const dataDir = join(base, 'data');
-  runAsPostgres('pg_basebackup', ['-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '-d', primary.url]);
-  const port = await freePort();
-  appendFileSync(join(dataDir, 'postgresql.conf'), `\nport = ${port}\nunix_socket_directories = '${base}'\nhot_standby = on\n`);
-  const url = primary.url.replace(`:${primary.port}/`, `:${port}/`);
-  const logFile = join(base, 'postgres.log');
-  writeFileSync(logFile, '');
-  const p: Proc = startProc('postgres-replica', join(postgresBinDir(), 'postgres'), ['-D', dataDir], { logFile, user: 'postgres', deathSignal: 'INT' });
-  return serverOf(p, url, base, 60_000, 'SIGINT', 20_000);
-}
-
 /** Waits until `p` accepts connections at `url`; stop() ends it and removes `base`. */
 async function serverOf(p: Proc, url: string, base: string, readyMs: number, stopSignal: NodeJS.Signals, stopMs: number): Promise<{ url: string; stop(): Promise<void> }> {
   try {
-    await waitReady(p, 'accepting connections', () => accepting(url), readyMs);
+    await waitReady(p, 'accepting connections', () => sql(url, 'SELECT 1').then(() => true), readyMs);
   } catch (e) {
     await p.stop('SIGKILL');
     throw e;
@@ -181,18 +119,15 @@ async function startPgBouncer(server: PostgresServer): Promise<{ url: string; st
   return serverOf(p, url, base, 30_000, 'SIGTERM', 10_000);
 }
 
-/** A private CA and a server certificate for 127.0.0.1 signed by it (openssl). */
+/** A private CA and a server certificate for 127.0.0.1 signed by it, as files (for sslrootcert). */
 function makeCerts(dir: string): { caPem: string; certFile: string; keyFile: string; caFile: string } {
-  const run = (args: string[]) => {
-    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${r.stderr}`);
-  };
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=pgco test CA', '-keyout', 'ca.key', '-out', 'ca.crt',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr']);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  run(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-out', 'server.crt', '-extfile', 'ext.cnf']);
-  return { caPem: readFileSync(join(dir, 'ca.crt'), 'utf8'), certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.crt') };
+  const ca = makeCa('pgco test CA');
+  const server = issue(ca, { cn: '127.0.0.1', san: 'IP:127.0.0.1' });
+  const files = { caFile: join(dir, 'ca.crt'), certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key') };
+  writeFileSync(files.caFile, ca.cert);
+  writeFileSync(files.certFile, server.cert);
+  writeFileSync(files.keyFile, server.key);
+  return { caPem: ca.cert, ...files };
 }
 
 async function sslInUse(url: string, which: 'listener' | 'sender'): Promise<boolean> {
@@ -512,12 +447,12 @@ describe('PgEndpoint against real Postgres', () => {
     assert.match(s.message, /ECONNREFUSED/);
     await ep.close();
 
-    const badUrl = `postgres://pgco:${passwordOf(srv.url)}@127.0.0.1:${srv.port},127.0.0.2:5432/pgco`;
+    const badUrl = `postgres://pgco:${passwordOf(srv.url)}@127.0.0.1:${srv.port},,127.0.0.2:5432/pgco`;
     secrets.add(badUrl);
     const inv = endpoint(badUrl);
     const st = inv.state();
     assert.equal(st.phase, 'Failed');
-    assert.ok(st.phase === 'Failed' && st.reason === 'InvalidURL' && /multiple hosts/.test(st.message), JSON.stringify(st));
+    assert.ok(st.phase === 'Failed' && st.reason === 'InvalidURL' && /the host list has an empty entry/.test(st.message), JSON.stringify(st));
     inv.setAnnouncer('k', { channel: 'x', intervalMs: 1000, names: ['a@b'] }); // harmless
     inv.subscribe('x', () => {}).close();
     await inv.close();
@@ -533,6 +468,26 @@ describe('PgEndpoint against real Postgres', () => {
       const s = await failedWith(ep, 'ReadReplica');
       assert.ok(s.phase === 'Failed' && /Point the Secret at the primary/.test(s.message));
       await ep.close();
+
+      // A host list (README, "High availability"): a dead host and the standby are passed over, the primary used.
+      const dead = await freePort();
+      const hosts = (...ports: number[]) => srv.url.replace(`@127.0.0.1:${srv.port}/`, `@${ports.map((p) => `127.0.0.1:${p}`).join(',')}/`) + '?target_session_attrs=read-write';
+      const ha = endpoint(hosts(dead, replica.port, srv.port));
+      await listening(ha);
+      const on = await sql<{ n: number }>(srv.url, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'pgcluster-operator/%'");
+      assert.deepEqual(on, [{ n: 2 }], 'both connections on the primary');
+      await ha.close();
+      // libpq's other spelling of a host list: ?host=h1,h2&port=p1,p2.
+      const asParams = `${srv.url.replace(`@127.0.0.1:${srv.port}/`, '@/')}?host=127.0.0.1,127.0.0.1&port=${dead},${srv.port}`;
+      secrets.add(asParams);
+      const params = endpoint(asParams);
+      await listening(params);
+      await params.close();
+      // No primary among them: ReadReplica, each host's failure by its position.
+      const none = endpoint(hosts(replica.port, dead));
+      const n = await failedWith(none, 'ReadReplica');
+      assert.ok(n.phase === 'Failed' && /^no writable primary found \(all 2 hosts of the Secret's URL were tried in order\): host 1: the server is a read replica.* \| host 2: cannot reach the Postgres server \(ECONNREFUSED\)/.test(n.message), n.phase === 'Failed' ? n.message : '');
+      await none.close();
     } finally {
       await replica.stop();
     }
@@ -627,11 +582,11 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
 
   test('verify-full: an unknown CA fails with an actionable TLS message; the CA (option or sslrootcert) makes it work', async () => {
     const bad = endpoint(withMode('verify-full'));
-    const s = await failedWith(bad, 'Error');
-    assert.ok(s.phase === 'Failed' && /TLS handshake failed.*give its CA \(sslrootcert, or the CA option\)/.test(s.message), JSON.stringify(s));
+    const s = await failedWith(bad, 'CertificateUntrusted');
+    assert.ok(s.phase === 'Failed' && /not signed by a public CA known to Node\.js, and no CA was given.*give the CA .* in spec\.postgres\.tls\.caSecretRef/.test(s.message), JSON.stringify(s));
     await bad.close();
 
-    const viaOption = new PgEndpoint({ url: withMode('verify-full'), log, ca: certs.caPem });
+    const viaOption = new PgEndpoint({ url: withMode('verify-full'), log, tls: { ca: certs.caPem } });
     endpoints.push(viaOption);
     await listening(viaOption);
     assert.equal(await sslInUse(srv.url, 'listener'), true);
@@ -642,7 +597,7 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
     await viaFile.close();
 
     const missing = endpoint(withMode('verify-full') + '&sslrootcert=/nonexistent/ca.crt');
-    const m = await failedWith(missing, 'Error');
+    const m = await failedWith(missing, 'InvalidTLS');
     assert.ok(m.phase === 'Failed' && /cannot read the file named by sslrootcert.*ENOENT/.test(m.message), JSON.stringify(m));
     await missing.close();
   });
@@ -650,12 +605,12 @@ describe('PgEndpoint TLS (libpq sslmode semantics)', () => {
   test('verify-ca checks the chain but not the host name', async () => {
     // "localhost" is not in the certificate (IP:127.0.0.1 only): verify-full refuses it, verify-ca accepts it.
     const host = (mode: string) => withMode(mode).replace('@127.0.0.1:', '@localhost:');
-    const full = new PgEndpoint({ url: host('verify-full'), log, ca: certs.caPem });
+    const full = new PgEndpoint({ url: host('verify-full'), log, tls: { ca: certs.caPem } });
     endpoints.push(full);
-    const s = await failedWith(full, 'Error');
+    const s = await failedWith(full, 'HostnameMismatch');
     assert.ok(s.phase === 'Failed' && /ERR_TLS_CERT_ALTNAME_INVALID/.test(s.message), JSON.stringify(s));
     await full.close();
-    const ca = new PgEndpoint({ url: host('verify-ca'), log, ca: certs.caPem });
+    const ca = new PgEndpoint({ url: host('verify-ca'), log, tls: { ca: certs.caPem } });
     endpoints.push(ca);
     await listening(ca);
     await ca.close();

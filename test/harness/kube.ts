@@ -47,6 +47,8 @@ export interface KubeOpts {
   realNode?: boolean;
   /** Put promtool (built from the Prometheus module) in the bin dir, for the alerting-rule tests. */
   promtool?: boolean;
+  /** Put the Prometheus server in the bin dir, for the monitoring test (test/harness/prometheus.ts starts it). */
+  prometheus?: boolean;
 }
 
 export const K8S_VERSION = 'v1.34.4';
@@ -222,7 +224,7 @@ export async function startKube(opts: KubeOpts): Promise<KubeStack> {
 async function linkBinaries(dir: string, opts: KubeOpts): Promise<string> {
   const assets = process.env.KUBEBUILDER_ASSETS;
   // Binaries: everything through build-binaries.sh, which prefers KUBEBUILDER_ASSETS for kube/etcd/kcm.
-  const comps = ['kube', 'etcd', 'helm', ...(opts.kwok ? ['kwok'] : []), ...(opts.controllerManager ? ['kcm'] : []), ...(opts.promtool ? ['promtool'] : [])];
+  const comps = ['kube', 'etcd', 'helm', ...(opts.kwok ? ['kwok'] : []), ...(opts.controllerManager ? ['kcm'] : []), ...(opts.promtool ? ['promtool'] : []), ...(opts.prometheus ? ['prometheus'] : [])];
   if (assets) {
     for (const b of ['kube-apiserver', 'etcd', 'kubectl']) {
       if (!existsSync(join(assets, b))) throw new Error(`KUBEBUILDER_ASSETS=${assets} has no ${b}; point it at a setup-envtest dir or unset it to build from source`);
@@ -237,6 +239,7 @@ async function linkBinaries(dir: string, opts: KubeOpts): Promise<string> {
     ...(opts.kwok ? { kwok: dirs.kwok! } : {}),
     ...(opts.controllerManager ? { 'kube-controller-manager': dirs.kcm! } : {}),
     ...(opts.promtool ? { promtool: dirs.promtool! } : {}),
+    ...(opts.prometheus ? { prometheus: dirs.prometheus! } : {}),
   };
   for (const [name, d] of Object.entries(bins)) {
     const real = join(d, name);

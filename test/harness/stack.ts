@@ -28,6 +28,8 @@ export interface StackOpts {
   realNode?: boolean;
   /** promtool in the bin dir (default true; the demo has no use for it). */
   promtool?: boolean;
+  /** The Prometheus server in the bin dir (default true; the demo has no use for it). */
+  prometheus?: boolean;
 }
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
@@ -54,7 +56,7 @@ export async function startStack(opts: StackOpts): Promise<Stack> {
 async function startKubeAndPostgres(td: Teardown, dir: string, opts: StackOpts): Promise<{ kube: KubeStack; postgres: PostgresServer }> {
   const [pgRes, kubeRes] = await Promise.allSettled([
     startPostgres({ dir: join(dir, 'postgres') }),
-    startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true, realNode: opts.realNode ?? false, promtool: opts.promtool ?? true }),
+    startKube({ dir, kwok: opts.kwok ?? true, controllerManager: opts.controllerManager ?? true, realNode: opts.realNode ?? false, promtool: opts.promtool ?? true, prometheus: opts.prometheus ?? true }),
   ]);
   const started = [
     ...(kubeRes.status === 'fulfilled' ? [() => kubeRes.value.stop()] : []),

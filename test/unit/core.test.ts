@@ -65,7 +65,7 @@ describe('effectiveSpec', () => {
     const r = effectiveSpec(cluster('Chat-Main.v2', base));
     assert.ok(r.ok);
     assert.deepEqual(r.spec, {
-      selector: base.selector, secretName: 'db', secretKey: 'url', channel: 'prod_chat_main_v2', heartbeatMs: 5000,
+      selector: base.selector, secretName: 'db', secretKey: 'url', tls: undefined, channel: 'prod_chat_main_v2', heartbeatMs: 5000,
       peerTimeoutMs: 15_000, basename: 'Chat-Main.v2', mode: 'ip', clusterDomain: 'cluster.local',
       publishNotReadyPods: false, maxPeers: 1000, minMembers: 0, annotationMinIntervalMs: 0, configMapName: 'Chat-Main.v2-peers', podAnnotation: 'pgcluster.io/peers', serviceName: '', auth: undefined,
     });

@@ -13,6 +13,14 @@ test('the Dockerfile ENTRYPOINT runs node with NODE_FLAGS', () => {
   assert.deepEqual(JSON.parse(line.slice('ENTRYPOINT'.length)), ['node', ...NODE_FLAGS, 'dist/src/main.js']);
 });
 
+// sslrootcert=system in a Postgres URL reads the OS store (README, "TLS"); the slim base image has none.
+test('the runtime image carries a CA bundle where SSL_CERT_FILE says', () => {
+  const dockerfile = read('Dockerfile');
+  const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+  assert.match(runtime, /^COPY --from=build \/etc\/ssl\/certs\/ca-certificates\.crt \/etc\/ssl\/certs\/ca-certificates\.crt$/m);
+  assert.match(runtime, /^ENV SSL_CERT_FILE=\/etc\/ssl\/certs\/ca-certificates\.crt$/m);
+});
+
 test('npm start runs node with NODE_FLAGS', () => {
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
   assert.equal(pkg.scripts.start, ['node', ...NODE_FLAGS, 'src/main.ts'].join(' '));

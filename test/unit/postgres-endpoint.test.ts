@@ -11,12 +11,12 @@ function capture() {
 
 test('an unparsable URL: Failed/InvalidURL from the constructor, no throw, no connection, nothing leaked', async () => {
   const { lines, log } = capture();
-  const url = 'postgres://app:TopSecret99@db.example:5432,db2.example:5432/chat';
+  const url = 'postgres://app:TopSecret99@db.example:5432,,db2.example:5432/chat';
   const ep = new PgEndpoint({ url, log });
   const s = ep.state();
   assert.equal(s.phase, 'Failed');
   assert.ok(s.phase === 'Failed' && s.reason === 'InvalidURL');
-  assert.match(s.message, /multiple hosts are not supported/);
+  assert.match(s.message, /the host list has an empty entry/);
   assert.match(ep.id, /^[0-9a-f]{12}$/);
   const seen: unknown[] = [];
   ep.onState((x) => seen.push(x));

@@ -1,14 +1,11 @@
 // Pure parts of the Postgres adapter: redaction, URL/sslmode parsing, error classification, timing.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   classifyConnectError, classifyListenError, classifyLostConnection, classifySendError, connectTimeout, isServerError, notPostgres,
 } from '../../src/postgres/classify.ts';
 import { FrameCheck } from '../../src/postgres/wire.ts';
-import { parsePgUrl, tlsOptions } from '../../src/postgres/connstring.ts';
+import { parsePgUrl } from '../../src/postgres/connstring.ts';
 import { endpointId, quoteIdent } from '../../src/postgres/endpoint.ts';
 import { errorText, redact, secretsOfUrl } from '../../src/core/redact.ts';
 import { backoffDelay } from '../../src/core/backoff.ts';
@@ -81,36 +78,19 @@ test('parsePgUrl: valid URIs and libpq sslmode semantics', () => {
   };
   const a = ok('postgres://u:p@h:5432/db');
   assert.equal(a.sslmode, 'prefer');
-  assert.equal(a.connectionString, 'postgres://u:p@h:5432/db');
+  assert.deepEqual(a.connectionStrings, ['postgres://u:p@h:5432/db']);
   const b = ok('postgresql://u:p@h/db?sslmode=verify-full&application_name=x&connect_timeout=5');
   assert.equal(b.sslmode, 'verify-full');
   assert.equal(b.connectTimeoutMs, 5000);
-  assert.ok(!b.connectionString.includes('sslmode'));
-  assert.ok(!b.connectionString.includes('connect_timeout'));
-  assert.ok(b.connectionString.includes('application_name=x'));
+  assert.ok(!b.connectionStrings[0]!.includes('sslmode'));
+  assert.ok(!b.connectionStrings[0]!.includes('connect_timeout'));
+  assert.ok(b.connectionStrings[0]!.includes('application_name=x'));
   assert.equal(ok('postgres://u@h/db?ssl=true').sslmode, 'verify-full');
   assert.equal(ok('postgres://u@[::1]:5432/db').sslmode, 'prefer');
   assert.equal(ok('postgres://u@/db?host=/var/run/postgresql').sslmode, 'prefer');
   assert.equal(ok('postgres://u@h/db?sslmode=disable').sslmode, 'disable');
 
-  assert.equal(tlsOptions(ok('postgres://h/db?sslmode=disable'), {}), false);
-  assert.equal(tlsOptions(ok('postgres://h/db?sslmode=allow'), {}), false);
-  assert.equal(tlsOptions(ok('postgres://h/db'), { plain: true }), false);
-  assert.deepEqual(tlsOptions(ok('postgres://h/db'), {}), { rejectUnauthorized: false });
-  assert.deepEqual(tlsOptions(ok('postgres://h/db?sslmode=require'), {}), { rejectUnauthorized: false });
-  const reqCa = tlsOptions(ok('postgres://h/db?sslmode=require'), { ca: 'PEM' });
-  assert.ok(reqCa && reqCa.ca === 'PEM' && typeof reqCa.checkServerIdentity === 'function' && reqCa.rejectUnauthorized === undefined);
-  const vca = tlsOptions(ok('postgres://h/db?sslmode=verify-ca'), { ca: 'PEM' });
-  assert.ok(vca && vca.ca === 'PEM' && typeof vca.checkServerIdentity === 'function');
-  assert.deepEqual(tlsOptions(ok('postgres://h/db?sslmode=verify-full'), { ca: 'PEM' }), { ca: 'PEM' });
-  assert.deepEqual(tlsOptions(ok('postgres://h/db?sslmode=verify-full&sslrootcert=system'), { ca: 'PEM' }), {});
-
-  const dir = mkdtempSync(join(tmpdir(), 'pgco-unit-'));
-  writeFileSync(join(dir, 'ca.pem'), 'FILEPEM');
-  assert.deepEqual(tlsOptions(ok(`postgres://h/db?sslmode=verify-full&sslrootcert=${join(dir, 'ca.pem')}`), { ca: 'PEM' }), { ca: 'FILEPEM' });
-  assert.throws(() => tlsOptions(ok(`postgres://h/db?sslmode=verify-full&sslrootcert=${join(dir, 'nope.pem')}`), {}),
-    /cannot read the file named by sslrootcert in the Postgres URL \(ENOENT\)/);
-  rmSync(dir, { recursive: true, force: true });
+  // tlsOptions: test/unit/postgres-tls.test.ts.
 });
 
 test('parsePgUrl: invalid URIs give a message without the URL', () => {
@@ -119,7 +99,7 @@ test('parsePgUrl: invalid URIs give a message without the URL', () => {
     ['   ', /empty/],
     ['mysql://u:secretpw@h/db', /postgres:\/\//],
     ['host=h user=u password=secretpw', /key=value/],
-    ['postgres://u:secretpw@h1:5432,h2:5432/db', /multiple hosts/],
+    ['postgres://u:secretpw@h1:5432,,h2:5432/db', /empty entry/],
     ['postgres://u:sec/ret#pw@h/db', /percent-encoded|names no host/],
     ['postgres://u:secretpw@h:99999/db', /./],
     ['postgres://u:secretpw@/db', /names no host/],
@@ -160,12 +140,19 @@ test('classifyConnectError', () => {
   assert.equal(c(new Error('timeout expired')).reason, 'Unreachable');
   assert.match(c(new Error('timeout expired')).message, /timed out after 10s/);
   assert.equal(c(dbError('57P03', 'the database system is starting up')).reason, 'Unreachable');
+  const noConnect = c(dbError('42501', 'permission denied for database "chatdb"'));
+  assert.equal(noConnect.reason, 'AuthenticationFailed');
+  assert.match(noConnect.message, /may not connect to its database \(SQLSTATE 42501.*GRANT CONNECT ON DATABASE <database> TO <user>/);
+  assert.ok(!noConnect.message.includes('chatdb'));
   assert.equal(c(dbError('3D000', 'database "chatdb" does not exist')).reason, 'Error');
   assert.ok(!c(dbError('3D000', 'database "chatdb" does not exist')).message.includes('chatdb'));
   assert.match(c(new Error('The server does not support SSL connections')).message, /does not support TLS/);
   const tls = c(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }));
-  assert.equal(tls.reason, 'Error');
-  assert.match(tls.message, /TLS handshake failed \(DEPTH_ZERO_SELF_SIGNED_CERT\)/);
+  assert.equal(tls.reason, 'CertificateUntrusted');
+  assert.match(tls.message, /not signed by a public CA known to Node\.js, and no CA was given \(DEPTH_ZERO_SELF_SIGNED_CERT\)/);
+  const otherTls = c(Object.assign(new Error('wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' }));
+  assert.equal(otherTls.reason, 'Error');
+  assert.match(otherTls.message, /TLS handshake failed \(ERR_SSL_WRONG_VERSION_NUMBER\)/);
   const other = c(new Error(`weird failure talking to ${URL1}`));
   assert.equal(other.reason, 'Error');
   assert.ok(!other.message.includes('s3cr'), other.message);

@@ -111,12 +111,12 @@ function fakePool() {
     state: () => ({ phase: 'Listening' as const, since: 0 }),
   }) as unknown as PgEndpoint;
   const pool: Pick<EndpointPool, 'acquire' | 'release'> = {
-    acquire: (url: string, user: string) => { log.push(`acquire ${url} ${user}`); return endpoint(url); },
-    release: (url: string, user: string) => void log.push(`release ${url} ${user}`),
+    acquire: ({ key }, user: string) => { log.push(`acquire ${key} ${user}`); return endpoint(key); },
+    release: (key: string, user: string) => void log.push(`release ${key} ${user}`),
   };
   return { pool, log };
 }
-const url = (u: string) => ({ url: u, parsed: {} as ParsedPgUrl });
+const url = (u: string) => ({ key: u, url: u, parsed: {} as ParsedPgUrl });
 const listeners = { onPayload: () => {}, onSide: () => {} };
 
 test('EndpointAttachment: one attachment per URL and channel; a change replaces it; detach stops the announcer and releases', () => {

@@ -114,3 +114,18 @@ The rules the operator needs in every namespace it serves (DESIGN.md sections 3 
   resources: ["endpointslices"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
+
+{{/*
+The PromQL label matchers that select the operator's own scrape targets (PgClusterOperatorDown): the job the
+Prometheus Operator gives them (the Service's name for the ServiceMonitor, <namespace>/<name> for the
+PodMonitor) in the release namespace, unless prometheusRule.operatorSelector says otherwise.
+*/}}
+{{- define "pgcluster-operator.operatorSelector" -}}
+{{- if .Values.prometheusRule.operatorSelector }}
+{{- .Values.prometheusRule.operatorSelector }}
+{{- else if .Values.podMonitor.enabled }}
+{{- printf "job=%q, namespace=%q" (printf "%s/%s" .Release.Namespace (include "pgcluster-operator.fullname" .)) .Release.Namespace }}
+{{- else }}
+{{- printf "job=%q, namespace=%q" (printf "%s-metrics" (include "pgcluster-operator.fullname" .)) .Release.Namespace }}
+{{- end }}
+{{- end }}

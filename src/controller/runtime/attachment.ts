@@ -2,12 +2,12 @@
 // EndpointPool): the subscriptions to its channel and to the operators' side channel derived from it
 // (core/sideChannel.ts), and whether the endpoint has been Listening since.
 import { sideChannel } from '../../core/sideChannel.ts';
-import type { ParsedPgUrl } from '../../postgres/connstring.ts';
 import type { PgEndpoint } from '../../postgres/endpoint.ts';
-import type { EndpointPool } from '../endpointPool.ts';
+import type { EndpointPool, EndpointTarget } from '../endpointPool.ts';
 
 export interface Attachment {
-  readonly url: string;
+  /** The endpoint's identity in the pool: the URL, and the fingerprint of its TLS settings if any. */
+  readonly key: string;
   readonly endpoint: PgEndpoint;
   readonly channel: string;
   /** The side channel derived from it (core/sideChannel.ts). */
@@ -48,17 +48,18 @@ export class EndpointAttachment {
     if (listening) this.#everListening = true;
   }
 
-  /** Attaches to the endpoint of `url` on `channel`, replacing a different previous attachment. */
-  attach({ url, parsed }: { url: string; parsed: ParsedPgUrl }, channel: string, listeners: Listeners): Attachment {
+  /** Attaches to the endpoint of `target` (a URL and its TLS settings) on `channel`, replacing a different
+   * previous attachment: a changed URL, or a rotated CA or client certificate, moves to new connections. */
+  attach(target: EndpointTarget, channel: string, listeners: Listeners): Attachment {
     const a = this.#current;
-    if (a && a.url === url && a.channel === channel) return a;
+    if (a && a.key === target.key && a.channel === channel) return a;
     this.detach();
-    const endpoint = this.#pool.acquire(url, this.#user, parsed);
+    const endpoint = this.#pool.acquire(target, this.#user);
     const side = sideChannel(channel);
     const subs = [endpoint.subscribe(channel, listeners.onPayload), endpoint.subscribe(side, listeners.onSide)];
     const subscription = { close: () => { for (const s of subs) s.close(); } };
     this.#everListening = false;
-    this.#current = { url, endpoint, channel, side, subscription };
+    this.#current = { key: target.key, endpoint, channel, side, subscription };
     return this.#current;
   }
 
@@ -68,7 +69,7 @@ export class EndpointAttachment {
     if (!a) return;
     a.endpoint.setAnnouncer(this.#user, null);
     a.subscription.close();
-    this.#pool.release(a.url, this.#user);
+    this.#pool.release(a.key, this.#user);
     this.#current = undefined;
   }
 }

@@ -137,7 +137,7 @@ async function authenticate(ctx: Pick<Context, 'secrets'>, pc: PgClusterObject, 
 
 /** Resolves the URL and attaches the PgCluster to its endpoint; answers the Connected condition. */
 async function listen(ctx: Context, pc: PgClusterObject, spec: EffectiveSpec, rt: ClusterRuntime): Promise<ConditionInput> {
-  const found = await ctx.secrets.url(rt.key, { namespace: pc.metadata.namespace, name: spec.secretName, key: spec.secretKey });
+  const found = await ctx.secrets.url(rt.key, { namespace: pc.metadata.namespace, name: spec.secretName, key: spec.secretKey }, spec.tls);
   if (!found.ok) {
     // Without a usable URL we stop heartbeats but keep the outputs as they are: nothing is lost.
     rt.endpoint.detach();
