@@ -111,6 +111,9 @@ test('a rolling update with the gate: no pod Ready before every Ready member\'s 
   const early = joins.flatMap((j) => j.margins.filter((m) => m.ms === undefined || m.ms > 0).map((m) => `${j.pod} Ready before ${m.member}'s files listed it (${m.ms ?? 'never'})`));
   assert.deepEqual(early, [], `no pod Ready before every Ready member's files list it:\n${report}`);
 
+  // What it cost: one pods/status PATCH per pod per flip, and each pod flipped once (True when it joined).
+  assert.equal(await operator!.metric('pgcluster_kube_writes_total', { resource: 'pods/status' }), 2 * REPLICAS, 'pods/status PATCHes');
+
   assert.equal(leaves.length, REPLICAS, `every old pod left:\n${report}`);
   assert.ok(leaves.every((l) => l.leads.length > 0), `each leaving pod was seen to go by a peer:\n${report}`);
   const late = leaves.flatMap((l) => l.leads.filter((x) => x.ms === undefined || x.ms <= 0).map((x) => `${x.member} saw ${l.pod} go before its files dropped it (${x.ms ?? 'never'})`));
