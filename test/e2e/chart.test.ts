@@ -256,8 +256,10 @@ test('helm test hook: the operator image under the restricted profile, a Service
       }
       assert.equal(find(docs, 'RoleBinding').length, target === rel.name ? 1 : 2);
       assert.equal(find(docs, 'ClusterRole').length + find(docs, 'ClusterRoleBinding').length, 0, `${what}: nothing cluster-wide`);
-      // The API server admits all of it, the Pod under the restricted Pod Security Standard.
+      // The API server admits all of it, the Pod under the restricted Pod Security Standard (its ServiceAccount
+      // must exist for the Pod's admission, even in a dry run: it is created for real, Helm creates it first too).
       const text = (await template('pgco', rel.name, [...sets], ['--show-only', 'templates/tests/release-test.yaml']));
+      await kubectl(['apply', '-f', '-'], { input: JSON.stringify(find(docs, 'ServiceAccount')[0]) });
       const out = await dryRunApply(text);
       assert.match(out, new RegExp(`pod/${name} created \\(server dry run\\)`), out);
     }

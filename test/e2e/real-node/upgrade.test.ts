@@ -240,6 +240,7 @@ test(`helm upgrade to this tree's release: no member ever missing from any outpu
   });
 
   let seen: ReturnType<typeof stopAll> | undefined;
+  let failed: Error | undefined;
   const t0 = Date.now();
   const timings: string[] = [];
   try {
@@ -266,6 +267,8 @@ test(`helm upgrade to this tree's release: no member ever missing from any outpu
     await kubectl(['scale', 'deployment', chat.name, `--replicas=${chat.replicas + 1}`], { ns: appNs.name });
     await expectClustered(chat, chat.replicas + 1, 'scaled up after the upgrade');
     timings.push(`a new pod published by the new release ${secs(t0)}`);
+  } catch (e) {
+    failed = e as Error; // reported with what the watches saw
   } finally {
     seen = stopAll();
   }
@@ -292,11 +295,13 @@ test(`helm upgrade to this tree's release: no member ever missing from any outpu
     const { pods, members } = initial.get(c.name)!;
     for (const p of pods) missing.push(...filesDropped(p.metadata.name, await kubectl(['logs', p.metadata.name], { ns: appNs.name }), members));
   }
-  assert.deepEqual(missing, [], 'a member went missing from an output during the upgrade');
-
   // Channels: every version of every PgCluster's status, and the record of the new release.
-  const moved = seen.pgclusters.filter((pc) => pc.status?.channel !== undefined && pc.status.channel !== channelBefore.get(pc.metadata.name))
-    .map((pc) => `${pc.metadata.name}: status.channel ${pc.status!.channel}, was ${channelBefore.get(pc.metadata.name)}`);
+  const moved = [...new Set(seen.pgclusters.filter((pc) => pc.status?.channel !== undefined && pc.status.channel !== channelBefore.get(pc.metadata.name))
+    .map((pc) => `${pc.metadata.name}: status.channel ${pc.status!.channel}, was ${channelBefore.get(pc.metadata.name)}`))];
+  if (failed) {
+    throw new Error(`${failed.message}\nMeanwhile, outputs that lacked a member: ${missing.length ? missing.join('; ') : 'none'}; PgClusters that moved: ${moved.length ? moved.join('; ') : 'none'}`, { cause: failed });
+  }
+  assert.deepEqual(missing, [], 'a member went missing from an output during the upgrade');
   assert.deepEqual(moved, [], 'a PgCluster moved to another channel');
   for (const c of CLUSTERS) {
     const pc = await kubectlJson<PgClusterJson>(['get', 'pgcluster', c.name], { ns: appNs.name });
