@@ -353,7 +353,7 @@ test('monitors: the ServiceMonitor or the PodMonitor, each with honorLabels, nev
   const pm = find(pmDocs, 'PodMonitor')[0];
   assert.deepEqual(pm?.spec.podMetricsEndpoints, [{ port: 'metrics', path: '/metrics', honorLabels: true, interval: '30s', scrapeTimeout: '10s' }]);
   assert.deepEqual(pm?.spec.selector.matchLabels, find(pmDocs, 'Deployment')[0]?.spec.selector.matchLabels, 'the PodMonitor selects the Deployment\'s pods');
-  const both = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'serviceMonitor.enabled=true', '--set', 'podMonitor.enabled=true'], { allowFail: true });
+  const both = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', IMAGE, '--set', 'serviceMonitor.enabled=true', '--set', 'podMonitor.enabled=true'], { allowFail: true });
   assert.notEqual(both.code, 0);
   assert.match(both.stderr, /choose one/);
   // PgClusterOperatorDown selects the job each monitor gives the operator's targets.
