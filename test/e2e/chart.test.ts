@@ -26,13 +26,18 @@ const OPERATOR_SA = 'pgcluster-operator';
 type Obj = Record<string, any>;
 
 const suffix = () => randomBytes(3).toString('hex');
+/** The chart has no default image repository: every render sets one. */
+const IMAGE_REPOSITORY = 'registry.example.com/pgcluster-operator';
+const IMAGE = `image.repository=${IMAGE_REPOSITORY}`;
 let kubeVersion = '';
 
 /** helm against the stack; --kube-version for template/lint, so kubeVersion is checked against the real server. */
 const helm = (args: string[], opts: { allowFail?: boolean } = {}): Promise<RunResult> => runBin('helm', args, opts);
 
+/** `helm template` with the image repository set; the `helm test` hook only when asked for (extra: --show-only templates/tests/...). */
 async function template(release: string, ns: string, sets: string[] = [], extra: string[] = []): Promise<string> {
-  const r = await helm(['template', release, CHART, '--namespace', ns, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s]), ...extra]);
+  const tests = extra.some((e) => e.startsWith('templates/tests/')) ? [] : ['--skip-tests'];
+  const r = await helm(['template', release, CHART, '--namespace', ns, '--kube-version', kubeVersion, ...tests, ...[IMAGE, ...sets].flatMap((s) => ['--set', s]), ...extra]);
   return r.stdout;
 }
 
@@ -63,8 +68,8 @@ before(async () => {
 // Lint and render
 
 test('helm lint --strict passes with default and with namespaced values', async () => {
-  for (const sets of [[], ['watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.enabled=true'],
-    ['podMonitor.enabled=true', 'prometheusRule.enabled=true', 'leaderElection.enabled=false']]) {
+  for (const sets of [[IMAGE], [IMAGE, 'watchNamespaces={a,b}', 'replicas=2', 'podDisruptionBudget.enabled=true', 'networkPolicy.enabled=true', 'serviceMonitor.enabled=true', 'grafanaDashboard.enabled=true', 'prometheusRule.enabled=true'],
+    [IMAGE, 'podMonitor.enabled=true', 'prometheusRule.enabled=true', 'leaderElection.enabled=false']]) {
     const r = await helm(['lint', '--strict', CHART, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s])], { allowFail: true });
     assert.equal(r.code, 0, `helm lint --strict ${sets.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -217,9 +222,73 @@ test('leaderElection.enabled=false: no Lease, no Role for it; refused with more 
   assert.ok(deploy);
   assert.equal(envOf(deploy).LEADER_ELECT?.value, 'false');
   assert.equal(find(docs, 'Role').length, 0, 'no Role for a Lease without leader election');
-  const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'leaderElection.enabled=false', '--set', 'replicas=2'], { allowFail: true });
+  const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', IMAGE, '--set', 'leaderElection.enabled=false', '--set', 'replicas=2'], { allowFail: true });
   assert.notEqual(r.code, 0, 'two replicas without leader election were accepted');
   assert.match(r.stderr, /leaderElection.enabled=false needs replicas: 1/, r.stderr);
+});
+
+test('image.repository unset: the render fails and says where to set it (no image is published under a default name)', async () => {
+  const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion], { allowFail: true });
+  assert.notEqual(r.code, 0, 'the chart rendered without an image repository');
+  assert.match(r.stderr, /image\.repository is not set: set it to where you pushed the operator image built by `npm run release`/, r.stderr);
+  const [deploy] = find(docsOf(await template('pgco', 'x')), 'Deployment');
+  const { appVersion } = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+  assert.equal(deploy?.spec.template.spec.containers[0].image, `${IMAGE_REPOSITORY}:${appVersion}`, 'the tag defaults to the chart\'s appVersion');
+});
+
+test('helm test hook: the operator image under the restricted profile, a ServiceAccount of its own with least privilege, never selected as an operator pod', async () => {
+  const rel = await createNamespace('chart-test-hook');
+  const watched = await createNamespace('chart-test-watched');
+  try {
+    await kubectl(['label', 'namespace', rel.name, 'pod-security.kubernetes.io/enforce=restricted']);
+    for (const [what, sets, target] of [
+      ['cluster-wide', [], rel.name],
+      ['watchNamespaces without the release namespace', [`watchNamespaces={${watched.name}}`], watched.name],
+    ] as const) {
+      const docs = docsOf(await template('pgco', rel.name, [...sets], ['--show-only', 'templates/tests/release-test.yaml']));
+      const name = 'pgco-pgcluster-operator-test';
+      for (const d of docs) {
+        assert.equal(d.metadata.name, name, `${what}: every test object has the Pod's name (helm test --logs asks for each one's log)`);
+        assert.equal(d.metadata.annotations['helm.sh/hook'], 'test', `${what}: ${d.kind} is a test hook`);
+        assert.equal(d.metadata.labels['app.kubernetes.io/name'], 'pgcluster-operator-test', `${what}: ${d.kind} must not carry the operator's selector labels`);
+      }
+      const [pod] = find(docs, 'Pod');
+      assert.ok(pod, what);
+      const [deploy] = find(docsOf(await template('pgco', rel.name, [...sets])), 'Deployment');
+      assert.equal(pod.spec.containers[0].image, deploy!.spec.template.spec.containers[0].image, `${what}: the operator's image, nothing else to pull`);
+      assert.deepEqual(pod.spec.containers[0].command, ['node', '--input-type=module', '--eval']);
+      assert.equal(pod.spec.containers[0].args[0], readFileSync(join(CHART, 'files', 'helm-test.mjs'), 'utf8'));
+      assert.equal(pod.spec.serviceAccountName, name);
+      assert.equal(pod.spec.restartPolicy, 'Never');
+      assert.equal(pod.metadata.annotations['helm.sh/hook-delete-policy'], 'before-hook-creation', 'the Pod stays for kubectl logs');
+      assert.equal(Object.fromEntries((pod.spec.containers[0].env as Obj[]).map((e) => [e.name, e.value])).PGCLUSTER_NAMESPACE, target);
+      for (const k of ['ServiceAccount', 'Role', 'RoleBinding']) {
+        for (const d of find(docs, k)) assert.equal(d.metadata.annotations['helm.sh/hook-delete-policy'], 'before-hook-creation,hook-succeeded', `${what}: ${k} lives only while the test runs`);
+      }
+      const rules = (ns: string) => find(docs, 'Role', name, ns)[0]?.rules as Obj[] | undefined;
+      const deploymentRule = { apiGroups: ['apps'], resources: ['deployments'], resourceNames: ['pgco-pgcluster-operator'], verbs: ['get'] };
+      const pgclusterRules = [
+        { apiGroups: ['pgcluster.io'], resources: ['pgclusters'], verbs: ['create'] },
+        { apiGroups: ['pgcluster.io'], resources: ['pgclusters'], resourceNames: [name], verbs: ['get', 'delete'] },
+      ];
+      if (target === rel.name) {
+        assert.deepEqual(rules(rel.name), [deploymentRule, ...pgclusterRules], what);
+      } else {
+        assert.deepEqual(rules(rel.name), [deploymentRule], what);
+        assert.deepEqual(rules(target), pgclusterRules, what);
+      }
+      assert.equal(find(docs, 'RoleBinding').length, target === rel.name ? 1 : 2);
+      assert.equal(find(docs, 'ClusterRole').length + find(docs, 'ClusterRoleBinding').length, 0, `${what}: nothing cluster-wide`);
+      // The API server admits all of it, the Pod under the restricted Pod Security Standard (its ServiceAccount
+      // must exist for the Pod's admission, even in a dry run: it is created for real, Helm creates it first too).
+      const text = (await template('pgco', rel.name, [...sets], ['--show-only', 'templates/tests/release-test.yaml']));
+      await kubectl(['apply', '-f', '-'], { input: JSON.stringify(find(docs, 'ServiceAccount')[0]) });
+      const out = await dryRunApply(text);
+      assert.match(out, new RegExp(`pod/${name} created \\(server dry run\\)`), out);
+    }
+  } finally {
+    await Promise.all([rel.cleanup(), watched.cleanup()]);
+  }
 });
 
 /** The API Priority and Fairness classification of one GET (the UIDs the API server answers in its headers), whatever its status. */
@@ -269,7 +338,7 @@ test('values.schema.json refuses unknown keys at every level, and wrong types', 
     ['logLevel=verbose', /logLevel/],
     ['watchNamespaces={Not_A_Namespace}', /watchNamespaces/],
   ] as const) {
-    const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', set], { allowFail: true });
+    const r = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', IMAGE, '--set', set], { allowFail: true });
     assert.notEqual(r.code, 0, `--set ${set} was accepted`);
     assert.match(r.stderr, /values don't meet the specifications of the schema/, r.stderr);
     assert.match(r.stderr, msg, r.stderr);
@@ -284,7 +353,7 @@ test('monitors: the ServiceMonitor or the PodMonitor, each with honorLabels, nev
   const pm = find(pmDocs, 'PodMonitor')[0];
   assert.deepEqual(pm?.spec.podMetricsEndpoints, [{ port: 'metrics', path: '/metrics', honorLabels: true, interval: '30s', scrapeTimeout: '10s' }]);
   assert.deepEqual(pm?.spec.selector.matchLabels, find(pmDocs, 'Deployment')[0]?.spec.selector.matchLabels, 'the PodMonitor selects the Deployment\'s pods');
-  const both = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', 'serviceMonitor.enabled=true', '--set', 'podMonitor.enabled=true'], { allowFail: true });
+  const both = await helm(['template', 'pgco', CHART, '--kube-version', kubeVersion, '--set', IMAGE, '--set', 'serviceMonitor.enabled=true', '--set', 'podMonitor.enabled=true'], { allowFail: true });
   assert.notEqual(both.code, 0);
   assert.match(both.stderr, /choose one/);
   // PgClusterOperatorDown selects the job each monitor gives the operator's targets.
@@ -333,7 +402,7 @@ test('helm install into a fresh namespace under the restricted Pod Security Stan
     // CRD exists and then installing raced with them ("already exists"). So it always exists first, and the
     // release adopts it, as README.md tells users who installed the CRD with kubectl first.
     await crdForRelease(testKube(), release, ns.name);
-    const inst = await helm(['install', release, CHART, '--namespace', ns.name]);
+    const inst = await helm(['install', release, CHART, '--namespace', ns.name, '--set', IMAGE]);
     assert.match(inst.stdout, /STATUS: deployed/);
     assert.match(inst.stdout, /kubectl -n <app-namespace> get pgclusters/, 'NOTES.txt tells what to do next');
 
@@ -356,7 +425,7 @@ test('helm install into a fresh namespace under the restricted Pod Security Stan
     assert.equal(pod.spec.serviceAccountName, full);
 
     // An upgrade (e.g. to a new chart version with a changed CRD) goes through, CRD included.
-    const up = await helm(['upgrade', release, CHART, '--namespace', ns.name, '--set', 'logLevel=debug']);
+    const up = await helm(['upgrade', release, CHART, '--namespace', ns.name, '--set', IMAGE, '--set', 'logLevel=debug']);
     assert.match(up.stdout, /STATUS: deployed/);
     const env = envOf(await kubectlJson<Obj>(['get', 'deployment', full], { ns: ns.name }));
     assert.equal(env.LOG_LEVEL?.value, 'debug');

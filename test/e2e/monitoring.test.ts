@@ -61,7 +61,8 @@ const clients: pg.Client[] = [];
 const timings: string[] = [];
 
 const docsOf = (text: string): Obj[] => parseAllDocuments(text).map((d) => d.toJS() as Obj).filter((d) => d?.kind);
-const render = async (sets: string[]): Promise<Obj[]> => docsOf((await runBin('helm', ['template', RELEASE, CHART, '--namespace', opNs.name, ...sets.flatMap((s) => ['--set', s])])).stdout);
+// image.repository is required by the chart; the operator here runs as a process, so any name does.
+const render = async (sets: string[]): Promise<Obj[]> => docsOf((await runBin('helm', ['template', RELEASE, CHART, '--namespace', opNs.name, ...['image.repository=registry.example.com/pgcluster-operator', ...sets].flatMap((s) => ['--set', s])])).stdout);
 const kind = (docs: Obj[], k: string): Obj => {
   const d = docs.find((x) => x.kind === k);
   assert.ok(d, `the chart renders a ${k}`);

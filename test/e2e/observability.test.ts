@@ -66,7 +66,7 @@ describe('dashboard and alerts', () => {
   let dashboard: Dashboard;
 
   before(async () => {
-    const r = await runBin('helm', ['template', 'obs', CHART, '--namespace', 'monitoring-test', '--set', 'grafanaDashboard.enabled=true', '--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.runbookBaseUrl=https://example.org/README.md']);
+    const r = await runBin('helm', ['template', 'obs', CHART, '--namespace', 'monitoring-test', '--set', 'image.repository=registry.example.com/pgcluster-operator', '--set', 'grafanaDashboard.enabled=true', '--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.runbookBaseUrl=https://example.org/README.md']);
     docs = parseAllDocuments(r.stdout).map((d) => d.toJSON() as Doc).filter(Boolean);
     dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as Dashboard;
     ({ ns, op } = await operatorInNamespace(kube, 'e2e-obs', requireEnv().databaseUrl));
@@ -77,7 +77,7 @@ describe('dashboard and alerts', () => {
   });
 
   test('off by default; on, the dashboard ConfigMap carries the Grafana sidecar label and the JSON file unchanged', async () => {
-    const plain = await runBin('helm', ['template', 'obs', CHART]);
+    const plain = await runBin('helm', ['template', 'obs', CHART, '--set', 'image.repository=registry.example.com/pgcluster-operator']);
     assert.doesNotMatch(plain.stdout, /kind: PrometheusRule|grafana_dashboard/);
     const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'obs-pgcluster-operator-dashboard');
     assert.ok(cm, 'the dashboard ConfigMap');

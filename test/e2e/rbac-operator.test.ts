@@ -24,7 +24,7 @@ let kubeconfig = '';
 async function chartRbac(ns: string): Promise<Record<string, unknown>[]> {
   const version = JSON.parse(await kubectl(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } };
   const r = await runBin('helm', ['template', 'pgcluster-operator', 'charts/pgcluster-operator', '--namespace', 'pgcluster-system',
-    '--kube-version', version.serverVersion.gitVersion, '--set', `watchNamespaces={${ns}}`,
+    '--kube-version', version.serverVersion.gitVersion, '--set', `watchNamespaces={${ns}}`, '--set', 'image.repository=registry.example.com/pgcluster-operator',
     // The operator here runs without leader election (and its Lease rules, tested in chart.test.ts).
     '--set', 'leaderElection.enabled=false', '--show-only', 'templates/rbac.yaml']);
   return YAML.parseAllDocuments(r.stdout).map((d) => d.toJSON() as Record<string, unknown>).filter(Boolean);

@@ -1,5 +1,5 @@
 // Builds the project's Dockerfile, unchanged, into localhost/pgcluster-operator:<version> with podman (or
-// buildah). Where its FROM images cannot be pulled (machines with no registry access), it first builds a local
+// buildah) — or another source tree's (an earlier release, from `git archive`) into a ref of the caller's. Where its FROM images cannot be pulled (machines with no registry access), it first builds a local
 // stand-in for each from Debian (debootstrap) plus Node and npm from the npm registry, tagged with the exact
 // FROM names, and says so. Both the stand-ins and the image are cached by content (an image label).
 import { createHash } from 'node:crypto';
@@ -211,13 +211,13 @@ export async function buildDebianImage(ref: string, opts: { include: string[]; f
   }
 }
 
-/** sha256 over what the build context holds (see .dockerignore) and the base images' ids. */
-async function contextHash(engine: Engine, env: NodeJS.ProcessEnv, bases: string[]): Promise<string> {
+/** sha256 over what the build context in `root` holds (see .dockerignore) and the base images' ids. */
+async function contextHash(engine: Engine, env: NodeJS.ProcessEnv, root: string, bases: string[]): Promise<string> {
   const h = createHash('sha256');
   const files = ['Dockerfile', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json',
-    ...globSync('src/**/*', { cwd: repoRoot, withFileTypes: true }).filter((d) => d.isFile())
-      .map((d) => join(d.parentPath, d.name).slice(repoRoot.length + 1))].sort();
-  for (const f of files) h.update(`${f}\0`).update(readFileSync(join(repoRoot, f))).update('\0');
+    ...globSync('src/**/*', { cwd: root, withFileTypes: true }).filter((d) => d.isFile())
+      .map((d) => join(d.parentPath, d.name).slice(root.length + 1))].sort();
+  for (const f of files) h.update(`${f}\0`).update(readFileSync(join(root, f))).update('\0');
   for (const b of bases) {
     const r = must(await runCommand(engine, ['inspect', '--type', 'image', '--format', '{{.Id}}', qualify(b)], { env }), `${engine} inspect ${b}`);
     h.update(`${b}=${r.stdout.trim()}\0`);
@@ -234,15 +234,25 @@ function buildArgs(engine: Engine, ref: string, file: string, hash: string): str
   return engine === 'podman' ? ['build', '--pull=never', ...common] : ['bud', '--isolation', 'chroot', '--pull-never', ...common];
 }
 
-export function imageRef(): string {
-  const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
-  return `localhost/pgcluster-operator:${version}`;
+/** The version in a source tree's package.json (this checkout's by default). */
+export function packageVersion(root = repoRoot): string {
+  return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-export async function buildImage(opts: { log?: Log; noCache?: boolean } = {}): Promise<ImageResult> {
+export function imageRef(): string {
+  return `localhost/pgcluster-operator:${packageVersion()}`;
+}
+
+/**
+ * Builds the Dockerfile of `root` (default: this checkout) into `ref` (default: imageRef()). Another tree, such
+ * as an earlier release unpacked by `git archive`, needs a ref of its own: one ref holds one build, and the
+ * cache check compares the context hash of the tree with the label of the image the ref names now.
+ */
+export async function buildImage(opts: { log?: Log; noCache?: boolean; root?: string; ref?: string } = {}): Promise<ImageResult> {
   const log = opts.log ?? ((l: string) => console.error(`[image] ${l}`));
   const { engine, env } = await containerEngine();
-  const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const root = opts.root ?? repoRoot;
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
   const bases = fromImages(dockerfile);
   const recipe = `${STANDIN_RECIPE};node=${nodeVersion()};npm=${STANDIN_NPM}`;
 
@@ -268,15 +278,15 @@ export async function buildImage(opts: { log?: Log; noCache?: boolean } = {}): P
   }
   for (const b of bases) if (!(await exists(engine, env, qualify(b)))) throw new Error(`base image ${b} is still missing after the stand-in build`);
 
-  const ref = imageRef();
-  const hash = await contextHash(engine, env, bases);
+  const ref = opts.ref ?? imageRef();
+  const hash = await contextHash(engine, env, root, bases);
   if (!opts.noCache && (await imageLabel(engine, env, ref, CONTEXT_LABEL)) === hash) {
     log(`${ref} is up to date (context ${hash.slice(0, 12)})`);
     return { ref, standIns, built: false };
   }
-  log(`building ${ref} from Dockerfile with ${engine}`);
+  log(`building ${ref} from ${root === repoRoot ? 'Dockerfile' : join(root, 'Dockerfile')} with ${engine}`);
   const t0 = Date.now();
-  must(await runCommand(engine, buildArgs(engine, ref, 'Dockerfile', hash), { env, cwd: repoRoot, onOutput: (l) => log(`  ${l}`) }), `${engine} build`);
+  must(await runCommand(engine, buildArgs(engine, ref, 'Dockerfile', hash), { env, cwd: root, onOutput: (l) => log(`  ${l}`) }), `${engine} build`);
   log(`built ${ref} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   return { ref, standIns, built: true };
 }
@@ -291,9 +301,13 @@ export async function buildLocalImage(ref: string, ctxDir: string): Promise<void
   must(await runCommand(engine, buildArgs(engine, ref, 'Containerfile', hash), { env, cwd: ctxDir }), `${engine} build ${ref}`);
 }
 
-/** Saves an image into a docker-archive tarball (for `ctr images import`). */
-export async function saveImage(ref: string, file: string): Promise<void> {
+/**
+ * Saves an image into a tarball: docker-archive (for `ctr images import`, `docker load`) or oci-archive (an OCI
+ * image layout, for `skopeo copy oci-archive:...`, `podman load`, `ctr images import`). The ref is recorded in it.
+ */
+export async function saveImage(ref: string, file: string, format: 'docker-archive' | 'oci-archive' = 'docker-archive'): Promise<void> {
   const { engine, env } = await containerEngine();
   rmSync(file, { force: true });
-  must(await runCommand(engine, ['save', '--format', 'docker-archive', '-o', file, ref], { env }), `${engine} save ${ref}`);
+  const args = engine === 'podman' ? ['save', '--format', format, '-o', file, ref] : ['push', ref, `${format}:${file}:${ref}`];
+  must(await runCommand(engine, args, { env }), `${engine} ${args[0]} ${ref}`);
 }

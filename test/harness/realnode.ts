@@ -508,11 +508,16 @@ export async function importImage(containerdEndpoint: string, ref: string): Prom
   try {
     const tar = join(tmp, 'image.tar');
     await saveImage(ref, tar);
-    const r = await runCommand('ctr', ['-a', containerdEndpoint.replace(/^unix:\/\//, ''), '-n', 'k8s.io', 'images', 'import', tar]);
-    if (r.code !== 0) throw new Error(`importing ${ref} into the node's containerd failed: ${(r.stderr || r.stdout).trim()}`);
+    await importImageArchive(containerdEndpoint, tar, ref);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** Imports an image archive (docker-archive, or an OCI archive such as `npm run release` writes) into the node's containerd under the name it records. */
+export async function importImageArchive(containerdEndpoint: string, tar: string, what = tar): Promise<void> {
+  const r = await runCommand('ctr', ['-a', containerdEndpoint.replace(/^unix:\/\//, ''), '-n', 'k8s.io', 'images', 'import', tar]);
+  if (r.code !== 0) throw new Error(`importing ${what} into the node's containerd failed: ${(r.stderr || r.stdout).trim()}`);
 }
 
 /**

@@ -1,4 +1,4 @@
-// Watching a ConfigMap's peer list while something happens (a failover, a restart): every version written,
+// Watching outputs while something happens (a failover, a restart, an upgrade): every version written,
 // including the one there at the start. A watch that breaks or never starts fails the test instead of
 // passing with nothing seen.
 import assert from 'node:assert/strict';
@@ -6,26 +6,31 @@ import type { KubeClient } from '../../src/kube/client.ts';
 import { paths } from '../../src/kube/resources.ts';
 import { waitFor } from './env.ts';
 
-export interface PeersWatch {
-  /** Ends the watch; answers every list seen (the first is the one there when it started). */
-  stop(): string[][];
+export interface ObjectsWatch<T> {
+  /** Ends the watch; answers every object seen (ADDED or MODIFIED), in order, starting with those there at the start. */
+  stop(): T[];
 }
 
-export async function watchPeers(kube: KubeClient, ns: string, configMap: string): Promise<PeersWatch> {
-  const seen: string[][] = [];
+/**
+ * Watches `path` (a collection, narrowed by `query`'s selectors) until stop(). The watch runs up to 30 minutes
+ * (the API server's default timeout would end it after 5); one that ends before stop() fails stop(), and so
+ * does a deletion unless `deletions` allows it.
+ */
+export async function watchObjects<T>(kube: KubeClient, path: string, query: Record<string, string>, what: string, deletions = false): Promise<ObjectsWatch<T>> {
+  const seen: T[] = [];
   let ended: unknown;
   let endedEarly = false;
   let stopping = false;
-  const abort = await kube.watch(paths.configMaps(ns), { fieldSelector: `metadata.name=${configMap}` }, (type, obj) => {
-    if (type === 'ADDED' || type === 'MODIFIED') seen.push(((obj as { data?: { peers?: string } }).data?.peers ?? '').split('\n').filter(Boolean));
-    else if (type === 'ERROR' || type === 'DELETED') { ended = new Error(`watch event ${type}: ${JSON.stringify(obj)}`); endedEarly = true; }
+  const abort = await kube.watch(path, { timeoutSeconds: '1800', ...query }, (type, obj) => {
+    if (type === 'ADDED' || type === 'MODIFIED') seen.push(obj as T);
+    else if (type === 'ERROR' || (type === 'DELETED' && !deletions)) { ended = new Error(`watch event ${type}: ${JSON.stringify(obj)}`); endedEarly = true; }
   }, (err) => {
     if (stopping) return;
     ended = err ?? new Error('the API server ended the watch');
     endedEarly = true;
   });
-  // A watch without a resourceVersion starts with the object as it is: proof that it works.
-  await waitFor(() => seen.length > 0 || endedEarly, { message: `the watch of ConfigMap ${ns}/${configMap} to start`, timeoutMs: 10_000 })
+  // A watch without a resourceVersion starts with the objects as they are: proof that it works.
+  await waitFor(() => seen.length > 0 || endedEarly, { message: `the watch of ${what} to start`, timeoutMs: 10_000 })
     .catch((err: unknown) => {
       stopping = true;
       abort.abort(); // an open watch would keep the test process alive after the tests
@@ -35,9 +40,45 @@ export async function watchPeers(kube: KubeClient, ns: string, configMap: string
     stop: () => {
       stopping = true;
       abort.abort();
-      assert.ok(!endedEarly, `the watch of ConfigMap ${ns}/${configMap} ended early: ${String(ended)}`);
-      assert.ok(seen.length > 0, `the watch of ConfigMap ${ns}/${configMap} saw nothing`);
+      assert.ok(!endedEarly, `the watch of ${what} ended early: ${String(ended)}`);
+      assert.ok(seen.length > 0, `the watch of ${what} saw nothing`);
       return seen;
+    },
+  };
+}
+
+export interface PeersWatch {
+  /** Ends the watch; answers every list seen (the first is the one there when it started). */
+  stop(): string[][];
+}
+
+/** Every version of a ConfigMap output's `peers`; a deletion fails stop(). */
+export async function watchPeers(kube: KubeClient, ns: string, configMap: string): Promise<PeersWatch> {
+  const w = await watchObjects<{ data?: { peers?: string } }>(kube, paths.configMaps(ns), { fieldSelector: `metadata.name=${configMap}` }, `ConfigMap ${ns}/${configMap}`);
+  return {
+    stop: () => {
+      return w.stop().map((cm) => (cm.data?.peers ?? '').split('\n').filter(Boolean));
+    },
+  };
+}
+
+export interface AnnotationsWatch {
+  /** Ends the watch; answers, per pod, every value of the annotation seen (split at commas; [] when absent). */
+  stop(): Map<string, string[][]>;
+}
+
+/** Every version of the peers annotation `key` on the pods `labelSelector` selects in `ns`. */
+export async function watchPodAnnotations(kube: KubeClient, ns: string, labelSelector: string, key = 'pgcluster.io/peers'): Promise<AnnotationsWatch> {
+  const w = await watchObjects<{ metadata: { name: string; annotations?: Record<string, string> } }>(kube, paths.pods(ns), { labelSelector }, `pods ${labelSelector} in ${ns}`, true);
+  return {
+    stop: () => {
+      const byPod = new Map<string, string[][]>();
+      for (const p of w.stop()) {
+        const list = byPod.get(p.metadata.name) ?? [];
+        list.push((p.metadata.annotations?.[key] ?? '').split(',').filter(Boolean));
+        byPod.set(p.metadata.name, list);
+      }
+      return byPod;
     },
   };
 }

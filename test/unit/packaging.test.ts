@@ -1,9 +1,10 @@
 // The operator runs with the same V8 flags however it is started: the image and `npm start` spell them out
-// literally, so they are checked against src/nodeFlags.ts here.
+// literally, so they are checked against src/nodeFlags.ts here. And a release names one version everywhere.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { NODE_FLAGS } from '../../src/nodeFlags.ts';
+import { defaultChartRepository, pickPreviousRelease, versionProblems } from '../harness/release.ts';
 
 const read = (f: string) => readFileSync(new URL(`../../${f}`, import.meta.url), 'utf8');
 
@@ -30,12 +31,36 @@ test('npm start runs node with NODE_FLAGS', () => {
 // kubectl install manifest rendered from it, and the CHANGELOG's latest release must agree with it.
 test('package.json, Chart.yaml (version, appVersion), install.yaml and the CHANGELOG name one version', () => {
   const { version } = JSON.parse(read('package.json')) as { version: string };
-  assert.match(version, /^\d+\.\d+\.\d+$/);
-  const chart = read('charts/pgcluster-operator/Chart.yaml');
-  assert.equal(/^version: (\S+)$/m.exec(chart)?.[1], version, 'Chart.yaml version');
-  assert.equal(/^appVersion: "?([^"\s]+)"?$/m.exec(chart)?.[1], version, 'Chart.yaml appVersion (the default image tag)');
+  // The same check `npm run release` makes before it builds anything.
+  assert.deepEqual(versionProblems(version, read('charts/pgcluster-operator/Chart.yaml'), read('CHANGELOG.md')), []);
   const install = read('manifests/install.yaml');
   const charts = new Set([...install.matchAll(/helm\.sh\/chart: (\S+)/g)].map((m) => m[1]));
   assert.deepEqual([...charts], [`pgcluster-operator-${version}`], 'install.yaml rendered from this chart version (npm run manifests)');
-  assert.equal(/^## \[(\d+\.\d+\.\d+)\]/m.exec(read('CHANGELOG.md'))?.[1], version, 'the CHANGELOG\'s latest release');
+});
+
+test('versionProblems names each disagreement', () => {
+  const chart = (v: string, a: string) => `name: pgcluster-operator\nversion: ${v}\nappVersion: "${a}"\n`;
+  const log = (v: string) => `# Changelog\n\n## [Unreleased]\n\n## [${v}]\n`;
+  assert.deepEqual(versionProblems('0.2.0', chart('0.2.0', '0.2.0'), log('0.2.0')), []);
+  assert.equal(versionProblems('0.2.0', chart('0.1.0', '0.2.0'), log('0.2.0')).length, 1);
+  assert.match(versionProblems('0.2.0', chart('0.2.0', '0.1.0'), log('0.2.0'))[0]!, /appVersion/);
+  assert.match(versionProblems('0.2.0', chart('0.2.0', '0.2.0'), log('0.1.0'))[0]!, /CHANGELOG's latest release is 0\.1\.0/);
+  assert.match(versionProblems('0.2', chart('0.2', '0.2'), log('0.2.0'))[0]!, /not x\.y\.z/);
+});
+
+test('the previous release: the highest v<x.y.z> tag on an ancestor of HEAD, not on HEAD itself', () => {
+  const t = (tag: string, commit: string) => ({ tag, version: tag.slice(1), commit });
+  const ancestors = new Set(['a1', 'a2', 'a3', 'head']);
+  const pick = (tags: ReturnType<typeof t>[]) => pickPreviousRelease(tags, 'head', (c) => ancestors.has(c))?.tag;
+  assert.equal(pick([t('v0.1.0', 'a1')]), 'v0.1.0');
+  assert.equal(pick([t('v0.1.0', 'a1'), t('v0.10.0', 'a3'), t('v0.9.1', 'a2')]), 'v0.10.0', 'by version, not by name');
+  assert.equal(pick([t('v0.1.0', 'a1'), t('v0.2.0', 'head')]), 'v0.1.0', 'the tag on HEAD is the release being made');
+  assert.equal(pick([t('v0.1.0', 'a1'), t('v0.3.0', 'elsewhere')]), 'v0.1.0', 'a tag on another branch is not where HEAD came from');
+  assert.equal(pick([t('v0.1.0-rc1', 'a1'), t('vnext', 'a2')]), undefined, 'only v<x.y.z>');
+  assert.equal(pick([]), undefined);
+});
+
+test('the chart repository defaults to charts/ beside the image', () => {
+  assert.equal(defaultChartRepository('registry.example.com/acme/pgcluster-operator'), 'oci://registry.example.com/acme/charts');
+  assert.equal(defaultChartRepository('ghcr.io/pgcluster-operator'), 'oci://ghcr.io/charts');
 });

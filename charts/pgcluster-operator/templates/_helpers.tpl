@@ -63,12 +63,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "pgcluster-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
-{{/* The image reference: repository, then @digest if set, else :tag (default: the chart's appVersion). */}}
+{{/*
+The image reference: repository, then @digest if set, else :tag (default: the chart's appVersion). No image is
+published under a default name, so the repository must be set: an install without it fails here, saying so,
+instead of creating a pod that can never pull its image.
+*/}}
 {{- define "pgcluster-operator.image" -}}
+{{- $repository := required "image.repository is not set: set it to where you pushed the operator image built by `npm run release` (or `npm run image`, or the Dockerfile), e.g. --set image.repository=registry.example.com/pgcluster-operator (README, \"Install on a cluster\")" .Values.image.repository }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
 

@@ -25,6 +25,8 @@ const ROOT = join(import.meta.dirname, '..', '..', '..');
 const CHART = join(ROOT, 'charts', 'pgcluster-operator');
 const RELEASE = 'pgco';
 const FULL = `${RELEASE}-pgcluster-operator`;
+/** The operator Deployment's selector (the chart's `helm test` Pod has the instance label too, not this name). */
+const OPERATOR_PODS = `app.kubernetes.io/name=pgcluster-operator,app.kubernetes.io/instance=${RELEASE}`;
 const CLUSTER = 'demo';
 const BASENAME = 'demo';
 const PEERS_CM = `${CLUSTER}-peers`;
@@ -186,7 +188,7 @@ test('helm install with the local image: the operator pod becomes Ready on the r
     // their status).
     '--set', `watchNamespaces={${appNs.name}}`]);
   const pod = await waitFor(async () => {
-    const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name });
+    const pods = await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', OPERATOR_PODS], { ns: opNs.name });
     return pods.items.find(isReady);
   }, { timeoutMs: 120_000, message: `the operator pod Ready (kubectl -n ${opNs.name} describe pod; kubectl -n ${opNs.name} logs deploy/${FULL})` });
   console.log(`# operator pod: helm install -> Ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -197,8 +199,29 @@ test('helm install with the local image: the operator pod becomes Ready on the r
   assert.match(whoami, /Read-only file system/, 'the root filesystem is read-only');
 });
 
+test('helm test: the chart\'s test Pod (operator image, restricted profile, its own RBAC) finds the CRD established, the operator Ready, a PgCluster reconciled', async () => {
+  const t0 = Date.now();
+  const r = await runBin('helm', ['test', RELEASE, '--namespace', opNs.name, '--timeout', '5m'], { allowFail: true });
+  const out = `${r.stdout}\n${r.stderr}`;
+  console.log(`# helm test: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  assert.equal(r.code, 0, `helm test failed:\n${out}`);
+  assert.match(out, /Phase:\s+Succeeded/, out);
+  // helm prints the Pod's log itself (hook-output-log-policy): one line per check.
+  for (const line of [/ok {3}CRD pgclusters\.pgcluster\.io established/, new RegExp(`ok {3}operator Deployment ${opNs.name}/${FULL} Ready`),
+    new RegExp(`ok {3}PgCluster ${appNs.name}/${FULL}-test reconciled`), /ok {3}the PgCluster \(the operator removes its finalizer\): PgCluster .* deleted/, /PASS/]) {
+    assert.match(out, line, out);
+  }
+  // Its ServiceAccount and Roles lived only while it ran; the PgCluster it made is gone; the Pod stays, Completed.
+  const left = await runBin('kubectl', ['get', 'serviceaccount,role,rolebinding', '-A', '--field-selector', `metadata.name=${FULL}-test`, '-o', 'name']);
+  assert.equal(left.stdout.trim(), '', 'the test\'s RBAC is left');
+  assert.equal((await runBin('kubectl', ['-n', appNs.name, 'get', 'pgclusters', '-o', 'name'])).stdout.trim(), '', 'the test\'s PgCluster is left');
+  const pod = await kubectlJson<PodJson>(['get', 'pod', `${FULL}-test`], { ns: opNs.name });
+  assert.equal(pod.status.phase, 'Succeeded');
+  assert.equal(pod.spec.nodeName, env.node, 'it ran on the real node (the operator image is there)');
+});
+
 test('the image: uid 65532, no dev dependencies, no TypeScript sources, ENTRYPOINT node flags as src/nodeFlags.ts', async () => {
-  const [pod] = (await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', `app.kubernetes.io/instance=${RELEASE}`], { ns: opNs.name })).items;
+  const [pod] = (await kubectlJson<{ items: PodJson[] }>(['get', 'pods', '-l', OPERATOR_PODS], { ns: opNs.name })).items;
   assert.ok(pod, 'the operator pod');
   const listing = await kubectl(['exec', pod.metadata.name, '--', 'sh', '-c',
     'ls /app/node_modules; echo ---; find /app -name "*.ts" -not -name "*.d.ts" -not -path "*/node_modules/*"; echo ---; cat /proc/1/cmdline | tr "\\0" " "'], { ns: opNs.name });
@@ -274,7 +297,7 @@ function watchMembersKept(memberPods: PodJson[]): { members: string[]; stop(): P
   return { members, stop: async () => { watching = false; await watcher; return [...new Set(dropped)]; } };
 }
 
-const operatorPods = async () => (await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${opNs.name}/pods?labelSelector=${encodeURIComponent(`app.kubernetes.io/instance=${RELEASE}`)}`)).items;
+const operatorPods = async () => (await kube.get<{ items: PodJson[] }>(`/api/v1/namespaces/${opNs.name}/pods?labelSelector=${encodeURIComponent(OPERATOR_PODS)}`)).items;
 
 test('deleting the operator pod: the Deployment\'s new pod takes over, no output ever drops a live member', REAL_NODE_TEST, async () => {
   const memberPods = (await appPods()).filter((p) => isReady(p) && !p.metadata.deletionTimestamp);
@@ -342,7 +365,7 @@ test('a rolling update of the chart: at most one operator pod ever sends heartbe
     return pods.length === 1 && isReady(pods[0]!) ? pods : undefined;
   }, { timeoutMs: 120_000, message: 'one operator pod, Ready' }).catch(async (e: Error) => {
     // Say why: an operator container that exited left its last lines behind.
-    const previous = await runBin('kubectl', ['-n', opNs.name, 'logs', '-l', `app.kubernetes.io/instance=${RELEASE}`, '--previous', '--tail=20'], { allowFail: true });
+    const previous = await runBin('kubectl', ['-n', opNs.name, 'logs', '-l', OPERATOR_PODS, '--previous', '--tail=20'], { allowFail: true });
     throw new Error(`${e.message}; the previous operator container's last lines:\n${previous?.stdout ?? ''}${previous?.stderr ?? ''}`);
   });
   const old = live[0]!;
