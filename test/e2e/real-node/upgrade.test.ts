@@ -322,3 +322,16 @@ test('helm test --logs of the upgraded release passes', async () => {
   assert.match(out, /Phase:\s+Succeeded/, out);
   assert.match(out, new RegExp(`POD LOGS: ${FULL}-test\\n(.*\\n)*PASS`), out);
 });
+
+test('helm test fails, saying why, when the operator does not run; its RBAC goes all the same', async () => {
+  await kubectl(['scale', 'deployment', FULL, '--replicas=0'], { ns: opNs!.name });
+  const r = await runBin('helm', ['test', RELEASE, '--namespace', opNs!.name, '--timeout', '5m'], { allowFail: true });
+  const out = `${r.stdout}\n${r.stderr}`;
+  assert.notEqual(r.code, 0, `helm test passed without an operator:\n${out}`);
+  // helm prints the failed Pod's log (hook-output-log-policy).
+  assert.match(out, new RegExp(`FAIL Deployment ${FULL} has replicas: 0: no operator runs`), out);
+  const pod = await kubectlJson<{ status: { phase: string } }>(['get', 'pod', `${FULL}-test`], { ns: opNs!.name });
+  assert.equal(pod.status.phase, 'Failed', 'the failed test Pod stays for kubectl logs');
+  const left = await runBin('kubectl', ['get', 'serviceaccount,role,rolebinding', '-A', '--field-selector', `metadata.name=${FULL}-test`, '-o', 'name']);
+  assert.equal(left.stdout.trim(), '', 'the test\'s RBAC is left after a failure');
+});
