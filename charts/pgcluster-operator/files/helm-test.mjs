@@ -137,7 +137,9 @@ async function remove(what) {
   });
 }
 
-main().catch((e) => {
+main().catch(async (e) => {
   console.log(`FAIL ${e.message}`);
   process.exitCode = 1;
+  // Best effort, without waiting: the PgCluster goes (if the operator finalizes it), the next run deletes it first.
+  await api('DELETE', `${pgclusters}/${name}`).catch(() => {});
 });

@@ -115,18 +115,21 @@ function lastFileLists(log: string): Map<string, string[]> {
   return last;
 }
 
-/** What each file showed that lacked one of `members`, after it had first shown them all. */
+/** Each file that showed a list lacking one of `members` after it had first shown them all: the first such list, and how many. */
 function filesDropped(pod: string, log: string, members: string[]): string[] {
   const complete = new Set<string>();
-  const out: string[] = [];
+  const lost = new Map<string, { first: string; times: number }>();
   for (const line of log.split('\n')) {
     const l = parseFileWatcherLine(line);
     if (!l) continue;
     const missing = members.filter((m) => !l.names.includes(m));
     if (!missing.length) complete.add(l.file);
-    else if (complete.has(l.file)) out.push(`${pod}'s ${l.file} file lost ${missing.join(',')} at ${new Date(l.at).toISOString()}`);
+    else if (complete.has(l.file)) {
+      const was = lost.get(l.file);
+      lost.set(l.file, { first: was?.first ?? `lacked ${missing.join(',')} at ${new Date(l.at).toISOString()}`, times: (was?.times ?? 0) + 1 });
+    }
   }
-  return out;
+  return [...lost].map(([file, { first, times }]) => `${pod}'s ${file} file ${first} (${times} change${times > 1 ? 's' : ''} lacking a member)`);
 }
 
 before(async () => {
@@ -311,10 +314,24 @@ test(`helm upgrade to this tree's release: no member ever missing from any outpu
   }
 });
 
-test('helm test of the upgraded release passes', async () => {
+test('helm test --logs of the upgraded release passes', async () => {
+  // --logs asks for the log of every test object by its name: they all have the Pod's (the chart README).
+  const r = await runBin('helm', ['test', RELEASE, '--namespace', opNs!.name, '--timeout', '5m', '--logs'], { allowFail: true });
+  const out = `${r.stdout}\n${r.stderr}`;
+  assert.equal(r.code, 0, `helm test --logs failed:\n${out}`);
+  assert.match(out, /Phase:\s+Succeeded/, out);
+  assert.match(out, new RegExp(`POD LOGS: ${FULL}-test\\n(.*\\n)*PASS`), out);
+});
+
+test('helm test fails, saying why, when the operator does not run; its RBAC goes all the same', async () => {
+  await kubectl(['scale', 'deployment', FULL, '--replicas=0'], { ns: opNs!.name });
   const r = await runBin('helm', ['test', RELEASE, '--namespace', opNs!.name, '--timeout', '5m'], { allowFail: true });
   const out = `${r.stdout}\n${r.stderr}`;
-  assert.equal(r.code, 0, `helm test failed:\n${out}`);
-  assert.match(out, /Phase:\s+Succeeded/, out);
-  assert.match(out, /PASS/, out);
+  assert.notEqual(r.code, 0, `helm test passed without an operator:\n${out}`);
+  // helm prints the failed Pod's log (hook-output-log-policy).
+  assert.match(out, new RegExp(`FAIL Deployment ${FULL} has replicas: 0: no operator runs`), out);
+  const pod = await kubectlJson<{ status: { phase: string } }>(['get', 'pod', `${FULL}-test`], { ns: opNs!.name });
+  assert.equal(pod.status.phase, 'Failed', 'the failed test Pod stays for kubectl logs');
+  const left = await runBin('kubectl', ['get', 'serviceaccount,role,rolebinding', '-A', '--field-selector', `metadata.name=${FULL}-test`, '-o', 'name']);
+  assert.equal(left.stdout.trim(), '', 'the test\'s RBAC is left after a failure');
 });
