@@ -1,7 +1,7 @@
 // Releases: the one version a release names (package.json, Chart.yaml, the CHANGELOG), the tags v<version>,
 // and the previous release's sources from git (`npm run release`, the upgrade e2e, the packaging unit test).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,9 +53,27 @@ export function pickPreviousRelease(tags: ReleaseTag[], head: string, isAncestor
 
 const git = (args: string[], cwd = repoRoot): string => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 
-/** How to get the tags into a clone that lacks them (a shallow or --no-tags CI checkout). */
+/** How to get the releases into a clone that lacks them (a shallow or --no-tags CI checkout). */
 export const FETCH_TAGS_HINT = 'git fetch --tags origin (in a shallow clone: git fetch --unshallow --tags origin); '
-  + 'a plain `git clone` carries the tags. Or name the release to start from: PGCO_UPGRADE_FROM=v0.1.0';
+  + 'a plain `git clone` carries the tags, and the CHANGELOG records each release\'s commit for clones without them. '
+  + 'Or name the release to start from: PGCO_UPGRADE_FROM=v0.1.0';
+
+/**
+ * The releases the CHANGELOG records with their commit ("## [x.y.z] — date" followed by a line "Released as commit
+ * <40 hex digits>."), as tags: a clone made without tags still finds the previous release this way.
+ */
+export function recordedReleases(changelog: string): ReleaseTag[] {
+  const found: ReleaseTag[] = [];
+  const re = /^## \[(\d+\.\d+\.\d+)\][^\n]*\n+Released as commit ([0-9a-f]{40})\b/gm;
+  for (let m = re.exec(changelog); m; m = re.exec(changelog)) found.push({ tag: `v${m[1]!}`, version: m[1]!, commit: m[2]! });
+  return found;
+}
+
+/** Tags win over CHANGELOG records of the same version (a tag is what a release made). */
+export function mergeReleases(tags: ReleaseTag[], recorded: ReleaseTag[]): ReleaseTag[] {
+  const have = new Set(tags.map((t) => t.tag));
+  return [...tags, ...recorded.filter((r) => !have.has(r.tag))];
+}
 
 /**
  * The previous release of this checkout (pickPreviousRelease over its own tags), or the tag named by
@@ -63,12 +81,13 @@ export const FETCH_TAGS_HINT = 'git fetch --tags origin (in a shallow clone: git
  */
 export function previousRelease(root = repoRoot): ReleaseTag {
   const named = process.env.PGCO_UPGRADE_FROM;
-  const refs = git(['for-each-ref', '--format=%(refname:short) %(*objectname)%(objectname)', 'refs/tags/v*'], root)
+  const tags = git(['for-each-ref', '--format=%(refname:short) %(*objectname)%(objectname)', 'refs/tags/v*'], root)
     .split('\n').filter(Boolean).map((l) => {
       const [tag = '', ids = ''] = l.split(' ');
       // Annotated tags print the commit (the peeled object) and then the tag object: the first 40 hex digits.
       return { tag, version: tag.slice(1), commit: ids.slice(0, 40) };
     });
+  const refs = mergeReleases(tags, recordedReleases(readFileSync(join(root, 'CHANGELOG.md'), 'utf8')));
   if (named) {
     const t = refs.find((r) => r.tag === named);
     if (!t) throw new Error(`PGCO_UPGRADE_FROM=${named}: no such tag in ${root} (tags: ${refs.map((r) => r.tag).join(', ') || 'none'}). ${FETCH_TAGS_HINT}`);
@@ -91,15 +110,16 @@ export function previousRelease(root = repoRoot): ReleaseTag {
   return found;
 }
 
-/** The tree of `tag` unpacked into a new temp dir (`git archive`), and its removal. */
-export function checkoutTag(tag: string, root = repoRoot): { dir: string; remove(): void } {
+/** The tree of a release's commit unpacked into a new temp dir (`git archive`), and its removal. */
+export function checkoutRelease(release: ReleaseTag, root = repoRoot): { dir: string; remove(): void } {
+  const { tag, commit } = release;
   const dir = mkdtempSync(join(tmpdir(), `pgco-${tag}-`));
   try {
     mkdirSync(dir, { recursive: true });
-    execFileSync('sh', ['-c', `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, 'sh', root, tag, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('bash', ['-c', `set -o pipefail; git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, 'bash', root, commit, dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`git archive ${tag}: ${(e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message}`);
+    throw new Error(`git archive ${tag} (commit ${commit}): ${(e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message}`);
   }
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { NODE_FLAGS } from '../../src/nodeFlags.ts';
-import { defaultChartRepository, pickPreviousRelease, versionProblems } from '../harness/release.ts';
+import { defaultChartRepository, mergeReleases, pickPreviousRelease, recordedReleases, versionProblems } from '../harness/release.ts';
 
 const read = (f: string) => readFileSync(new URL(`../../${f}`, import.meta.url), 'utf8');
 
@@ -58,6 +58,21 @@ test('the previous release: the highest v<x.y.z> tag on an ancestor of HEAD, not
   assert.equal(pick([t('v0.1.0', 'a1'), t('v0.3.0', 'elsewhere')]), 'v0.1.0', 'a tag on another branch is not where HEAD came from');
   assert.equal(pick([t('v0.1.0-rc1', 'a1'), t('vnext', 'a2')]), undefined, 'only v<x.y.z>');
   assert.equal(pick([]), undefined);
+});
+
+test('a clone without tags finds the releases the CHANGELOG records with their commit', () => {
+  const a = 'a'.repeat(40);
+  const b = 'b'.repeat(40);
+  const log = `# Changelog\n\n## [0.3.0] — 2026-12-09\n\nReleased as commit ${b}.\n\n## [0.2.0] — 2026-12-03\n\n### Added\n- Released as commit ${a} (not the section's first line)\n\n## [0.1.0] — 2026-11-30\n\nReleased as commit ${a}.\n`;
+  assert.deepEqual(recordedReleases(log), [{ tag: 'v0.3.0', version: '0.3.0', commit: b }, { tag: 'v0.1.0', version: '0.1.0', commit: a }]);
+  assert.deepEqual(recordedReleases('## [0.1.0]\n\nReleased as commit 2722d05.\n'), [], 'only a full commit id');
+  const tag = { tag: 'v0.1.0', version: '0.1.0', commit: 'c'.repeat(40) };
+  assert.deepEqual(mergeReleases([tag], recordedReleases(log)).map((r) => `${r.tag} ${r.commit[0]}`), ['v0.1.0 c', 'v0.3.0 b'], 'a tag wins over the record of its version');
+});
+
+test('the repository\'s own CHANGELOG records the previous release', () => {
+  const recorded = recordedReleases(read('CHANGELOG.md'));
+  assert.ok(recorded.some((r) => r.tag === 'v0.1.0'), 'CHANGELOG.md: "Released as commit <sha>." under ## [0.1.0]');
 });
 
 test('the chart repository defaults to charts/ beside the image', () => {

@@ -24,7 +24,7 @@ import { isReady } from '../../harness/kube.ts';
 import { startPostgres, type PostgresServer } from '../../harness/postgres.ts';
 import { runCommand } from '../../harness/proc.ts';
 import { importImage, importImageArchive, REAL_NODE_TAINT } from '../../harness/realnode.ts';
-import { checkoutTag, previousRelease, type ReleaseTag } from '../../harness/release.ts';
+import { checkoutRelease, previousRelease, type ReleaseTag } from '../../harness/release.ts';
 import { crdForRelease } from '../../support/crd.ts';
 import { createNamespace, kubectl, kubectlJson, lockStack, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, runBin, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { testKube } from '../../support/operator.ts';
@@ -143,7 +143,7 @@ before(async () => {
   const log = (l: string) => { if (!l.startsWith('  ')) console.error(`[image] ${l}`); };
 
   // The previous release, from its tag: the chart as it was, and its Dockerfile built as it was.
-  prevTree = checkoutTag(prev.tag);
+  prevTree = checkoutRelease(prev);
   const built = await buildImage({ root: prevTree.dir, ref: prevImage, log });
   await importImage(env.containerd, built.ref);
 
