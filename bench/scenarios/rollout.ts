@@ -1,6 +1,6 @@
 // Issue 13, items 3 and 4. A large PgCluster rolls: 1,000 members replaced the way a Deployment rolls out by
 // default (maxSurge 25 %, maxUnavailable 25 %), pods run by the BenchKubelet. Twice in the same run, with
-// spec.output.annotationMinInterval 0s and with the policy's interval (README, "The fan-out policy"): the
+// spec.output.annotationMinInterval 0s and with the policy's interval (docs/outputs.md, "The fan-out policy"): the
 // operator's Kubernetes writes, the API server's and etcd's CPU seconds, its request rate, and join latency
 // during the rollout. Beside them, what users run today: N members each polling the Endpoints of their
 // service every 5 s (libcluster's Kubernetes strategy, bench/lib/kube-sim.ts), steady and during the same
