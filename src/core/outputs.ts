@@ -1,4 +1,4 @@
-// The desired outputs (docs/outputs.md, "Outputs"). No timestamps: they change exactly when membership does.
+// The desired outputs (docs/outputs.md). No timestamps: they change exactly when membership does.
 import { isIP } from 'node:net';
 import { byNode, type Peer } from './peerTable.ts';
 
