@@ -12,34 +12,51 @@ export interface ObjectsWatch<T> {
 }
 
 /**
- * Watches `path` (a collection, narrowed by `query`'s selectors) until stop(). The watch runs up to 30 minutes
- * (the API server's default timeout would end it after 5); one that ends before stop() fails stop(), and so
- * does a deletion unless `deletions` allows it.
+ * Watches `path` (a collection, narrowed by `query`'s selectors) until stop(). A watch the server or the
+ * connection ends (a timeout, a connection replaced on a loaded machine) is resumed from the last
+ * resourceVersion seen, as informers do, so no version is missed; one that cannot be resumed (410 Gone: the
+ * versions in between are lost) or an ERROR event fails stop(), and so does a deletion unless `deletions`
+ * allows it.
  */
 export async function watchObjects<T>(kube: KubeClient, path: string, query: Record<string, string>, what: string, deletions = false): Promise<ObjectsWatch<T>> {
   const seen: T[] = [];
   let ended: unknown;
   let endedEarly = false;
   let stopping = false;
-  const abort = await kube.watch(path, { timeoutSeconds: '1800', ...query }, (type, obj) => {
-    if (type === 'ADDED' || type === 'MODIFIED') seen.push(obj as T);
-    else if (type === 'ERROR' || (type === 'DELETED' && !deletions)) { ended = new Error(`watch event ${type}: ${JSON.stringify(obj)}`); endedEarly = true; }
-  }, (err) => {
-    if (stopping) return;
-    ended = err ?? new Error('the API server ended the watch');
-    endedEarly = true;
-  });
+  let lastVersion: string | undefined;
+  let resumes = 0;
+  let current: AbortController | undefined;
+  const start = async (): Promise<void> => {
+    const resume = lastVersion ? { resourceVersion: lastVersion } : {};
+    current = await kube.watch(path, { timeoutSeconds: '1800', allowWatchBookmarks: 'true', ...query, ...resume }, (type, obj) => {
+      const version = (obj as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
+      if (type !== 'ERROR' && version) lastVersion = version;
+      if (type === 'ADDED' || type === 'MODIFIED') seen.push(obj as T);
+      else if (type === 'ERROR' || (type === 'DELETED' && !deletions)) { ended = new Error(`watch event ${type}: ${JSON.stringify(obj)}`); endedEarly = true; }
+    }, (err) => {
+      if (stopping || endedEarly) return;
+      if (!lastVersion) {
+        ended = err ?? new Error('the API server ended the watch');
+        endedEarly = true;
+        return;
+      }
+      resumes++;
+      start().catch((e: unknown) => { ended = e; endedEarly = true; });
+    });
+  };
+  await start();
   // A watch without a resourceVersion starts with the objects as they are: proof that it works.
   await waitFor(() => seen.length > 0 || endedEarly, { message: `the watch of ${what} to start`, timeoutMs: 10_000 })
     .catch((err: unknown) => {
       stopping = true;
-      abort.abort(); // an open watch would keep the test process alive after the tests
+      current?.abort(); // an open watch would keep the test process alive after the tests
       throw err;
     });
   return {
     stop: () => {
       stopping = true;
-      abort.abort();
+      current?.abort();
+      if (resumes > 0) console.log(`# the watch of ${what} was resumed ${resumes} time(s) from its last resourceVersion`);
       assert.ok(!endedEarly, `the watch of ${what} ended early: ${String(ended)}`);
       assert.ok(seen.length > 0, `the watch of ${what} saw nothing`);
       return seen;
