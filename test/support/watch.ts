@@ -15,27 +15,35 @@ export interface ObjectsWatch<T> {
  * Watches `path` (a collection, narrowed by `query`'s selectors) until stop(). A watch the server or the
  * connection ends (a timeout, a connection replaced on a loaded machine) is resumed from the last
  * resourceVersion seen, as informers do, so no version is missed; one that cannot be resumed (410 Gone: the
- * versions in between are lost) or an ERROR event fails stop(), and so does a deletion unless `deletions`
- * allows it.
+ * versions in between are lost) or an ERROR event fails stop() — unless `relistWhenExpired`, which starts again
+ * from a list — and so does a deletion unless `deletions` allows it.
  */
-export async function watchObjects<T>(kube: KubeClient, path: string, query: Record<string, string>, what: string, deletions = false): Promise<ObjectsWatch<T>> {
+export async function watchObjects<T>(kube: KubeClient, path: string, query: Record<string, string>, what: string, deletions = false, relistWhenExpired = false): Promise<ObjectsWatch<T>> {
   const seen: T[] = [];
   let ended: unknown;
   let endedEarly = false;
   let stopping = false;
   let lastVersion: string | undefined;
   let resumes = 0;
+  let relists = 0;
   let current: AbortController | undefined;
   const start = async (): Promise<void> => {
     const resume = lastVersion ? { resourceVersion: lastVersion } : {};
     current = await kube.watch(path, { timeoutSeconds: '1800', allowWatchBookmarks: 'true', ...query, ...resume }, (type, obj) => {
       const version = (obj as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
       if (type !== 'ERROR' && version) lastVersion = version;
+      if (type === 'ERROR' && relistWhenExpired && (obj as { code?: number }).code === 410) {
+        // The versions in between are gone (a CRD's watch cache starts anew when its schema changes): start
+        // again from the objects as they are, as an informer relists.
+        lastVersion = undefined;
+        relists++;
+        return;
+      }
       if (type === 'ADDED' || type === 'MODIFIED') seen.push(obj as T);
       else if (type === 'ERROR' || (type === 'DELETED' && !deletions)) { ended = new Error(`watch event ${type}: ${JSON.stringify(obj)}`); endedEarly = true; }
     }, (err) => {
       if (stopping || endedEarly) return;
-      if (!lastVersion) {
+      if (!lastVersion && relists === 0) {
         ended = err ?? new Error('the API server ended the watch');
         endedEarly = true;
         return;
@@ -56,7 +64,7 @@ export async function watchObjects<T>(kube: KubeClient, path: string, query: Rec
     stop: () => {
       stopping = true;
       current?.abort();
-      if (resumes > 0) console.log(`# the watch of ${what} was resumed ${resumes} time(s) from its last resourceVersion`);
+      if (resumes > 0) console.log(`# the watch of ${what} was resumed ${resumes} time(s) from its last resourceVersion${relists ? `, ${relists} time(s) from a new list (410 Gone)` : ''}`);
       assert.ok(!endedEarly, `the watch of ${what} ended early: ${String(ended)}`);
       assert.ok(seen.length > 0, `the watch of ${what} saw nothing`);
       return seen;

@@ -235,7 +235,10 @@ test(`helm upgrade to this tree's release: no member ever missing from any outpu
   // Watches of every output, and of the PgClusters, for the whole upgrade.
   const configMaps = await Promise.all(CLUSTERS.map((c) => watchPeers(kube, appNs.name, `${c.name}-peers`)));
   const annotations = await watchPodAnnotations(kube, appNs.name, `app in (${CLUSTERS.map((c) => c.name).join(',')})`);
-  const pgclusters = await watchObjects<PgClusterJson>(kube, paths.pgclusters(appNs.name), {}, `PgClusters in ${appNs.name}`);
+  // helm upgrade replaces the CRD, and the API server starts that resource's watch cache anew: a watch resumed
+  // from before may be told 410 Gone and starts again from a list (every PgCluster's current version). The
+  // outputs' watches (ConfigMaps, pods) must never miss a version.
+  const pgclusters = await watchObjects<PgClusterJson>(kube, paths.pgclusters(appNs.name), {}, `PgClusters in ${appNs.name}`, false, true);
   const stopAll = () => ({
     configMaps: configMaps.map((w) => w.stop()),
     annotations: annotations.stop(),
