@@ -89,14 +89,14 @@ export function parseDnsWatcherLine(line: string): { at: number; addresses: stri
   return p && { at: p.at, addresses: p.items };
 }
 
-/** A line of examples/elixir-app's output: "<unix ms> <event> <arg>" (seen, gone, connected, nodes, warning ...). */
+/** A line of examples/mounted-files's output: "<unix ms> <event> <arg>" (seen, gone, connected, nodes, warning ...). */
 export function parseAppLine(line: string): { at: number; event: string; arg: string } | undefined {
   const m = /^(\d{13}) (\w+) ?(.*)$/.exec(line.trim());
   return m ? { at: Number(m[1]), event: m[2]!, arg: m[3]! } : undefined;
 }
 
 /**
- * The example Elixir app (examples/elixir-app) as a container: its node name <basename>@<pod IP>, the cookie
+ * The example Elixir app (examples/mounted-files) as a container: its node name <basename>@<pod IP>, the cookie
  * from a Secret, Ready once its VM is registered with epmd (so the operator announces only names that answer),
  * reading both peers files.
  */

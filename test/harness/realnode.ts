@@ -51,7 +51,7 @@ export const REAL_NODE_TAINT = { key: 'pgcluster.io/real-node', value: 'true', e
 export const PAUSE_IMAGE = 'localhost/pgco-pause:3.10';
 /** A tiny image with busybox (Debian's busybox-static), for app pods that read files. */
 export const BUSYBOX_IMAGE = 'localhost/pgco-busybox:1';
-/** Debian's Elixir and Erlang with examples/elixir-app/peer_watch.exs: a real BEAM app clustered by the operator. */
+/** Debian's Elixir and Erlang with examples/mounted-files/peer_watch.exs: a real BEAM app clustered by the operator. */
 export const BEAM_APP_IMAGE = 'localhost/pgco-beam-app:1';
 const LOCK = '/run/pgco-real-node.pid';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -203,7 +203,7 @@ async function buildBusyboxImage(cache: string): Promise<void> {
 export async function buildBeamAppImage(): Promise<void> {
   await buildDebianImage(BEAM_APP_IMAGE, {
     include: ['elixir'],
-    files: { '/app/peer_watch.exs': join(repoRoot, 'examples', 'elixir-app', 'peer_watch.exs') },
+    files: { '/app/peer_watch.exs': join(repoRoot, 'examples', 'mounted-files', 'peer_watch.exs') },
     changes: [
       'ENV HOME=/tmp LANG=C.UTF-8 ELIXIR_ERL_OPTIONS=+fnu',
       'WORKDIR /app',

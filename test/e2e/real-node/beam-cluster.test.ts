@@ -1,5 +1,5 @@
 // The outcome users want: real BEAM nodes in real pods form one Erlang cluster through the operator. The app is
-// examples/elixir-app/peer_watch.exs (Debian's Elixir, no Hex): it reads the peers from its mounted
+// examples/mounted-files/peer_watch.exs (Debian's Elixir, no Hex): it reads the peers from its mounted
 // downward-API file and calls Node.connect/1 — real distribution, real epmd, a cookie from a Secret. A BEAM
 // node outside Kubernetes (its own network namespace on the pods' bridge), announced the libcluster_postgres
 // way, is published by the operator and every pod connects to it.
@@ -156,7 +156,7 @@ test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is 
     host = await createTestHost(ip);
     // Its own peers file holds only itself: it waits for the pods to connect (and does not warn).
     writeFileSync(join(dir, 'peers'), outside);
-    beam = spawn(host.exec[0]!, [...host.exec.slice(1), 'elixir', '--name', outside, '--cookie', cookie, join(import.meta.dirname, '..', '..', '..', 'examples', 'elixir-app', 'peer_watch.exs')], {
+    beam = spawn(host.exec[0]!, [...host.exec.slice(1), 'elixir', '--name', outside, '--cookie', cookie, join(import.meta.dirname, '..', '..', '..', 'examples', 'mounted-files', 'peer_watch.exs')], {
       env: { ...process.env, HOME: dir, PEERS_FILES: join(dir, 'peers'), ELIXIR_ERL_OPTIONS: '+fnu +S 1' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     beam.stdout?.on('data', (b: Buffer) => { log += b.toString(); });
