@@ -123,8 +123,17 @@ export function beamAppContainer(o: { basename: string; cookieSecret: string; co
 /** The pod spec field that makes a pod wait for the operator's readiness gate (README, "Rollouts paced by discovery"). */
 export const withReadinessGate = { readinessGates: [{ conditionType: READINESS_GATE }] };
 
+const realNodeToleration = { ...REAL_NODE_TAINT, operator: 'Equal' };
+
 /** Pod spec fields every app pod on the real node has: the toleration for its taint, a short grace period. */
-export const onRealNode = { tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }], terminationGracePeriodSeconds: 2 };
+export const onRealNode = { tolerations: [realNodeToleration], terminationGracePeriodSeconds: 2 };
+
+/**
+ * Annotations of a namespace whose pods all get the toleration for the real node's taint, for manifests applied
+ * as they are (the examples): the API server's PodTolerationRestriction admission plugin merges a namespace's
+ * defaultTolerations into every pod created in it (test/harness/kube.ts).
+ */
+export const realNodeNamespace = { 'scheduler.alpha.kubernetes.io/defaultTolerations': JSON.stringify([realNodeToleration]) };
 
 /**
  * A Deployment of the example app (beamAppContainer) rolled one pod at a time without losing one (maxSurge 1,
