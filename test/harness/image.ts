@@ -44,16 +44,26 @@ export async function findEngine(): Promise<Engine> {
 }
 
 /**
+ * This process's hard limit in a row of /proc/self/limits ("Max open files", "Max processes"); undefined when
+ * unlimited or unreadable. (Not `ulimit -H...` in sh: dash has no -u, and an empty answer read as 0 gave every
+ * container RLIMIT_NPROC 0, so a RUN step that drops root, as apt-get does to _apt, could not fork.)
+ */
+function hardLimit(row: string): number | undefined {
+  let line: string | undefined;
+  try { line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(row)); } catch { return undefined; }
+  const hard = line?.slice(row.length).trim().split(/\s+/)[1];
+  return hard && /^\d+$/.test(hard) ? Number(hard) : undefined;
+}
+
+/**
  * A containers.conf of our own (CONTAINERS_CONF): runc (crun refuses hybrid cgroup v1 hosts), and default
  * ulimits no higher than this process's hard limits (a runtime that raises a hard limit fails without
  * CAP_SYS_RESOURCE). Nothing global changes.
  */
 async function writeContainersConf(dir: string): Promise<NodeJS.ProcessEnv> {
-  const hard = async (flag: string) => Number((await runCommand('sh', ['-c', `ulimit -H${flag}`])).stdout.trim()) || 1024;
-  const nofile = await hard('n');
+  const nofile = hardLimit('Max open files') ?? 1024;
   const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
-  const nprocRaw = (await runCommand('sh', ['-c', 'ulimit -Hu'])).stdout.trim();
-  const nproc = Math.min(nprocRaw === 'unlimited' ? pidMax : Number(nprocRaw), pidMax);
+  const nproc = Math.min(hardLimit('Max processes') ?? pidMax, pidMax);
   const conf = join(dir, 'containers.conf');
   writeFileSync(conf, [
     '[containers]',
