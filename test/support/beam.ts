@@ -75,9 +75,12 @@ export async function waitForBeamCluster(o: {
       const events = await appEvents(o.ns, p.metadata.name);
       const want = [...pods.filter((q) => q !== p).map(nodeOf), ...(o.extra ?? [])].sort();
       const have = lastNodeList(events);
-      if (JSON.stringify(have) !== JSON.stringify(want)) throw new Error(`${p.metadata.name} (${nodeOf(p)}) lists [${have.join(',')}] in Node.list(), wants [${want.join(',')}]`);
+      // What the app itself said was wrong (a name that is not in its files, an address not in its answer).
+      const warning = events.filter((e) => e.event === 'warning').at(-1);
+      const says = warning ? `; the app warns: ${warning.arg}` : '';
+      if (JSON.stringify(have) !== JSON.stringify(want)) throw new Error(`${p.metadata.name} (${nodeOf(p)}) lists [${have.join(',')}] in Node.list(), wants [${want.join(',')}]${says}`);
       const missing = o.check?.(p, events, pods);
-      if (missing) throw new Error(`${p.metadata.name} (${nodeOf(p)}): ${missing}`);
+      if (missing) throw new Error(`${p.metadata.name} (${nodeOf(p)}): ${missing}${says}`);
     }
     return pods;
   }, { timeoutMs: o.timeoutMs ?? MOUNTED_FILE_SYNC_MS, intervalMs: 500, message: `${o.what}: ${o.count} Ready pods (${o.selector}), every app's Node.list() holding the others` })
