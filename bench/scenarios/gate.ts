@@ -1,5 +1,5 @@
-// 12. Rollouts paced by discovery (docs/readiness-gate.md, "Rollouts paced by discovery"): a Deployment of real BEAM pods of
-// examples/elixir-app on the real node (maxSurge 1, maxUnavailable 0, a 3 s preStop sleep), rolled again and
+// 12. Rollouts paced by discovery (docs/readiness-gate.md): a Deployment of real BEAM pods of
+// examples/mounted-files on the real node (maxSurge 1, maxUnavailable 0, a 3 s preStop sleep), rolled again and
 // again, first without the readiness gate, then the same Deployment with it. Per rollout, from the template
 // change until every pod is replaced and the cluster has settled:
 //   disconnected  the total time during which some Ready pod (Ready, not being deleted) did not have some other

@@ -1,5 +1,5 @@
 // 7. Real BEAM pods on the real node (a kubelet on containerd): what an app sees, not only the API object.
-// N pods of examples/elixir-app (Debian's Elixir) in one PgCluster, each with a busybox sidecar that logs when
+// N pods of examples/mounted-files (Debian's Elixir) in one PgCluster, each with a busybox sidecar that logs when
 // its mounted annotation file and ConfigMap file change. Pods join and leave one at a time; per event:
 //   api      pod Ready (or deleted) -> every other member's annotation in the API shows it
 //   file     -> every other member's mounted annotation file, and separately its mounted ConfigMap file

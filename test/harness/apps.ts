@@ -89,14 +89,14 @@ export function parseDnsWatcherLine(line: string): { at: number; addresses: stri
   return p && { at: p.at, addresses: p.items };
 }
 
-/** A line of examples/elixir-app's output: "<unix ms> <event> <arg>" (seen, gone, connected, nodes, warning ...). */
+/** A line of examples/mounted-files's output: "<unix ms> <event> <arg>" (seen, gone, connected, nodes, warning ...). */
 export function parseAppLine(line: string): { at: number; event: string; arg: string } | undefined {
   const m = /^(\d{13}) (\w+) ?(.*)$/.exec(line.trim());
   return m ? { at: Number(m[1]), event: m[2]!, arg: m[3]! } : undefined;
 }
 
 /**
- * The example Elixir app (examples/elixir-app) as a container: its node name <basename>@<pod IP>, the cookie
+ * The example Elixir app (examples/mounted-files) as a container: its node name <basename>@<pod IP>, the cookie
  * from a Secret, Ready once its VM is registered with epmd (so the operator announces only names that answer),
  * reading both peers files.
  */
@@ -123,8 +123,17 @@ export function beamAppContainer(o: { basename: string; cookieSecret: string; co
 /** The pod spec field that makes a pod wait for the operator's readiness gate (docs/readiness-gate.md, "Rollouts paced by discovery"). */
 export const withReadinessGate = { readinessGates: [{ conditionType: READINESS_GATE }] };
 
+const realNodeToleration = { ...REAL_NODE_TAINT, operator: 'Equal' };
+
 /** Pod spec fields every app pod on the real node has: the toleration for its taint, a short grace period. */
-export const onRealNode = { tolerations: [{ ...REAL_NODE_TAINT, operator: 'Equal' }], terminationGracePeriodSeconds: 2 };
+export const onRealNode = { tolerations: [realNodeToleration], terminationGracePeriodSeconds: 2 };
+
+/**
+ * Annotations of a namespace whose pods all get the toleration for the real node's taint, for manifests applied
+ * as they are (the examples): the API server's PodTolerationRestriction admission plugin merges a namespace's
+ * defaultTolerations into every pod created in it (test/harness/kube.ts).
+ */
+export const realNodeNamespace = { 'scheduler.alpha.kubernetes.io/defaultTolerations': JSON.stringify([realNodeToleration]) };
 
 /**
  * A Deployment of the example app (beamAppContainer) rolled one pod at a time without losing one (maxSurge 1,

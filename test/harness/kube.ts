@@ -303,7 +303,13 @@ async function startApiServer(k: KubeCtx, etcdUrl: string, creds: Credentials, r
     `--service-account-signing-key-file=${creds.saKey}`,
     `--token-auth-file=${join(k.dir, 'tokens.csv')}`, '--allow-privileged=true',
     ...(realNode
-      ? ['--authorization-mode=Node,RBAC', '--kubelet-preferred-address-types=InternalIP,Hostname']
+      // PodTolerationRestriction: a namespace's annotation scheduler.alpha.kubernetes.io/defaultTolerations is
+      // merged into the tolerations of every pod created in it. The examples e2e applies examples/*/k8s/
+      // unchanged, with no toleration for the real node's test-only taint; its namespace carries that
+      // toleration instead, as a cluster admin would give a namespace access to dedicated nodes. Pods of other
+      // namespaces are unchanged but for the memory-pressure toleration the plugin adds to pods that request
+      // resources (no node here has that taint).
+      ? ['--authorization-mode=Node,RBAC', '--kubelet-preferred-address-types=InternalIP,Hostname', '--enable-admission-plugins=PodTolerationRestriction']
       // No token volumes for pods: nothing here runs real containers.
       : ['--authorization-mode=RBAC', '--disable-admission-plugins=ServiceAccount']),
   ], { logFile: join(k.dir, again ? `kube-apiserver-${again.run}.log` : 'kube-apiserver.log'), deathSignal: 'TERM' });

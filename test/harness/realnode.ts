@@ -17,7 +17,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSyn
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ensureBinaries, isReady, kubeconfigYaml, kubeRequest, NODE_USER, REAL_NODE, SCHEDULER_USER, type KubeStack } from './kube.ts';
-import { buildDebianImage, buildLocalImage, saveImage } from './image.ts';
+import { buildDebianImage, buildLocalImage, runtimeInstructions, saveImage } from './image.ts';
+import { buildExampleImages } from './examples.ts';
 import { fileURLToPath } from 'node:url';
 import { assertRunning, cacheDir, freePort, logTail, pidAlive, runCommand, startOwnedProc, waitReady, type CommandResult, type Proc } from './proc.ts';
 import { Teardown } from './teardown.ts';
@@ -51,7 +52,7 @@ export const REAL_NODE_TAINT = { key: 'pgcluster.io/real-node', value: 'true', e
 export const PAUSE_IMAGE = 'localhost/pgco-pause:3.10';
 /** A tiny image with busybox (Debian's busybox-static), for app pods that read files. */
 export const BUSYBOX_IMAGE = 'localhost/pgco-busybox:1';
-/** Debian's Elixir and Erlang with examples/elixir-app/peer_watch.exs: a real BEAM app clustered by the operator. */
+/** Debian's Elixir and Erlang with examples/mounted-files/peer_watch.exs: a real BEAM app clustered by the operator. */
 export const BEAM_APP_IMAGE = 'localhost/pgco-beam-app:1';
 const LOCK = '/run/pgco-real-node.pid';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -196,20 +197,19 @@ async function buildBusyboxImage(cache: string): Promise<void> {
 }
 
 /**
- * The example Elixir app in an image made from Debian's packages (no Hex here). It runs as
+ * The example Elixir app (examples/mounted-files) in an image made from Debian's packages by debootstrap (no
+ * Hex here), running as its Dockerfile's image does: the same `elixir` package, and the Dockerfile's own ENV,
+ * WORKDIR, USER and CMD, which run
  *   elixir --name "$NODE_BASENAME@$POD_IP" --cookie "$RELEASE_COOKIE" /app/peer_watch.exs
  * so a pod sets NODE_BASENAME (the PgCluster's nodeName.basename), POD_IP (downward API) and RELEASE_COOKIE.
+ * (The examples e2e builds that Dockerfile itself, test/harness/examples.ts.)
  */
 export async function buildBeamAppImage(): Promise<void> {
+  const dir = join(repoRoot, 'examples', 'mounted-files');
   await buildDebianImage(BEAM_APP_IMAGE, {
     include: ['elixir'],
-    files: { '/app/peer_watch.exs': join(repoRoot, 'examples', 'elixir-app', 'peer_watch.exs') },
-    changes: [
-      'ENV HOME=/tmp LANG=C.UTF-8 ELIXIR_ERL_OPTIONS=+fnu',
-      'WORKDIR /app',
-      'USER 1000:1000',
-      'CMD ["sh", "-c", "exec elixir --name \\"$NODE_BASENAME@$POD_IP\\" --cookie \\"$RELEASE_COOKIE\\" /app/peer_watch.exs"]',
-    ],
+    files: { '/app/peer_watch.exs': join(dir, 'peer_watch.exs') },
+    changes: runtimeInstructions(readFileSync(join(dir, 'Dockerfile'), 'utf8')),
   });
 }
 
@@ -248,7 +248,7 @@ export async function startRealNode(opts: { dir: string; kube: KubeStack; log?: 
     const containerd = await startContainerd(n);
     // The BEAM app image too, though only some tests run it: built here once, before any test's clock runs
     // (cold, debootstrap takes minutes; two test files building it at once each timed out), a label check when warm.
-    log('building the pause, busybox and BEAM app images');
+    log('building the pause, busybox, BEAM app and examples\' images');
     await buildNodeImages(loadImage);
     await coredns.ready();
     const kubelet = await startKubelet(n, bins.kubelet, endpoint);
@@ -384,11 +384,16 @@ async function startContainerd(n: NodeCtx): Promise<Proc> {
   return containerd;
 }
 
-/** The pause, busybox and BEAM app images, built (or found cached) and put into the node's containerd. */
+/**
+ * The pause, busybox and BEAM app images, built (or found cached) and put into the node's containerd; the
+ * examples' images only built (cold: a stand-in of debian:bookworm-slim and an apt-get install of Elixir), for
+ * the examples e2e, which loads them itself.
+ */
 async function buildNodeImages(loadImage: (ref: string) => Promise<void>): Promise<void> {
   await buildPauseImage(cacheDir());
   await buildBusyboxImage(cacheDir());
   await buildBeamAppImage();
+  await buildExampleImages();
   await loadImage(PAUSE_IMAGE);
   await loadImage(BUSYBOX_IMAGE);
   await loadImage(BEAM_APP_IMAGE);

@@ -103,10 +103,10 @@ export async function kubectlJson<T>(args: string[], opts: { ns?: string } = {})
   return JSON.parse(await kubectl([...args, '-o', 'json'], opts)) as T;
 }
 
-/** A fresh namespace named <prefix>-<random>; cleanup() deletes it without waiting. */
-export async function createNamespace(prefix: string): Promise<{ name: string; cleanup(): Promise<void> }> {
+/** A fresh namespace named <prefix>-<random>, with `meta`'s labels and annotations; cleanup() deletes it without waiting. */
+export async function createNamespace(prefix: string, meta: { labels?: Record<string, string>; annotations?: Record<string, string> } = {}): Promise<{ name: string; cleanup(): Promise<void> }> {
   const name = `${prefix}-${randomBytes(3).toString('hex')}`.toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
-  await kubectl(['create', 'namespace', name]);
+  await kubectl(['create', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, ...meta } }) });
   // With ServiceAccount admission on (the real-node stack), a pod is refused until the namespace's default
   // ServiceAccount exists; the controller manager makes it moments after the namespace.
   await waitFor(async () => (await runBin('kubectl', ['-n', name, 'get', 'serviceaccount', 'default', '--ignore-not-found', '-o', 'name'])).stdout.trim() !== '',

@@ -1,5 +1,5 @@
 // The outcome users want: real BEAM nodes in real pods form one Erlang cluster through the operator. The app is
-// examples/elixir-app/peer_watch.exs (Debian's Elixir, no Hex): it reads the peers from its mounted
+// examples/mounted-files/peer_watch.exs (Debian's Elixir, no Hex): it reads the peers from its mounted
 // downward-API file and calls Node.connect/1 — real distribution, real epmd, a cookie from a Secret. A BEAM
 // node outside Kubernetes (its own network namespace on the pods' bridge), announced the libcluster_postgres
 // way, is published by the operator and every pod connects to it.
@@ -16,7 +16,8 @@ import { startLibclusterNode, type LibclusterNode } from '../../harness/libclust
 import { startPostgres, type PostgresServer } from '../../harness/postgres.ts';
 import { runCommand } from '../../harness/proc.ts';
 import { createTestHost, TEST_HOST_IPS, type TestHost } from '../../harness/realnode.ts';
-import { beamAppContainer, onRealNode, parseAppLine, peersVolumes } from '../../harness/apps.ts';
+import { beamAppContainer, onRealNode, peersVolumes } from '../../harness/apps.ts';
+import { appEvents, waitForBeamCluster } from '../../support/beam.ts';
 import { createNamespace, kubectl, MOUNTED_FILE_SYNC_MS, REAL_NODE_TEST, requireRealNode, waitFor, type RealNodeEnv } from '../../support/env.ts';
 import { startOperator, testKube, type OperatorProcess } from '../../support/operator.ts';
 import type { KubeClient } from '../../../src/kube/client.ts';
@@ -47,32 +48,11 @@ async function livePods(): Promise<PodJson[]> {
 }
 
 /** The app's event lines ("<ms> <event> <args>"), from its log. */
-async function events(pod: string): Promise<{ at: number; event: string; arg: string }[]> {
-  const log = await kubectl(['logs', pod], { ns: ns.name });
-  return log.split('\n').flatMap((l) => parseAppLine(l) ?? []);
-}
-
-/** Node.list() as the app last printed it. */
-async function nodeList(pod: string): Promise<string[]> {
-  const last = (await events(pod)).filter((e) => e.event === 'nodes').at(-1);
-  return last ? last.arg.split(',').filter(Boolean).sort() : [];
-}
+const events = (pod: string) => appEvents(ns.name, pod);
 
 /** Waits until `count` Ready app pods each have every other one (and `extra`) in Node.list(). */
-async function expectCluster(what: string, count: number, extra: string[] = []): Promise<PodJson[]> {
-  let detail = '';
-  return waitFor(async () => {
-    const pods = await livePods();
-    if (pods.length !== count || !pods.every((p) => isReady(p) && p.status.podIP)) { detail = `${pods.length} pods, not all Ready`; return false; }
-    const names = pods.map(nodeOf);
-    for (const p of pods) {
-      const want = [...names.filter((n) => n !== nodeOf(p)), ...extra].sort();
-      const have = await nodeList(p.metadata.name);
-      if (JSON.stringify(have) !== JSON.stringify(want)) { detail = `${p.metadata.name} lists [${have.join(',')}], wants [${want.join(',')}]`; return false; }
-    }
-    return pods;
-  }, { timeoutMs: MOUNTED_FILE_SYNC_MS, intervalMs: 500, message: `${what}: every app pod's Node.list() holds the others (${detail})` });
-}
+const expectCluster = (what: string, count: number, extra: string[] = []): Promise<PodJson[]> =>
+  waitForBeamCluster({ ns: ns.name, selector: `app=${BASENAME}`, basename: BASENAME, count, what, extra });
 
 const deployment = (replicas: number, name = BASENAME, app = beamAppContainer({ basename: BASENAME, cookieSecret: 'beam-cookie', configMap: `${CLUSTER}-peers` }), labels: Record<string, string> = { app: BASENAME }) => ({
   apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name },
@@ -156,7 +136,7 @@ test('a BEAM node outside Kubernetes, announced the libcluster_postgres way, is 
     host = await createTestHost(ip);
     // Its own peers file holds only itself: it waits for the pods to connect (and does not warn).
     writeFileSync(join(dir, 'peers'), outside);
-    beam = spawn(host.exec[0]!, [...host.exec.slice(1), 'elixir', '--name', outside, '--cookie', cookie, join(import.meta.dirname, '..', '..', '..', 'examples', 'elixir-app', 'peer_watch.exs')], {
+    beam = spawn(host.exec[0]!, [...host.exec.slice(1), 'elixir', '--name', outside, '--cookie', cookie, join(import.meta.dirname, '..', '..', '..', 'examples', 'mounted-files', 'peer_watch.exs')], {
       env: { ...process.env, HOME: dir, PEERS_FILES: join(dir, 'peers'), ELIXIR_ERL_OPTIONS: '+fnu +S 1' }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     beam.stdout?.on('data', (b: Buffer) => { log += b.toString(); });
