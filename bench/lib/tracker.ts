@@ -9,6 +9,7 @@ import type { PodObject } from '../../src/kube/pods.ts';
 import type { ConfigMapObject, PgClusterObject } from '../../src/kube/resources.ts';
 import { mono } from './util.ts';
 import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
+import { PEERS_VERSION, peersVersion } from '../../src/core/outputs.ts';
 import { paths } from '../../src/kube/resources.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=pgcluster-operator';
@@ -88,6 +89,17 @@ export class Tracker {
   readonly podsByIp = new Map<string, Set<string>>();
   /** Pods whose IP changed after they had one: "ns/name old -> new". */
   readonly ipChanges: string[] = [];
+  /**
+   * Every list a ConfigMap has held, by its version (podAnnotationFormat version: an annotation carrying a
+   * version lists the names of that list; one the bench has not seen in a ConfigMap yet lists nothing yet).
+   */
+  readonly versions = new Map<string, ReadonlySet<string>>();
+
+  /** The names an annotation value lists (a list, or the list of the version it carries); undefined: not known yet. */
+  annotationNames(v: string | undefined): ReadonlySet<string> | undefined {
+    if (v !== undefined && PEERS_VERSION.test(v)) return this.versions.get(v);
+    return new Set(splitPeers(v, ','));
+  }
 
   constructor(kube: KubeClient, namespaces: string[]) {
     for (const ns of namespaces) {
@@ -183,7 +195,7 @@ export class Tracker {
     const id = key.slice(key.indexOf(':') + 1);
     if (key.startsWith('cm:')) return [...(this.cms.get(id) ?? [])];
     const p = this.pods.get(id);
-    return p ? splitPeers(p.annotation, ',') : ['<gone>'];
+    return p ? [...(this.annotationNames(p.annotation) ?? [`<unknown version ${p.annotation}>`])] : ['<gone>'];
   }
 
   #allCheck(key: string, want?: string): void {
@@ -279,13 +291,26 @@ export class Tracker {
     const key = k(ns, obj.metadata.name);
     const names = ev === 'delete' ? [] : splitPeers(obj.data?.peers, '\n');
     if (ev === 'delete') this.cms.delete(key); else this.cms.set(key, new Set(names));
+    // A new version: annotations that carry it (their event may have come first) now list its names.
+    const version = ev === 'delete' ? undefined : peersVersion(obj.data?.peers ?? '');
+    const fresh = version !== undefined && !this.versions.has(version);
+    if (fresh) this.versions.set(version, new Set(names));
     for (const e of this.#expectations) {
-      if (e.ns !== ns || e.cm !== obj.metadata.name) continue;
-      e.cmOk = this.#cmSays(e);
-      if (e.cmOk) e.cmAt ??= at;
+      if (e.ns !== ns) continue;
+      if (fresh) {
+        for (const p of e.pending) {
+          const st = this.pods.get(k(ns, p));
+          if (!st || this.#podSays(e, st)) e.pending.delete(p);
+        }
+      }
+      if (e.cm === obj.metadata.name) {
+        e.cmOk = this.#cmSays(e);
+        if (e.cmOk) e.cmAt ??= at;
+      }
       this.#check(e, at);
     }
     if (this.#all) {
+      if (fresh) for (const [id, c] of this.#all.clusters) if (c.spec.ns === ns) this.#allCheckCluster(id);
       this.#allCheck(`cm:${key}`);
       this.#allDone(at);
     }
@@ -297,7 +322,9 @@ export class Tracker {
   }
 
   #podSays(e: Expectation, p: PodState): boolean {
-    const has = splitPeers(p.annotation, ',').includes(e.node);
+    const names = this.annotationNames(p.annotation);
+    if (names === undefined) return false; // a version whose list the bench has not seen yet
+    const has = names.has(e.node);
     return e.want === 'present' ? has : !has;
   }
 
