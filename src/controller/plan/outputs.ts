@@ -19,6 +19,8 @@ export interface PodPatch {
   annotations: Record<string, string | null>;
   /** Only while this annotation still holds this value (our marker): what we wrote is all we remove. */
   guard?: { key: string; value: string };
+  /** The pod carries no value under the key yet (new to the PgCluster): the fan-out may write it twice in a pass. */
+  first?: boolean;
 }
 export interface PodConflict {
   pod: string;
@@ -149,7 +151,7 @@ function planAnnotations(pc: PgClusterObject, spec: EffectiveSpec, selected: rea
     // Ours, free, or marked by a PgCluster that no longer claims it here (younger, gone, or elsewhere).
     // The label lets the pod cache find the pod again once no selector does (core/spec.ts, ANNOTATED_LABEL).
     if (a[key] !== value || owner !== me.name || legacy || observed.metadata.labels?.[ANNOTATED_LABEL] !== 'true') {
-      podPatches.push({ pod: cached, annotations: { [key]: value, [markerKey(key)]: markerValue(me.name, key), ...(legacy ? { [CLUSTER_KEY]: null } : {}) } });
+      podPatches.push({ pod: cached, annotations: { [key]: value, [markerKey(key)]: markerValue(me.name, key), ...(legacy ? { [CLUSTER_KEY]: null } : {}) }, ...(a[key] === undefined ? { first: true } : {}) });
     }
   }
 }
