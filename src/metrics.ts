@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 const CONTROLLER = 'pgcluster';
 const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
-/** Every condition type a PgCluster can have (README, conditions table). */
+/** Every condition type a PgCluster can have (docs/troubleshooting.md, the conditions table). */
 export const CONDITION_TYPES = ['Connected', 'Ready', 'Degraded', 'Authenticated'] as const;
 
 export class Metrics {

@@ -1,4 +1,4 @@
-// 12. Rollouts paced by discovery (README, "Rollouts paced by discovery"): a Deployment of real BEAM pods of
+// 12. Rollouts paced by discovery (docs/readiness-gate.md, "Rollouts paced by discovery"): a Deployment of real BEAM pods of
 // examples/elixir-app on the real node (maxSurge 1, maxUnavailable 0, a 3 s preStop sleep), rolled again and
 // again, first without the readiness gate, then the same Deployment with it. Per rollout, from the template
 // change until every pod is replaced and the cluster has settled:

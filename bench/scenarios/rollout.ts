@@ -1,8 +1,9 @@
 // Issues 13 (items 3 and 4) and 24. A large PgCluster rolls: 1,000 members replaced the way a Deployment rolls
 // out by default (maxSurge 25 %, maxUnavailable 25 %), pods run by the BenchKubelet. Twice in the same run, with
-// spec.output.podAnnotationFormat list and version (README, "Outputs"): the operator's Kubernetes writes, the
-// API server's and etcd's CPU seconds, its request rate, join latency during the rollout, one full annotation
-// pass at rest after it (a leave), and the targets of issue 24 with the anchor beside each figure. Beside them, what users run today: N members each polling the Endpoints of their
+// spec.output.podAnnotationFormat list and version (docs/outputs.md): the operator's Kubernetes writes, the API
+// server's and etcd's CPU seconds, its request rate, join latency during the rollout, one full annotation pass
+// at rest after it (a leave), and the targets of issue 24 with the anchor beside each figure. Beside them, what
+// users run today: N members each polling the Endpoints of their
 // service every 5 s (libcluster's Kubernetes strategy, bench/lib/kube-sim.ts), steady and during the same
 // rollout (the bench writing the Endpoints as the endpoints controller would).
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';

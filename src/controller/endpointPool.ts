@@ -1,4 +1,4 @@
-// One PgEndpoint per distinct Postgres URL (and TLS settings: README, "TLS"), shared by every PgCluster that uses
+// One PgEndpoint per distinct Postgres URL (and TLS settings: docs/postgres.md, "TLS"), shared by every PgCluster that uses
 // it, closed with the last.
 import { PgEndpoint, type EndpointHooks } from '../postgres/endpoint.ts';
 import type { Logger } from '../log.ts';

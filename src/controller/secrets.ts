@@ -18,7 +18,7 @@ export type SecretReason = 'SecretForbidden' | 'SecretNotFound' | 'SecretKeyMiss
 /**
  * A usable URL comes parsed (with spec.postgres.tls applied) too: the endpoint does not parse it again. `key`
  * identifies its endpoint: the URL, and a fingerprint of the TLS settings when there are any, so that a
- * rotated CA or client certificate gets connections of its own (README, "TLS").
+ * rotated CA or client certificate gets connections of its own (docs/postgres.md, "TLS").
  */
 export type UrlLookup = { ok: true; url: string; parsed: ParsedPgUrl; tls: TlsSettings | undefined; key: string } | { ok: false; reason: SecretReason; message: string };
 type Found = Extract<UrlLookup, { ok: true }>;
@@ -104,7 +104,7 @@ export class SecretSource {
     return { ok: true, url, parsed: applied, tls: settings, key: fingerprint ? `${url}\n${fingerprint}` : url };
   }
 
-  /** spec.postgres.tls's Secrets, read and checked (README, "TLS"). */
+  /** spec.postgres.tls's Secrets, read and checked (docs/postgres.md, "TLS"). */
   async #tls(ns: string, tls: EffectiveTls, read: (ns: string, name: string) => Promise<SecretObject | undefined>): Promise<TlsSettings | { ok: false; reason: SecretReason; message: string }> {
     const out: TlsSettings = { sslmode: tls.sslmode as SslMode | undefined };
     const where = { ca: '', cert: '', key: '' };

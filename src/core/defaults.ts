@@ -1,5 +1,5 @@
 // The defaults that decide who meets whom and where apps read — the channel, the node names, the output names —
-// and their record on each PgCluster (README, "Upgrading"): written once, at its first reconcile, so that a
+// and their record on each PgCluster (docs/upgrading.md, "What is kept"): written once, at its first reconcile, so that a
 // release that changes a default never moves a live PgCluster. Pure.
 import { createHash } from 'node:crypto';
 
@@ -10,7 +10,7 @@ export const DEFAULT_POD_ANNOTATION = 'pgcluster.io/peers';
 
 /**
  * On the PgCluster: the defaults in force when the operator first reconciled it, for every defaulted value
- * that decides who meets whom or where apps read (README, "Upgrading"). Written once; a later release that
+ * that decides who meets whom or where apps read (docs/upgrading.md, "What is kept"). Written once; a later release that
  * changes a default never moves a live PgCluster.
  */
 export const DEFAULTS_ANNOTATION = 'pgcluster.io/defaults';

@@ -52,7 +52,7 @@ export function podNodeName(pod: PodView, spec: NamingSpec): PodNaming {
  * Whether a selected pod should be announced now (before naming): Ready, or with publishNotReadyPods any pod.
  * A pod with our readiness gate cannot be Ready before it is published (the gate waits for that), so for it
  * "its containers are ready" (ContainersReady True) stands in for Ready: it is announced, then published,
- * then the gate flips, then the kubelet marks it Ready (README, "Rollouts paced by discovery").
+ * then the gate flips, then the kubelet marks it Ready (docs/readiness-gate.md, "Rollouts paced by discovery").
  */
 export function isEligible(pod: PodView, publishNotReadyPods: boolean): boolean {
   if (pod.deleting || pod.terminated) return false; // a pod on its way out is never announced

@@ -1,4 +1,4 @@
-// The Postgres notification queue (README, "Alerts", PgClusterNotifyQueueFilling): shared by every LISTEN and
+// The Postgres notification queue (docs/monitoring.md, runbook PgClusterNotifyQueueFilling): shared by every LISTEN and
 // NOTIFY on a server; it only empties as far as the slowest listener has read, so one session that LISTENs
 // and then stays in a transaction (or stops reading) makes it grow until every NOTIFY on the server fails.
 

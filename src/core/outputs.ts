@@ -1,4 +1,4 @@
-// The desired outputs (README, "Outputs"). No timestamps: they change exactly when membership does.
+// The desired outputs (docs/outputs.md). No timestamps: they change exactly when membership does.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { byNode, type Peer } from './peerTable.ts';
@@ -23,7 +23,7 @@ export function configMapData(channel: string, peers: readonly Peer[]): Record<s
 }
 
 /**
- * Byte budgets of the outputs (README, "Output size"): the API server refuses a ConfigMap whose data passes
+ * Byte budgets of the outputs (docs/outputs.md, "Output size"): the API server refuses a ConfigMap whose data passes
  * 1 MiB and a pod whose annotations together pass 256 KiB (shared with everyone else's annotations).
  */
 export const CONFIGMAP_DATA_BUDGET = 900 * 1024;
@@ -108,7 +108,7 @@ export interface PeerAddress {
 }
 
 /**
- * The DNS output's addresses (README, "DNS output"): every published peer whose host is an IP address —
+ * The DNS output's addresses (docs/outputs.md, "DNS output"): every published peer whose host is an IP address —
  * members and remote peers alike — once per IP, by family, sorted. A host that is a DNS name is not an
  * address (its own DNS answers for it).
  */

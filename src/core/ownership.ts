@@ -1,4 +1,4 @@
-// Who owns what on a pod (README, "Who owns what"). The operator writes or removes an annotation key on a pod
+// Who owns what on a pod (docs/outputs.md, "Who owns what"). The operator writes or removes an annotation key on a pod
 // only where it wrote that key itself, for the same PgCluster: each key it writes comes with a marker
 // annotation of its own, `pgcluster.io/owner-<hash of the key>: "<pgcluster> <key>"`. Markers of distinct
 // keys are distinct annotations, so PgClusters writing distinct keys on one pod never touch each other's

@@ -1,4 +1,4 @@
-// Signed side-channel messages (README, "Authenticated peers"). NOTIFY has no access control: anyone who can
+// Signed side-channel messages (docs/protocol.md, "Authenticated peers"). NOTIFY has no access control: anyone who can
 // connect to the database can say anything on any channel. Operators that share a key (spec.auth) sign
 // their side-channel messages with HMAC-SHA256 over the content, a timestamp and a nonce; a receiver with
 // the key refuses a bad signature, a timestamp outside SIGNED_WINDOW_MS, and a nonce it has seen (a message

@@ -1,4 +1,4 @@
-// The operators' side channel (README, "Instant leave across clusters", "Authenticated peers"). Operators that
+// The operators' side channel (docs/protocol.md, "Instant leave across clusters", "Authenticated peers"). Operators that
 // share a PgCluster channel also talk on a channel derived from it, which libcluster_postgres nodes never
 // LISTEN on, in small versioned JSON messages. Version 1 has one type, "leave": a member stopped being
 // eligible (deleted, terminating, unready), so every other operator drops it at once instead of after

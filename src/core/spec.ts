@@ -25,7 +25,7 @@ export const OWNER_MARKER_PREFIX = 'pgcluster.io/owner-';
 export const ANNOTATED_LABEL = 'pgcluster.io/annotated';
 export const ANNOTATED_SELECTOR = `${ANNOTATED_LABEL}=true`;
 /**
- * The pod readiness gate (README, "Rollouts paced by discovery"): a pod whose spec.readinessGates lists this
+ * The pod readiness gate (docs/readiness-gate.md, "Rollouts paced by discovery"): a pod whose spec.readinessGates lists this
  * condition type gets it True once its node name is in every output of its PgCluster.
  */
 export const READINESS_GATE = 'pgcluster.io/published';
@@ -95,7 +95,7 @@ export interface EffectiveSpec {
   selector: LabelSelector;
   secretName: string;
   secretKey: string;
-  /** spec.postgres.tls (README, "TLS"); undefined = none. */
+  /** spec.postgres.tls (docs/postgres.md, "TLS"); undefined = none. */
   tls: EffectiveTls | undefined;
   channel: string;
   heartbeatMs: number;
@@ -115,7 +115,7 @@ export interface EffectiveSpec {
   annotationMinIntervalMs: number;
   /** The headless Service of the peers' IPs (DNS output); "" = off. */
   serviceName: string;
-  /** Signed side-channel messages (README, "Authenticated peers"); undefined = off. */
+  /** Signed side-channel messages (docs/protocol.md, "Authenticated peers"); undefined = off. */
   auth: EffectiveAuth | undefined;
 }
 

@@ -19,7 +19,7 @@ export interface PodObject extends KubeObject {
 
 const conditionTrue = (p: PodObject, type: string): boolean => (p.status?.conditions ?? []).some((c) => c.type === type && c.status === 'True');
 
-/** Whether the pod's spec lists the operator's readiness gate (README, "Rollouts paced by discovery"). */
+/** Whether the pod's spec lists the operator's readiness gate (docs/readiness-gate.md, "Rollouts paced by discovery"). */
 export function hasReadinessGate(p: PodObject): boolean {
   return (p.spec?.readinessGates ?? []).some((g) => g.conditionType === READINESS_GATE);
 }

@@ -22,7 +22,7 @@ export const paths = {
   endpointSlices: (ns?: string) => (ns ? `/apis/discovery.k8s.io/v1/namespaces/${enc(ns)}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices'),
 };
 
-/** The DNS output's objects (README, "DNS output"). */
+/** The DNS output's objects (docs/outputs.md, "DNS output"). */
 export interface ServiceObject extends KubeObject {
   spec?: { clusterIP?: string; selector?: Record<string, string>; publishNotReadyAddresses?: boolean; ports?: unknown[] };
 }
@@ -105,7 +105,7 @@ export function patchPodAnnotations(kube: KubeClient, ns: string, name: string, 
 
 /**
  * Sets one condition in a pod's status (pods/status; a strategic merge patch: conditions merge by type, the
- * kubelet's and others' are left as they are). The operator's readiness gate (README, "Rollouts paced by
+ * kubelet's and others' are left as they are). The operator's readiness gate (docs/readiness-gate.md, "Rollouts paced by
  * discovery").
  */
 export function patchPodCondition(kube: KubeClient, ns: string, name: string, condition: PodCondition): Promise<unknown> {

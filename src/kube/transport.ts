@@ -1,4 +1,4 @@
-// How requests reach the API server (README, "Connections to the API server"). Two undici Agents for the life
+// How requests reach the API server (docs/operator.md, "Connections to the API server"). Two undici Agents for the life
 // of the client, both speaking HTTP/2 as client-go does: one for requests (a fan-out of a hundred PATCHes after
 // an idle spell costs one TLS handshake, not a hundred) and one for watches (long-lived streams; the pool opens
 // another connection when one carries as many streams as the server allows). client-node alone would build a

@@ -124,7 +124,7 @@ export function classifyConnectError(err: unknown, secrets: UrlSecrets | undefin
   if (sqlstate === '42501') {
     return {
       reason: 'AuthenticationFailed',
-      message: 'the user of the Secret\'s URL may not connect to its database (SQLSTATE 42501, permission denied): GRANT CONNECT ON DATABASE <database> TO <user>, the one privilege it needs besides LOGIN (README, "Least privilege")',
+      message: 'the user of the Secret\'s URL may not connect to its database (SQLSTATE 42501, permission denied): GRANT CONNECT ON DATABASE <database> TO <user>, the one privilege it needs besides LOGIN (docs/postgres.md, "Least privilege")',
     };
   }
   if (sqlstate === '3D000') {

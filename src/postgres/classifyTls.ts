@@ -1,4 +1,4 @@
-// TLS failures of a connect attempt (README, "TLS"): the server's certificate not trusted (wrong or missing CA,
+// TLS failures of a connect attempt (docs/postgres.md, "TLS"): the server's certificate not trusted (wrong or missing CA,
 // expired), not issued for the host, the client certificate refused (unknown CA, wrong CN, none given). Each
 // message says where the CA or certificate came from and what to change. Pure; no message quotes the server's
 // certificate, the host or the user.

@@ -3,7 +3,7 @@
 // primary, turns off its session timeouts, LISTENs if it is the listener, and turns every failure on the way
 // into a Failure with an actionable message. Every step has the connect timeout: the startup (pg's
 // connectionTimeoutMillis) and each query (`answered`), so a server that accepts and then never answers ends the
-// attempt. A URL with several hosts (README, "High availability") tries them in order until one is a writable
+// attempt. A URL with several hosts (docs/postgres.md, "High availability") tries them in order until one is a writable
 // primary, as libpq does with target_session_attrs=read-write; a refused login or an unusable TLS option ends
 // the attempt at once (libpq does not try the next host after an authentication failure either). Whether to
 // retry, and when, is connection.ts's.

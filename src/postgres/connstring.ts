@@ -1,4 +1,4 @@
-// Parses a libpq connection URI (README, "PgCluster": "postgres://user:pass@host:5432/db?sslmode=verify-full") into
+// Parses a libpq connection URI (docs/postgres.md: "postgres://user:pass@host:5432/db?sslmode=verify-full") into
 // what `pg` needs, with libpq's meaning of sslmode rather than pg's (pg 8 treats prefer/require/verify-ca
 // as verify-full and prints a warning; a user who copies a URI from a cloud console means libpq's):
 //
@@ -15,7 +15,7 @@
 // connect_timeout (seconds) is honoured, per host. The ssl* keys are removed from the strings handed to pg so
 // that pg's own parser cannot override what we decided; tls.ts turns them into pg's `ssl` option.
 //
-// Several hosts (README, "High availability"), as libpq and Patroni users write them: postgres://h1:5432,h2:5433/db
+// Several hosts (docs/postgres.md, "High availability"), as libpq and Patroni users write them: postgres://h1:5432,h2:5433/db
 // or ?host=h1,h2&port=5432,5433. Each becomes a single-host connection string, tried in order (connect.ts) until
 // one is a writable primary: target_session_attrs may be any, read-write or primary (all mean "a primary" to an
 // operator that must NOTIFY); the values that ask for a standby are refused.

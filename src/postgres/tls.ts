@@ -1,4 +1,4 @@
-// TLS for a Postgres connection (README, "TLS"): what a PgCluster adds to its URL (spec.postgres.tls: an sslmode
+// TLS for a Postgres connection (docs/postgres.md, "TLS"): what a PgCluster adds to its URL (spec.postgres.tls: an sslmode
 // and PEM material read from Secrets), the checks that can be made before connecting, and pg's `ssl` option for
 // one connect attempt. The CA comes from, in this order: the CA Secret (spec.postgres.tls.caSecretRef), the
 // URL's sslrootcert (a file; `system`: the operating system's store), else Node's built-in public roots. The

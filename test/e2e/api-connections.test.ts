@@ -1,4 +1,4 @@
-// Connections to the API server that die quietly (README, "Connections to the API server"): a relay between the
+// Connections to the API server that die quietly (docs/operator.md, "Connections to the API server"): a relay between the
 // operator and the real kube-apiserver stops moving bytes on every connection open at that moment, without FIN
 // or RST — what a NAT, conntrack or load-balancer drop looks like — while new connections go through. The
 // operator must find its dead connections (HTTP/2 PINGs), watch and write again on fresh ones, and keep its

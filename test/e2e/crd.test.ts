@@ -1,5 +1,5 @@
 // The PgCluster CRD against a real kube-apiserver: it installs, prints its columns, applies its defaults,
-// and refuses every bad spec with the message of the rule that the spec breaks (README, "PgCluster").
+// and refuses every bad spec with the message of the rule that the spec breaks (README, "The PgCluster").
 //
 // Every invalid case asserts the distinctive text of each rule it breaks (the schema keyword's standard
 // message and the CEL rule's own message), so removing any one validation from the CRD fails a case here.

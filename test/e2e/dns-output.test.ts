@@ -1,7 +1,7 @@
 // The DNS output (issue 14, item 1), through the API: a selectorless headless Service and the operator's
 // EndpointSlices with one address per peer whose host is an IP (members and remote peers), following
 // membership, owned and cleaned up like the ConfigMap, never written over someone else's Service. A DNS
-// server answering from them is not part of this test (README, "DNS output").
+// server answering from them is not part of this test (docs/outputs.md, "DNS output").
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';

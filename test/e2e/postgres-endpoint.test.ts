@@ -469,7 +469,7 @@ describe('PgEndpoint against real Postgres', () => {
       assert.ok(s.phase === 'Failed' && /Point the Secret at the primary/.test(s.message));
       await ep.close();
 
-      // A host list (README, "High availability"): a dead host and the standby are passed over, the primary used.
+      // A host list (docs/postgres.md, "High availability"): a dead host and the standby are passed over, the primary used.
       const dead = await freePort();
       const hosts = (...ports: number[]) => srv.url.replace(`@127.0.0.1:${srv.port}/`, `@${ports.map((p) => `127.0.0.1:${p}`).join(',')}/`) + '?target_session_attrs=read-write';
       const ha = endpoint(hosts(dead, replica.port, srv.port));

@@ -102,7 +102,7 @@ export function parseAppLine(line: string): { at: number; event: string; arg: st
  */
 export function beamAppContainer(o: { basename: string; cookieSecret: string; configMap: string; env?: { name: string; value: string }[]; preStopSeconds?: number }) {
   return {
-    // Leaving first (README, "Rollouts paced by discovery"): the operator unpublishes a pod as soon as it is
+    // Leaving first (docs/readiness-gate.md, "Rollouts paced by discovery"): the operator unpublishes a pod as soon as it is
     // being deleted; a preStop sleep holds SIGTERM back until the peers' files have dropped it.
     ...(o.preStopSeconds ? { lifecycle: { preStop: { sleep: { seconds: o.preStopSeconds } } } } : {}),
     name: 'app', image: BEAM_APP_IMAGE, imagePullPolicy: 'Never',
@@ -120,7 +120,7 @@ export function beamAppContainer(o: { basename: string; cookieSecret: string; co
   };
 }
 
-/** The pod spec field that makes a pod wait for the operator's readiness gate (README, "Rollouts paced by discovery"). */
+/** The pod spec field that makes a pod wait for the operator's readiness gate (docs/readiness-gate.md, "Rollouts paced by discovery"). */
 export const withReadinessGate = { readinessGates: [{ conditionType: READINESS_GATE }] };
 
 /** Pod spec fields every app pod on the real node has: the toleration for its taint, a short grace period. */

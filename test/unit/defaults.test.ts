@@ -1,4 +1,4 @@
-// The defaults a PgCluster keeps (src/core/defaults.ts; README, "Upgrading"): recorded at its first reconcile,
+// The defaults a PgCluster keeps (src/core/defaults.ts; docs/upgrading.md, "What is kept"): recorded at its first reconcile,
 // they win over this release's defaults, so a release that changes a default never moves a live PgCluster.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -14,7 +14,7 @@ test('the Dockerfile ENTRYPOINT runs node with NODE_FLAGS', () => {
   assert.deepEqual(JSON.parse(line.slice('ENTRYPOINT'.length)), ['node', ...NODE_FLAGS, 'dist/src/main.js']);
 });
 
-// sslrootcert=system in a Postgres URL reads the OS store (README, "TLS"); the slim base image has none.
+// sslrootcert=system in a Postgres URL reads the OS store (docs/postgres.md, "TLS"); the slim base image has none.
 test('the runtime image carries a CA bundle where SSL_CERT_FILE says', () => {
   const dockerfile = read('Dockerfile');
   const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));

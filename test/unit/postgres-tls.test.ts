@@ -1,4 +1,4 @@
-// The pure parts of Postgres TLS and host lists (README, "TLS", "High availability"), table by table: parsing
+// The pure parts of Postgres TLS and host lists (docs/postgres.md, "TLS", "High availability"), table by table: parsing
 // host lists and target_session_attrs, spec.postgres.tls applied to a URL, the checks of the Secrets' PEM,
 // pg's ssl option, the fingerprint that names an endpoint, the classification of handshake failures, several
 // hosts' failures as one, redaction of host lists, the effective spec, and SecretSource reading it all.

@@ -1,4 +1,4 @@
-// The DNS output (README, "DNS output"): a selectorless headless Service and the EndpointSlices this operator
+// The DNS output (docs/outputs.md, "DNS output"): a selectorless headless Service and the EndpointSlices this operator
 // manages for it, one address per peer whose host is an IP. Planned here (pure, like plan/outputs.ts), applied by
 // write/apply.ts; the same ownership rules as the ConfigMap: only objects owned by this PgCluster are written.
 import { peerAddresses, type PeerAddress } from '../../core/outputs.ts';

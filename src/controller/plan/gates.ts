@@ -1,4 +1,4 @@
-// The readiness gate (README, "Rollouts paced by discovery"): on each selected pod whose spec lists
+// The readiness gate (docs/readiness-gate.md, "Rollouts paced by discovery"): on each selected pod whose spec lists
 // READINESS_GATE, the condition that says whether its node name is in every output of its PgCluster. Pure:
 // from what was observed — the outputs as written (the ConfigMap, each member's annotation, the DNS output's
 // slices, each read through the write memo) and each pod's condition as cached or as we last wrote it — to

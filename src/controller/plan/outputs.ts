@@ -1,5 +1,5 @@
 // The outputs a PgCluster wants (docs/architecture.md, "Observe, plan, apply"): its ConfigMap and, on each
-// selected pod, its annotation where it owns the key (README, "Who owns what"). Pure: from what was observed —
+// selected pod, its annotation where it owns the key (docs/outputs.md, "Who owns what"). Pure: from what was observed —
 // the pods and ConfigMaps as cached, or as we last wrote them — to the writes that make them so.
 import { renderPeers } from '../../core/outputs.ts';
 import type { Peer } from '../../core/peerTable.ts';
@@ -103,7 +103,7 @@ function planConfigMap(pc: PgClusterObject, spec: EffectiveSpec, peers: readonly
 }
 
 /**
- * On each selected pod, the annotation and its marker where this PgCluster owns the key (README, "Who owns
+ * On each selected pod, the annotation and its marker where this PgCluster owns the key (docs/outputs.md, "Who owns
  * what"); off every pod, what this PgCluster wrote and no longer wants (another key, a pod no longer
  * selected), each removal guarded by our marker.
  */

@@ -1,4 +1,4 @@
-// spec.auth applied to what a PgCluster hears (README, "Authenticated peers"): which names on the channel and
+// spec.auth applied to what a PgCluster hears (docs/protocol.md, "Authenticated peers"): which names on the channel and
 // which side-channel messages may change its peer table. Without spec.auth nothing is verified and everything
 // is accepted; with it and acceptUnsigned false ("strict"), only members and signed peers are published.
 import type { PeerTable } from '../../core/peerTable.ts';
@@ -68,7 +68,7 @@ export class SideChannelAuth {
   }
 
   /**
-   * One side-channel message on `side` (README, "Authenticated peers"); undefined `side`: not attached.
+   * One side-channel message on `side` (docs/protocol.md, "Authenticated peers"); undefined `side`: not attached.
    * `wallNow` checks signed timestamps, `now` (monotonic) is the peer table's time.
    */
   receiveSide(payload: string, side: string | undefined, wallNow: number, now: number): SideOutcome {

@@ -36,7 +36,7 @@ export async function guard(ctx: Context, key: string, t: Instant): Promise<Admi
   const finalizers = pc.metadata.finalizers ?? [];
   const recorded = pc.metadata.annotations?.[DEFAULTS_ANNOTATION] !== undefined;
   if (!finalizers.includes(FINALIZER) || !recorded) {
-    // One write: our finalizer, and the defaults this PgCluster keeps from now on (README, "Upgrading").
+    // One write: our finalizer, and the defaults this PgCluster keeps from now on (docs/upgrading.md, "What is kept").
     await ctx.writes.writer.setFinalizers(pc, finalizers.includes(FINALIZER) ? finalizers : [...finalizers, FINALIZER], recorded ? undefined : { [DEFAULTS_ANNOTATION]: defaultsToRecord(pc) });
     return DONE; // the update event requeues us with the new resourceVersion
   }

@@ -25,7 +25,7 @@ export function hearPayload(ctx: HearContext, key: string, payload: string): voi
 }
 
 /**
- * A message on the operators' side channel: a "leave" takes remote peers out at once (README, "Instant leave
+ * A message on the operators' side channel: a "leave" takes remote peers out at once (docs/protocol.md, "Instant leave
  * across clusters"); a signed "alive" adds or refreshes them ("Authenticated peers").
  */
 export function hearSide(ctx: HearContext, key: string, payload: string): void {

@@ -115,7 +115,7 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
 }
 
 /**
- * spec.auth (README, "Authenticated peers"): reads the keys, applies the policy to the runtime, and answers the
+ * spec.auth (docs/protocol.md, "Authenticated peers"): reads the keys, applies the policy to the runtime, and answers the
  * Authenticated condition (none without spec.auth). A key that cannot be read stops signing and verifying,
  * never the heartbeats; with acceptUnsigned false the remote peers are then held as they are. Keys are never
  * logged or shown: the condition names them by keyId.

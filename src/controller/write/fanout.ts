@@ -1,4 +1,4 @@
-// The annotation fan-out of one PgCluster (README, "The fan-out policy"): O(members) PATCHes per membership
+// The annotation fan-out of one PgCluster (docs/outputs.md, "The fan-out policy"): O(members) PATCHes per membership
 // change, run beside the reconcile instead of inside it, so that the ConfigMap and the status of the next
 // change never wait behind them. The policy that bounds the writes:
 //  - at most one pass in flight per PgCluster, each pod written at most once per pass;

@@ -1,4 +1,4 @@
-// Rollouts paced by discovery (README, "Rollouts paced by discovery"): real BEAM pods of examples/elixir-app in
+// Rollouts paced by discovery (docs/readiness-gate.md, "Rollouts paced by discovery"): real BEAM pods of examples/elixir-app in
 // a Deployment (maxSurge 1, maxUnavailable 0) whose pods list the readiness gate pgcluster.io/published and hold
 // SIGTERM back with a preStop sleep. A rollout replaces every pod; a watch of the pods and the ConfigMap and
 // each pod's logs (its app's events, and a sidecar that logs its mounted files' changes every 50 ms) show that
