@@ -94,6 +94,8 @@ export class Tracker {
    * version lists the names of that list; one the bench has not seen in a ConfigMap yet lists nothing yet).
    */
   readonly versions = new Map<string, ReadonlySet<string>>();
+  /** Version -> pods ("ns/name") whose annotation carried it before any ConfigMap did: looked at again then. */
+  #unknown = new Map<string, Set<string>>();
 
   /** The names an annotation value lists (a list, or the list of the version it carries); undefined: not known yet. */
   annotationNames(v: string | undefined): ReadonlySet<string> | undefined {
@@ -252,6 +254,11 @@ export class Tracker {
       goneAt: prev?.goneAt ?? (deleting ? at : undefined),
     };
     if (gone) this.pods.delete(key); else this.pods.set(key, st);
+    if (!gone && st.annotation !== undefined && this.annotationNames(st.annotation) === undefined) {
+      let waiting = this.#unknown.get(st.annotation);
+      if (!waiting) this.#unknown.set(st.annotation, (waiting = new Set()));
+      waiting.add(key);
+    }
     if (prev?.ip && ip && prev.ip !== ip) this.ipChanges.push(`${key} ${prev.ip} -> ${ip}`);
     if (ip) {
       let seen = this.podsByIp.get(ip);
@@ -295,14 +302,11 @@ export class Tracker {
     const version = ev === 'delete' ? undefined : peersVersion(obj.data?.peers ?? '');
     const fresh = version !== undefined && !this.versions.has(version);
     if (fresh) this.versions.set(version, new Set(names));
+    const carrying = fresh ? [...(this.#unknown.get(version) ?? [])].flatMap((pk) => this.pods.get(pk) ?? []) : [];
+    if (fresh) this.#unknown.delete(version);
     for (const e of this.#expectations) {
       if (e.ns !== ns) continue;
-      if (fresh) {
-        for (const p of e.pending) {
-          const st = this.pods.get(k(ns, p));
-          if (!st || this.#podSays(e, st)) e.pending.delete(p);
-        }
-      }
+      for (const st of carrying) if (st.ns === ns && e.pending.has(st.name) && this.#podSays(e, st)) e.pending.delete(st.name);
       if (e.cm === obj.metadata.name) {
         e.cmOk = this.#cmSays(e);
         if (e.cmOk) e.cmAt ??= at;
@@ -310,7 +314,7 @@ export class Tracker {
       this.#check(e, at);
     }
     if (this.#all) {
-      if (fresh) for (const [id, c] of this.#all.clusters) if (c.spec.ns === ns) this.#allCheckCluster(id);
+      for (const st of carrying) this.#allCheck(`pod:${k(st.ns, st.name)}`);
       this.#allCheck(`cm:${key}`);
       this.#allDone(at);
     }
