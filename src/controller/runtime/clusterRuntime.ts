@@ -5,6 +5,7 @@ import { PeerTable } from '../../core/peerTable.ts';
 import { parseNodeName } from '../../core/payload.ts';
 import type { EndpointPool } from '../endpointPool.ts';
 import type { FanOut } from '../write/fanout.ts';
+import type { SelectionMemo } from '../plan/members.ts';
 import { EndpointAttachment, type Attachment } from './attachment.ts';
 import { FloodMeter, type FloodReading } from './floodMeter.ts';
 import { PublishPacing, type PeerList } from './publishPacing.ts';
@@ -47,6 +48,8 @@ export class ClusterRuntime {
    * that changes nothing skips them (plan/outputs.ts, planAnnotations).
    */
   readonly settledPods = new WeakMap<object, { sig: string; value: string; selected: boolean }>();
+  /** Each pod's part of the selection, per pod object and spec (plan/members.ts). */
+  readonly selectionMemo: SelectionMemo = new WeakMap();
   #seeded = false;
 
   constructor(key: string, limits: RuntimeLimits, parts: RuntimeParts = {}) {

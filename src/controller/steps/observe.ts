@@ -63,7 +63,7 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
   // Peer times are monotonic: a wall-clock step (NTP, a VM resumed) must not expire every remote peer at once.
   const now = t.mono;
   rt.seedOnce(() => remotePeersFromConfigMap(caches.configMaps.get(ns, spec.configMapName)?.data), now);
-  const selection = selectMembers(caches.pods.inNamespace(ns), spec);
+  const selection = selectMembers(caches.pods.inNamespace(ns), spec, rt.selectionMemo);
   const change = rt.table.setMembers(selection.members, now);
   if (change.added.length || change.removed.length) {
     rt.changed(now);
