@@ -67,9 +67,11 @@ describe('podAnnotationFormat: the list, or its version', () => {
     assert.equal(await waitForVersion(pods, names), three);
 
     // `kubectl get` shows the columns it always did.
-    const table = await kubectl(['get', 'pgclusters', 'fmt'], { ns: n });
+    const table = await waitFor(async () => {
+      const t = await kubectl(['get', 'pgclusters', 'fmt'], { ns: n });
+      return /^fmt\s+\S+\s+3\s+3\s+True\s/m.test(t) && t;
+    }, { message: 'kubectl get pgclusters: fmt with 3 members, 3 peers, Ready' });
     assert.match(table, /^NAME\s+CHANNEL\s+MEMBERS\s+PEERS\s+READY\s+AGE\s*$/m);
-    assert.match(table, /^fmt\s+\S+\s+3\s+3\s+True\s/m);
   });
 
   test('any other value is refused by the API server (the CRD\'s enum); unset is list', async () => {
