@@ -23,6 +23,8 @@ export interface PodState {
   deleting: boolean;
   gone: boolean;
   annotation: string | undefined;
+  /** The names the annotation lists, parsed once per event (a version: its list's); undefined: not known yet. */
+  names: ReadonlySet<string> | undefined;
   /** mono() of the event in which the pod was first seen Ready with an IP. */
   readyAt: number | undefined;
   /** mono() of the event in which the pod was first seen deleting (or deleted). */
@@ -197,7 +199,7 @@ export class Tracker {
     const id = key.slice(key.indexOf(':') + 1);
     if (key.startsWith('cm:')) return [...(this.cms.get(id) ?? [])];
     const p = this.pods.get(id);
-    return p ? [...(this.annotationNames(p.annotation) ?? [`<unknown version ${p.annotation}>`])] : ['<gone>'];
+    return p ? [...(p.names ?? [`<unknown version ${p.annotation}>`])] : ['<gone>'];
   }
 
   #allCheck(key: string, want?: string): void {
@@ -250,11 +252,14 @@ export class Tracker {
     const st: PodState = {
       ns, name: obj.metadata.name, labels: obj.metadata.labels ?? {}, ip, ready, deleting, gone,
       annotation: obj.metadata.annotations?.[DEFAULT_POD_ANNOTATION],
+      names: undefined,
       readyAt: prev?.readyAt ?? (ready && ip ? at : undefined),
       goneAt: prev?.goneAt ?? (deleting ? at : undefined),
     };
+    // The same value as the previous event (most pod events are not the annotation's): its names again.
+    st.names = prev && prev.annotation === st.annotation ? prev.names : this.annotationNames(st.annotation);
     if (gone) this.pods.delete(key); else this.pods.set(key, st);
-    if (!gone && st.annotation !== undefined && this.annotationNames(st.annotation) === undefined) {
+    if (!gone && st.annotation !== undefined && st.names === undefined) {
       let waiting = this.#unknown.get(st.annotation);
       if (!waiting) this.#unknown.set(st.annotation, (waiting = new Set()));
       waiting.add(key);
@@ -302,8 +307,9 @@ export class Tracker {
     const version = ev === 'delete' ? undefined : peersVersion(obj.data?.peers ?? '');
     const fresh = version !== undefined && !this.versions.has(version);
     if (fresh) this.versions.set(version, new Set(names));
-    const carrying = fresh ? [...(this.#unknown.get(version) ?? [])].flatMap((pk) => this.pods.get(pk) ?? []) : [];
+    const carrying = fresh ? [...(this.#unknown.get(version) ?? [])].flatMap((pk) => this.pods.get(pk) ?? []).filter((st) => st.annotation === version) : [];
     if (fresh) this.#unknown.delete(version);
+    for (const st of carrying) st.names = this.versions.get(version as string);
     for (const e of this.#expectations) {
       if (e.ns !== ns) continue;
       for (const st of carrying) if (st.ns === ns && e.pending.has(st.name) && this.#podSays(e, st)) e.pending.delete(st.name);
@@ -326,7 +332,7 @@ export class Tracker {
   }
 
   #podSays(e: Expectation, p: PodState): boolean {
-    const names = this.annotationNames(p.annotation);
+    const names = p.names;
     if (names === undefined) return false; // a version whose list the bench has not seen yet
     const has = names.has(e.node);
     return e.want === 'present' ? has : !has;
