@@ -13,7 +13,7 @@ import { CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, outputNames, podWatches } fr
 import { systemClock, type Clock } from '../core/clock.ts';
 import { getSecret } from '../kube/resources.ts';
 import type { PgEndpoint } from '../postgres/endpoint.ts';
-import { WRITE_CONCURRENCY, memoKeys, recordEvent } from './write/apply.ts';
+import { WRITE_CONCURRENCY, recordEvent } from './write/apply.ts';
 import { fencedWriter, kubeWriter } from './write/writer.ts';
 import { WriteMemo } from './write/writeMemo.ts';
 import { Semaphore } from '../core/limit.ts';
@@ -150,25 +150,21 @@ export class Manager {
   /** Fills the caches; a standby replica does this too, so that it is ready to take over at once. */
   async startCaches(): Promise<void> {
     const { pgclusters, pods, configMaps, services, endpointSlices } = this.#stores;
-    const { queue, env: { log }, writes: { memo } } = this.ctx;
+    const { queue, env: { log } } = this.ctx;
     // The pod watches follow the PgClusters (before the reconcile the event queues: it finds them started).
     const watchPods = () => pods.set(podWatches(pgclusters.all()));
     pgclusters.on((event, pc, old) => {
       // Only a PgCluster that comes, goes or changes its selector changes the watches (status writes do not).
       const selectorChanged = event === 'add' || event === 'delete' || (event === 'update' && JSON.stringify(old?.spec?.selector) !== JSON.stringify(pc.spec?.selector));
       if (selectorChanged) watchPods();
-      // Our own status write coming back changes nothing the reconcile that wrote it did not know.
-      if (event === 'update' && memo.isOwnWrite(memoKeys.status(pc.metadata.namespace, pc.metadata.name), pc)) return;
       queue.add(objectKey(pc));
     });
     pods.onSynced((ns) => {
       for (const pc of pgclusters.inNamespace(ns)) queue.add(objectKey(pc));
     });
-    configMaps.on((e, cm) => {
+    configMaps.on((_e, cm) => {
       const ns = cm.metadata.namespace ?? '';
       const owner = cm.metadata.labels?.[CLUSTER_KEY];
-      // Our own write coming back (the PgCluster that wrote it knew it already): nothing to look at again.
-      if (e !== 'delete' && memo.isOwnWrite(memoKeys.configMap(ns, cm.metadata.name), cm)) return;
       if (owner) queue.add(`${ns}/${owner}`);
       // A PgCluster whose output name this ConfigMap holds (e.g. one in conflict, now deleted) looks again.
       for (const pc of pgclusters.inNamespace(ns)) if (pc.metadata.name !== owner && outputNames(pc).configMapName === cm.metadata.name) queue.add(objectKey(pc));

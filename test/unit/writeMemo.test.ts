@@ -36,17 +36,3 @@ test('entries nobody looks at again are swept after 60 s', () => {
   memo.record('other', obj('1', 'a'), obj('2', 'b'));
   assert.equal(memo.size, 1);
 });
-
-const ownWrites: [string, string | undefined, string, boolean][] = [
-  ['the version we wrote', '12', '12', true],
-  ['an older version (another writer, before ours)', '12', '11', false],
-  ['a newer version (another writer, after ours)', '12', '13', false],
-  ['nothing written under the key', undefined, '12', false],
-];
-for (const [name, written, seen, own] of ownWrites) {
-  test(`isOwnWrite: ${name}: ${own}`, () => {
-    const memo = new WriteMemo(new FakeClock());
-    if (written) memo.record('k', obj('10', 'old'), obj(written, 'ours'));
-    assert.equal(memo.isOwnWrite('k', obj(seen, 'seen')), own);
-  });
-}

@@ -43,15 +43,6 @@ export class WriteMemo {
     return cached;
   }
 
-  /**
-   * Whether `obj` (a watch event) is our own write of `key` coming back: the version we wrote. The reconcile
-   * that wrote it knew it already, so the event need not queue another (docs/architecture.md, "Data flow").
-   */
-  isOwnWrite(key: string, obj: KubeObject): boolean {
-    const v = (this.#memo.get(key)?.obj as KubeObject | undefined)?.metadata?.resourceVersion;
-    return v !== undefined && v === obj.metadata.resourceVersion;
-  }
-
   forget(key: string): void {
     this.#memo.delete(key);
   }
