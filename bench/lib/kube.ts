@@ -25,6 +25,8 @@ export interface PgClusterSpec {
   peerTimeout?: string;
   /** spec.output.annotationMinInterval */
   annotationMinInterval?: string;
+  /** spec.output.podAnnotationFormat */
+  podAnnotationFormat?: 'list' | 'version';
 }
 
 export function createPgCluster(kube: KubeClient, ns: string, name: string, s: PgClusterSpec): Promise<void> {
@@ -34,7 +36,7 @@ export function createPgCluster(kube: KubeClient, ns: string, name: string, s: P
     channel: s.channel,
     ...(s.heartbeatInterval ? { heartbeatInterval: s.heartbeatInterval } : {}),
     ...(s.peerTimeout ? { peerTimeout: s.peerTimeout } : {}),
-    ...(s.annotationMinInterval ? { output: { annotationMinInterval: s.annotationMinInterval } } : {}),
+    ...(s.annotationMinInterval || s.podAnnotationFormat ? { output: { ...(s.annotationMinInterval ? { annotationMinInterval: s.annotationMinInterval } : {}), ...(s.podAnnotationFormat ? { podAnnotationFormat: s.podAnnotationFormat } : {}) } } : {}),
   });
 }
 

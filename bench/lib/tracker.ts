@@ -9,6 +9,7 @@ import type { PodObject } from '../../src/kube/pods.ts';
 import type { ConfigMapObject, PgClusterObject } from '../../src/kube/resources.ts';
 import { mono } from './util.ts';
 import { DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
+import { PEERS_VERSION, peersVersion } from '../../src/core/outputs.ts';
 import { paths } from '../../src/kube/resources.ts';
 
 const MANAGED = 'app.kubernetes.io/managed-by=pgcluster-operator';
@@ -22,6 +23,8 @@ export interface PodState {
   deleting: boolean;
   gone: boolean;
   annotation: string | undefined;
+  /** The names the annotation lists, parsed once per event (a version: its list's); undefined: not known yet. */
+  names: ReadonlySet<string> | undefined;
   /** mono() of the event in which the pod was first seen Ready with an IP. */
   readyAt: number | undefined;
   /** mono() of the event in which the pod was first seen deleting (or deleted). */
@@ -88,6 +91,19 @@ export class Tracker {
   readonly podsByIp = new Map<string, Set<string>>();
   /** Pods whose IP changed after they had one: "ns/name old -> new". */
   readonly ipChanges: string[] = [];
+  /**
+   * Every list a ConfigMap has held, by its version (podAnnotationFormat version: an annotation carrying a
+   * version lists the names of that list; one the bench has not seen in a ConfigMap yet lists nothing yet).
+   */
+  readonly versions = new Map<string, ReadonlySet<string>>();
+  /** Version -> pods ("ns/name") whose annotation carried it before any ConfigMap did: looked at again then. */
+  #unknown = new Map<string, Set<string>>();
+
+  /** The names an annotation value lists (a list, or the list of the version it carries); undefined: not known yet. */
+  annotationNames(v: string | undefined): ReadonlySet<string> | undefined {
+    if (v !== undefined && PEERS_VERSION.test(v)) return this.versions.get(v);
+    return new Set(splitPeers(v, ','));
+  }
 
   constructor(kube: KubeClient, namespaces: string[]) {
     for (const ns of namespaces) {
@@ -183,7 +199,7 @@ export class Tracker {
     const id = key.slice(key.indexOf(':') + 1);
     if (key.startsWith('cm:')) return [...(this.cms.get(id) ?? [])];
     const p = this.pods.get(id);
-    return p ? splitPeers(p.annotation, ',') : ['<gone>'];
+    return p ? [...(p.names ?? [`<unknown version ${p.annotation}>`])] : ['<gone>'];
   }
 
   #allCheck(key: string, want?: string): void {
@@ -236,10 +252,18 @@ export class Tracker {
     const st: PodState = {
       ns, name: obj.metadata.name, labels: obj.metadata.labels ?? {}, ip, ready, deleting, gone,
       annotation: obj.metadata.annotations?.[DEFAULT_POD_ANNOTATION],
+      names: undefined,
       readyAt: prev?.readyAt ?? (ready && ip ? at : undefined),
       goneAt: prev?.goneAt ?? (deleting ? at : undefined),
     };
+    // The same value as the previous event (most pod events are not the annotation's): its names again.
+    st.names = prev && prev.annotation === st.annotation ? prev.names : this.annotationNames(st.annotation);
     if (gone) this.pods.delete(key); else this.pods.set(key, st);
+    if (!gone && st.annotation !== undefined && st.names === undefined) {
+      let waiting = this.#unknown.get(st.annotation);
+      if (!waiting) this.#unknown.set(st.annotation, (waiting = new Set()));
+      waiting.add(key);
+    }
     if (prev?.ip && ip && prev.ip !== ip) this.ipChanges.push(`${key} ${prev.ip} -> ${ip}`);
     if (ip) {
       let seen = this.podsByIp.get(ip);
@@ -279,13 +303,24 @@ export class Tracker {
     const key = k(ns, obj.metadata.name);
     const names = ev === 'delete' ? [] : splitPeers(obj.data?.peers, '\n');
     if (ev === 'delete') this.cms.delete(key); else this.cms.set(key, new Set(names));
+    // A new version: annotations that carry it (their event may have come first) now list its names.
+    const version = ev === 'delete' ? undefined : peersVersion(obj.data?.peers ?? '');
+    const fresh = version !== undefined && !this.versions.has(version);
+    if (fresh) this.versions.set(version, new Set(names));
+    const carrying = fresh ? [...(this.#unknown.get(version) ?? [])].flatMap((pk) => this.pods.get(pk) ?? []).filter((st) => st.annotation === version) : [];
+    if (fresh) this.#unknown.delete(version);
+    for (const st of carrying) st.names = this.versions.get(version as string);
     for (const e of this.#expectations) {
-      if (e.ns !== ns || e.cm !== obj.metadata.name) continue;
-      e.cmOk = this.#cmSays(e);
-      if (e.cmOk) e.cmAt ??= at;
+      if (e.ns !== ns) continue;
+      for (const st of carrying) if (st.ns === ns && e.pending.has(st.name) && this.#podSays(e, st)) e.pending.delete(st.name);
+      if (e.cm === obj.metadata.name) {
+        e.cmOk = this.#cmSays(e);
+        if (e.cmOk) e.cmAt ??= at;
+      }
       this.#check(e, at);
     }
     if (this.#all) {
+      for (const st of carrying) this.#allCheck(`pod:${k(st.ns, st.name)}`);
       this.#allCheck(`cm:${key}`);
       this.#allDone(at);
     }
@@ -297,7 +332,9 @@ export class Tracker {
   }
 
   #podSays(e: Expectation, p: PodState): boolean {
-    const has = splitPeers(p.annotation, ',').includes(e.node);
+    const names = p.names;
+    if (names === undefined) return false; // a version whose list the bench has not seen yet
+    const has = names.has(e.node);
     return e.want === 'present' ? has : !has;
   }
 

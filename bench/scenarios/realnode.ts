@@ -108,6 +108,7 @@ export const realnode: Scenario = {
     const size = pick(ctx.mode, { full: 12, quick: 10, smoke: 3 });
     const rounds = pick(ctx.mode, { full: 10, quick: 6, smoke: 1 });
     const offRounds = pick(ctx.mode, { full: 3, quick: 2, smoke: 1 });
+    const versionRounds = pick(ctx.mode, { full: 10, quick: 6, smoke: 1 });
     const { ns, pg: pgSrv } = await beamNamespace(ctx, 'realnode');
     const basename = 'rn';
     const cm = 'rn-peers';
@@ -246,6 +247,25 @@ export const realnode: Scenario = {
       d.leave_configmap = rows('leave_file_configmap', 'leave: -> off every mounted ConfigMap file', leaves.map((e) => e.configmap), 1000);
       d.leave_cluster = rows('leave_cluster', 'leave: -> gone from every Node.list()', leaves.map((e) => e.cluster), 2000);
       d.leave_dns = rows('leave_dns', 'leave: -> gone from every member\'s DNS answer', leaves.map((e) => e.dns));
+
+      // podAnnotationFormat version (issue 24): the annotation carries only the version of the ConfigMap's list;
+      // apps read the ConfigMap file, which the annotation write still makes the kubelet refresh. The
+      // annotation file holds no names now, so the ConfigMap file and Node.list() are measured.
+      say(`realnode: ${versionRounds} rounds with output.podAnnotationFormat version`);
+      await kube.patch(pcPath, { spec: { output: { podAnnotationFormat: 'version' } } }, 'pgclusters');
+      const versioned: EventTimes[] = [];
+      for (let i = 0; i < versionRounds; i++) {
+        const { leave, join } = await round(['configmap', 'cluster'], ['configmap', 'cluster']);
+        versioned.push(leave!, join);
+        say(`realnode: version, round ${i + 1}/${versionRounds}: join ConfigMap file ${join.configmap.toFixed(0)} / cluster ${join.cluster.toFixed(0)} ms; leave ${leave!.configmap.toFixed(0)} / ${leave!.cluster.toFixed(0)} ms`);
+      }
+      const vJoins = versioned.filter((e) => e.kind === 'join');
+      const vLeaves = versioned.filter((e) => e.kind === 'leave');
+      d.version_join_configmap = rows('version_join_file_configmap', 'podAnnotationFormat version, join: -> every mounted ConfigMap file', vJoins.map((e) => e.configmap), 1000);
+      d.version_join_cluster = rows('version_join_cluster', 'podAnnotationFormat version, join: -> in every Node.list()', vJoins.map((e) => e.cluster), 2000);
+      d.version_leave_configmap = rows('version_leave_file_configmap', 'podAnnotationFormat version, leave: -> off every mounted ConfigMap file', vLeaves.map((e) => e.configmap), 1000);
+      d.version_leave_cluster = rows('version_leave_cluster', 'podAnnotationFormat version, leave: -> gone from every Node.list()', vLeaves.map((e) => e.cluster), 2000);
+      d.version_events = versioned;
 
       // The ConfigMap file alone: annotation output off. The app reads the (now empty) annotation file, so
       // only the ConfigMap file is measured; leaves are not (each would wait a resync too).

@@ -1,8 +1,9 @@
-// Issue 13, items 3 and 4. A large PgCluster rolls: 1,000 members replaced the way a Deployment rolls out by
-// default (maxSurge 25 %, maxUnavailable 25 %), pods run by the BenchKubelet. Twice in the same run, with
-// spec.output.annotationMinInterval 0s and with the policy's interval (docs/outputs.md, "The fan-out policy"): the
-// operator's Kubernetes writes, the API server's and etcd's CPU seconds, its request rate, and join latency
-// during the rollout. Beside them, what users run today: N members each polling the Endpoints of their
+// Issues 13 (items 3 and 4) and 24. A large PgCluster rolls: 1,000 members replaced the way a Deployment rolls
+// out by default (maxSurge 25 %, maxUnavailable 25 %), pods run by the BenchKubelet. Twice in the same run, with
+// spec.output.podAnnotationFormat list and version (docs/outputs.md): the operator's Kubernetes writes, the API
+// server's and etcd's CPU seconds, its request rate, join latency during the rollout, one full annotation pass
+// at rest after it (a leave), and the targets of issue 24 with the anchor beside each figure. Beside them, what
+// users run today: N members each polling the Endpoints of their
 // service every 5 s (libcluster's Kubernetes strategy, bench/lib/kube-sim.ts), steady and during the same
 // rollout (the bench writing the Endpoints as the endpoints controller would).
 import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts';
@@ -14,6 +15,7 @@ import { controlPlaneCpuSeconds } from '../lib/procstat.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
 import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
 import { round1, settle } from './join.ts';
+import { atMost, formatValue, type Target } from '../lib/report.ts';
 
 const POLL_MS = 5000;
 const CREATE_CONCURRENCY = 32;
@@ -84,6 +86,7 @@ type HistogramMean = ReturnType<typeof histogramMeanMs>;
 interface OperatorPhase {
   key: string;
   interval: string;
+  format: 'list' | 'version';
   steady?: Window;
   rollout: Window;
   rolloutSeconds: number;
@@ -92,13 +95,18 @@ interface OperatorPhase {
   writesByResource: Record<string, number>;
   requestMs: { configMapPatch: HistogramMean; podPatch: HistogramMean };
   reconcileMs: HistogramMean;
+  /** The annotation passes during the rollout (pgcluster_annotation_fanout_seconds). */
+  passMs: HistogramMean;
+  /** After the rollout, at rest: one member leaves; its pass(es) over every other member, and its latency. */
+  restPassMs: HistogramMean;
+  restLeaveMs: number;
   joinMs: ReturnType<typeof summarize>;
   leaveMs: ReturnType<typeof summarize>;
   cmJoinMs: ReturnType<typeof summarize>;
   samples: { joins: number[] };
 }
 
-async function operatorPhase(ctx: BenchCtx, key: string, size: number, interval: string, steadyS: number | undefined): Promise<OperatorPhase> {
+async function operatorPhase(ctx: BenchCtx, key: string, size: number, interval: string, format: 'list' | 'version', steadyS: number | undefined): Promise<OperatorPhase> {
   const { kube, databaseUrl } = ctx.stack;
   const kubelet = new BenchKubelet(kube);
   const ns = await createNamespace(kube, `roll-${key.toLowerCase()}`);
@@ -108,7 +116,7 @@ async function operatorPhase(ctx: BenchCtx, key: string, size: number, interval:
   try {
     await tracker.start();
     await createSecret(kube, ns, 'db', databaseUrl);
-    await createPgCluster(kube, ns, 'roll', { app: 'roll', secret: 'db', channel: channelName(ns, 'roll'), annotationMinInterval: interval });
+    await createPgCluster(kube, ns, 'roll', { app: 'roll', secret: 'db', channel: channelName(ns, 'roll'), annotationMinInterval: interval, podAnnotationFormat: format });
     const old = range(size).map((i) => `roll-a-${String(i).padStart(4, '0')}`);
     say(`rollout ${key}: ${size} pods`);
     await pool(old, CREATE_CONCURRENCY, (p) => kubelet.start(ns, p, { app: 'roll' }));
@@ -118,7 +126,7 @@ async function operatorPhase(ctx: BenchCtx, key: string, size: number, interval:
     await settle(op);
     const steady = steadyS ? await steadyWindow(ctx, steadyS) : undefined;
 
-    say(`rollout ${key}: replacing ${size} pods (annotationMinInterval ${interval})`);
+    say(`rollout ${key}: replacing ${size} pods (podAnnotationFormat ${format}, annotationMinInterval ${interval})`);
     const s0 = await op.scrape();
     const close = await openWindow(ctx);
     const t0 = mono();
@@ -129,8 +137,19 @@ async function operatorPhase(ctx: BenchCtx, key: string, size: number, interval:
     await settle(op);
     const rollout = await close();
     const s1 = await op.scrape();
+    // One full pass at rest, the anchor of the join tail: a member leaves, every other member's annotation
+    // changes, nothing else happens meanwhile.
+    const victim = 'roll-b-0000';
+    const leaving = awaitLeave(tracker, c, victim);
+    await kubelet.stop(ns, victim);
+    const rest = await withTimeout(leaving, 120_000, 'the leave at rest');
+    await settle(op);
+    const s2 = await op.scrape();
     return {
-      key, interval, ...(steady ? { steady } : {}), rollout, rolloutSeconds: r.seconds, convergedSeconds,
+      key, interval, format, ...(steady ? { steady } : {}), rollout, rolloutSeconds: r.seconds, convergedSeconds,
+      passMs: histogramMeanMs(s0, s1, 'pgcluster_annotation_fanout_seconds'),
+      restPassMs: histogramMeanMs(s1, s2, 'pgcluster_annotation_fanout_seconds'),
+      restLeaveMs: rest.ms,
       writes: delta(s0, s1, 'pgcluster_kube_writes_total'), writesByResource: deltaBy(s0, s1, 'pgcluster_kube_writes_total', 'resource'),
       // How long the API server took to answer the operator's writes: a ConfigMap that waits here waits there.
       requestMs: {
@@ -202,25 +221,30 @@ async function libclusterPhase(ctx: BenchCtx, n: number, steadyS: number): Promi
   }
 }
 
+/** One row of the targets table: the figure, its goal, and the anchor it is judged against. */
+interface TargetRow { key: string; figure: string; value: number | null; unit: string; goal: Target; anchor: string }
+
 export const rollout: Scenario = {
   name: 'rollout',
-  title: 'rollout: 1,000 members replaced (surge 25 %), fan-out interval 0 vs policy, beside libcluster Kubernetes-strategy polling',
+  title: 'rollout: 1,000 members replaced (surge 25 %), annotation format list vs version, beside libcluster Kubernetes-strategy polling',
   async run(ctx: BenchCtx) {
     const o = pick(ctx.mode, {
-      full: { size: 1000, clients: [100, 1000], steadyS: 30, interval: '1s' },
-      quick: { size: 200, clients: [50, 200], steadyS: 15, interval: '1s' },
-      smoke: { size: 6, clients: [6], steadyS: 3, interval: '1s' },
+      full: { size: 1000, clients: [100, 1000], steadyS: 30 },
+      quick: { size: 200, clients: [50, 200], steadyS: 15 },
+      smoke: { size: 6, clients: [6], steadyS: 3 },
     });
-    const base = await operatorPhase(ctx, 'interval0', o.size, '0s', o.steadyS);
-    const policy = await operatorPhase(ctx, 'policy', o.size, o.interval, undefined);
+    // BENCH_ROLLOUT_LIBCLUSTER=0 leaves the pollers out (their phases take as long as the operator's).
+    const withPollers = process.env.BENCH_ROLLOUT_LIBCLUSTER !== '0';
+    const list = await operatorPhase(ctx, 'list', o.size, '0s', 'list', o.steadyS);
+    const version = await operatorPhase(ctx, 'version', o.size, '0s', 'version', undefined);
     const lc: LibclusterPhase[] = [];
-    for (const n of o.clients) lc.push(await libclusterPhase(ctx, n, o.steadyS));
+    if (withPollers) for (const n of o.clients) lc.push(await libclusterPhase(ctx, n, o.steadyS));
 
     const S = 'rollout';
     const r = ctx.report;
-    for (const p of [base, policy]) {
+    for (const p of [list, version]) {
       const k = p.key;
-      const label = `operator, annotationMinInterval ${p.interval}`;
+      const label = `operator, podAnnotationFormat ${p.format}`;
       r.add(S, `${k}_rollout_s`, `${label}: ${o.size} pods replaced (maxSurge/maxUnavailable 25 %)`, p.rolloutSeconds, 's');
       r.add(S, `${k}_converged_s`, `${label}: rollout start -> outputs final`, p.convergedSeconds, 's');
       r.add(S, `${k}_kube_writes`, `${label}: operator's Kubernetes writes (all)`, p.writes, '');
@@ -229,18 +253,20 @@ export const rollout: Scenario = {
       r.add(S, `${k}_control_plane_cpu_s_per_min`, `${label}: API server + etcd CPU per minute of rollout`, p.rollout.cpuSecondsPerMin, 's/min');
       r.add(S, `${k}_requests_per_s`, `${label}: API server requests/s during the rollout (every client)`, p.rollout.requestsPerS, '/s');
       r.add(S, `${k}_join_p50_ms`, `${label}: join latency during the rollout p50 (${p.joinMs.n} joins)`, p.joinMs.p50, 'ms');
-      r.add(S, `${k}_join_p99_ms`, `${label}: join latency during the rollout p99`, p.joinMs.p99, 'ms');
+      r.add(S, `${k}_join_p99_ms`, `${label}: join latency during the rollout p99 (every member's pod carries the change)`, p.joinMs.p99, 'ms');
+      r.add(S, `${k}_leave_p99_ms`, `${label}: leave latency during the rollout p99`, p.leaveMs.p99, 'ms');
+      r.add(S, `${k}_cm_join_p50_ms`, `${label}: ConfigMap alone: join latency p50`, p.cmJoinMs.p50, 'ms');
       r.add(S, `${k}_cm_join_p99_ms`, `${label}: ConfigMap alone: join latency p99`, p.cmJoinMs.p99, 'ms');
       r.add(S, `${k}_cm_patch_mean_ms`, `${label}: ConfigMap PATCH, sent to answered, mean (${p.requestMs.configMapPatch.count})`, p.requestMs.configMapPatch.meanMs, 'ms');
       r.add(S, `${k}_pod_patch_mean_ms`, `${label}: pod annotation PATCH, sent to answered, mean (${p.requestMs.podPatch.count})`, p.requestMs.podPatch.meanMs, 'ms');
       r.add(S, `${k}_reconcile_mean_ms`, `${label}: reconcile duration mean (${p.reconcileMs.count})`, p.reconcileMs.meanMs, 'ms');
+      r.add(S, `${k}_pass_mean_ms`, `${label}: annotation pass during the rollout, mean (${p.passMs.count} passes)`, p.passMs.meanMs, 'ms');
+      r.add(S, `${k}_rest_pass_ms`, `${label}: one full pass at rest (a member leaves; ${p.restPassMs.count} pass(es), mean)`, p.restPassMs.meanMs, 'ms');
+      r.add(S, `${k}_rest_leave_ms`, `${label}: that leave, deleted -> off every output`, p.restLeaveMs, 'ms');
     }
     const ratio = (a: number, b: number) => (b ? a / b : null);
-    r.add(S, 'policy_writes_ratio', `writes with annotationMinInterval ${o.interval} / with 0s`, ratio(policy.writes, base.writes), 'x');
-    r.add(S, 'policy_cpu_ratio', `API server + etcd CPU with ${o.interval} / with 0s`, ratio(policy.rollout.cpuSeconds, base.rollout.cpuSeconds), 'x');
-    r.add(S, 'policy_join_p99_ratio', `join p99 with ${o.interval} / with 0s`, ratio(policy.joinMs.p99, base.joinMs.p99), 'x');
-    r.add(S, 'operator_steady_cpu_s_per_min', `operator, ${o.size} members, nothing changing: API server + etcd CPU per minute`, base.steady?.cpuSecondsPerMin, 's/min');
-    r.add(S, 'operator_steady_requests_per_s', 'operator, nothing changing: API server requests/s (every client)', base.steady?.requestsPerS, '/s');
+    r.add(S, 'operator_steady_cpu_s_per_min', `operator, ${o.size} members, nothing changing: API server + etcd CPU per minute`, list.steady?.cpuSecondsPerMin, 's/min');
+    r.add(S, 'operator_steady_requests_per_s', 'operator, nothing changing: API server requests/s (every client)', list.steady?.requestsPerS, '/s');
     for (const p of lc) {
       const label = `libcluster Kubernetes strategy, ${p.clients} members polling every 5 s`;
       r.add(S, `libcluster_${p.clients}_steady_cpu_s_per_min`, `${label}: API server + etcd CPU per minute, nothing changing`, p.steady.cpuSecondsPerMin, 's/min');
@@ -248,6 +274,24 @@ export const rollout: Scenario = {
       r.add(S, `libcluster_${p.clients}_rollout_cpu_s_per_min`, `${label}: API server + etcd CPU per minute while its ${p.clients} pods roll`, p.rollout.cpuSecondsPerMin, 's/min');
       r.add(S, `libcluster_${p.clients}_rollout_requests_per_s`, `${label}: API server requests/s while they roll`, p.rollout.requestsPerS, '/s');
     }
-    r.detail(S, { size: o.size, interval: o.interval, pollMs: POLL_MS, phases: [base, policy], libcluster: lc, controlPlanePids: ctx.stack.pids });
+
+    // Issue 24's targets, each with its anchor (measured in this run, or the polling interval).
+    const ms = (v: number) => formatValue(v, 'ms');
+    const join = r.rows.find((x) => x.key === 'join.join_p99_vs_floor');
+    const floor = r.rows.find((x) => x.key === 'join.floor_during_p99_ms');
+    const targets: TargetRow[] = [
+      { key: 'target_version_join_p99_ms', figure: `version: join p99 until every member's pod carries the change (${o.size} members)`, value: version.joinMs.p99, unit: 'ms', goal: atMost(POLL_MS, 'ms'), anchor: `libcluster's poll: ${POLL_MS / 1000} s` },
+      { key: 'target_list_join_p99_vs_pass', figure: 'list: join p99 / one full pass at rest (same run)', value: ratio(list.joinMs.p99, list.restPassMs.meanMs), unit: 'x', goal: atMost(2, 'x'), anchor: `one full pass: ${ms(list.restPassMs.meanMs)}; join p99 ${ms(list.joinMs.p99)}` },
+      { key: 'target_version_cm_join_p99_ms', figure: 'version: ConfigMap alone, join p99', value: version.cmJoinMs.p99, unit: 'ms', goal: atMost(1000, 'ms'), anchor: `ConfigMap PATCH mean ${ms(version.requestMs.configMapPatch.meanMs)}` },
+      { key: 'target_list_cm_join_p99_ms', figure: 'list: ConfigMap alone, join p99', value: list.cmJoinMs.p99, unit: 'ms', goal: atMost(1000, 'ms'), anchor: `ConfigMap PATCH mean ${ms(list.requestMs.configMapPatch.meanMs)}` },
+      { key: 'target_cpu_ratio', figure: 'API server + etcd CPU over the rollout, version / list', value: ratio(version.rollout.cpuSeconds, list.rollout.cpuSeconds), unit: 'x', goal: atMost(0.5, 'x'), anchor: `list: ${list.rollout.cpuSeconds.toFixed(0)} s in ${list.rollout.seconds.toFixed(0)} s; version: ${version.rollout.cpuSeconds.toFixed(0)} s in ${version.rollout.seconds.toFixed(0)} s` },
+      { key: 'target_version_reconcile_mean_ms', figure: `version: mean reconcile duration at ${o.size} members`, value: version.reconcileMs.meanMs, unit: 'ms', goal: atMost(5, 'ms'), anchor: `${version.reconcileMs.count} reconciles; list: ${ms(list.reconcileMs.meanMs)} (${list.reconcileMs.count})` },
+      { key: 'target_join_p99_vs_floor', figure: 'join scenario: 100-member join p99 / fan-out floor p99', value: join?.value ?? null, unit: 'x', goal: atMost(1.5, 'x'), anchor: join ? `floor p99 ${formatValue(floor?.value ?? null, 'ms')}` : 'not run: npm run bench -- join rollout' },
+    ];
+    for (const t of targets) r.add(S, t.key, t.figure, t.value, t.unit, t.goal);
+    const lines = ['| figure | value | goal | anchor | result |', '|---|--:|---|---|---|',
+      ...targets.map((t) => `| ${t.figure} | ${formatValue(t.value, t.unit)} | ${t.goal.text} | ${t.anchor} | ${t.value === null ? 'n/a' : t.goal.ok(t.value) ? 'met' : 'missed'} |`)];
+    say(`rollout: targets (issue 24)\n${lines.join('\n')}`);
+    r.detail(S, { size: o.size, pollMs: POLL_MS, phases: [list, version], libcluster: lc, controlPlanePids: ctx.stack.pids, targets: lines });
   },
 };

@@ -126,7 +126,8 @@ defmodule PeerWatch do
       end
     end)
     |> Enum.map(&String.trim/1)
-    |> Enum.reject(&(&1 == ""))
+    # A node name has an "@"; the annotation's version (podAnnotationFormat: version) has none: skipped.
+    |> Enum.filter(&String.contains?(&1, "@"))
     |> Enum.map(&String.to_atom/1)
     |> MapSet.new()
   end

@@ -1,4 +1,5 @@
 // The desired outputs (docs/outputs.md). No timestamps: they change exactly when membership does.
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { byNode, type Peer } from './peerTable.ts';
 
@@ -121,4 +122,52 @@ export function peerAddresses(peers: readonly Peer[]): { ipv4: PeerAddress[]; ip
   }
   const all = [...byIp.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
   return { ipv4: all.filter((a) => isIP(a.ip) === 4), ipv6: all.filter((a) => isIP(a.ip) === 6) };
+}
+
+/**
+ * The `version` form of the pod annotation (README, "Outputs", spec.output.podAnnotationFormat): the count of
+ * names and the first 16 hex digits of the SHA-256 of the ConfigMap's `peers` text as written (one name per
+ * line), e.g. `1000/sha256:3f2a…`: what `sha256sum peers | cut -c1-16` says of the mounted file.
+ */
+export function peersVersion(peersText: string): string {
+  let count = 0;
+  for (let i = peersText.indexOf('\n'); i !== -1; i = peersText.indexOf('\n', i + 1)) count++;
+  return `${count}/sha256:${createHash('sha256').update(peersText).digest('hex').slice(0, 16)}`;
+}
+
+/** Whether an annotation value is a `version` (rather than a list of names). */
+export const PEERS_VERSION = /^\d+\/sha256:[0-9a-f]{16}$/;
+
+/** The published list rendered once: the ConfigMap's data, its names, and both annotation forms. */
+export interface RenderedPeers {
+  data: Record<string, string>;
+  names: ReadonlySet<string>;
+  list: string;
+  version: string;
+}
+
+const rendered = new WeakMap<readonly Peer[], { channel: string; r: RenderedPeers }>();
+
+/**
+ * The outputs of a peer list, memoized on the list's identity (the peer table answers one shared list per
+ * version of it; observe fits it once per version): a reconcile that changes nothing renders nothing again.
+ */
+export function renderPeers(peers: readonly Peer[], channel: string): RenderedPeers {
+  const hit = rendered.get(peers);
+  if (hit && hit.channel === channel) return hit.r;
+  const data = configMapData(channel, peers);
+  const r: RenderedPeers = { data, names: new Set(peers.map((p) => p.node)), list: annotationValue(peers), version: peersVersion(data.peers ?? '') };
+  rendered.set(peers, { channel, r });
+  return r;
+}
+
+const fitted = new WeakMap<readonly Peer[], { channel: string; r: { peers: Peer[]; droppedForSize: number } }>();
+
+/** fitPeers with the default budgets, memoized on the list's identity (as renderPeers). */
+export function fitPeersOnce(peers: readonly Peer[], channel: string): { peers: Peer[]; droppedForSize: number } {
+  const hit = fitted.get(peers);
+  if (hit && hit.channel === channel) return hit.r;
+  const r = fitPeers(peers, channel);
+  fitted.set(peers, { channel, r });
+  return r;
 }

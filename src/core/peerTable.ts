@@ -55,8 +55,14 @@ export class PeerTable {
     return this.#version;
   }
 
+  #lastMembers: readonly Member[] | undefined;
+
   /** Replaces the members. A member that leaves is removed at once and tombstoned for peerTimeout. */
   setMembers(members: readonly Member[], now: number): { added: string[]; removed: string[] } {
+    // The same member objects as last time (a selection memoized per pod): nothing to do.
+    const last = this.#lastMembers;
+    this.#lastMembers = members;
+    if (last && last.length === members.length && members.every((m, i) => m === last[i])) return { added: [], removed: [] };
     const next = new Map(members.map((m) => [m.node, m]));
     const removed: string[] = [];
     for (const node of this.#members.keys()) {

@@ -46,7 +46,7 @@ export interface PgClusterSpec {
   publishNotReadyPods?: boolean;
   maxPeers?: number;
   minMembers?: number;
-  output?: { configMapName?: string; podAnnotation?: string; annotationMinInterval?: string; service?: { name?: string } };
+  output?: { configMapName?: string; podAnnotation?: string; podAnnotationFormat?: string; annotationMinInterval?: string; service?: { name?: string } };
   auth?: { secretRef?: { name?: string; key?: string; previousKey?: string }; acceptUnsigned?: boolean };
 }
 
@@ -109,6 +109,8 @@ export interface EffectiveSpec {
   minMembers: number;
   configMapName: string;
   podAnnotation: string; // "" = off
+  /** What the annotation carries (README, "Outputs"): the names, or the version of the ConfigMap's list. */
+  podAnnotationFormat: PodAnnotationFormat;
   /** The quiet time between one annotation fan-out's end and the next one's start (controller/write/fanout.ts). */
   annotationMinIntervalMs: number;
   /** The headless Service of the peers' IPs (DNS output); "" = off. */
@@ -135,6 +137,10 @@ export interface EffectiveTls {
   /** A kubernetes.io/tls Secret: the client certificate under tls.crt, its key under tls.key. */
   clientCert: { secretName: string } | undefined;
 }
+
+/** spec.output.podAnnotationFormat's values (README, "Outputs"). */
+export const POD_ANNOTATION_FORMATS = ['list', 'version'] as const;
+export type PodAnnotationFormat = (typeof POD_ANNOTATION_FORMATS)[number];
 
 /** spec.postgres.tls.sslmode's values: libpq's. */
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
@@ -226,6 +232,8 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
   if (annotationMinIntervalMs === undefined || annotationMinIntervalMs > MAX_HEARTBEAT_MS) {
     return fail(`spec.output.annotationMinInterval "${s.output?.annotationMinInterval}" must be a duration from 0s to 1h`);
   }
+  const podAnnotationFormat = s.output?.podAnnotationFormat ?? 'list';
+  if (!(POD_ANNOTATION_FORMATS as readonly string[]).includes(podAnnotationFormat)) return fail(`spec.output.podAnnotationFormat "${podAnnotationFormat}" must be one of ${POD_ANNOTATION_FORMATS.join(', ')}`);
   const maxPeers = s.maxPeers ?? 1000;
   if (!Number.isInteger(maxPeers) || maxPeers < 1) return fail('spec.maxPeers must be a positive integer');
   const minMembers = s.minMembers ?? 0;
@@ -254,6 +262,7 @@ export function effectiveSpec(pc: PgCluster): SpecResult {
       maxPeers,
       minMembers,
       annotationMinIntervalMs,
+      podAnnotationFormat: podAnnotationFormat as PodAnnotationFormat,
       ...names,
       auth,
     },

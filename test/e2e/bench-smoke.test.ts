@@ -154,7 +154,7 @@ test('npm run bench -- --smoke churn rollout: the churn tail against its floor, 
   assert.ok(value('churn.floor_fanout_p50_ms') > 0);
   assert.ok(value('churn.join_p99_vs_floor') > 0);
   assert.equal(doc.rows.find((x) => x.key === 'churn.join_p99_vs_floor')?.target, '<= 2 x');
-  for (const k of ['interval0', 'policy']) {
+  for (const k of ['list', 'version']) {
     assert.ok(value(`rollout.${k}_rollout_s`) > 0, k);
     assert.ok(value(`rollout.${k}_converged_s`) >= value(`rollout.${k}_rollout_s`) * 0.5, k);
     // The operator patched every new pod at least once, and wrote the ConfigMap.
@@ -165,8 +165,10 @@ test('npm run bench -- --smoke churn rollout: the churn tail against its floor, 
     const p50 = value(`rollout.${k}_join_p50_ms`);
     assert.ok(p50 > 0 && p50 <= value(`rollout.${k}_join_p99_ms`) && value(`rollout.${k}_join_p99_ms`) < 300_000, k);
     assert.ok(value(`rollout.${k}_cm_join_p99_ms`) <= value(`rollout.${k}_join_p99_ms`), k);
+    // One full pass at rest, after the rollout: the anchor of the join tail (issue 24).
+    assert.ok(value(`rollout.${k}_rest_pass_ms`) > 0 && value(`rollout.${k}_rest_leave_ms`) > 0, k);
   }
-  for (const k of ['policy_writes_ratio', 'policy_cpu_ratio', 'policy_join_p99_ratio', 'operator_steady_cpu_s_per_min', 'operator_steady_requests_per_s']) assert.ok(value(`rollout.${k}`) >= 0, k);
+  for (const k of ['target_cpu_ratio', 'target_list_join_p99_vs_pass', 'target_version_join_p99_ms', 'target_version_reconcile_mean_ms', 'operator_steady_cpu_s_per_min', 'operator_steady_requests_per_s']) assert.ok(value(`rollout.${k}`) >= 0, k);
   // Six members polling every 5 s: about 1.2 requests a second on top of everything else.
   assert.ok(value('rollout.libcluster_6_steady_requests_per_s') >= 1, 'the simulated members\' GETs reach the API server');
   for (const k of ['steady_cpu_s_per_min', 'rollout_cpu_s_per_min', 'rollout_requests_per_s']) assert.ok(value(`rollout.libcluster_6_${k}`) > 0, k);

@@ -169,7 +169,7 @@ test('defaults are applied by the API server', async () => {
     nodeName: { mode: 'ip', clusterDomain: 'cluster.local' },
     publishNotReadyPods: false,
     maxPeers: 1000,
-    output: { podAnnotation: 'pgcluster.io/peers', annotationMinInterval: '0s' },
+    output: { podAnnotation: 'pgcluster.io/peers', podAnnotationFormat: 'list', annotationMinInterval: '0s' },
   });
   // channel, peerTimeout, nodeName.basename and output.configMapName are computed by the operator.
 });
@@ -192,7 +192,7 @@ test('explicit values are kept, and podAnnotation "" (annotation off) is not rep
     s.nodeName = { basename: 'Chat_app-1', mode: 'hostname', clusterDomain: 'k8s.example.org' };
     s.publishNotReadyPods = true;
     s.maxPeers = 5000;
-    s.output = { configMapName: 'chat.peers', podAnnotation: '', annotationMinInterval: '2s' };
+    s.output = { configMapName: 'chat.peers', podAnnotation: '', podAnnotationFormat: 'version', annotationMinInterval: '2s' };
     s.selector = { matchExpressions: [{ key: 'app.kubernetes.io/name', operator: 'In', values: ['chat', 'chat-canary'] }, { key: 'tier', operator: 'Exists' }] };
   });
   await kubectl(['create', '-f', '-'], { input: JSON.stringify(obj) });

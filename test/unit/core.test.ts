@@ -67,7 +67,7 @@ describe('effectiveSpec', () => {
     assert.deepEqual(r.spec, {
       selector: base.selector, secretName: 'db', secretKey: 'url', tls: undefined, channel: 'prod_chat_main_v2', heartbeatMs: 5000,
       peerTimeoutMs: 15_000, basename: 'Chat-Main.v2', mode: 'ip', clusterDomain: 'cluster.local',
-      publishNotReadyPods: false, maxPeers: 1000, minMembers: 0, annotationMinIntervalMs: 0, configMapName: 'Chat-Main.v2-peers', podAnnotation: 'pgcluster.io/peers', serviceName: '', auth: undefined,
+      publishNotReadyPods: false, maxPeers: 1000, minMembers: 0, annotationMinIntervalMs: 0, podAnnotationFormat: 'list', configMapName: 'Chat-Main.v2-peers', podAnnotation: 'pgcluster.io/peers', serviceName: '', auth: undefined,
     });
   });
   test('spec.auth: defaults, and what is refused', () => {
@@ -97,6 +97,10 @@ describe('effectiveSpec', () => {
     assert.notEqual(a, b);
     assert.match(a, CHANNEL_PATTERN);
   });
+  test('podAnnotationFormat: list by default, version when asked', () => {
+    const r = effectiveSpec(cluster('c', { ...base, output: { podAnnotationFormat: 'version' } }));
+    assert.ok(r.ok && r.spec.podAnnotationFormat === 'version');
+  });
   test('podAnnotation "" turns the annotation off', () => {
     const r = effectiveSpec(cluster('c', { ...base, output: { podAnnotation: '' } }));
     assert.ok(r.ok && r.spec.podAnnotation === '');
@@ -113,6 +117,7 @@ describe('effectiveSpec', () => {
     ['podAnnotation pgcluster.io/node-name (read by the operator)', { ...base, output: { podAnnotation: 'pgcluster.io/node-name' } }, /podAnnotation .*choose another/],
     ['podAnnotation pgcluster.io/cluster (the operator\'s marker)', { ...base, output: { podAnnotation: 'pgcluster.io/cluster' } }, /podAnnotation .*choose another/],
     ['podAnnotation pgcluster.io/owner-* (the operator\'s per-key markers)', { ...base, output: { podAnnotation: 'pgcluster.io/owner-1' } }, /podAnnotation .*choose another/],
+    ['podAnnotationFormat neither list nor version', { ...base, output: { podAnnotationFormat: 'digest' } }, /podAnnotationFormat "digest" must be one of list, version/],
   ];
   for (const [name, spec, msg] of bad) {
     test(`refuses ${name}`, () => {

@@ -52,6 +52,31 @@ test('one pass at a time: a newer plan replaces the unwritten rest of the older 
   assert.deepEqual({ writes: h.f.stats.writes, passes: h.f.stats.passes }, { writes: 6, passes: 2 });
 });
 
+test('a pod new to the PgCluster (its first write) gets its newer value in the same pass, once its first write is answered: a join is one pass', async () => {
+  const h = harness(2);
+  const fresh = (value: string): PodPatch => ({ pod: pod('n'), annotations: { peers: value }, first: true });
+  h.f.submit([fresh('v1')], 0); // n is Pending: annotated with the list without it
+  assert.deepEqual(h.written, ['n=v1']);
+  h.f.submit([...plan('v2', 'a', 'b', 'c'), fresh('v2')], 0); // n is Ready: every pod gets v2, n with it
+  assert.deepEqual(h.written, ['n=v1', 'a=v2'], 'not twice at once: n waits for its first write');
+  await h.flush();
+  await h.flush();
+  await h.flush();
+  assert.deepEqual(h.written.slice(2).sort(), ['b=v2', 'c=v2', 'n=v2'], 'n again in the same pass, behind the others');
+  assert.equal(h.passEnds.length, 1, 'one pass');
+  assert.deepEqual({ writes: h.f.stats.writes, passes: h.f.stats.passes }, { writes: 5, passes: 1 });
+  // Only once per pass: a third value waits for the next pass.
+  h.f.submit([fresh('w1')], 0);
+  h.f.submit([fresh('w2')], 0);
+  await h.flush();
+  h.f.submit([fresh('w3')], 0);
+  await h.flush();
+  assert.deepEqual(h.written.slice(5), ['n=w1', 'n=w2', 'n=w3']);
+  assert.equal(h.passEnds.length, 2, 'w1 and w2 in one pass; w3 (in flight) in the next');
+  await h.flush();
+  assert.equal(h.passEnds.length, 3);
+});
+
 test('a pass reports how long it took, from its first write issued to its last answered (pgcluster_annotation_fanout_seconds)', async () => {
   const h = harness(1);
   h.clock.advance(5000); // before the pass: not counted

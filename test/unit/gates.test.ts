@@ -13,6 +13,7 @@ import { DEFAULT_POD_ANNOTATION, effectiveSpec, NODE_NAME_ANNOTATION, READINESS_
 import { KubeApiError } from '../../src/kube/client.ts';
 import { gateCondition, podView, slimPod, type PodCondition, type PodObject } from '../../src/kube/pods.ts';
 import { chatSpec, pgcluster, pod, testContext } from '../support/controllerKit.ts';
+import { markerKey } from '../../src/core/ownership.ts';
 import { eventually as until } from '../support/poll.ts';
 
 const T0 = '2026-01-01T00:00:00Z';
@@ -182,6 +183,29 @@ describe('reconciles with a gated pod', () => {
     ctx.writer.calls = [];
     await reconcile(ctx, 'prod/chat');
     assert.deepEqual(ctx.writer.calls.filter((c) => c.verb === 'patchPodCondition').map((c) => c.verb === 'patchPodCondition' && [c.name, c.condition.status]), [['a', 'True']]);
+  });
+
+  test('with podAnnotationFormat version, a member\'s annotation counts as the list of the version it carries; an unknown version lists nobody', async () => {
+    const ctx = testContext({ pgclusters: [pgcluster('chat', { ...chatSpec, output: { podAnnotationFormat: 'version' } })], pods: [a(), pod('b', { labels: chat, ip: '10.0.0.2', annotations: { [DEFAULT_POD_ANNOTATION]: '1/sha256:0123456789abcdef' } })] });
+    // b's annotation is someone else's until we write it: give it our marker (a value we wrote before a restart).
+    const b0 = ctx.pods.get('prod', 'b')!;
+    ctx.pods.set({ ...b0, metadata: { ...b0.metadata, annotations: { ...b0.metadata.annotations, [markerKey(DEFAULT_POD_ANNOTATION)]: `chat ${DEFAULT_POD_ANNOTATION}` } } });
+    let refused = 0;
+    ctx.writer.fail = (c) => (c.verb === 'patchPodAnnotations' && c.name === 'b' ? (refused++, new Error('500 from the API server')) : undefined);
+    await reconcile(ctx, 'prod/chat');
+    await until(() => refused > 0 && ctx.writer.calls.some((c) => c.verb === 'patchPodAnnotations' && c.name === 'a'), 'a written, b refused');
+    ctx.writer.calls = [];
+    await reconcile(ctx, 'prod/chat');
+    assert.deepEqual(ctx.writer.calls.filter((c) => c.verb === 'patchPodCondition'), [], 'b still carries a version we never published: a waits');
+    ctx.writer.fail = undefined;
+    ctx.clock.advance(30_000); // the fan-out's retry backoff
+    await until(() => ctx.writer.calls.some((c) => c.verb === 'patchPodAnnotations' && c.name === 'b'), 'the fan-out retries b');
+    const written = ctx.writer.calls.find((c) => c.verb === 'patchPodAnnotations' && c.name === 'b');
+    assert.ok(written?.verb === 'patchPodAnnotations');
+    assert.match(written.annotations[DEFAULT_POD_ANNOTATION] ?? '', /^2\/sha256:[0-9a-f]{16}$/);
+    ctx.writer.calls = [];
+    await reconcile(ctx, 'prod/chat');
+    assert.deepEqual(ctx.writer.calls.filter((c) => c.verb === 'patchPodCondition').map((c) => c.verb === 'patchPodCondition' && [c.name, c.condition.status, c.condition.reason]), [['a', 'True', 'Published']]);
   });
 
   test('without a gated pod waiting, a pass end brings no reconcile', async () => {

@@ -1,12 +1,13 @@
 // plan/*.ts: from an observed snapshot to the writes, as tables. No I/O, no clock.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { connectedCondition, degradedCondition, readyCondition, type ReadyInput } from '../../src/controller/plan/conditions.ts';
 import { selectMembers } from '../../src/controller/plan/members.ts';
 import { planOutputs, type ObservedOutputs } from '../../src/controller/plan/outputs.ts';
 import { planStatus } from '../../src/controller/plan/status.ts';
 import type { ConditionInput } from '../../src/core/conditions.ts';
-import { configMapData } from '../../src/core/outputs.ts';
+import { configMapData, peersVersion, PEERS_VERSION } from '../../src/core/outputs.ts';
 import type { Peer } from '../../src/core/peerTable.ts';
 import { markerKey, type Claim } from '../../src/core/ownership.ts';
 import { ANNOTATED_LABEL, effectiveSpec, CLUSTER_KEY, type EffectiveSpec, type PgClusterSpec, DEFAULT_POD_ANNOTATION, NODE_NAME_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY } from '../../src/core/spec.ts';
@@ -249,5 +250,61 @@ describe('planStatus', () => {
   test('Unknown is no Event', () => {
     const pc = pgcluster('chat', chatSpec);
     assert.deepEqual(planStatus(pc, pc, {}, [{ type: 'Connected', status: 'Unknown', reason: 'Connecting', message: '' }], now)?.events, []);
+  });
+});
+
+describe('planOutputs, podAnnotationFormat version', () => {
+  const pc = pgcluster('chat', chatSpec, { created: '2026-01-02T00:00:00Z' });
+  const versioned = specOf({ ...chatSpec, output: { podAnnotationFormat: 'version' } });
+  const listed = specOf();
+  const member = (n: number): Peer => ({ node: `chat@10.0.0.${n}`, host: `10.0.0.${n}`, source: 'member', pod: `p${n}` });
+  const peers = [member(1), member(2)];
+  const text = 'chat@10.0.0.1\nchat@10.0.0.2\n';
+  const version = `2/sha256:${createHash('sha256').update(text).digest('hex').slice(0, 16)}`;
+  const list = 'chat@10.0.0.1,chat@10.0.0.2';
+  const K = DEFAULT_POD_ANNOTATION;
+  const mine = { [markerKey(K)]: `chat ${K}` };
+  const cm: ConfigMapObject = { metadata: { name: 'chat-peers', namespace: 'prod', resourceVersion: '7', labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_KEY]: 'chat' }, ownerReferences: [{ apiVersion: 'pgcluster.io/v1alpha1', kind: 'PgCluster', name: 'chat', uid: 'uid-chat' }] }, data: configMapData('chat', peers) };
+  const carrying = (v: string) => pod('p1', { labels: { app: 'chat', [ANNOTATED_LABEL]: 'true' }, annotations: { [K]: v, ...mine } });
+  const observedOf = (p: PodObject, settled?: ObservedOutputs['settled']): ObservedOutputs => ({ configMap: cm, configMaps: [cm], configMapTaken: false, pods: [{ cached: p, observed: p }], legacyKey: K, rivals: [], settled });
+
+  const versions: [string, string, string][] = [
+    ['two names', text, version],
+    ['no names', '', '0/sha256:e3b0c44298fc1c14'],
+    ['one name', 'chat@10.0.0.1\n', `1/sha256:${createHash('sha256').update('chat@10.0.0.1\n').digest('hex').slice(0, 16)}`],
+  ];
+  for (const [name, peersText, want] of versions) {
+    test(`peersVersion, ${name}: the count, then the first 16 hex digits of the SHA-256 of the peers file`, () => {
+      assert.equal(peersVersion(peersText), want);
+      assert.match(want, PEERS_VERSION);
+    });
+  }
+
+  const cases: { name: string; spec: EffectiveSpec; annotation: string | undefined; patch: Record<string, string> | undefined }[] = [
+    { name: 'nothing yet: the version, with our marker', spec: versioned, annotation: undefined, patch: { [K]: version, ...mine } },
+    { name: 'the list switched to version: rewritten', spec: versioned, annotation: list, patch: { [K]: version, ...mine } },
+    { name: 'the version of another list: rewritten', spec: versioned, annotation: '1/sha256:0123456789abcdef', patch: { [K]: version, ...mine } },
+    { name: 'the current version: nothing to write', spec: versioned, annotation: version, patch: undefined },
+    { name: 'version switched back to list: rewritten with the names', spec: listed, annotation: version, patch: { [K]: list, ...mine } },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const p0 = c.annotation === undefined ? pod('p1', { labels: { app: 'chat' } }) : carrying(c.annotation);
+      const p = planOutputs(pc, c.spec, [p0], peers, observedOf(p0));
+      assert.equal(p.configMap, undefined, 'the ConfigMap carries the list either way');
+      assert.deepEqual(p.podPatches.map((x) => x.annotations), c.patch ? [c.patch] : []);
+    });
+  }
+
+  test('a pod found current is not planned again while it, the value, its selection and the rest stay the same', () => {
+    const settled: NonNullable<ObservedOutputs['settled']> = new WeakMap();
+    const p0 = carrying(version);
+    assert.deepEqual(planOutputs(pc, versioned, [p0], peers, observedOf(p0, settled)).podPatches, []);
+    // Caches replace pod objects, never change them: changed in place, the memo still answers for it.
+    (p0.metadata.annotations as Record<string, string>)[K] = 'changed behind the memo';
+    assert.deepEqual(planOutputs(pc, versioned, [p0], peers, observedOf(p0, settled)).podPatches, [], 'the memo is used');
+    assert.equal(planOutputs(pc, versioned, [p0], [member(1)], observedOf(p0, settled)).podPatches.length, 1, 'another value: planned again');
+    assert.equal(planOutputs(pc, versioned, [], peers, observedOf(p0, settled)).podPatches.length, 1, 'no longer selected: planned again (its annotation comes off)');
+    assert.equal(planOutputs(pc, listed, [p0], peers, observedOf(p0, settled)).podPatches.length, 1, 'another format: planned again');
   });
 });

@@ -30,7 +30,10 @@ import { timestamp } from './outputs.ts';
 export interface PublishedOutputs {
   /** The names in the ConfigMap; or why it is not ours to write (someone else's). */
   configMap: ReadonlySet<string> | { refused: string };
-  /** Member pod -> the names in its annotation, for each member whose annotation this PgCluster writes; undefined: the output is off. */
+  /**
+   * Member pod -> the names in its annotation (with the `version` format: the names of the list whose version
+   * it carries), for each member whose annotation this PgCluster writes; undefined: the output is off.
+   */
   annotations: ReadonlyMap<string, ReadonlySet<string>> | undefined;
   /** The addresses in the DNS output's slices, or why its Service is not ours; undefined: the output is off. */
   dns: ReadonlySet<string> | { refused: string } | undefined;
@@ -145,7 +148,7 @@ function whereMissing(g: GateInput, m: Member): { missing: boolean; refused: str
   const { configMap, annotations, dns } = g.outputs;
   if ('refused' in configMap) refused.push(configMap.refused);
   else if (!configMap.has(m.node)) missing = true;
-  if (annotations) for (const names of annotations.values()) if (!names.has(m.node)) missing = true;
+  if (annotations) for (const names of new Set(annotations.values())) if (!names.has(m.node)) missing = true;
   const addressed = peerAddresses([{ node: m.node, host: m.host, source: 'member', pod: m.pod }]);
   if (dns !== undefined && addressed.ipv4.length + addressed.ipv6.length > 0) {
     if ('refused' in dns) refused.push(dns.refused);

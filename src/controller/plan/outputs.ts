@@ -1,7 +1,7 @@
 // The outputs a PgCluster wants (docs/architecture.md, "Observe, plan, apply"): its ConfigMap and, on each
 // selected pod, its annotation where it owns the key (docs/outputs.md, "Who owns what"). Pure: from what was observed —
 // the pods and ConfigMaps as cached, or as we last wrote them — to the writes that make them so.
-import { annotationValue, configMapData } from '../../core/outputs.ts';
+import { renderPeers } from '../../core/outputs.ts';
 import type { Peer } from '../../core/peerTable.ts';
 import { markedOwner, markerKey, markerValue, olderClaimant, ownedKeys, type Claim } from '../../core/ownership.ts';
 import { ANNOTATED_LABEL, CLUSTER_KEY, MANAGED_BY, MANAGED_BY_LABEL, effectiveSpec, type EffectiveSpec } from '../../core/spec.ts';
@@ -19,6 +19,8 @@ export interface PodPatch {
   annotations: Record<string, string | null>;
   /** Only while this annotation still holds this value (our marker): what we wrote is all we remove. */
   guard?: { key: string; value: string };
+  /** The pod carries no value under the key yet (new to the PgCluster): the fan-out may write it twice in a pass. */
+  first?: boolean;
 }
 export interface PodConflict {
   pod: string;
@@ -49,6 +51,13 @@ export interface ObservedOutputs {
   legacyKey: string | undefined;
   /** The other PgClusters of the namespace that write a pod annotation. */
   rivals: readonly Claim[];
+  /** The names of a list published lately, by its version (the `version` annotation format); undefined: unknown. */
+  versionNames?: (version: string) => ReadonlySet<string> | undefined;
+  /**
+   * Pods (as observed) last found to need no annotation write, and what that was planned against: skipped
+   * while both are the same (a memo of planAnnotations' answer, held by the runtime).
+   */
+  settled?: WeakMap<object, { sig: string; value: string; selected: boolean }>;
 }
 
 export function planOutputs(pc: PgClusterObject, spec: EffectiveSpec, selected: readonly PodObject[], peers: readonly Peer[], o: ObservedOutputs): OutputsPlan {
@@ -63,7 +72,7 @@ export function configMapTakenMessage(ns: string, name: string): string {
 function planConfigMap(pc: PgClusterObject, spec: EffectiveSpec, peers: readonly Peer[], o: ObservedOutputs): Pick<OutputsPlan, 'configMap' | 'deleteConfigMaps' | 'configMapConflict'> {
   const ns = pc.metadata.namespace;
   const name = spec.configMapName;
-  const data = configMapData(spec.channel, peers);
+  const data = renderPeers(peers, spec.channel).data;
   const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, [CLUSTER_KEY]: pc.metadata.name };
   const observed = o.configMap;
   const none = { configMap: undefined, deleteConfigMaps: [] };
@@ -101,12 +110,25 @@ function planConfigMap(pc: PgClusterObject, spec: EffectiveSpec, peers: readonly
 function planAnnotations(pc: PgClusterObject, spec: EffectiveSpec, selected: readonly PodObject[], peers: readonly Peer[], o: ObservedOutputs): Pick<OutputsPlan, 'podPatches' | 'podConflicts'> {
   const me = { name: pc.metadata.name, created: timestamp(pc.metadata.creationTimestamp) };
   const key = spec.podAnnotation;
-  const value = annotationValue(peers);
+  const value = annotationFor(spec, peers);
   const selectedNames = new Set(selected.map((p) => p.metadata.name));
   const podPatches: PodPatch[] = [];
   const podConflicts: PodConflict[] = [];
+  // What a pod's answer depends on besides the pod and the value: a pod that needed nothing against the same
+  // signature and value still needs nothing (the pod objects are replaced, never changed, by the caches).
+  const sig = JSON.stringify([me, key, o.legacyKey, spec.selector, o.rivals]);
   for (const { cached, observed } of o.pods) {
-    if (observed.metadata.deletionTimestamp) continue;
+    const selectedNow = selectedNames.has(observed.metadata.name);
+    const memo = o.settled?.get(observed);
+    if (memo && memo.sig === sig && memo.value === value && memo.selected === selectedNow) continue;
+    const before = podPatches.length + podConflicts.length;
+    planPod(cached, observed);
+    if (podPatches.length + podConflicts.length === before) o.settled?.set(observed, { sig, value, selected: selectedNow });
+  }
+  return { podPatches, podConflicts };
+
+  function planPod(cached: PodObject, observed: PodObject): void {
+    if (observed.metadata.deletionTimestamp) return;
     const a = observed.metadata.annotations ?? {};
     const wanted = key !== '' && selectedNames.has(observed.metadata.name);
     const owned = ownedKeys(a, me.name, o.legacyKey);
@@ -114,25 +136,30 @@ function planAnnotations(pc: PgClusterObject, spec: EffectiveSpec, selected: rea
       if (wanted && own.key === key) continue;
       podPatches.push({ pod: cached, annotations: removal(a, [own.key, own.marker]), guard: { key: own.marker, value: own.markerValue } });
     }
-    if (!wanted) continue;
+    if (!wanted) return;
     const older = olderClaimant(me, o.rivals, key, observed.metadata.labels ?? {});
     if (older) {
       podConflicts.push({ pod: observed.metadata.name, owner: older.name });
-      continue;
+      return;
     }
     const owner = markedOwner(a, key);
     const legacy = owned.some((k) => k.marker === CLUSTER_KEY && k.key === key);
     if (owner === undefined && !legacy && a[key] !== undefined) {
       podConflicts.push({ pod: observed.metadata.name, owner: undefined });
-      continue;
+      return;
     }
     // Ours, free, or marked by a PgCluster that no longer claims it here (younger, gone, or elsewhere).
     // The label lets the pod cache find the pod again once no selector does (core/spec.ts, ANNOTATED_LABEL).
     if (a[key] !== value || owner !== me.name || legacy || observed.metadata.labels?.[ANNOTATED_LABEL] !== 'true') {
-      podPatches.push({ pod: cached, annotations: { [key]: value, [markerKey(key)]: markerValue(me.name, key), ...(legacy ? { [CLUSTER_KEY]: null } : {}) } });
+      podPatches.push({ pod: cached, annotations: { [key]: value, [markerKey(key)]: markerValue(me.name, key), ...(legacy ? { [CLUSTER_KEY]: null } : {}) }, ...(a[key] === undefined ? { first: true } : {}) });
     }
   }
-  return { podPatches, podConflicts };
+}
+
+/** What the pod annotation carries (spec.output.podAnnotationFormat): the names, or the list's version. */
+export function annotationFor(spec: Pick<EffectiveSpec, 'channel' | 'podAnnotationFormat'>, peers: readonly Peer[]): string {
+  const r = renderPeers(peers, spec.channel);
+  return spec.podAnnotationFormat === 'version' ? r.version : r.list;
 }
 
 /** The patch that removes each of `keys` that a pod has. */

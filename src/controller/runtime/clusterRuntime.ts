@@ -5,9 +5,11 @@ import { PeerTable } from '../../core/peerTable.ts';
 import { parseNodeName } from '../../core/payload.ts';
 import type { EndpointPool } from '../endpointPool.ts';
 import type { FanOut } from '../write/fanout.ts';
+import type { SelectionMemo } from '../plan/members.ts';
 import { EndpointAttachment, type Attachment } from './attachment.ts';
 import { FloodMeter, type FloodReading } from './floodMeter.ts';
 import { PublishPacing, type PeerList } from './publishPacing.ts';
+import { PublishedVersions } from './publishedVersions.ts';
 import { SideChannelAuth, type PayloadOutcome, type SideOutcome } from './sideChannelAuth.ts';
 import { TakenNames } from './takenNames.ts';
 
@@ -39,6 +41,15 @@ export class ClusterRuntime {
   readonly fanOut: FanOut | undefined;
   /** Gated pods announced and not yet in every output, at the last plan: a fan-out pass end reconciles then. */
   gatesWaiting = 0;
+  /** The lists published lately, by version (the `version` annotation format: the gate reads them). */
+  readonly versions = new PublishedVersions();
+  /**
+   * Pods (as observed) found to need no annotation write, with what that was planned against: a reconcile
+   * that changes nothing skips them (plan/outputs.ts, planAnnotations).
+   */
+  readonly settledPods = new WeakMap<object, { sig: string; value: string; selected: boolean }>();
+  /** Each pod's part of the selection, per pod object and spec (plan/members.ts). */
+  readonly selectionMemo: SelectionMemo = new WeakMap();
   #seeded = false;
 
   constructor(key: string, limits: RuntimeLimits, parts: RuntimeParts = {}) {

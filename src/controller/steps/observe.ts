@@ -4,7 +4,7 @@
 // from which the plan is computed without reading anything else.
 import type { Instant } from '../../core/clock.ts';
 import type { ConditionInput } from '../../core/conditions.ts';
-import { fitPeers, remotePeersFromConfigMap } from '../../core/outputs.ts';
+import { fitPeersOnce, remotePeersFromConfigMap, renderPeers } from '../../core/outputs.ts';
 import type { Peer } from '../../core/peerTable.ts';
 import { keyId } from '../../core/sideAuth.ts';
 import type { EffectiveSpec } from '../../core/spec.ts';
@@ -63,7 +63,7 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
   // Peer times are monotonic: a wall-clock step (NTP, a VM resumed) must not expire every remote peer at once.
   const now = t.mono;
   rt.seedOnce(() => remotePeersFromConfigMap(caches.configMaps.get(ns, spec.configMapName)?.data), now);
-  const selection = selectMembers(caches.pods.inNamespace(ns), spec);
+  const selection = selectMembers(caches.pods.inNamespace(ns), spec, rt.selectionMemo);
   const change = rt.table.setMembers(selection.members, now);
   if (change.added.length || change.removed.length) {
     rt.changed(now);
@@ -75,7 +75,9 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
   rt.listenerIs(endpoint?.state().phase === 'Listening', now, rt.auth.strict && !rt.auth.signingKey);
   rt.table.expire(now);
   const capped = rt.peers(now);
-  const { peers, droppedForSize } = fitPeers(capped.peers, spec.channel);
+  const { peers, droppedForSize } = fitPeersOnce(capped.peers, spec.channel);
+  const published = renderPeers(peers, spec.channel);
+  rt.versions.note(published.version, published.names);
 
   const status = memo.observe(memoKeys.status(ns, name), pc);
   const others = [...caches.pgclusters.inNamespace(ns)].filter((other) => other.metadata.name !== name);
@@ -94,6 +96,8 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
       pods: [...caches.pods.inNamespace(ns)].map((cached) => ({ cached, observed: memo.observe(memoKeys.pod(ns, cached.metadata.name), cached) ?? cached })),
       legacyKey: status?.status?.podAnnotation ?? spec.podAnnotation,
       rivals: others.flatMap((other) => claimOf(other) ?? []),
+      versionNames: (v) => rt.versions.names(v),
+      settled: rt.settledPods,
     },
     dns: {
       service: spec.serviceName ? memo.observe(memoKeys.output('services', ns, spec.serviceName), caches.services.get(ns, spec.serviceName)) : undefined,

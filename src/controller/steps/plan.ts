@@ -9,6 +9,7 @@ import { degradedCondition, readyCondition } from '../plan/conditions.ts';
 import { planStatus, type StatusWrite } from '../plan/status.ts';
 import { planGates, type GatePlan, type PublishedOutputs } from '../plan/gates.ts';
 import { nowRfc3339 } from '../../core/conditions.ts';
+import { PEERS_VERSION } from '../../core/outputs.ts';
 import { ownedBy } from '../../kube/resources.ts';
 import type { Observed } from './observe.ts';
 
@@ -52,14 +53,25 @@ export function plan(o: Observed, t: Instant): ReconcilePlan {
 function publishedOutputs(o: Observed, outputs: OutputsPlan, dns: DnsPlan): PublishedOutputs {
   const { pc, spec } = o;
   const lines = (v: string | undefined, sep: string) => new Set((v ?? '').split(sep).filter(Boolean));
-  const configMap = outputs.configMapConflict ? { refused: outputs.configMapConflict } : lines(o.outputs.configMap?.data?.peers, '\n');
   // Read only when a gated pod is judged (O(members²) names): not on every reconcile of a settled cluster.
-  let annotations: Map<string, Set<string>> | undefined;
+  let configMap: PublishedOutputs['configMap'] | undefined;
+  const readConfigMap = () => (outputs.configMapConflict ? { refused: outputs.configMapConflict } : lines(o.outputs.configMap?.data?.peers, '\n'));
+  let annotations: Map<string, ReadonlySet<string>> | undefined;
   const readAnnotations = () => {
     const conflicting = new Set(outputs.podConflicts.map((c) => c.pod));
     const byName = new Map(o.outputs.pods.map((p) => [p.observed.metadata.name, p.observed]));
+    // Each distinct value once: a list's names, or the names of the list whose version it carries (none if unknown).
+    const names = new Map<string | undefined, ReadonlySet<string>>();
+    const namesOf = (v: string | undefined): ReadonlySet<string> => {
+      let n = names.get(v);
+      if (n === undefined) {
+        n = spec.podAnnotationFormat === 'version' ? (v !== undefined && PEERS_VERSION.test(v) ? o.outputs.versionNames?.(v) : undefined) ?? new Set<string>() : lines(v, ',');
+        names.set(v, n);
+      }
+      return n;
+    };
     return new Map(o.selection.members.filter((m) => !conflicting.has(m.pod))
-      .map((m) => [m.pod, lines(byName.get(m.pod)?.metadata.annotations?.[spec.podAnnotation], ',')]));
+      .map((m) => [m.pod, namesOf(byName.get(m.pod)?.metadata.annotations?.[spec.podAnnotation])]));
   };
   let addresses: PublishedOutputs['dns'];
   if (dns.conflict) addresses = { refused: dns.conflict };
@@ -68,7 +80,10 @@ function publishedOutputs(o: Observed, outputs: OutputsPlan, dns: DnsPlan): Publ
     addresses = new Set(slices.flatMap((s) => (s?.endpoints ?? []).flatMap((e) => e.addresses)));
   }
   return {
-    configMap, dns: addresses, refused: o.gates.refused,
+    dns: addresses, refused: o.gates.refused,
+    get configMap() {
+      return (configMap ??= readConfigMap());
+    },
     get annotations() {
       return spec.podAnnotation ? (annotations ??= readAnnotations()) : undefined;
     },

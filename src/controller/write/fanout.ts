@@ -4,9 +4,13 @@
 //  - at most one pass in flight per PgCluster, each pod written at most once per pass;
 //  - a newer plan replaces the older one at once: a pod not written yet in this pass gets the newest value
 //    (the stale remainder is abandoned), a pod already written in it waits for the next pass;
-//  - a pass starts at least `minIntervalMs` after the previous one ended (spec.output.annotationMinInterval).
-// So a burst of changes costs at most `members` PATCHes per pass, whatever the number of changes, and a
-// stream of them at most `members` per (pass + interval).
+//  - a pass starts at least `minIntervalMs` after the previous one ended (spec.output.annotationMinInterval);
+//  - one exception: a pod's first write (it carried nothing of ours: a pod new to the PgCluster, annotated while
+//    Pending) may be followed by one more in the same pass, once it has been answered. A join is then one pass
+//    (the new member's own annotation, written while it was Pending, is rewritten with itself in it behind
+//    the others), not a pass plus another.
+// So a burst of changes costs at most `members` PATCHes per pass (plus one per new pod), whatever the number
+// of changes, and a stream of them at most that per (pass + interval).
 import { Backoff } from '../../core/backoff.ts';
 import type { Clock, Timer } from '../../core/clock.ts';
 import type { PodPatch } from '../plan/outputs.ts';
@@ -46,6 +50,8 @@ export class FanOut {
   #ready: string[] = [];
   /** Pods written (or being written) in the current pass: non-empty while a pass runs. */
   #issued = new Set<string>();
+  /** Pods of #issued whose write was their first (PodPatch.first): each may be written once more in this pass. */
+  #again = new Set<string>();
   /** Pod -> the write in flight. */
   #inFlight = new Map<string, PodPatch>();
   #passEndedAt = -Infinity;
@@ -86,7 +92,7 @@ export class FanOut {
     // A refusal stays reported while the plan still wants that pod written.
     const wanted = new Set(patches.map(podOf));
     for (const pod of this.#rejected.keys()) if (!wanted.has(pod)) this.#rejected.delete(pod);
-    this.#ready = [...this.#desired.keys()].filter((pod) => !this.#issued.has(pod));
+    this.#ready = [...this.#desired.keys()].filter((pod) => !this.#issued.has(pod) || this.#again.has(pod));
     this.#pump();
   }
 
@@ -136,13 +142,15 @@ export class FanOut {
       while (this.#inFlight.size < concurrency && this.#ready.length) {
         const pod = this.#ready.shift() as string;
         const p = this.#desired.get(pod);
-        if (!p || this.#issued.has(pod)) continue;
+        // A pod written again in this pass waits until its first write is answered (then it is ready again).
+        if (!p || (this.#issued.has(pod) && !this.#again.has(pod)) || this.#inFlight.has(pod)) continue;
         this.#issue(pod, p);
       }
       if (this.#inFlight.size > 0) return;
       // Nothing in flight and nothing left to issue in this pass: it is over. What is still desired (pods
       // whose value changed after they were written in it) goes in the next pass.
       this.#issued.clear();
+      this.#again.clear();
       this.#passEndedAt = clock.monotonic();
       const failed = this.#failure;
       const rejectedChanged = this.#rejectedChanged;
@@ -156,6 +164,8 @@ export class FanOut {
 
   #issue(pod: string, p: PodPatch): void {
     this.#desired.delete(pod);
+    if (this.#issued.has(pod)) this.#again.delete(pod);
+    else if (p.first) this.#again.add(pod);
     this.#issued.add(pod);
     this.#inFlight.set(pod, p);
     this.stats.writes++;
@@ -173,6 +183,7 @@ export class FanOut {
       },
     ).finally(() => {
       this.#inFlight.delete(pod);
+      if (this.#again.has(pod) && this.#desired.has(pod)) this.#ready.push(pod);
       if (this.#stopped) this.#settle();
       else this.#pump();
     });
