@@ -137,7 +137,7 @@ test('npm run bench -- --smoke bystanders: the pod cache holds only the clustere
   }
 });
 
-test('npm run bench -- --smoke churn rollout: the churn tail against its floor, and the rollout: policy off/on, libcluster polling beside it', async () => {
+test('npm run bench -- --smoke churn rollout: the churn tail against its floor, and the rollout: annotation format list/version, libcluster polling beside it', async () => {
   const dir = mkdtempSync(join(out, 'rollout-'));
   const r = await runBench(['--smoke', '--out', dir, 'churn', 'rollout']);
   assert.equal(r.code, 0, `bench exited ${r.code}:\n${r.stdout}\n${r.stderr.slice(-4000)}`);
