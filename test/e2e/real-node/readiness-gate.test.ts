@@ -80,7 +80,7 @@ async function clustered(what: string, count: number): Promise<void> {
   }, { timeoutMs: MOUNTED_FILE_SYNC_MS, intervalMs: 250, message: `${what}: ${count} Ready pods, each connected to the others (${detail})` });
 }
 
-test('a rolling update with the gate: no pod Ready before every Ready member\'s files list it; a leaving pod leaves the files before its peers see it go', REAL_NODE_TEST, async () => {
+test('a rolling update with the gate: each gate set after every output listed its pod, every member\'s files list each new pod, leaving pods leave the files first (the files\' margins reported)', REAL_NODE_TEST, async () => {
   await kubectl(['apply', '-f', '-'], { ns: ns.name, input: JSON.stringify(deployment) });
   await clustered('created', REPLICAS);
   const before = new Set(recorder!.pods.keys());
