@@ -12,55 +12,60 @@ interface ProcCpu {
   seconds: number;
 }
 
-/** Every process's CPU seconds so far. */
-export function processCpu(): ProcCpu[] {
-  const out: ProcCpu[] = [];
+/** Every process's CPU seconds so far, by pid. */
+export type CpuSample = Map<number, ProcCpu>;
+
+export function sampleCpu(): CpuSample {
+  const out: CpuSample = new Map();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     let stat: string;
     try { stat = readFileSync(`/proc/${d}/stat`, 'utf8'); } catch { continue; }
     const close = stat.lastIndexOf(')');
     const f = stat.slice(close + 2).split(' ');
-    out.push({ pid: Number(d), ppid: Number(f[1]), comm: stat.slice(stat.indexOf('(') + 1, close), seconds: (Number(f[11]) + Number(f[12])) / HZ });
+    const pid = Number(d);
+    out.set(pid, { pid, ppid: Number(f[1]), comm: stat.slice(stat.indexOf('(') + 1, close), seconds: (Number(f[11]) + Number(f[12])) / HZ });
   }
   return out;
 }
 
-/** CPU seconds of the postmaster and every process it forked: the whole Postgres server. */
-export function serverCpuSeconds(postmasterPid: number): number {
-  return processCpu().filter((p) => p.pid === postmasterPid || p.ppid === postmasterPid).reduce((s, p) => s + p.seconds, 0);
+/**
+ * The CPU seconds each process used between two samples. Compared pid by pid, never as sums: a process that
+ * exits in the window (a Postgres backend, another test's API server) is missing from `after`, and a sum would
+ * subtract its whole life; here its share of the window is lost instead. A process born in the window counts
+ * whole.
+ */
+export function cpuUsed(before: CpuSample, after: CpuSample = sampleCpu()): ProcCpu[] {
+  return [...after.values()].map((p) => ({ ...p, seconds: Math.max(0, p.seconds - (before.get(p.pid)?.seconds ?? 0)) }));
+}
+
+const total = (ps: ProcCpu[]) => ps.reduce((s, p) => s + p.seconds, 0);
+
+/** CPU seconds of the postmaster and every process it forked (the whole Postgres server) since `before`. */
+export function serverCpuSince(before: CpuSample, postmasterPid: number): number {
+  return total(cpuUsed(before).filter((p) => p.pid === postmasterPid || p.ppid === postmasterPid));
 }
 
 /**
- * CPU seconds by role: each named pid is its own role, every other process counts under its command name
- * (kube-apiserver, etcd, kwok, postgres, ...).
+ * CPU seconds by role since `before`: each named pid is its own role, every other process counts under its
+ * command name (kube-apiserver, etcd, kwok, postgres, ...); roles that used at least `minSeconds`, largest first.
  */
-export function cpuByRole(named: Record<string, number>): Map<string, number> {
+export function cpuByRoleSince(before: CpuSample, named: Record<string, number>, minSeconds = 0.01): Record<string, number> {
   const byPid = new Map(Object.entries(named).map(([role, pid]) => [pid, role]));
   const out = new Map<string, number>();
-  for (const p of processCpu()) {
+  for (const p of cpuUsed(before)) {
     const role = byPid.get(p.pid) ?? p.comm;
     out.set(role, (out.get(role) ?? 0) + p.seconds);
   }
-  return out;
-}
-
-/** after - before, per role, keeping roles that used at least `minSeconds`. */
-export function cpuDelta(before: Map<string, number>, after: Map<string, number>, minSeconds = 0.01): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [role, s] of after) {
-    const d = s - (before.get(role) ?? 0);
-    if (d >= minSeconds) out[role] = d;
-  }
-  return Object.fromEntries(Object.entries(out).sort((a, b) => b[1] - a[1]));
+  return Object.fromEntries([...out].filter(([, s]) => s >= minSeconds).sort((a, b) => b[1] - a[1]));
 }
 
 /**
- * CPU seconds of the API server and etcd: this stack's processes when their pids are known, otherwise every
- * process of that name (a reused stack; other stacks on the machine then count too).
+ * CPU seconds of the API server and etcd since `before`: this stack's processes when their pids are known,
+ * otherwise every process of that name (a reused stack; other stacks on the machine then count too).
  */
-export function controlPlaneCpuSeconds(pids: Record<string, number>): number {
+export function controlPlaneCpuSince(before: CpuSample, pids: Record<string, number>): number {
   const names = ['kube-apiserver', 'etcd'];
   const known = names.map((n) => pids[n]).filter((p): p is number => p !== undefined);
-  return processCpu().filter((p) => (known.length === names.length ? known.includes(p.pid) : names.includes(p.comm))).reduce((s, p) => s + p.seconds, 0);
+  return total(cpuUsed(before).filter((p) => (known.length === names.length ? known.includes(p.pid) : names.includes(p.comm))));
 }

@@ -9,7 +9,7 @@ import { notifyRoundTrips } from '../lib/pg.ts';
 import { atMost } from '../lib/report.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
 import { WRITE_CONCURRENCY as OPERATOR_WRITE_CONCURRENCY } from '../../src/controller/reconcile.ts';
-import { cpuByRole, cpuDelta } from '../lib/procstat.ts';
+import { cpuByRoleSince, sampleCpu } from '../lib/procstat.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
 import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
 import { paths } from '../../src/kube/resources.ts';
@@ -69,10 +69,10 @@ export const join: Scenario = {
       const fanOutWide: number[] = [];
       const fanOutRounds = pick(ctx.mode, { full: 10, quick: 5, smoke: 2 });
       const roles = { operator: op.pid, 'bench (this process)': process.pid };
-      const cpu0 = cpuByRole(roles);
+      const cpu0 = sampleCpu();
       fanOut.push(...await fanOutFloor(kube, ns, floorPods, fanOutRounds, 'o'));
       await sleep(200); // let the watchers finish with the last events
-      const fanOutCpu = cpuDelta(cpu0, cpuByRole(roles));
+      const fanOutCpu = cpuByRoleSince(cpu0, roles);
       const patches = fanOutRounds * size;
       const cpuMsPerPatch = Object.fromEntries(Object.entries(fanOutCpu).map(([role, s]) => [role, round1(((s * 1000) / patches) * 100) / 100]));
       for (const r of range(fanOutRounds)) {

@@ -8,7 +8,7 @@ import { type BenchCtx, operator, pick, type Scenario } from '../lib/context.ts'
 import { awaitPublished, buildFleet } from '../lib/fleet.ts';
 import { startSim, type SimMember } from '../lib/libcluster-sim.ts';
 import { metric } from '../lib/operator.ts';
-import { serverCpuSeconds } from '../lib/procstat.ts';
+import { sampleCpu, serverCpuSince } from '../lib/procstat.ts';
 import { dbOf, pgbench, pgbenchInit, PgStats, withDb, type PgbenchResult } from '../lib/pg.ts';
 import { mono, range, say, sleep } from '../lib/util.ts';
 
@@ -102,12 +102,12 @@ export const pgload: Scenario = {
           await sleep(INTERVAL_MS + 1000); // a full heartbeat interval under way
           // Discovery alone: commits (transaction ids; pgbench is not running yet) and server CPU.
           const x0 = await stats.nextXid();
-          const s0 = serverCpuSeconds(pid);
+          const s0 = sampleCpu();
           const c0 = await d.cpu();
           const t0 = mono();
           await sleep(notifySeconds * 1000);
           const x1 = await stats.nextXid();
-          const s1 = serverCpuSeconds(pid);
+          const s1 = serverCpuSince(s0, pid);
           const c1 = await d.cpu();
           const dt = (mono() - t0) / 1000;
           const connections = await stats.connections(db);
@@ -117,7 +117,7 @@ export const pgload: Scenario = {
           results.push({
             key: ph.key, label: ph.label, connections,
             notifyCommitsPerS: (x1 - x0) / dt,
-            serverCpuPercent: ((s1 - s0) / dt) * 100,
+            serverCpuPercent: (s1 / dt) * 100,
             clientCpuPercent: ((c1 - c0) / dt) * 100,
             oltp, runs,
           });

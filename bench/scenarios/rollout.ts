@@ -11,7 +11,7 @@ import { BenchKubelet, cleanupNamespace, createNamespace, createPgCluster, creat
 import { startKubeSim, apiserverRequests } from '../lib/kube-sim.ts';
 import { awaitJoin, awaitLeave, type ClusterRef } from '../lib/membership.ts';
 import { delta, deltaBy, histogramMeanMs, type OperatorProc } from '../lib/operator.ts';
-import { controlPlaneCpuSeconds } from '../lib/procstat.ts';
+import { controlPlaneCpuSince, sampleCpu } from '../lib/procstat.ts';
 import { Tracker, type Latency } from '../lib/tracker.ts';
 import { channelName, mono, pool, range, say, sleep, summarize, until, withTimeout } from '../lib/util.ts';
 import { round1, settle } from './join.ts';
@@ -25,11 +25,11 @@ interface Window { seconds: number; cpuSeconds: number; cpuSecondsPerMin: number
 
 async function openWindow(ctx: BenchCtx): Promise<() => Promise<Window>> {
   const t0 = mono();
-  const c0 = controlPlaneCpuSeconds(ctx.stack.pids);
+  const c0 = sampleCpu();
   const r0 = await apiserverRequests(ctx.stack.kubeconfig);
   return async () => {
     const seconds = (mono() - t0) / 1000;
-    const cpuSeconds = controlPlaneCpuSeconds(ctx.stack.pids) - c0;
+    const cpuSeconds = controlPlaneCpuSince(c0, ctx.stack.pids);
     const requests = (await apiserverRequests(ctx.stack.kubeconfig)) - r0;
     return { seconds, cpuSeconds, cpuSecondsPerMin: (cpuSeconds / seconds) * 60, requests, requestsPerS: requests / seconds };
   };
