@@ -124,6 +124,10 @@ describe('operator under failure', () => {
       const all = await kubectl(['get', 'events,pgclusters', '-n', n, '-o', 'json']);
       assert.ok(!all.includes(secret), 'no password in events or status');
     }
+    // Secrets are not watched (the operator may only get them): the one created after its PgCluster is still
+    // read within seconds, by the missing Secret's own retry, well before the 60 s resync it once waited for.
+    await createSecret(kube, n, 'does-not-exist', { url: server.url });
+    await waitFor(async () => condition(await getPgCluster(kube, n, 'missing-secret'), 'Connected')?.status === 'True', { message: 'missing-secret: Connected once its Secret exists, before the 60 s resync', timeoutMs: 30_000 });
     for (const [name] of cases) await kube.delete(paths.pgcluster(n, name), 'pgclusters');
   });
 

@@ -7,6 +7,7 @@ import { applyDeps } from '../../src/controller/steps/apply.ts';
 import type { OutputsPlan } from '../../src/controller/plan/outputs.ts';
 import { reconcile, RESYNC_MS, TAKEN_RECHECK_MS } from '../../src/controller/reconcile.ts';
 import { REMOTE_PUBLISH_INTERVAL_MS } from '../../src/controller/runtime/publishPacing.ts';
+import { SECRET_RETRY_BASE_MS } from '../../src/controller/runtime/secretRetry.ts';
 import { FINALIZER, CLUSTER_KEY, DEFAULT_POD_ANNOTATION } from '../../src/core/spec.ts';
 import { markerKey } from '../../src/core/ownership.ts';
 import { KubeApiError } from '../../src/kube/client.ts';
@@ -100,7 +101,8 @@ describe('reconcile scenarios', () => {
   test('Secret missing: outputs list the members, Connected False/SecretNotFound with an Event, Ready NotConnected; a second pass writes nothing', async () => {
     const ctx = testContext({ pgclusters: [pgcluster('chat', chatSpec)], pods: members() });
     const r = await reconcile(ctx, 'prod/chat');
-    assert.equal(r.requeueAfterMs, RESYNC_MS);
+    // Secrets are not watched: the missing one is read again within a second, not at the 60 s resync.
+    assert.ok(r.requeueAfterMs !== undefined && r.requeueAfterMs >= SECRET_RETRY_BASE_MS / 2 && r.requeueAfterMs <= SECRET_RETRY_BASE_MS + 5, `requeued after ${r.requeueAfterMs} ms`);
     assert.deepEqual(ctx.writer.verbs(), ['createConfigMap chat-peers', 'patchPodAnnotations a', 'patchPodAnnotations b', 'patchStatus chat', 'createEvent chat', 'createEvent chat']);
     const cm = ctx.writer.calls[0];
     assert.ok(cm?.verb === 'createConfigMap');
@@ -112,8 +114,14 @@ describe('reconcile scenarios', () => {
     await until(() => ctx.writer.calls.filter((c) => c.verb === 'createEvent').length === 2, 'both Events');
     // The caches have not caught up; the write memo answers for them: no second write.
     ctx.writer.calls = [];
-    await reconcile(ctx, 'prod/chat');
+    // A reconcile for another reason, before the read is due, keeps the time it is due.
+    ctx.clock.advance(100);
+    assert.equal((await reconcile(ctx, 'prod/chat')).requeueAfterMs, r.requeueAfterMs! - 100);
     assert.deepEqual(ctx.writer.verbs(), []);
+    // At the retry, still missing: the next read is due later, up to twice the base.
+    ctx.clock.advance(r.requeueAfterMs! - 100);
+    const again = (await reconcile(ctx, 'prod/chat')).requeueAfterMs;
+    assert.ok(again !== undefined && again >= SECRET_RETRY_BASE_MS / 2 && again <= 2 * SECRET_RETRY_BASE_MS + 5, `then after ${again} ms`);
   });
 
   test('a write that fails names the reconcile step it failed in; the retry writes what was left', async () => {
@@ -189,6 +197,6 @@ describe('reconcile scenarios', () => {
     // Created now: the name is no longer waited on (no requeue before the resync or the next expiry).
     ctx.clock.advance(REMOTE_PUBLISH_INTERVAL_MS + 1); // past any hold-back of remote changes too
     const after = await reconcile(ctx, 'prod/chat');
-    assert.equal(after.requeueAfterMs, RESYNC_MS, 'a past recheck time is forgotten, not a requeue every 10 ms');
+    assert.ok(after.requeueAfterMs !== undefined && after.requeueAfterMs >= SECRET_RETRY_BASE_MS / 2, `a past recheck time is forgotten, not a requeue every 10 ms (then: the missing Secret's retry): ${after.requeueAfterMs} ms`);
   });
 });

@@ -1,5 +1,5 @@
 // The parts of a PgCluster's runtime (src/controller/runtime/), each on its own: publish pacing, taken output
-// names, the flood meter, the endpoint attachment, spec.auth applied to what is heard, and the registry that
+// names, the Secret retry, the flood meter, the endpoint attachment, spec.auth applied to what is heard, and the registry that
 // owns the runtimes. Pure or with fakes (no Postgres: the endpoint is a recording stand-in). Times are passed in.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -8,6 +8,7 @@ import { FloodMeter, FLOOD_NAMES_PER_SECOND } from '../../src/controller/runtime
 import { PublishPacing, REMOTE_PUBLISH_BURST, REMOTE_PUBLISH_INTERVAL_MS, LEAVE_PUBLISH_BURST, type PeerList } from '../../src/controller/runtime/publishPacing.ts';
 import { RuntimeRegistry } from '../../src/controller/runtime/registry.ts';
 import { SideChannelAuth } from '../../src/controller/runtime/sideChannelAuth.ts';
+import { SecretRetry, SECRET_RETRY_MAX_MS } from '../../src/controller/runtime/secretRetry.ts';
 import { TakenNames } from '../../src/controller/runtime/takenNames.ts';
 import type { EndpointPool } from '../../src/controller/endpointPool.ts';
 import type { FanOut } from '../../src/controller/write/fanout.ts';
@@ -89,6 +90,26 @@ test('TakenNames: believed taken until the recheck time, for that name only; pas
   assert.equal(t.recheckAt(10_000), 30_000, 'the service is past, forgotten');
   assert.equal(t.has('configMap', 'chat-peers', 30_000), false);
   assert.equal(t.recheckAt(30_000), undefined);
+});
+
+test('SecretRetry: an unusable Secret is read again from 1 s, doubling to 30 s; reconciles in between keep the time; success forgets', () => {
+  const r = new SecretRetry(() => 0.999); // the top of each jittered range
+  assert.equal(r.wakeAt(), undefined, 'nothing to retry');
+  const due: number[] = [];
+  let now = 0;
+  for (let i = 0; i < 8; i++) {
+    r.note(false, now);
+    due.push(r.wakeAt()! - now);
+    r.note(false, now + 1); // a pod changed meanwhile: not a retry
+    assert.equal(r.wakeAt()! - now, due.at(-1), 'a reconcile before the retry is due does not push it on');
+    now = r.wakeAt()!;
+  }
+  assert.deepEqual(due, [999, 1998, 3996, 7992, 15984, 29970, 29970, 29970]);
+  assert.ok(Math.max(...due) <= SECRET_RETRY_MAX_MS);
+  r.note(true, now);
+  assert.equal(r.wakeAt(), undefined, 'usable: no retry');
+  r.note(false, now);
+  assert.equal(r.wakeAt()! - now, 999, 'the next failure starts from the base again');
 });
 
 test('FloodMeter: above FLOOD_NAMES_PER_SECOND is a flood, reported as a change once each way', () => {

@@ -11,6 +11,7 @@ import { FloodMeter, type FloodReading } from './floodMeter.ts';
 import { PublishPacing, type PeerList } from './publishPacing.ts';
 import { PublishedVersions } from './publishedVersions.ts';
 import { SideChannelAuth, type PayloadOutcome, type SideOutcome } from './sideChannelAuth.ts';
+import { SecretRetry } from './secretRetry.ts';
 import { TakenNames } from './takenNames.ts';
 
 export interface RuntimeLimits {
@@ -37,6 +38,7 @@ export class ClusterRuntime {
   readonly pacing = new PublishPacing();
   readonly auth: SideChannelAuth;
   readonly taken = new TakenNames();
+  readonly secretRetry = new SecretRetry();
   readonly floodMeter = new FloodMeter();
   readonly fanOut: FanOut | undefined;
   /** Gated pods announced and not yet in every output, at the last plan: a fan-out pass end reconciles then. */
@@ -111,9 +113,10 @@ export class ClusterRuntime {
     return this.pacing.takeChange();
   }
 
-  /** When (monotonic) the PgCluster must be reconciled again: the next expiry, or the next publish token. */
+  /** When (monotonic) the PgCluster must be reconciled again: the next expiry, publish token or Secret read. */
   nextWake(): number | undefined {
-    return this.pacing.wakeAt(this.table.nextExpiry());
+    const at = [this.pacing.wakeAt(this.table.nextExpiry()), this.secretRetry.wakeAt()].filter((t) => t !== undefined);
+    return at.length ? Math.min(...at) : undefined;
   }
 
   /** New remote names per second, and whether that is a flood. */

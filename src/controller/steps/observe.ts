@@ -72,6 +72,8 @@ export async function observe(ctx: Context, pc: PgClusterObject, spec: Effective
   const authenticated = await authenticate(ctx, pc, spec, rt, now);
   const connection = await listen(ctx, pc, spec, rt);
   const endpoint = rt.attachment?.endpoint;
+  // Detached means the URL's Secret was unusable; an Authenticated False, spec.auth's: read them again soon.
+  rt.secretRetry.note(endpoint !== undefined && authenticated?.status !== 'False', now);
   rt.listenerIs(endpoint?.state().phase === 'Listening', now, rt.auth.strict && !rt.auth.signingKey);
   rt.table.expire(now);
   const capped = rt.peers(now);
