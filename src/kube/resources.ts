@@ -116,10 +116,12 @@ export function patchStatus(kube: KubeClient, ns: string, name: string, status: 
   return kube.patch(`${paths.pgcluster(ns, name)}/status`, { status }, 'pgclusters/status');
 }
 
-/** Writes the finalizer list, guarded by resourceVersion (409 on a concurrent change; the queue retries). */
-/** The PgCluster's finalizers (and, with them, annotations to add), guarded by its resourceVersion. */
-export function setFinalizers(kube: KubeClient, pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>): Promise<unknown> {
-  return kube.patch(paths.pgcluster(pc.metadata.namespace, pc.metadata.name), { metadata: { finalizers, ...(annotations ? { annotations } : {}), resourceVersion: pc.metadata.resourceVersion } }, 'pgclusters');
+/**
+ * The PgCluster's finalizers (and, with them, annotations to add), guarded by its resourceVersion (409 on a
+ * concurrent change; the queue retries). Answers the PgCluster as written.
+ */
+export function setFinalizers(kube: KubeClient, pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>): Promise<PgClusterObject> {
+  return kube.patch<PgClusterObject>(paths.pgcluster(pc.metadata.namespace, pc.metadata.name), { metadata: { finalizers, ...(annotations ? { annotations } : {}), resourceVersion: pc.metadata.resourceVersion } }, 'pgclusters');
 }
 
 export function getSecret(kube: KubeClient, ns: string, name: string): Promise<SecretObject | undefined> {

@@ -108,7 +108,8 @@ export class RecordingWriter implements Writer {
     return this.#do({ verb: 'patchStatus', name, status }, () => this.#written<PgClusterObject>({ metadata: { name, namespace: ns }, spec: {}, status }));
   }
   setFinalizers(pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>) {
-    return this.#do({ verb: 'setFinalizers', name: pc.metadata.name, finalizers, ...(annotations ? { annotations } : {}) }, () => undefined);
+    return this.#do({ verb: 'setFinalizers', name: pc.metadata.name, finalizers, ...(annotations ? { annotations } : {}) },
+      () => this.#written<PgClusterObject>({ ...pc, metadata: { ...pc.metadata, finalizers, annotations: { ...pc.metadata.annotations, ...annotations } } }));
   }
   createEvent(pc: PgClusterObject, event: EventInput) {
     return this.#do({ verb: 'createEvent', name: pc.metadata.name, event }, () => undefined);

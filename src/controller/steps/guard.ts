@@ -20,7 +20,9 @@ const DONE: Admission = { admitted: false };
 
 export async function guard(ctx: Context, key: string, t: Instant): Promise<Admission> {
   const [ns, name] = splitKey(key);
-  const pc = ctx.caches.pgclusters.get(ns, name);
+  // As we last wrote it, until the cache has caught up: a reconcile queued meanwhile (a pod event) must not
+  // add the finalizer again against the old resourceVersion (a 409 for every new PgCluster).
+  const pc = ctx.writes.memo.observe(memoKeys.pgcluster(ns, name), ctx.caches.pgclusters.get(ns, name));
   if (!pc) {
     forget(ctx, key);
     return DONE;
@@ -37,7 +39,8 @@ export async function guard(ctx: Context, key: string, t: Instant): Promise<Admi
   const recorded = pc.metadata.annotations?.[DEFAULTS_ANNOTATION] !== undefined;
   if (!finalizers.includes(FINALIZER) || !recorded) {
     // One write: our finalizer, and the defaults this PgCluster keeps from now on (docs/upgrading.md, "What is kept").
-    await ctx.writes.writer.setFinalizers(pc, finalizers.includes(FINALIZER) ? finalizers : [...finalizers, FINALIZER], recorded ? undefined : { [DEFAULTS_ANNOTATION]: defaultsToRecord(pc) });
+    const written = await ctx.writes.writer.setFinalizers(pc, finalizers.includes(FINALIZER) ? finalizers : [...finalizers, FINALIZER], recorded ? undefined : { [DEFAULTS_ANNOTATION]: defaultsToRecord(pc) });
+    ctx.writes.memo.record(memoKeys.pgcluster(ns, name), pc, written);
     return DONE; // the update event requeues us with the new resourceVersion
   }
   const resolved = effectiveSpec(pc);

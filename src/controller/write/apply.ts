@@ -31,6 +31,8 @@ export const memoKeys = {
   /** A pod's status as we wrote it (its readiness gate): apart from `pod`, which our annotation writes keep. */
   podStatus: (ns: string, name: string) => `podstatus:${ns}/${name}`,
   status: (ns: string, name: string) => `status:${ns}/${name}`,
+  /** The PgCluster's metadata as our finalizer write left it. */
+  pgcluster: (ns: string, name: string) => `pgcluster:${ns}/${name}`,
 };
 
 /** What applying the outputs found that the next reconcile and the status need to know. */

@@ -21,7 +21,7 @@ export interface Writer {
   patchPodCondition(ns: string, name: string, condition: PodCondition): Promise<unknown>;
   patchStatus(ns: string, name: string, status: PgClusterStatus): Promise<unknown>;
   /** With `annotations`: added in the same write (the first reconcile records the PgCluster's defaults). */
-  setFinalizers(pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>): Promise<unknown>;
+  setFinalizers(pc: PgClusterObject, finalizers: string[], annotations?: Record<string, string>): Promise<PgClusterObject>;
   createEvent(pc: PgClusterObject, ev: EventInput): Promise<unknown>;
   /** The DNS output's Service and EndpointSlices. */
   createOutput(kind: OutputKind, obj: KubeObject): Promise<KubeObject>;
