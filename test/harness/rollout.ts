@@ -14,7 +14,7 @@ import { isReady } from './kube.ts';
 
 interface PodJson {
   metadata: { name: string; namespace?: string; resourceVersion?: string; deletionTimestamp?: string; annotations?: Record<string, string> };
-  status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string }[]; containerStatuses?: { name: string; state?: { running?: unknown; terminated?: unknown } }[] };
+  status?: { podIP?: string; phase?: string; conditions?: { type: string; status: string; reason?: string; message?: string }[]; containerStatuses?: { name: string; state?: { running?: unknown; terminated?: unknown } }[] };
 }
 
 /** One pod's life as recorded: times are wall-clock ms on this machine (the watch's receipt, or the lines' own). */
@@ -27,6 +27,8 @@ export interface PodTrack {
   gateTrueAt: number | undefined;
   /** The resourceVersion of the pod when its gate was first seen True. */
   gateTrueRv: string | undefined;
+  /** Its gate condition as it changed (status, reason or message): one entry per write that changed it. */
+  gate: { at: number; status: string; reason: string; message: string }[];
   /** Its peers annotation (RecorderOptions.annotation) in the API as it changed: at which resourceVersion, which names. */
   annotations: { rv: string; names: string[] }[];
   deletingAt: number | undefined;
@@ -99,13 +101,18 @@ export class PodRecorder {
     const now = Date.now();
     const name = pod.metadata.name;
     let t = this.pods.get(name);
-    if (!t) this.pods.set(name, (t = { name, node: undefined, ready: [], gateTrueAt: undefined, gateTrueRv: undefined, annotations: [], deletingAt: undefined, files: [], app: [] }));
+    if (!t) this.pods.set(name, (t = { name, node: undefined, ready: [], gateTrueAt: undefined, gateTrueRv: undefined, gate: [], annotations: [], deletingAt: undefined, files: [], app: [] }));
     if (pod.status?.podIP) t.node ??= `${this.#o.basename}@${pod.status.podIP}`;
     if (pod.metadata.deletionTimestamp || deleted) t.deletingAt ??= now;
     const ready = isReady(pod) && t.deletingAt === undefined;
     if ((t.ready.at(-1)?.ready ?? false) !== ready) t.ready.push({ at: now, ready });
     const rv = pod.metadata.resourceVersion ?? '';
-    if (t.gateTrueAt === undefined && pod.status?.conditions?.some((c) => c.type === READINESS_GATE && c.status === 'True')) {
+    const gate = pod.status?.conditions?.find((c) => c.type === READINESS_GATE);
+    const last = t.gate.at(-1);
+    if (gate && (last?.status !== gate.status || last.reason !== (gate.reason ?? '') || last.message !== (gate.message ?? ''))) {
+      t.gate.push({ at: now, status: gate.status, reason: gate.reason ?? '', message: gate.message ?? '' });
+    }
+    if (t.gateTrueAt === undefined && gate?.status === 'True') {
       t.gateTrueAt = now;
       t.gateTrueRv = rv;
     }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { disconnectedMs, gateAfterOutputs, joinChecks, leaveChecks, type PodTrack } from '../harness/rollout.ts';
 
 const track = (name: string, ip: number, o: Partial<PodTrack> = {}): PodTrack => ({
-  name, node: `a@10.0.0.${ip}`, ready: [], gateTrueAt: undefined, gateTrueRv: undefined, annotations: [], deletingAt: undefined, files: [], app: [], ...o,
+  name, node: `a@10.0.0.${ip}`, ready: [], gateTrueAt: undefined, gateTrueRv: undefined, gate: [], annotations: [], deletingAt: undefined, files: [], app: [], ...o,
 });
 const nodes = (at: number, ...ips: number[]) => ({ at, event: 'nodes', arg: ips.map((i) => `a@10.0.0.${i}`).join(',') });
 const file = (at: number, f: 'annotation' | 'configmap', ...ips: number[]) => ({ at, file: f, names: ips.map((i) => `a@10.0.0.${i}`) });
