@@ -201,7 +201,7 @@ test('PgClusterNotReady: a PgCluster whose Secret is missing; the alert names it
 
     const t1 = Date.now();
     await fix();
-    await resolved(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name }, t1, 'the Secret was created (the operator reads it at its next resync)');
+    await resolved(t, 'PgClusterPostgresDisconnected', { namespace: nsB.name }, t1, 'the Secret was created (the operator reads a missing Secret again from 1 s, doubling to 30 s)');
     await resolved(t, 'PgClusterNotReady', { namespace: nsB.name }, t1, 'the Secret was created');
   });
 });
@@ -222,7 +222,7 @@ test('PgClusterBelowMinMembers: a member of A/chat not Ready; B/chat, same name,
 });
 
 test('PgClusterPostgresDisconnected: B/chat\'s Postgres stopped; A/chat, on another server, stays connected', async (t) => {
-  await waitFor(async () => condition(await getPgCluster(kube, nsB.name, 'chat'), 'Connected')?.status === 'True', { message: 'B/chat Connected (its Secret read at a resync)', timeoutMs: 90_000 });
+  await waitFor(async () => condition(await getPgCluster(kube, nsB.name, 'chat'), 'Connected')?.status === 'True', { message: 'B/chat Connected (its Secret read again)', timeoutMs: 90_000 });
   await repairing(() => serverB.start(), async (fix) => {
     const t0 = Date.now();
     await serverB.stop();
