@@ -102,12 +102,12 @@ export const pgload: Scenario = {
           await sleep(INTERVAL_MS + 1000); // a full heartbeat interval under way
           // Discovery alone: commits (transaction ids; pgbench is not running yet) and server CPU.
           const x0 = await stats.nextXid();
-          const s0 = sampleCpu();
+          const cpu0 = sampleCpu();
           const c0 = await d.cpu();
           const t0 = mono();
           await sleep(notifySeconds * 1000);
           const x1 = await stats.nextXid();
-          const s1 = serverCpuSince(s0, pid);
+          const serverCpu = serverCpuSince(cpu0, pid);
           const c1 = await d.cpu();
           const dt = (mono() - t0) / 1000;
           const connections = await stats.connections(db);
@@ -117,7 +117,7 @@ export const pgload: Scenario = {
           results.push({
             key: ph.key, label: ph.label, connections,
             notifyCommitsPerS: (x1 - x0) / dt,
-            serverCpuPercent: (s1 / dt) * 100,
+            serverCpuPercent: (serverCpu / dt) * 100,
             clientCpuPercent: ((c1 - c0) / dt) * 100,
             oltp, runs,
           });

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import { controlPlaneCpuSince, cpuUsed, sampleCpu, type CpuSample } from '../../bench/lib/procstat.ts';
+import { waitFor } from '../support/poll.ts';
 
 const sample = (rows: [pid: number, comm: string, seconds: number][]): CpuSample =>
   new Map(rows.map(([pid, comm, seconds]) => [pid, { pid, ppid: 1, comm, seconds }]));
@@ -22,15 +23,7 @@ test('controlPlaneCpuSince: an API server that exits inside the window never tak
   const exited = new Promise((res) => child.once('exit', res));
   let before: CpuSample;
   try {
-    await new Promise<void>((res, rej) => {
-      const t0 = Date.now();
-      const poll = () => {
-        if ((sampleCpu().get(child.pid!)?.seconds ?? 0) >= 0.2) res();
-        else if (Date.now() - t0 > 30_000) rej(new Error('the child never used 0.2 s of CPU'));
-        else setTimeout(poll, 20);
-      };
-      poll();
-    });
+    await waitFor(() => (sampleCpu().get(child.pid!)?.seconds ?? 0) >= 0.2, { message: 'the child used 0.2 s of CPU', intervalMs: 20 });
     before = sampleCpu();
     assert.equal(before.get(child.pid!)?.comm, 'kube-apiserver', 'the child is named as the API server is');
   } finally {

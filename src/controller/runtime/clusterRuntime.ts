@@ -113,10 +113,9 @@ export class ClusterRuntime {
     return this.pacing.takeChange();
   }
 
-  /** When (monotonic) the PgCluster must be reconciled again: the next expiry, publish token or Secret read. */
+  /** When (monotonic) the PgCluster must be reconciled again: the next expiry, or the next publish token. */
   nextWake(): number | undefined {
-    const at = [this.pacing.wakeAt(this.table.nextExpiry()), this.secretRetry.wakeAt()].filter((t) => t !== undefined);
-    return at.length ? Math.min(...at) : undefined;
+    return this.pacing.wakeAt(this.table.nextExpiry());
   }
 
   /** New remote names per second, and whether that is a flood. */

@@ -26,9 +26,12 @@ export function record(ctx: Pick<Context, 'env' | 'writes'>, o: Observed, applie
   metrics.setConditions(labels.namespace, labels.name, applied.status.conditions, applied.status.drop);
 }
 
-/** In how many ms to reconcile again (`now`, monotonic): the next expiry, publish token or taken-name recheck. */
+/**
+ * In how many ms to reconcile again (`now`, monotonic): the next expiry, publish token, taken-name recheck or
+ * read of an unusable Secret.
+ */
 export function nextWake(rt: ClusterRuntime, now: number): number {
-  const next = Math.min(rt.nextWake() ?? Infinity, rt.taken.recheckAt(now) ?? Infinity);
+  const next = Math.min(rt.nextWake() ?? Infinity, rt.taken.recheckAt(now) ?? Infinity, rt.secretRetry.wakeAt() ?? Infinity);
   return next === Infinity ? RESYNC_MS : Math.min(RESYNC_MS, Math.max(10, next - now + 5));
 }
 
