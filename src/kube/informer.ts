@@ -20,6 +20,8 @@ export interface InformerOptions {
   transform?: (obj: KubeObject) => KubeObject;
   log: Logger;
   onError?: (err: unknown) => void;
+  /** A watch expired (410 Gone): the versions in between are lost, and a list follows. */
+  onExpired?: () => void;
 }
 
 export const objectKey = (o: KubeObject): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
@@ -190,6 +192,7 @@ export class Informer<T extends KubeObject> {
       if (err instanceof KubeApiError && err.status === 410) gone = true;
       if (gone) {
         this.#opts.log.info({ path: this.path }, 'watch expired (410 Gone); relisting');
+        this.#opts.onExpired?.();
         void this.#relist();
       } else if (err || failed) {
         this.#fail(err ?? failed, () => void this.#startWatch());

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { CRD_FILE, installCrd, waitForCrdEstablished } from '../support/crd.ts';
 import { startKube, type KubeStack } from '../harness/kube.ts';
-import { KubeClient } from '../../src/kube/client.ts';
+import { KubeClient, MAX_THROTTLED_RETRIES } from '../../src/kube/client.ts';
 import { configMapPeers, createPgCluster, createPod, getPgCluster, startOperator, testKube, type OperatorProcess } from '../support/operator.ts';
 import { startRelay, type Relay } from '../support/relay.ts';
 
@@ -137,7 +137,9 @@ describe('throttled by API Priority and Fairness (429)', () => {
     await kubectl(['apply', '-f', '-'], { input: stringify({ apiVersion: 'flowcontrol.apiserver.k8s.io/v1', kind: 'FlowSchema', metadata: { name: level() },
       spec: { priorityLevelConfiguration: { name: level() }, matchingPrecedence: 100, distinguisherMethod: { type: 'ByUser' },
         rules: [{ subjects: [{ kind: 'User', user: { name: sa.user } }],
-          resourceRules: [{ verbs: ['*'], apiGroups: ['*'], resources: ['*'], namespaces: ['*'], clusterScope: true }],
+          // Every verb but watch: a rejected watch is the informer's to start again (with its own backoff), so
+          // every rejection counted below is one that KubeClient.request saw.
+          resourceRules: [{ verbs: ['get', 'list', 'create', 'update', 'patch', 'delete', 'deletecollection'], apiGroups: ['*'], resources: ['*'], namespaces: ['*'], clusterScope: true }],
           nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }] }] } }) });
     const pods = Array.from({ length: 40 }, (_, i) => ({ name: `sq-${i}`, ip: `127.0.71.${i + 1}` }));
     const t0 = Date.now();
@@ -150,13 +152,19 @@ describe('throttled by API Priority and Fairness (429)', () => {
       return all.every((p) => p.metadata.annotations?.['pgcluster.io/peers'] === want.join(','));
     }, { message: 'every pod annotated while throttled', timeoutMs: 120_000 });
     const seconds = (Date.now() - t0) / 1000;
-    const throttled = await op.metric('pgcluster_kube_request_retries_total', { reason: 'throttled' });
+    // The server's count first: a rejection it has counted has reached the operator, whose retry counter moves
+    // as the answer arrives (before the wait), so reading ours second cannot miss one.
     const serverMetrics = await kubectl(['get', '--raw', '/metrics']);
     const ours = [...String(serverMetrics).matchAll(/^apiserver_flowcontrol_rejected_requests_total\{([^}]*)\} (\d+)/gm)]
       .filter((m) => m[1]!.includes(`priority_level="${level()}"`)).reduce((n, m) => n + Number(m[2]), 0);
-    t.diagnostic(`40 members published and annotated in ${seconds.toFixed(1)} s while squeezed; ${throttled} throttled retries; the API server rejected ${ours} requests (${(ours / seconds).toFixed(1)}/s)`);
+    const throttled = await op.metric('pgcluster_kube_request_retries_total', { reason: 'throttled' });
+    t.diagnostic(`40 members published and annotated in ${seconds.toFixed(1)} s while squeezed; ${throttled} throttled retries; the API server rejected ${ours} requests`);
     assert.ok(throttled > 0, 'the operator was throttled and retried after Retry-After');
-    assert.ok(ours / seconds < 10, `no hot loop: ${ours} rejections in ${seconds.toFixed(0)} s`);
+    // No hot loop: every rejection was either waited out and retried (counted in `throttled`; the wait itself is
+    // proven in test/unit/kube-client.test.ts) or was the last of a request that gave up after
+    // MAX_THROTTLED_RETRIES waits. A failed write sent again at once, outside that path, breaks the equation.
+    assert.ok(ours <= throttled + Math.floor(throttled / MAX_THROTTLED_RETRIES),
+      `every 429 waited out: the API server rejected ${ours} requests, the operator waited out ${throttled} of them`);
   });
 });
 

@@ -123,3 +123,19 @@ export function checkoutRelease(release: ReleaseTag, root = repoRoot): { dir: st
   }
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+// `node test/harness/release.ts previous`: the release the upgrade e2e starts from, or why there is none
+// (.ci/run asks before the tests, and fetches the tags once if the clone lacks them).
+if (import.meta.main) {
+  if (process.argv[2] !== 'previous') {
+    console.error('usage: node test/harness/release.ts previous');
+    process.exit(2);
+  }
+  try {
+    const r = previousRelease();
+    console.log(`${r.tag} (commit ${r.commit})`);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  }
+}

@@ -1,11 +1,14 @@
 // The Kubernetes adapter's pure parts: which resource an API path names (the label of the request metrics),
-// how long a 429 asks to wait, and a rotated token file.
+// how long a 429 asks to wait, and a rotated token file; and how the client waits out a 429.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MAX_RETRY_AFTER_MS, resourceOf, retryAfterMs } from '../../src/kube/client.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeApiError, KubeClient, MAX_RETRY_AFTER_MS, MAX_THROTTLED_RETRIES, resourceOf, retryAfterMs } from '../../src/kube/client.ts';
 import { TokenFile } from '../../src/kube/transport.ts';
 
 const cases: [string, string][] = [
@@ -47,4 +50,58 @@ test('TokenFile: read once, kept, read again after a refusal (and says whether i
   assert.equal(await t.token(), 'token-b');
   assert.equal(await t.refused(), false, 'the same token: no point trying again');
   rmSync(dir, { recursive: true });
+});
+
+// The 429 path of KubeClient.request against a loopback HTTP server that answers as API Priority and Fairness
+// does (no API server can be made to reject on cue): each retry comes no sooner than the Retry-After asked,
+// and a request still refused after MAX_THROTTLED_RETRIES goes to its caller. The bounds are lower bounds on
+// waits, which a busy machine only lengthens.
+async function throttlingServer(refusals: number, retryAfter: string): Promise<{ client: KubeClient; arrivals: number[]; close(): Promise<void> }> {
+  const arrivals: number[] = [];
+  const server = createServer((_req, res) => {
+    arrivals.push(performance.now());
+    if (arrivals.length <= refusals) {
+      res.writeHead(429, { 'Retry-After': retryAfter, 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ kind: 'Status', reason: 'TooManyRequests', message: 'too many requests' }));
+    } else {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"kind":"ConfigMap"}');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: 'u', token: 'x' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x',
+  });
+  const retries: string[] = [];
+  const client = new KubeClient(kc, { onRetry: (reason) => retries.push(reason) });
+  return { client, arrivals, close: async () => { await client.close(); await new Promise<void>((resolve) => server.close(() => resolve())); } };
+}
+
+test('a 429 is retried after its Retry-After, as often as it is sent', async () => {
+  const s = await throttlingServer(2, '1');
+  try {
+    assert.deepEqual(await s.client.get('/api/v1/namespaces/prod/configmaps/chat-peers'), { kind: 'ConfigMap' });
+    assert.equal(s.arrivals.length, 3, 'two refusals, then the answer');
+    for (let i = 1; i < s.arrivals.length; i++) {
+      const gap = s.arrivals[i]! - s.arrivals[i - 1]!;
+      assert.ok(gap >= 950, `attempt ${i + 1} came ${gap.toFixed(0)} ms after the refusal that asked for 1 s`);
+    }
+  } finally {
+    await s.close();
+  }
+});
+
+test('a request refused more than MAX_THROTTLED_RETRIES times goes to its caller as a 429', async () => {
+  const s = await throttlingServer(1_000, '0');
+  try {
+    await assert.rejects(s.client.get('/api/v1/namespaces/prod/configmaps/chat-peers'), (err: unknown) => err instanceof KubeApiError && err.status === 429);
+    assert.equal(s.arrivals.length, MAX_THROTTLED_RETRIES + 1, 'the first try and its retries, no more');
+    const span = s.arrivals.at(-1)! - s.arrivals[0]!;
+    assert.ok(span >= MAX_THROTTLED_RETRIES * 95, `'Retry-After: 0' still waits 100 ms each time (${span.toFixed(0)} ms for ${MAX_THROTTLED_RETRIES})`);
+  } finally {
+    await s.close();
+  }
 });

@@ -31,7 +31,7 @@ import { testKube } from '../../support/operator.ts';
 import { watchObjects, watchPeers, watchPodAnnotations } from '../../support/watch.ts';
 import { DEFAULTS_ANNOTATION } from '../../../src/core/defaults.ts';
 import { paths } from '../../../src/kube/resources.ts';
-import type { KubeClient } from '../../../src/kube/client.ts';
+import type { KubeClient, KubeObject } from '../../../src/kube/client.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const RELEASE = 'pgup';
@@ -50,7 +50,7 @@ interface PodJson {
   spec: { nodeName?: string; containers: { image: string }[] };
   status: { podIP?: string; conditions?: { type: string; status: string }[] };
 }
-interface PgClusterJson {
+interface PgClusterJson extends KubeObject {
   metadata: { name: string; generation: number; annotations?: Record<string, string> };
   status?: { channel?: string; observedGeneration?: number };
 }
@@ -238,7 +238,7 @@ test(`helm upgrade to this tree's release: no member ever missing from any outpu
   // helm upgrade replaces the CRD, and the API server starts that resource's watch cache anew: a watch resumed
   // from before may be told 410 Gone and starts again from a list (every PgCluster's current version). The
   // outputs' watches (ConfigMaps, pods) must never miss a version.
-  const pgclusters = await watchObjects<PgClusterJson>(kube, paths.pgclusters(appNs.name), {}, `PgClusters in ${appNs.name}`, false, true);
+  const pgclusters = await watchObjects<PgClusterJson>(kube, paths.pgclusters(appNs.name), { what: `PgClusters in ${appNs.name}`, relistWhenExpired: true });
   const stopAll = () => ({
     configMaps: configMaps.map((w) => w.stop()),
     annotations: annotations.stop(),
