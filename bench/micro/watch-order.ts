@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { openStack } from '../lib/stack.ts';
 import { paths } from '../../src/kube/resources.ts';
 import type { KubeClient } from '../../src/kube/client.ts';
-import { summarize } from '../lib/util.ts';
+import { summarize, until } from '../lib/util.ts';
 
 const ROUNDS = Number(process.argv[2] ?? 200);
 const WRITERS = 16;
@@ -35,14 +35,9 @@ async function watchVersions(kube: KubeClient, path: string, query: Record<strin
   }, () => {});
 }
 
-async function until(cond: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  return true;
-}
+/** Whether `cond` held within `timeoutMs` (polled every millisecond: the figures are milliseconds). */
+const within = (cond: () => boolean, timeoutMs: number): Promise<boolean> =>
+  until('a watch event', () => cond() || undefined, timeoutMs, 1).then(() => true, () => false);
 
 async function main(): Promise<void> {
   const stack = await openStack();
@@ -83,11 +78,11 @@ async function main(): Promise<void> {
       await kube.patch(paths.configMap(NS, 'peers'), { data: { v } }, 'configmaps');
       if (mode === 'after') {
         const t = performance.now();
-        if (!(await until(() => a.own.has(v), 5000))) lost++;
+        if (!(await within(() => a.own.has(v), 5000))) lost++;
         waits.push(performance.now() - t);
       }
       await kube.patch(paths.pod(NS, 'member'), { metadata: { annotations: { 'pgcluster.io/version': v } } }, 'pods');
-      if (!(await until(() => a.cm.has(v) && a.pod.has(v), 10_000))) { lost++; continue; }
+      if (!(await within(() => a.cm.has(v) && a.pod.has(v), 10_000))) { lost++; continue; }
       const lead = a.pod.get(v)! - a.cm.get(v)!; // > 0: the ConfigMap event came first
       leads[mode].push(lead);
       if (lead < 0) inversions[mode]++;

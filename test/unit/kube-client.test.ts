@@ -56,7 +56,7 @@ test('TokenFile: read once, kept, read again after a refusal (and says whether i
 // does (no API server can be made to reject on cue): each retry comes no sooner than the Retry-After asked,
 // and a request still refused after MAX_THROTTLED_RETRIES goes to its caller. The bounds are lower bounds on
 // waits, which a busy machine only lengthens.
-async function throttlingServer(refusals: number, retryAfter: string): Promise<{ client: KubeClient; arrivals: number[]; close(): Promise<void> }> {
+async function throttlingServer(refusals: number, retryAfter: string): Promise<{ client: KubeClient; arrivals: number[]; retries: string[]; close(): Promise<void> }> {
   const arrivals: number[] = [];
   const server = createServer((_req, res) => {
     arrivals.push(performance.now());
@@ -77,7 +77,7 @@ async function throttlingServer(refusals: number, retryAfter: string): Promise<{
   });
   const retries: string[] = [];
   const client = new KubeClient(kc, { onRetry: (reason) => retries.push(reason) });
-  return { client, arrivals, close: async () => { await client.close(); await new Promise<void>((resolve) => server.close(() => resolve())); } };
+  return { client, arrivals, retries, close: async () => { await client.close(); await new Promise<void>((resolve) => server.close(() => resolve())); } };
 }
 
 test('a 429 is retried after its Retry-After, as often as it is sent', async () => {
@@ -85,6 +85,7 @@ test('a 429 is retried after its Retry-After, as often as it is sent', async () 
   try {
     assert.deepEqual(await s.client.get('/api/v1/namespaces/prod/configmaps/chat-peers'), { kind: 'ConfigMap' });
     assert.equal(s.arrivals.length, 3, 'two refusals, then the answer');
+    assert.deepEqual(s.retries, ['throttled', 'throttled'], 'each retry reported (pgcluster_kube_request_retries_total)');
     for (let i = 1; i < s.arrivals.length; i++) {
       const gap = s.arrivals[i]! - s.arrivals[i - 1]!;
       assert.ok(gap >= 950, `attempt ${i + 1} came ${gap.toFixed(0)} ms after the refusal that asked for 1 s`);
