@@ -1,7 +1,7 @@
 // The whole test stack: Kubernetes control plane + one throwaway Postgres, and the env that points tools at it.
 import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { OPERATOR_SA_USER, startKube, type KubeStack } from './kube.ts';
+import { OPERATOR_SA_USER, startKube, type KubeOpts, type KubeStack } from './kube.ts';
 import { startPostgres, type PostgresServer } from './postgres.ts';
 import { deathReport } from './proc.ts';
 import { Teardown, together } from './teardown.ts';
@@ -20,17 +20,9 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export interface StackOpts {
-  dir: string;
-  kwok?: boolean;
-  controllerManager?: boolean;
-  /** Add a real node (containerd, runc, CNI bridge, kubelet, kube-scheduler); needs root. */
-  realNode?: boolean;
-  /** promtool in the bin dir (default true; the demo has no use for it). */
-  promtool?: boolean;
-  /** The Prometheus server in the bin dir (default true; the demo has no use for it). */
-  prometheus?: boolean;
-}
+/** As for startKube, with the stack's defaults: kwok, the controller manager, promtool and the Prometheus server
+ *  on (the demo turns the last two off), no real node (it needs root: containerd, runc, a CNI bridge, a kubelet). */
+export type StackOpts = KubeOpts;
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
