@@ -95,10 +95,10 @@ async function sliceAddresses(): Promise<string[]> {
   return list.items.flatMap((s) => (s.endpoints ?? []).flatMap((e) => e.addresses)).sort();
 }
 
-/** A pod's resolver answers, in order: when (wall-clock ms) and the addresses. */
+/** A pod's resolver answers, in order: when (wall-clock ms) and the addresses (sorted by the parser). */
 async function answers(pod: string): Promise<{ at: number; addresses: string[] }[]> {
   const log = await kubectl(['logs', pod], { ns: ns!.name });
-  return log.split('\n').flatMap((l) => parseDnsWatcherLine(l) ?? []).map((a) => ({ at: a.at, addresses: a.addresses.sort() }));
+  return log.split('\n').flatMap((l) => parseDnsWatcherLine(l) ?? []);
 }
 
 const key = (ips: readonly string[]) => [...ips].sort().join(',');
