@@ -112,8 +112,8 @@ async function main(): Promise<number> {
 
   try {
     if (whatIf.length === 0) {
-      say('building the operator (npm run build): the bench runs dist/src/main.js, as the image does');
-      await buildOperator();
+      say('building the operator (tsc): the bench runs the JavaScript, as the image does');
+      say(`operator: ${await buildOperator()}`);
     }
     stack = await openStack({ realNode: selected.some((s) => s.needsRealNode) });
     const ctx: BenchCtx = { stack, mode, report, logDir, profile: values.profile ?? false, whatIf, operatorNodeOptions };
