@@ -110,10 +110,15 @@ export function parseAppLine(line: string): { at: number; event: string; arg: st
   return m ? { at: Number(m[1]), event: m[2]!, arg: m[3]! } : undefined;
 }
 
+/** The distribution port the test pods' VMs listen on (pinned, so that a tcpSocket probe can check it). */
+export const BEAM_DIST_PORT = 9100;
+
 /**
  * The example Elixir app (examples/mounted-files) as a container: its node name <basename>@<pod IP>, the cookie
- * from a Secret, Ready once its VM is registered with epmd (so the operator announces only names that answer),
- * reading both peers files.
+ * from a Secret, Ready once its VM listens for distribution (so the operator announces only names that answer),
+ * reading both peers files. The examples probe with an exec of `epmd -names`; here a tcpSocket probe on the
+ * pinned distribution port says the same without a process: the kubelet dials it, where an exec probe costs a
+ * runc exec per pod per second (12 pods held ~1 of the 2 cores in npm run bench -- realnode).
  */
 export function beamAppContainer(o: { basename: string; cookieSecret: string; configMap: string; env?: { name: string; value: string }[]; preStopSeconds?: number }) {
   return {
@@ -126,10 +131,10 @@ export function beamAppContainer(o: { basename: string; cookieSecret: string; co
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'RELEASE_COOKIE', valueFrom: { secretKeyRef: { name: o.cookieSecret, key: 'cookie' } } },
       // One scheduler thread: many VMs share two cores with the control plane.
-      { name: 'ELIXIR_ERL_OPTIONS', value: '+fnu +S 1 +sbwt none' },
+      { name: 'ELIXIR_ERL_OPTIONS', value: `+fnu +S 1 +sbwt none -kernel inet_dist_listen_min ${BEAM_DIST_PORT} inet_dist_listen_max ${BEAM_DIST_PORT}` },
       ...(o.env ?? []),
     ],
-    readinessProbe: { exec: { command: ['sh', '-c', `epmd -names | grep -q "^name ${o.basename} "`] }, periodSeconds: 1, failureThreshold: 1 },
+    readinessProbe: { tcpSocket: { port: BEAM_DIST_PORT }, periodSeconds: 1, failureThreshold: 1 },
     volumeMounts: peersVolumes(o.configMap).mounts,
     resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
   };
