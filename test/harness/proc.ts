@@ -107,14 +107,14 @@ export function diedError(p: Proc, code: number | string, hint = ''): Error {
 
 /** Polls check() until it returns true; fails early if proc exits, or after timeoutMs with the log tail. */
 export async function waitReady(p: Proc, what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let dead: number | string | undefined;
   void p.exited.then((c) => { dead = c; });
   for (;;) {
     if (dead !== undefined) throw diedError(p, dead);
     if (await check().catch(() => false)) return;
     if (dead !== undefined) throw diedError(p, dead);
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new Error(`${p.name} (pid ${p.pid}) not ${what} after ${timeoutMs / 1000}s — last lines of ${p.logFile}:\n${logTail(p.logFile)}`);
     }
     await new Promise((r) => setTimeout(r, 200));
