@@ -1,11 +1,10 @@
 // The real operator program (node src/main.ts) as a child process, as in production: info-level JSON logs
 // (to a file), its own metrics port; figures come from its /metrics and from /proc.
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, globSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { repoRoot } from './stack.ts';
 import { mono } from './util.ts';
+import { hashFiles, must, runCommand } from '../../test/harness/proc.ts';
 import { launchOperator } from '../../test/support/launch.ts';
 import { parseMetrics, seriesParts, sumMetric } from '../../test/support/metrics.ts';
 
@@ -86,10 +85,8 @@ let builtEntry: string | undefined;
 
 /** What the build reads: the sources and the compiler settings. */
 function buildInputsHash(): string {
-  const h = createHash('sha256');
-  const files = ['tsconfig.json', 'tsconfig.build.json', ...globSync('src/**/*.ts', { cwd: repoRoot }).sort()];
-  for (const f of files) h.update(f).update('\0').update(readFileSync(join(repoRoot, f))).update('\0');
-  return h.digest('hex').slice(0, 16);
+  const files = ['tsconfig.json', 'tsconfig.build.json', ...globSync('src/**/*.ts', { cwd: repoRoot })];
+  return hashFiles(repoRoot, files).digest('hex').slice(0, 16);
 }
 
 /** Builds of other sources, a day old: no benchmark run still uses them. */
@@ -116,16 +113,7 @@ export async function buildOperator(): Promise<string> {
     mkdirSync(root, { recursive: true });
     const tmp = mkdtempSync(join(root, 'tmp-'));
     try {
-      await new Promise<void>((resolve, reject) => {
-        execFile(
-          join(repoRoot, 'node_modules/.bin/tsc'),
-          ['-p', join(repoRoot, 'tsconfig.build.json'), '--outDir', tmp],
-          (err, stdout) => {
-            if (err) reject(new Error(`tsc -p tsconfig.build.json failed: ${stdout.slice(0, 2000) || err.message}`));
-            else resolve();
-          },
-        );
-      });
+      must(await runCommand(join(repoRoot, 'node_modules/.bin/tsc'), ['-p', join(repoRoot, 'tsconfig.build.json'), '--outDir', tmp]), 'tsc -p tsconfig.build.json');
       try {
         renameSync(tmp, final);
       } catch (e) {

@@ -9,7 +9,7 @@ import { globSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDir, runCommand, type CommandResult } from './proc.ts';
+import { cacheDir, hashFiles, must, runCommand } from './proc.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -128,14 +128,6 @@ async function imageLabel(engine: Engine, env: NodeJS.ProcessEnv, ref: string, l
 
 async function exists(engine: Engine, env: NodeJS.ProcessEnv, ref: string): Promise<boolean> {
   return (await imageLabel(engine, env, ref, STANDIN_LABEL)) !== undefined;
-}
-
-function must(r: CommandResult, what: string): CommandResult {
-  if (r.code !== 0) {
-    const tail = (r.stderr || r.stdout).trimEnd().split('\n').slice(-20).join('\n');
-    throw new Error(`${what} failed (exit ${r.code}):\n${tail}`);
-  }
-  return r;
 }
 
 function nodeVersion(): string {
@@ -301,8 +293,7 @@ export async function buildDebianImage(ref: string, opts: { include: string[]; f
 
 /** sha256 over the files of the build context in `root` that the image is made of, and the base images' ids. */
 async function contextHash(engine: Engine, env: NodeJS.ProcessEnv, root: string, files: string[], bases: string[]): Promise<string> {
-  const h = createHash('sha256');
-  for (const f of [...files].sort()) h.update(`${f}\0`).update(readFileSync(join(root, f))).update('\0');
+  const h = hashFiles(root, files);
   for (const b of bases) {
     const r = must(await runCommand(engine, ['inspect', '--type', 'image', '--format', '{{.Id}}', qualify(b)], { env }), `${engine} inspect ${b}`);
     h.update(`${b}=${r.stdout.trim()}\0`);
@@ -371,9 +362,7 @@ export async function buildDockerfile(opts: { root: string; files: string[]; ref
 /** Builds a small local image (Containerfile in ctxDir, FROM scratch), skipped when its context is unchanged. */
 export async function buildLocalImage(ref: string, ctxDir: string): Promise<void> {
   const { engine, env } = await containerEngine();
-  const h = createHash('sha256');
-  for (const f of readdirSync(ctxDir).sort()) h.update(`${f}\0`).update(readFileSync(join(ctxDir, f))).update('\0');
-  const hash = h.digest('hex').slice(0, 32);
+  const hash = hashFiles(ctxDir, readdirSync(ctxDir)).digest('hex').slice(0, 32);
   if ((await imageLabel(engine, env, ref, CONTEXT_LABEL)) === hash) return;
   must(await runCommand(engine, buildArgs(engine, ref, 'Containerfile', hash), { env, cwd: ctxDir }), `${engine} build ${ref}`);
 }

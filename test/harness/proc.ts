@@ -1,6 +1,7 @@
 // Process helpers shared by the stack: spawn a long-running server with its log in a file, tie its life to
 // ours, find free ports, and turn "it died" into an error that shows why.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -191,6 +192,25 @@ export function runCommand(cmd: string, args: string[], opts: {
     child.stdin.on('error', () => {}); // a command that exits without reading stdin
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** The result of a command that must succeed; otherwise an error with what failed and its last 20 lines. */
+export function must(r: CommandResult, what: string): CommandResult {
+  if (r.code !== 0) {
+    const tail = (r.stderr || r.stdout).trimEnd().split('\n').slice(-20).join('\n');
+    throw new Error(`${what} failed (exit ${r.code}):\n${tail}`);
+  }
+  return r;
+}
+
+/**
+ * sha256 over files under `root`, in name order, each as its name and contents: the identity of what a build
+ * reads, to build once per version of it. Returned open, so a caller can add more (base image ids).
+ */
+export function hashFiles(root: string, files: string[]): Hash {
+  const h = createHash('sha256');
+  for (const f of [...files].sort()) h.update(`${f}\0`).update(readFileSync(join(root, f))).update('\0');
+  return h;
 }
 
 /** scripts/build-binaries.sh's cache ($PGCO_CACHE_DIR), where the stack also keeps what it builds once. */
