@@ -169,8 +169,9 @@ test('npm run bench -- --smoke churn rollout: the churn tail against its floor, 
     assert.ok(value(`rollout.${k}_rest_pass_ms`) > 0 && value(`rollout.${k}_rest_leave_ms`) > 0, k);
   }
   for (const k of ['target_cpu_ratio', 'target_list_join_p99_vs_pass', 'target_version_join_p99_ms', 'target_version_reconcile_mean_ms', 'operator_steady_cpu_s_per_min', 'operator_steady_requests_per_s']) assert.ok(value(`rollout.${k}`) >= 0, k);
-  // Six members polling every 5 s: about 1.2 requests a second on top of everything else.
-  assert.ok(value('rollout.libcluster_6_steady_requests_per_s') >= 1, 'the simulated members\' GETs reach the API server');
+  // Six members polling every 5 s, over a 5 s window: about 1.2 requests a second on top of everything else.
+  const pollRate = value('rollout.libcluster_6_steady_requests_per_s');
+  assert.ok(pollRate >= 1, `the simulated members' GETs reach the API server: ${pollRate} requests/s`);
   for (const k of ['steady_cpu_s_per_min', 'rollout_cpu_s_per_min', 'rollout_requests_per_s']) assert.ok(value(`rollout.libcluster_6_${k}`) > 0, k);
   const lc = (doc.details.rollout?.libcluster as { simErrors: number; simRequests: number }[] | undefined)?.[0];
   assert.ok(lc && lc.simErrors === 0 && lc.simRequests >= 6, `the simulator's GETs succeed: ${JSON.stringify(lc)}`);
