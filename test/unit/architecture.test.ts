@@ -9,11 +9,13 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const files = globSync('src/**/*.ts', { cwd: root }).map(normalize).sort();
-const IMPORT = /(?:^|\n)\s*(?:import|export)\b[^'"]*?\bfrom\s+'(\.[^']+)'/g;
+// Every way a module loads another: `import … from`, `export … from`, a bare `import './x.ts'` (for its side
+// effects), and `import('./x.ts')` (main.ts loads the operator so).
+const IMPORT = /(?:^|\n)\s*(?:import|export)\s*(?:[^'"]*?\bfrom\s+)?'(\.[^']+)'|\bimport\(\s*'(\.[^']+)'\s*\)/g;
 
 function importsOf(file: string): string[] {
   const text = readFileSync(join(root, file), 'utf8');
-  return [...text.matchAll(IMPORT)].map((m) => normalize(join(dirname(file), m[1]!)));
+  return [...text.matchAll(IMPORT)].map((m) => normalize(join(dirname(file), (m[1] ?? m[2])!)));
 }
 const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
